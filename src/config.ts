@@ -1,0 +1,193 @@
+// Configuration: config/default.yaml + a PersonaGym-compatible config.yaml + flags, validated with zod.
+import { readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { LineCounter, isNode, parseDocument, type Document } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+import { PACKAGE_CONFIG_DIR } from './models/prompts.js';
+
+const finite = z.number().refine(Number.isFinite, 'must be a finite number');
+const positiveInt = z.number().int().positive();
+const text = z.string().min(1);
+
+const inference = z.looseObject({
+  temperature: finite.min(0).max(2).optional(),
+  max_completion_tokens: positiveInt.optional(),
+  max_tokens: positiveInt.optional(),
+  top_p: finite.min(0).max(1).optional(),
+});
+
+/** Where a model lives and how to reach it; shared by pool entries, the single assistant model and the user model. */
+const endpoint = {
+  provider: text.optional(),
+  api_key: z.string().nullish(),
+  api_key_env: text.optional(),
+  base_url: text.optional(),
+  endpoint: text.optional(),
+  headers: z.record(z.string(), z.string()).optional(),
+  default_headers: z.record(z.string(), z.string()).optional(),
+};
+
+const poolEntry = z.looseObject({ ...endpoint, model: text, weight: finite.min(0).default(1), inference: inference.optional() });
+
+const assistantModel = z.looseObject({
+  ...endpoint,
+  ...inference.shape,
+  model: text.optional(),
+  model_pool: z.array(poolEntry).min(1, 'needs at least one model').optional(),
+});
+
+const userModel = z.looseObject({
+  ...endpoint,
+  ...inference.shape,
+  model: text.optional(),
+  system_prompt_template: text.optional(),
+  feedback_probability: finite.min(0).max(1).default(0.85),
+});
+
+const sim = z.strictObject({
+  latency_ms: finite.min(0).default(0),
+  jitter_ms: finite.min(0).default(0),
+  retry_after_ms: finite.min(0).optional(),
+  faults: z
+    .strictObject({
+      rate_limit: finite.min(0).max(1).optional(),
+      server: finite.min(0).max(1).optional(),
+      timeout: finite.min(0).max(1).optional(),
+      malformed: finite.min(0).max(1).optional(),
+    })
+    .default({}),
+});
+
+export const configSchema = z.looseObject({
+  api: z.looseObject({ ...endpoint, model: text.optional(), timeout: finite.positive().optional(), inference: inference.optional() }).default({}),
+  openrouter: z.looseObject({ ...endpoint }).default({}),
+  interaction_generation: z
+    .looseObject({
+      min_turns: positiveInt.default(2),
+      max_turns: positiveInt.default(5),
+      max_workers: positiveInt.default(16),
+      max_retries: z.number().int().min(0).default(3),
+      retry_delay: finite.min(0).default(2),
+      max_supplement_rounds: z.number().int().min(0).default(3),
+      assistant_model: assistantModel.default({}),
+      user_model: userModel.default({ feedback_probability: 0.85 }),
+    })
+    .refine((section) => section.max_turns >= section.min_turns, { message: 'must be ≥ min_turns', path: ['max_turns'] })
+    .default(() => ({}) as never),
+  distractor: z.looseObject({}).optional(),
+  query_generation: z.looseObject({}).optional(),
+  training_data: z.looseObject({}).optional(),
+  experiment: z.looseObject({ seed: z.number().int().optional() }).optional(),
+  personaflow: z
+    .strictObject({
+      seed: z.number().int().optional(),
+      stop_token: text.optional(),
+      sim: sim.default(() => sim.parse({})),
+    })
+    .default(() => ({}) as never),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type PoolEntryConfig = z.infer<typeof poolEntry>;
+export type UserModelConfig = z.infer<typeof userModel>;
+
+/** Sections of a PersonaGym config that belong to other stages; accepted and ignored. */
+export const IGNORED_SECTIONS = ['persona_generation', 'formulation', 'paths'] as const;
+
+export interface LoadedConfig {
+  readonly config: Config;
+  /** The file the user gave (for messages and relative paths), or undefined for the defaults alone. */
+  readonly file: string | undefined;
+  readonly baseDir: string;
+  readonly notices: string[];
+}
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** Deep merge where `over` wins; arrays and scalars are replaced, not merged. */
+export function merge(base: unknown, over: unknown): unknown {
+  if (!isPlainObject(base) || !isPlainObject(over)) return over === undefined ? base : over;
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(over)) out[key] = merge(base[key], value);
+  return out;
+}
+
+function describeValue(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  const shown = JSON.stringify(value);
+  return `\`${shown !== undefined && shown.length > 60 ? `${shown.slice(0, 57)}...` : shown}\` (${Array.isArray(value) ? 'array' : value === null ? 'null' : typeof value})`;
+}
+
+function parseYaml(source: string, name: string): { doc: Document; lines: LineCounter } {
+  const lines = new LineCounter();
+  const doc = parseDocument(source, { lineCounter: lines, prettyErrors: false });
+  const [first] = doc.errors;
+  if (first !== undefined) {
+    const at = first.linePos?.[0];
+    throw new ConfigError(`${name}${at === undefined ? '' : `:${at.line}`}: invalid YAML: ${first.message.split('\n')[0] ?? ''}`);
+  }
+  return { doc, lines };
+}
+
+/** `file:LINE: path: message, got value` for the first zod issues, with the YAML line when the node exists. */
+function explain(error: z.ZodError, name: string, doc: Document | undefined, lines: LineCounter | undefined): string {
+  return error.issues
+    .slice(0, 5)
+    .map((issue) => {
+      const path = issue.path.map((part) => (typeof part === 'number' ? `[${part}]` : `.${String(part)}`)).join('').replace(/^\./, '');
+      let where = name;
+      for (let depth = issue.path.length; depth > 0 && doc !== undefined && lines !== undefined; depth -= 1) {
+        const node: unknown = doc.getIn(issue.path.slice(0, depth) as (string | number)[], true);
+        if (isNode(node) && node.range !== undefined && node.range !== null) {
+          where = `${name}:${lines.linePos(node.range[0]).line}`;
+          break;
+        }
+      }
+      const got = 'input' in issue ? `, got ${describeValue(issue.input)}` : '';
+      return `${where}: ${path === '' ? '(top level)' : path}: ${issue.message}${got}`;
+    })
+    .join('\n');
+}
+
+/**
+ * Loads config/default.yaml, merges the user's file over it (a PersonaGym config.yaml works as is) and
+ * validates the result. Errors name the file, line, YAML path and bad value.
+ */
+export async function loadConfig(file: string | undefined): Promise<LoadedConfig> {
+  const defaultsPath = join(PACKAGE_CONFIG_DIR, 'default.yaml');
+  const defaults = parseYaml(await readFile(defaultsPath, 'utf8'), defaultsPath).doc.toJS() as unknown;
+  const notices: string[] = [];
+  let user: unknown = {};
+  let parsed: { doc: Document; lines: LineCounter } | undefined;
+  if (file !== undefined) {
+    let source: string;
+    try {
+      source = await readFile(file, 'utf8');
+    } catch (error) {
+      throw new ConfigError(`${file}: cannot read config file (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    parsed = parseYaml(source, file);
+    user = parsed.doc.toJS() ?? {};
+    if (!isPlainObject(user)) throw new ConfigError(`${file}: expected a YAML mapping at the top level, got ${describeValue(user)}`);
+    const ignored = IGNORED_SECTIONS.filter((section) => section in (user as object));
+    if (ignored.length > 0) notices.push(`${file}: sections ${ignored.join(', ')} belong to other PersonaGym stages and are ignored`);
+    // A user file that names a pool replaces the default single model instead of merging into it.
+    const assistant = (user.interaction_generation as Record<string, unknown> | undefined)?.assistant_model;
+    if (isPlainObject(assistant) && 'model_pool' in assistant) {
+      (defaults as { interaction_generation: { assistant_model: unknown } }).interaction_generation.assistant_model = {};
+    }
+  }
+  const result = configSchema.safeParse(merge(defaults, user), { reportInput: true });
+  if (!result.success) throw new ConfigError(explain(result.error, file ?? defaultsPath, parsed?.doc, parsed?.lines));
+  return { config: result.data, file, baseDir: file === undefined ? process.cwd() : dirname(resolve(file)), notices };
+}
+
+/** Resolves `${VAR}` references at the moment a value is used; a missing variable is an error naming the path. */
+export function expandEnv(value: string, yamlPath: string, env: NodeJS.ProcessEnv = process.env): string {
+  return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_match, name: string) => {
+    const found = env[name];
+    if (found === undefined || found === '') throw new ConfigError(`${yamlPath}: environment variable ${name} is not set`);
+    return found;
+  });
+}

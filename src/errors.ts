@@ -1,0 +1,60 @@
+// Error classes shared by every stage: what kind of failure it is, whether a retry can help, and the exit code.
+
+/** What went wrong with a model call, in terms a retry policy can act on. */
+export type ModelErrorKind =
+  | 'rate_limit' // 429
+  | 'server' // 5xx
+  | 'timeout' // no answer in time
+  | 'network' // connection refused, reset, DNS
+  | 'malformed' // a 2xx answer whose body is not a chat completion
+  | 'auth' // 401, 403
+  | 'bad_request' // 400, 404, 422 and other 4xx
+  | 'aborted'; // we cancelled it
+
+const TRANSIENT: ReadonlySet<ModelErrorKind> = new Set(['rate_limit', 'server', 'timeout', 'network', 'malformed']);
+
+/** A failed model call. `transient` errors are retried; `auth` ends the whole run. */
+export class ModelError extends Error {
+  override readonly name = 'ModelError';
+  readonly kind: ModelErrorKind;
+  readonly status: number | undefined;
+  /** Milliseconds the server asked us to wait (Retry-After, retry-after-ms), if it said. */
+  readonly retryAfterMs: number | undefined;
+
+  constructor(kind: ModelErrorKind, message: string, options: { status?: number; retryAfterMs?: number; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.kind = kind;
+    this.status = options.status;
+    this.retryAfterMs = options.retryAfterMs;
+  }
+
+  get transient(): boolean {
+    return TRANSIENT.has(this.kind);
+  }
+}
+
+/** True when retrying the same call may succeed. Unknown errors are not retried: they are bugs. */
+export const isTransient = (error: unknown): boolean => error instanceof ModelError && error.transient;
+
+/** Ends the run at once (exit 1): retrying or moving on to the next task cannot help. */
+export class FatalError extends Error {
+  override readonly name = 'FatalError';
+  readonly exitCode = 1;
+}
+
+/** Bad configuration or command line (exit 2). The message names the file, YAML path and value. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly exitCode = 2;
+}
+
+/** A conversation the user-simulator guards could not repair. */
+export class GuardError extends Error {
+  override readonly name = 'GuardError';
+}
+
+/** Short, one-line description of any error, safe to print (no stack, no secrets). */
+export function describeError(error: unknown): string {
+  if (error instanceof Error) return error.message.split('\n')[0] ?? error.name;
+  return String(error);
+}

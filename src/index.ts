@@ -1,0 +1,20 @@
+// Library entry: the operators, sources, models and sinks, for use in your own RxJS pipelines.
+export { pullThrough } from './streams/pull.js';
+export { readLines, openInput, type Line } from './streams/ndjson.js';
+export { readTasks, expandPersona, personaSchema, querySchema } from './streams/personas.js';
+export { lockModel } from './operators/lockModel.js';
+export { converse, type ConverseOptions, type UserSimulatorOptions } from './operators/converse.js';
+export { retryWithDelay, retryDelay, type RetryWithDelayOptions } from './operators/retryWithDelay.js';
+export { callModel } from './models/call.js';
+export { createSimModel, type SimOptions } from './models/sim.js';
+export { createOpenAIModel, type OpenAIModelOptions } from './models/openai.js';
+export { createPool, type ModelPool, type PoolEntry } from './models/pool.js';
+export { buildModels } from './models/index.js';
+export type { ChatModel, ChatRequest, ChatResponse, ChatMessage, ModelRef, TokenUsage } from './models/types.js';
+export { DirSink } from './sinks/dir.js';
+export { Batcher } from './sinks/batcher.js';
+export { loadConfig, configSchema } from './config.js';
+export { generate, type GenerateOptions } from './pipeline.js';
+export { ModelError, FatalError, ConfigError, GuardError } from './errors.js';
+export { rngFor } from './rng.js';
+export type { Task, LockedTask, Interaction, Failure, Outcome } from './types.js';

@@ -1,0 +1,194 @@
+// Builds the run's chat models from the configuration: providers, keys, base URLs, the assistant pool and the user simulator.
+import { ConfigError } from '../errors.js';
+import { expandEnv, type Config } from '../config.js';
+import { OPENROUTER_BASE_URL, createOpenAIModel } from './openai.js';
+import { createPool, type ModelPool, type PoolEntry } from './pool.js';
+import { createSimModel, type SimOptions } from './sim.js';
+import type { ChatModel } from './types.js';
+
+export const PROVIDERS = ['sim', 'openai', 'openrouter'] as const;
+export type Provider = (typeof PROVIDERS)[number];
+
+export interface ModelFlags {
+  /** `--provider`: every model of the run uses it (`sim` keeps the configured model names). */
+  readonly provider?: string | undefined;
+  /** `--model`: one model for the assistant (replacing the pool) and the user simulator. */
+  readonly model?: string | undefined;
+  /** `--base-url`: endpoint for every OpenAI-compatible model; a key becomes optional. */
+  readonly baseUrl?: string | undefined;
+}
+
+interface Spec {
+  readonly path: string;
+  readonly provider: string;
+  readonly model: string;
+  readonly weight: number;
+  readonly temperature: number | undefined;
+  readonly maxCompletionTokens: number | undefined;
+  readonly apiKey: string | null | undefined;
+  readonly apiKeyEnv: string | undefined;
+  readonly baseUrl: string | undefined;
+  readonly headers: Record<string, string> | undefined;
+}
+
+export interface RunModels {
+  readonly pool: ModelPool;
+  readonly user: { readonly model: ChatModel; readonly temperature: number | undefined; readonly maxCompletionTokens: number | undefined };
+  /** True when no key was configured and every model is simulated. */
+  readonly simulated: boolean;
+  readonly notices: string[];
+}
+
+const PLACEHOLDER = /^(|xxx|YOUR_[A-Z_]*HERE)$/;
+
+/** `https://openrouter.ai/api/v1/chat/completions` (PersonaGym's `endpoint`) → base URL. */
+const baseOf = (url: string | undefined): string | undefined => url?.replace(/\/chat\/completions\/?$/, '');
+
+function specs(config: Config, flags: ModelFlags): { assistant: Spec[]; user: Spec } {
+  const ig = config.interaction_generation;
+  const am = ig.assistant_model;
+  const defaultProvider = config.api.provider ?? 'openai';
+  const assistant: Spec[] = [];
+  const common = (entry: { api_key?: string | null | undefined; api_key_env?: string | undefined; base_url?: string | undefined; endpoint?: string | undefined; headers?: Record<string, string> | undefined; default_headers?: Record<string, string> | undefined }) => ({
+    apiKey: entry.api_key,
+    apiKeyEnv: entry.api_key_env,
+    baseUrl: entry.base_url ?? baseOf(entry.endpoint),
+    headers: entry.headers ?? entry.default_headers,
+  });
+  if (flags.model !== undefined) {
+    assistant.push({ path: '--model', provider: am.provider ?? defaultProvider, model: flags.model, weight: 1, temperature: am.temperature, maxCompletionTokens: am.max_completion_tokens ?? am.max_tokens, ...common(am) });
+  } else if (am.model_pool !== undefined) {
+    am.model_pool.forEach((entry, index) => {
+      assistant.push({
+        path: `interaction_generation.assistant_model.model_pool[${index}]`,
+        provider: entry.provider ?? 'openai',
+        model: entry.model,
+        weight: entry.weight,
+        temperature: entry.inference?.temperature,
+        maxCompletionTokens: entry.inference?.max_completion_tokens ?? entry.inference?.max_tokens,
+        ...common(entry),
+      });
+    });
+  } else {
+    const model = am.model ?? config.api.model;
+    if (model === undefined) throw new ConfigError('interaction_generation.assistant_model: needs `model` or `model_pool`');
+    assistant.push({ path: 'interaction_generation.assistant_model', provider: am.provider ?? defaultProvider, model, weight: 1, temperature: am.temperature, maxCompletionTokens: am.max_completion_tokens ?? am.max_tokens, ...common(am) });
+  }
+  const um = ig.user_model;
+  const userModelName = flags.model ?? um.model ?? config.api.model;
+  if (userModelName === undefined) throw new ConfigError('interaction_generation.user_model: needs `model`');
+  const user: Spec = {
+    path: flags.model === undefined ? 'interaction_generation.user_model' : '--model',
+    provider: um.provider ?? defaultProvider,
+    model: userModelName,
+    weight: 1,
+    temperature: um.temperature,
+    maxCompletionTokens: um.max_completion_tokens ?? um.max_tokens,
+    ...common(um),
+  };
+  const override = (spec: Spec): Spec => ({
+    ...spec,
+    provider: flags.provider ?? spec.provider,
+    baseUrl: flags.baseUrl !== undefined && (flags.provider ?? spec.provider) === 'openai' ? flags.baseUrl : spec.baseUrl,
+  });
+  return { assistant: assistant.map(override), user: override(user) };
+}
+
+interface Endpoint {
+  readonly apiKey: string | undefined;
+  readonly baseURL: string | undefined;
+  /** The variable a user should set when the key is missing. */
+  readonly wanted: string;
+  /** A base URL other than the provider's own was configured (local servers need no key). */
+  readonly custom: boolean;
+}
+
+/** Key and base URL for a spec: its own fields, then its provider's section, then `<PROVIDER>_API_KEY`. */
+function endpointOf(spec: Spec, config: Config, env: NodeJS.ProcessEnv): Endpoint {
+  const section = spec.provider === 'openrouter' ? config.openrouter : config.api;
+  const sectionName = spec.provider === 'openrouter' ? 'openrouter' : 'api';
+  const wanted = `${spec.provider.toUpperCase()}_API_KEY`;
+  const literal = (value: string | null | undefined, path: string): string | undefined => {
+    if (value === undefined || value === null) return undefined;
+    let expanded: string;
+    try {
+      expanded = expandEnv(value, path, env).trim();
+    } catch {
+      return undefined; // `${VAR}` with VAR unset: no key here, try the next source
+    }
+    return PLACEHOLDER.test(expanded) ? undefined : expanded;
+  };
+  const fromEnv = (name: string | undefined): string | undefined => (name === undefined ? undefined : literal(env[name], name));
+  const sectionApplies = spec.provider === 'openrouter' || (config.api.provider ?? 'openai') === spec.provider;
+  const apiKey =
+    literal(spec.apiKey, `${spec.path}.api_key`) ??
+    fromEnv(spec.apiKeyEnv) ??
+    (sectionApplies ? (literal(section.api_key, `${sectionName}.api_key`) ?? fromEnv(section.api_key_env)) : undefined) ??
+    fromEnv(wanted);
+  const sectionBase = sectionApplies ? (section.base_url ?? baseOf(section.endpoint)) : undefined;
+  const rawBase = spec.baseUrl ?? sectionBase;
+  const baseURL = rawBase === undefined ? (spec.provider === 'openrouter' ? OPENROUTER_BASE_URL : undefined) : expandEnv(rawBase, `${spec.path}.base_url`, env);
+  const custom = baseURL !== undefined && !/^https:\/\/(api\.openai\.com|openrouter\.ai)\b/.test(baseURL);
+  return { apiKey, baseURL, wanted, custom };
+}
+
+/**
+ * Creates the models a run calls. Keys are looked up only for those models, so the key of a provider
+ * the run never calls is not needed. With no `--provider` and no key anywhere, every model becomes `sim`
+ * (model names kept) and a notice says so; a key missing for some models only is an error.
+ */
+export function buildModels(config: Config, flags: ModelFlags, env: NodeJS.ProcessEnv = process.env): RunModels {
+  if (flags.provider !== undefined && !(PROVIDERS as readonly string[]).includes(flags.provider)) {
+    throw new ConfigError(`--provider: expected one of ${PROVIDERS.join(', ')}, got \`${flags.provider}\``);
+  }
+  const { assistant, user } = specs(config, flags);
+  const all = [...assistant, user];
+  for (const spec of all) {
+    if (!(PROVIDERS as readonly string[]).includes(spec.provider)) {
+      throw new ConfigError(`${spec.path}.provider: \`${spec.provider}\` is not supported; use ${PROVIDERS.join(', ')} (OpenRouter serves anthropic/... models; any OpenAI-compatible server works with provider openai and base_url)`);
+    }
+  }
+  const notices: string[] = [];
+  const real = all.filter((spec) => spec.provider !== 'sim');
+  const endpoints = new Map(real.map((spec) => [spec, endpointOf(spec, config, env)]));
+  const missing = real.filter((spec) => {
+    const endpoint = endpoints.get(spec) as Endpoint;
+    return endpoint.apiKey === undefined && !endpoint.custom;
+  });
+  const simulated = flags.provider === 'sim' || (flags.provider === undefined && real.length > 0 && missing.length === real.length);
+  if (simulated && flags.provider === undefined) {
+    const wanted = [...new Set(missing.map((spec) => (endpoints.get(spec) as Endpoint).wanted))].join(' or ');
+    notices.push(`no API key found (${wanted} not set): using the built-in sim provider; replies are simulated, offline`);
+  } else if (!simulated && missing.length > 0) {
+    const first = missing[0] as Spec;
+    throw new ConfigError(`${first.path}: no API key for ${first.provider}/${first.model}: set ${(endpoints.get(first) as Endpoint).wanted} (or api_key / api_key_env in the config)`);
+  }
+  const simOptions: SimOptions = {
+    latencyMs: config.personaflow.sim.latency_ms,
+    jitterMs: config.personaflow.sim.jitter_ms,
+    faults: config.personaflow.sim.faults,
+    seed: config.personaflow.seed ?? config.experiment?.seed ?? 42,
+    ...(config.personaflow.sim.retry_after_ms === undefined ? {} : { retryAfterMs: config.personaflow.sim.retry_after_ms }),
+  };
+  const timeoutMs = (config.api.timeout ?? 120) * 1000;
+  const make = (spec: Spec): ChatModel => {
+    if (simulated || spec.provider === 'sim') return createSimModel({ provider: 'sim', model: spec.model }, simOptions);
+    const endpoint = endpoints.get(spec) as Endpoint;
+    return createOpenAIModel({
+      provider: spec.provider,
+      model: spec.model,
+      apiKey: endpoint.apiKey ?? 'not-needed',
+      baseURL: endpoint.baseURL,
+      timeoutMs,
+      ...(spec.headers === undefined ? {} : { headers: spec.headers }),
+    });
+  };
+  const entries: PoolEntry[] = assistant.map((spec) => ({ model: make(spec), weight: spec.weight, temperature: spec.temperature, maxCompletionTokens: spec.maxCompletionTokens }));
+  let pool: ModelPool;
+  try {
+    pool = createPool(entries);
+  } catch (error) {
+    throw new ConfigError(`interaction_generation.assistant_model: ${(error as Error).message}`);
+  }
+  return { pool, user: { model: make(user), temperature: user.temperature, maxCompletionTokens: user.maxCompletionTokens }, simulated, notices };
+}

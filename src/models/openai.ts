@@ -1,0 +1,118 @@
+// The `openai` and `openrouter` providers: any OpenAI-compatible endpoint through the official SDK.
+import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
+import { ModelError } from '../errors.js';
+import type { ChatModel, ChatRequest, ChatResponse, ModelRef } from './types.js';
+
+export const OPENROUTER_BASE_URL = 'https://openrouter.ai/api/v1';
+
+export interface OpenAIModelOptions extends ModelRef {
+  readonly apiKey: string;
+  readonly baseURL?: string | undefined;
+  /** Whole-call deadline in milliseconds, body included (default 120 000). */
+  readonly timeoutMs?: number;
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Defaults for requests that do not set them. */
+  readonly temperature?: number | undefined;
+  readonly maxCompletionTokens?: number | undefined;
+  readonly topP?: number | undefined;
+}
+
+/** Parses Retry-After (seconds or HTTP date) and retry-after-ms into milliseconds. */
+export function retryAfterMs(headers: Headers | undefined, now = Date.now()): number | undefined {
+  if (headers === undefined) return undefined;
+  const ms = headers.get('retry-after-ms');
+  if (ms !== null && Number.isFinite(Number(ms)) && Number(ms) >= 0) return Number(ms);
+  const value = headers.get('retry-after');
+  if (value === null || value.trim() === '') return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return seconds >= 0 ? seconds * 1000 : undefined;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+/** Replaces every occurrence of `secret` in `text` (a key must never reach a log or an error line). */
+export const redact = (text: string, secret: string): string => (secret.length >= 4 ? text.split(secret).join('***') : text);
+
+/** Maps anything the SDK or fetch throws to a ModelError with the right kind. */
+export function toModelError(error: unknown, where: string, apiKey: string, callerAborted: boolean): ModelError {
+  const say = (message: string): string => redact(`${where}: ${message}`, apiKey);
+  if (error instanceof ModelError) return error;
+  if (callerAborted || error instanceof APIUserAbortError) return new ModelError('aborted', say('request aborted'), { cause: error });
+  if (error instanceof APIConnectionTimeoutError) return new ModelError('timeout', say('request timed out'), { cause: error });
+  if (error instanceof APIConnectionError) return new ModelError('network', say(`connection failed (${error.cause instanceof Error ? error.cause.message : error.message})`), { cause: error });
+  if (error instanceof APIError && typeof error.status === 'number') {
+    const apiError = error as APIError<number, Headers | undefined>;
+    const status = apiError.status;
+    const detail = apiError.message.replace(/^\d{3}\s*/, '').slice(0, 200);
+    const options = { status, retryAfterMs: retryAfterMs(apiError.headers) };
+    if (status === 401 || status === 403) return new ModelError('auth', say(`authentication failed (${status}): ${detail}`), options);
+    if (status === 429) return new ModelError('rate_limit', say(`rate limited (429): ${detail}`), options);
+    if (status === 408) return new ModelError('timeout', say(`request timeout (408)`), options);
+    if (status >= 500) return new ModelError('server', say(`server error (${status}): ${detail}`), options);
+    return new ModelError('bad_request', say(`request rejected (${status}): ${detail}`), options);
+  }
+  if (error instanceof SyntaxError) return new ModelError('malformed', say(`response body is not valid JSON (${error.message})`), { cause: error });
+  if (error instanceof Error && error.name === 'TimeoutError') return new ModelError('timeout', say('request timed out'), { cause: error });
+  const message = error instanceof Error ? error.message : String(error);
+  return new ModelError('network', say(`request failed (${message})`), { cause: error });
+}
+
+interface CompletionShape {
+  choices?: { message?: { content?: unknown } }[];
+  usage?: { prompt_tokens?: unknown; completion_tokens?: unknown };
+}
+
+/**
+ * Creates a chat model on an OpenAI-compatible endpoint. The SDK's own retries are off (retries are the
+ * pipeline's `retryWithDelay`, so they are counted and honour Retry-After across the run), and the deadline
+ * covers the whole call including the body, so a server that hangs mid-body cannot stall a task forever.
+ *
+ * @example
+ * createOpenAIModel({ provider: 'openai', model: 'gpt-4o-mini', apiKey: process.env.OPENAI_API_KEY })
+ */
+export function createOpenAIModel(options: OpenAIModelOptions): ChatModel {
+  const client = new OpenAI({
+    apiKey: options.apiKey,
+    baseURL: options.baseURL,
+    maxRetries: 0,
+    timeout: options.timeoutMs ?? 120_000,
+    defaultHeaders: options.headers,
+  });
+  const where = `${options.provider}/${options.model}`;
+  const timeoutMs = options.timeoutMs ?? 120_000;
+  return {
+    provider: options.provider,
+    model: options.model,
+    async complete(request: ChatRequest, signal: AbortSignal): Promise<ChatResponse> {
+      const deadline = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
+      let body: CompletionShape;
+      try {
+        const temperature = request.temperature ?? options.temperature;
+        const maxTokens = request.maxCompletionTokens ?? options.maxCompletionTokens;
+        body = await client.chat.completions.create(
+          {
+            model: options.model,
+            messages: request.messages.map((message) => ({ role: message.role, content: message.content })),
+            ...(temperature === undefined ? {} : { temperature }),
+            ...(maxTokens === undefined ? {} : { max_completion_tokens: maxTokens }),
+            ...(options.topP === undefined ? {} : { top_p: options.topP }),
+          },
+          { signal: deadline },
+        );
+      } catch (error) {
+        if (!signal.aborted && deadline.aborted) throw new ModelError('timeout', `${where}: no complete answer within ${timeoutMs} ms`, { cause: error });
+        throw toModelError(error, where, options.apiKey, signal.aborted);
+      }
+      const content = body?.choices?.[0]?.message?.content;
+      if (typeof content !== 'string') throw new ModelError('malformed', `${where}: response has no choices[0].message.content`);
+      const usage = body.usage ?? {};
+      return {
+        content,
+        usage: {
+          input: typeof usage.prompt_tokens === 'number' ? usage.prompt_tokens : 0,
+          output: typeof usage.completion_tokens === 'number' ? usage.completion_tokens : 0,
+        },
+      };
+    },
+  };
+}

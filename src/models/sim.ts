@@ -1,0 +1,136 @@
+// The built-in `sim` provider: deterministic, offline, persona-aware replies with optional latency and faults.
+import { ModelError, type ModelErrorKind } from '../errors.js';
+import { rngFor, type Rng } from '../rng.js';
+import type { CallHints, ChatModel, ChatRequest, ChatResponse, ModelRef } from './types.js';
+
+export interface SimOptions {
+  /** Mean latency per call in milliseconds (default 0: answer on the next microtask). */
+  readonly latencyMs?: number;
+  /** Uniform jitter added to the latency, ± this many milliseconds. */
+  readonly jitterMs?: number;
+  /** Probability per call of each injected fault. */
+  readonly faults?: Partial<Record<'rate_limit' | 'server' | 'timeout' | 'malformed', number>>;
+  /** Retry-After sent with injected 429s, in milliseconds (default 50). */
+  readonly retryAfterMs?: number;
+  /** Seeds fault and jitter draws (the reply text never depends on it). */
+  readonly seed?: number;
+}
+
+const TOPICS_FALLBACK = ['that', 'this part', 'the next step'];
+const OPENERS = ['Sure.', 'Good question.', 'Here is how I would approach it.', 'Happy to help.', 'Let us break it down.'];
+const BODIES = [
+  'Start with the smallest version that works, then check each step before adding the next.',
+  'The key idea is to separate the data from the logic that uses it, so each part can be tested on its own.',
+  'A common pitfall is skipping the edge cases; list them first and handle them explicitly.',
+  'There are two reasonable options here, and the trade-off is mostly simplicity against flexibility.',
+  'If you share a concrete example, I can adapt this to your exact situation.',
+  'In practice, measuring before and after the change tells you whether it helped.',
+];
+const CASUAL_FOLLOWUPS = ['ok but what about {topic}', 'hmm not sure i get {topic}, example?', 'cool. and {topic}?', 'wait, does that work for {topic} too'];
+const FORMAL_FOLLOWUPS = [
+  'Could you explain {topic} in more detail?',
+  'How would this apply to {topic}?',
+  'What are the risks regarding {topic}?',
+  'Could you give a concrete example for {topic}?',
+];
+
+/** FNV-1a over the request text: the reply depends on what was asked, never on when. */
+function fingerprint(model: string, request: ChatRequest): string {
+  let hash = 0x811c9dc5;
+  const mix = (text: string): void => {
+    for (let i = 0; i < text.length; i += 1) {
+      hash ^= text.charCodeAt(i);
+      hash = Math.imul(hash, 0x01000193) >>> 0;
+    }
+  };
+  mix(model);
+  mix(request.module);
+  for (const message of request.messages) {
+    mix(message.role);
+    mix(message.content);
+  }
+  return hash.toString(16);
+}
+
+const pick = <T>(rng: Rng, items: readonly T[]): T => items[rng.int(0, items.length - 1)] as T;
+
+function topicOf(text: string | undefined, rng: Rng): string {
+  const words = (text ?? '').toLowerCase().match(/[a-z][a-z'-]{3,}/g) ?? [];
+  return words.length === 0 ? pick(rng, TOPICS_FALLBACK) : pick(rng, words);
+}
+
+function isCasual(persona: CallHints['persona']): boolean {
+  const style = JSON.stringify(persona ?? {}).toLowerCase();
+  return /casual|informal|concise|very_short|short|friendly|colloquial/.test(style);
+}
+
+function assistantReply(model: string, request: ChatRequest, rng: Rng): string {
+  const lastUser = [...request.messages].reverse().find((message) => message.role === 'user')?.content;
+  const topic = topicOf(lastUser, rng);
+  return `${pick(rng, OPENERS)} On ${topic}: ${pick(rng, BODIES)} ${pick(rng, BODIES)} (${model})`;
+}
+
+function userReply(request: ChatRequest, rng: Rng): string {
+  const hints = request.hints ?? {};
+  const turn = hints.turn ?? 1;
+  const target = hints.targetTurns ?? turn;
+  const stopToken = hints.stopToken ?? '###STOP###';
+  // The simulated user is done at its target; between min_turns and the target it is sometimes satisfied early.
+  if (turn >= target || (turn >= (hints.minTurns ?? 1) && rng.next() < 0.2)) return stopToken;
+  // In role-inverted history the assistant's last answer is the final `user` message.
+  const answer = request.messages[request.messages.length - 1]?.content;
+  const topic = topicOf(answer, rng);
+  const template = pick(rng, isCasual(hints.persona) ? CASUAL_FOLLOWUPS : FORMAL_FOLLOWUPS);
+  return template.replace('{topic}', topic);
+}
+
+const approxTokens = (text: string): number => Math.max(1, Math.ceil(text.length / 4));
+
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(new ModelError('aborted', 'request aborted'));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * Creates a simulated chat model. Replies are a pure function of (model name, module, messages), so a run
+ * with a fixed seed is reproducible at any concurrency. Faults and latency come from a seeded stream of
+ * their own and only change timing and retry counts, never the text of a successful reply.
+ *
+ * @example
+ * const model = createSimModel({ provider: 'sim', model: 'gpt-4o-mini' }, { latencyMs: 50, faults: { rate_limit: 0.1 } });
+ */
+export function createSimModel(ref: ModelRef, options: SimOptions = {}): ChatModel {
+  const latency = options.latencyMs ?? 0;
+  const jitter = options.jitterMs ?? 0;
+  const faults = Object.entries(options.faults ?? {}).filter(([, p]) => (p ?? 0) > 0) as [ModelErrorKind | 'server', number][];
+  const chaos = rngFor(options.seed ?? 0, `${ref.provider}/${ref.model}`, 'sim-faults');
+  return {
+    provider: ref.provider,
+    model: ref.model,
+    async complete(request: ChatRequest, signal: AbortSignal): Promise<ChatResponse> {
+      if (signal.aborted) throw new ModelError('aborted', 'request aborted');
+      const wait = latency + (jitter > 0 ? (chaos.next() * 2 - 1) * jitter : 0);
+      if (wait > 0) await delay(wait, signal);
+      for (const [kind, probability] of faults) {
+        if (chaos.next() >= probability) continue;
+        if (kind === 'rate_limit') throw new ModelError('rate_limit', 'sim: injected 429 Too Many Requests', { status: 429, retryAfterMs: options.retryAfterMs ?? 50 });
+        if (kind === 'server') throw new ModelError('server', 'sim: injected 500 Internal Server Error', { status: 500 });
+        if (kind === 'timeout') throw new ModelError('timeout', 'sim: injected timeout');
+        throw new ModelError('malformed', 'sim: injected malformed response body');
+      }
+      const rng = rngFor(0, fingerprint(ref.model, request), 'sim-reply');
+      const content = request.module === 'assistant' ? assistantReply(ref.model, request, rng) : userReply(request, rng);
+      const input = request.messages.reduce((sum, message) => sum + approxTokens(message.content), 0);
+      return { content, usage: { input, output: approxTokens(content) } };
+    },
+  };
+}

@@ -1,0 +1,56 @@
+// The one chat-model interface every caller uses (assistant, user simulator, later distractor and query generation).
+
+export type ChatRole = 'system' | 'user' | 'assistant';
+
+export interface ChatMessage {
+  readonly role: ChatRole;
+  readonly content: string;
+}
+
+/** Which part of the pipeline makes a call; PersonaGym's token_usage is grouped by it. */
+export type ModelModule = 'assistant' | 'user_simulator' | 'distractor' | 'style_transfer' | 'query_generation';
+
+/**
+ * Structured facts about the call. Real providers ignore them; the `sim` provider uses them to answer
+ * plausibly without parsing prompts.
+ */
+export interface CallHints {
+  readonly persona?: Readonly<Record<string, unknown>>;
+  readonly turn?: number;
+  readonly targetTurns?: number;
+  readonly minTurns?: number;
+  readonly stopToken?: string;
+  readonly originalQuery?: string;
+}
+
+export interface ChatRequest {
+  readonly module: ModelModule;
+  readonly messages: readonly ChatMessage[];
+  readonly temperature?: number;
+  readonly maxCompletionTokens?: number;
+  readonly hints?: CallHints;
+}
+
+export interface TokenUsage {
+  readonly input: number;
+  readonly output: number;
+}
+
+export interface ChatResponse {
+  readonly content: string;
+  readonly usage: TokenUsage;
+}
+
+/** Where a model lives: what `metadata.assistant_model` records. */
+export interface ModelRef {
+  readonly provider: string;
+  readonly model: string;
+}
+
+/**
+ * A chat model. `complete` must honour `signal` (abort the request, reject with an aborted ModelError)
+ * and reject with a `ModelError` for anything the provider got wrong.
+ */
+export interface ChatModel extends ModelRef {
+  complete(request: ChatRequest, signal: AbortSignal): Promise<ChatResponse>;
+}

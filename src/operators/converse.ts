@@ -1,0 +1,272 @@
+// converse: run each locked task's conversation turn by turn, with bounded concurrency and one outcome per task.
+import { EMPTY, Observable, catchError, concatMap, defer, expand, last, map, mergeMap, of, throwError, type OperatorFunction, type SchedulerLike } from 'rxjs';
+import { FatalError, GuardError, ModelError, describeError } from '../errors.js';
+import { callModel } from '../models/call.js';
+import type { ModelPool } from '../models/pool.js';
+import { DEFAULT_STOP_TOKEN, assistantMessages, guardReply, nudgeFor, parseUserReply, userSimulatorMessages, type GuardReason, type TemplateValues } from '../models/prompts.js';
+import type { ChatModel, ChatRequest, ChatResponse, ModelModule } from '../models/types.js';
+import { rngFor } from '../rng.js';
+import { addUsage, interactionId, type Interaction, type InteractionMessage, type LockedTask, type Outcome, type UsageEntry } from '../types.js';
+import { retryWithDelay } from './retryWithDelay.js';
+
+export interface UserSimulatorOptions {
+  readonly model: ChatModel;
+  readonly template: string;
+  readonly temperature?: number | undefined;
+  readonly maxCompletionTokens?: number | undefined;
+  /** Probability that, between min_turns and the target, the user answers at all instead of leaving satisfied. */
+  readonly feedbackProbability: number;
+}
+
+export interface ConverseOptions {
+  /** Assistant models; each task talks to the one `lockModel` drew. */
+  readonly pool: ModelPool;
+  readonly user: UserSimulatorOptions;
+  readonly seed: number;
+  readonly minTurns: number;
+  readonly maxTurns: number;
+  /** Conversations in flight at once (PersonaGym's `max_workers`). */
+  readonly concurrency: number;
+  /** Retries per model call and base delay (PersonaGym's `max_retries`, `retry_delay`). */
+  readonly maxRetries: number;
+  readonly retryDelayMs: number;
+  /** Simulator replies the guards may reject in one turn before the task fails. Default 3. */
+  readonly maxGuardRetries?: number;
+  readonly stopToken?: string;
+  /** Called on every retried call (for statistics). */
+  readonly onRetry?: (module: ModelModule, error: unknown) => void;
+  readonly scheduler?: SchedulerLike;
+  readonly now?: () => Date;
+}
+
+interface State {
+  readonly task: LockedTask;
+  readonly messages: InteractionMessage[];
+  readonly usage: Record<string, UsageEntry>;
+  readonly guard: Record<string, number>;
+  /** Assistant answers so far (PersonaGym's `num_turns`). */
+  turns: number;
+  /** Attempts of the call in progress, for the failure record. */
+  attempts: number;
+  done: boolean;
+  ended: boolean;
+  closing: string;
+}
+
+const validate = (options: ConverseOptions): void => {
+  const { minTurns, maxTurns, concurrency } = options;
+  if (!Number.isInteger(minTurns) || minTurns < 1) throw new TypeError(`Expected \`minTurns\` to be a positive integer, got \`${String(minTurns)}\``);
+  if (!Number.isInteger(maxTurns) || maxTurns < minTurns) throw new TypeError(`Expected \`maxTurns\` to be an integer ≥ minTurns (${minTurns}), got \`${String(maxTurns)}\``);
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new TypeError(`Expected \`concurrency\` to be a positive integer, got \`${String(concurrency)}\``);
+  const p = options.user.feedbackProbability;
+  if (!(p >= 0 && p <= 1)) throw new TypeError(`Expected \`feedbackProbability\` to be a number in [0, 1], got \`${String(p)}\``);
+};
+
+/**
+ * Simulates one conversation per task and emits exactly one outcome per task: the Interaction, or a
+ * failure record when a call still fails after its retries or the simulator guards give up. Turn 1 is the
+ * task's initial query; then the locked assistant answers and the user simulator follows up or stops.
+ * Before `minTurns` the user always continues (a stop is regenerated); at the target or `maxTurns` the
+ * conversation ends; in between the user answers with `feedbackProbability` and may still stop.
+ * Retries happen per call, so a retry never re-bills turns that already succeeded. An authentication
+ * error is not a task failure: it errors the stream with a FatalError so the run stops at once.
+ *
+ * ```
+ * tasks:    --a--b--c----------|       (concurrency 2)
+ * outcomes: ---------B----A--C-|       (completion order)
+ * ```
+ *
+ * @example
+ * tasks$.pipe(lockModel(pool, seed), converse({ pool, user, seed, minTurns: 2, maxTurns: 5, concurrency: 16, maxRetries: 3, retryDelayMs: 2000 }))
+ *
+ * @param options models, turn limits, concurrency and retry budget.
+ * @returns an operator from locked tasks to outcomes, in completion order.
+ */
+export function converse(options: ConverseOptions): OperatorFunction<LockedTask, Outcome> {
+  validate(options);
+  return mergeMap((task: LockedTask) => conversation(task, options), options.concurrency);
+}
+
+function conversation(task: LockedTask, options: ConverseOptions): Observable<Outcome> {
+  return defer(() => {
+    const now = options.now ?? (() => new Date());
+    const stopToken = options.stopToken ?? DEFAULT_STOP_TOKEN;
+    const assistant = options.pool.get(task.assistant);
+    const state: State = { task, messages: [], usage: {}, guard: {}, turns: 0, attempts: 0, done: false, ended: false, closing: '' };
+    const timestamp = (): string => now().toISOString();
+    state.messages.push({
+      role: 'user',
+      content: task.initialQuery,
+      timestamp: timestamp(),
+      metadata: { turn: 0, is_initial: true, clean_version: task.initialQuery, was_noised: false },
+    });
+
+    const call = (model: ChatModel, request: ChatRequest): Observable<ChatResponse> => {
+      state.attempts = 1;
+      return callModel(model, request).pipe(
+        map((response) => {
+          if (request.module === 'assistant' && response.content.trim() === '') throw new ModelError('malformed', `${model.provider}/${model.model}: empty assistant reply`);
+          return response;
+        }),
+        retryWithDelay({
+          maxRetries: options.maxRetries,
+          delayMs: options.retryDelayMs,
+          scheduler: options.scheduler,
+          onRetry: (error) => {
+            state.attempts += 1;
+            options.onRetry?.(request.module, error);
+          },
+        }),
+        map((response) => {
+          addUsage(state.usage, request.module, response.usage);
+          return response;
+        }),
+      );
+    };
+
+    const values = (): TemplateValues => ({
+      persona: task.personaFeatures,
+      systemPrompt: task.systemPrompt,
+      originalQuery: task.originalQuery,
+      history: state.messages,
+      currentTurn: state.turns,
+      targetTurns: task.targetTurns,
+      minTurns: options.minTurns,
+      maxTurns: options.maxTurns,
+      stopToken,
+    });
+
+    const assistantTurn = (): Observable<State> =>
+      call(assistant.model, {
+        module: 'assistant',
+        messages: assistantMessages(state.messages),
+        temperature: assistant.temperature,
+        maxCompletionTokens: assistant.maxCompletionTokens,
+      }).pipe(
+        map((response) => {
+          state.messages.push({
+            role: 'assistant',
+            content: response.content,
+            timestamp: timestamp(),
+            metadata: { turn: state.turns, model: task.assistant.model, provider: task.assistant.provider },
+          });
+          state.turns += 1;
+          return state;
+        }),
+      );
+
+    // One simulator reply, checked by the guards; a rejected reply is regenerated with a nudge
+    // (at a slightly higher temperature) that never enters the transcript.
+    const userTurn = (attempt: number, nudge: string | undefined): Observable<State> => {
+      const canStop = state.turns >= options.minTurns;
+      const base = options.user.temperature ?? 0.8;
+      return call(options.user.model, {
+        module: 'user_simulator',
+        messages: userSimulatorMessages(options.user.template, values(), nudge),
+        temperature: attempt === 0 ? options.user.temperature : Math.min(2, base + 0.1 * attempt),
+        maxCompletionTokens: options.user.maxCompletionTokens,
+        hints: { persona: task.personaFeatures, turn: state.turns, targetTurns: task.targetTurns, minTurns: options.minTurns, stopToken, originalQuery: task.originalQuery },
+      }).pipe(
+        concatMap((response) => {
+          const reply = parseUserReply(response.content, stopToken);
+          const reason: GuardReason | undefined = guardReply(response.content, reply, state.messages, canStop);
+          if (reason !== undefined) {
+            state.guard[reason] = (state.guard[reason] ?? 0) + 1;
+            if (attempt < (options.maxGuardRetries ?? 3)) return userTurn(attempt + 1, nudgeFor(reason, stopToken));
+            // Repair a persistent early stop that came with text: the text is a usable follow-up.
+            if (reason === 'early_stop' && reply.kind === 'stop' && reply.closing.length > 0) return of(followUp(reply.closing));
+            return throwError(() => new GuardError(`user simulator reply rejected ${attempt + 1} times (last: ${reason})`));
+          }
+          if (reply.kind === 'stop') {
+            state.done = true;
+            state.ended = true;
+            state.closing = reply.closing;
+            return of(state);
+          }
+          return of(followUp(reply.text));
+        }),
+      );
+    };
+
+    const followUp = (text: string): State => {
+      state.messages.push({ role: 'user', content: text, timestamp: timestamp(), metadata: { turn: state.turns, is_followup: true, clean_version: text, was_noised: false } });
+      return state;
+    };
+
+    // After each assistant answer: end at the target or max_turns, always continue before min_turns,
+    // and in between ask the simulator only with feedback_probability (it may still say it is done).
+    const next = (): Observable<State> => {
+      const limit = Math.min(task.targetTurns, options.maxTurns);
+      if (state.turns >= limit) {
+        state.done = true;
+        state.ended = state.turns < options.maxTurns;
+        return of(state);
+      }
+      if (state.turns >= options.minTurns && rngFor(options.seed, task.key, `feedback/${state.turns}`).next() >= options.user.feedbackProbability) {
+        state.done = true;
+        state.ended = true;
+        return of(state);
+      }
+      return userTurn(0, undefined).pipe(concatMap((s) => (s.done ? of(s) : assistantTurn())));
+    };
+
+    return assistantTurn().pipe(
+      expand((s) => (s.done ? EMPTY : next())),
+      last(),
+      map((s): Outcome => ({ ok: true, interaction: toInteraction(s, options, timestamp()) })),
+      catchError((error: unknown) => {
+        if (error instanceof ModelError && error.kind === 'auth') return throwError(() => new FatalError(describeError(error), { cause: error }));
+        if (error instanceof FatalError) return throwError(() => error);
+        return of(toFailure(state, options, error, timestamp()));
+      }),
+    );
+  });
+}
+
+function toInteraction(state: State, options: ConverseOptions, createdAt: string): Interaction {
+  const { task } = state;
+  return {
+    interaction_id: interactionId(task.personaId, task.queryId),
+    persona_id: task.personaId,
+    persona_features: task.personaFeatures,
+    original_query: task.originalQuery,
+    initial_query: task.initialQuery,
+    messages: state.messages,
+    num_turns: state.turns,
+    metadata: {
+      created_at: createdAt,
+      query_id: task.queryId,
+      system_prompt_used: task.systemPrompt !== undefined,
+      total_messages: state.messages.length,
+      conversation_ended: state.ended,
+      distractor_applied: false,
+      distractor_type: null,
+      noisy_versions: null,
+      assistant_model: task.assistant,
+      user_model: { provider: options.user.model.provider, model: options.user.model.model },
+      target_turns: task.targetTurns,
+      ...(state.closing === '' ? {} : { user_closing: state.closing }),
+      guard: state.guard,
+      usage: state.usage,
+    },
+  };
+}
+
+function toFailure(state: State, options: ConverseOptions, error: unknown, time: string): Outcome {
+  const { task } = state;
+  const kind = error instanceof ModelError ? error.kind : error instanceof GuardError ? 'guard' : 'internal';
+  return {
+    ok: false,
+    failure: {
+      persona_id: task.personaId,
+      query_id: task.queryId,
+      interaction_id: interactionId(task.personaId, task.queryId),
+      attempts: error instanceof ModelError ? state.attempts : 1,
+      error: { kind, message: describeError(error) },
+      assistant_model: task.assistant,
+      user_model: { provider: options.user.model.provider, model: options.user.model.model },
+      time,
+      usage: state.usage,
+    },
+  };
+}

@@ -1,0 +1,47 @@
+// The generate job: tasks from the persona stream, through lockModel and converse, into a sink.
+import { Observable, mergeMap, pipe, type SchedulerLike } from 'rxjs';
+import { converse, type UserSimulatorOptions } from './operators/converse.js';
+import { lockModel } from './operators/lockModel.js';
+import type { ModelPool } from './models/pool.js';
+import type { ModelModule } from './models/types.js';
+import { pullThrough } from './streams/pull.js';
+import type { Outcome, Task } from './types.js';
+
+export interface GenerateOptions {
+  readonly pool: ModelPool;
+  readonly user: UserSimulatorOptions;
+  readonly seed: number;
+  readonly minTurns: number;
+  readonly maxTurns: number;
+  readonly concurrency: number;
+  readonly maxRetries: number;
+  readonly retryDelayMs: number;
+  readonly stopToken?: string;
+  readonly onRetry?: (module: ModelModule, error: unknown) => void;
+  readonly scheduler?: SchedulerLike;
+}
+
+/**
+ * Runs every task through lockModel and converse and hands each outcome to `write`; the observable emits
+ * each outcome once `write` has accepted it. Tasks are pulled from `tasks` only as outcomes are written,
+ * so at most `concurrency` conversations plus `concurrency` finished-but-unwritten outcomes exist at any
+ * time, whatever the input size.
+ *
+ * @example
+ * generate(readTasks(stream, opts), options, (outcome) => sink.write(outcome)).subscribe({ complete: done })
+ */
+export function generate(tasks: AsyncIterable<Task>, options: GenerateOptions, write: (outcome: Outcome) => Promise<void>): Observable<Outcome> {
+  const window = options.concurrency * 2;
+  return pullThrough(
+    tasks,
+    window,
+    pipe(
+      lockModel(options.pool, options.seed),
+      converse(options),
+      mergeMap(async (outcome) => {
+        await write(outcome);
+        return outcome;
+      }),
+    ),
+  );
+}

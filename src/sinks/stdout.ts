@@ -1,0 +1,47 @@
+// NDJSON to a stream (stdout): honours write() backpressure and turns a closed pipe into a quiet stop.
+import type { Writable } from 'node:stream';
+import { lineBatcher, type Batcher } from './batcher.js';
+
+/** The reader went away (`| head`): not an error, the run just stops producing. */
+export class BrokenPipeError extends Error {
+  override readonly name = 'BrokenPipeError';
+}
+
+/**
+ * Writes batches to `stream`, waiting for 'drain' when `write()` returns false, and rejecting with
+ * BrokenPipeError once the reader has closed the pipe (EPIPE), so the pipeline can stop instead of
+ * paying for conversations nobody reads.
+ */
+export function streamTarget(stream: Writable): (text: string) => Promise<void> {
+  let broken: Error | undefined;
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    broken = error.code === 'EPIPE' || error.code === 'ERR_STREAM_DESTROYED' ? new BrokenPipeError('output closed') : error;
+  });
+  return (text) =>
+    new Promise<void>((resolve, reject) => {
+      if (broken !== undefined || stream.destroyed) {
+        reject(broken ?? new BrokenPipeError('output closed'));
+        return;
+      }
+      const onError = (): void => {
+        stream.off('drain', onDrain);
+        reject(broken ?? new BrokenPipeError('output closed'));
+      };
+      const onDrain = (): void => {
+        stream.off('error', onError);
+        resolve();
+      };
+      const accepted = stream.write(text, (error) => {
+        if (error) onError();
+      });
+      if (accepted) {
+        resolve();
+        return;
+      }
+      stream.once('drain', onDrain);
+      stream.once('error', onError);
+    });
+}
+
+/** Line batcher on a stream; `push(JSON.stringify(value))` per record. */
+export const streamWriter = (stream: Writable): Batcher<string> => lineBatcher(streamTarget(stream));

@@ -1,0 +1,128 @@
+// Persona NDJSON → tasks: validation with zod, FILE:LINE reports, persona × query expansion.
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import { rngFor, stableId } from '../rng.js';
+import type { Task } from '../types.js';
+import { readLines, type ReadLinesOptions } from './ndjson.js';
+
+const text = z.string().trim().min(1, 'must be a non-empty string');
+const id = z.union([text, z.number().int().transform(String)]);
+
+export const querySchema = z
+  .looseObject({
+    query_id: id.optional(),
+    original_query: text.optional(),
+    text: text.optional(),
+    adapted_query: text.optional(),
+    target_turns: z.number().int().positive().optional(),
+  })
+  .refine((query) => query.original_query !== undefined || query.text !== undefined, {
+    message: 'a query needs `original_query` (or `text`)',
+    path: ['original_query'],
+  });
+
+export const personaSchema = z.looseObject({
+  persona_id: id,
+  persona_features: z.record(z.string(), z.unknown()).optional(),
+  features: z.record(z.string(), z.unknown()).optional(),
+  system_prompt: z.string().nullish(),
+  queries: z.array(querySchema).optional(),
+});
+
+export type PersonaLine = z.infer<typeof personaSchema>;
+
+export interface TaskOptions extends ReadLinesOptions {
+  /** Name used in messages: the file path, or `stdin`. */
+  readonly name: string;
+  readonly seed: number;
+  readonly minTurns: number;
+  readonly maxTurns: number;
+  /** Stop at the first bad line instead of reporting and skipping it. */
+  readonly strict?: boolean;
+  /** Receives `FILE:LINE: message` for every bad line (default: nothing). */
+  readonly onWarning?: (message: string) => void;
+}
+
+/** Formats zod issues as `path: message; path: message`. */
+export function formatIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => {
+      const path = issue.path.map((part) => (typeof part === 'number' ? `[${part}]` : `.${String(part)}`)).join('').replace(/^\./, '');
+      return path === '' ? issue.message : `${path}: ${issue.message}`;
+    })
+    .join('; ');
+}
+
+/**
+ * Expands one persona into its tasks. `target_turns` is clamped to [minTurns, maxTurns]; when absent it is a
+ * seeded draw, so the same persona and seed always get the same targets.
+ */
+export function expandPersona(persona: PersonaLine, source: string, options: Pick<TaskOptions, 'seed' | 'minTurns' | 'maxTurns'>): { tasks: Task[]; warnings: string[] } {
+  const personaId = persona.persona_id;
+  const features = persona.persona_features ?? persona.features ?? {};
+  const seen = new Set<string>();
+  const tasks: Task[] = [];
+  const warnings: string[] = [];
+  (persona.queries ?? []).forEach((query, index) => {
+    const original = (query.original_query ?? query.text) as string;
+    const queryId = query.query_id ?? `q_${stableId(`${personaId}\n${original}`)}`;
+    if (seen.has(queryId)) {
+      warnings.push(`queries[${index}]: duplicate query_id "${queryId}" for persona "${personaId}", skipped`);
+      return;
+    }
+    seen.add(queryId);
+    const key = `${personaId}/${queryId}`;
+    const targetTurns =
+      query.target_turns === undefined
+        ? rngFor(options.seed, key, 'target_turns').int(options.minTurns, options.maxTurns)
+        : Math.min(options.maxTurns, Math.max(options.minTurns, query.target_turns));
+    tasks.push({
+      personaId,
+      personaFeatures: features,
+      systemPrompt: persona.system_prompt ?? undefined,
+      queryId,
+      originalQuery: original,
+      initialQuery: query.adapted_query ?? original,
+      targetTurns,
+      key,
+      source,
+    });
+  });
+  return { tasks, warnings };
+}
+
+/**
+ * Reads persona lines from `input` and yields one task per persona × query, lazily: nothing is read
+ * before the consumer asks for the next task. Bad lines are reported as `FILE:LINE: message` through
+ * `onWarning` and skipped, or end the stream with a ConfigError when `strict`. Blank lines are ignored.
+ */
+export async function* readTasks(input: AsyncIterable<Buffer | string>, options: TaskOptions): AsyncGenerator<Task> {
+  const report = (message: string): void => {
+    if (options.strict === true) throw new ConfigError(`${message} (--strict stops at the first bad line)`);
+    options.onWarning?.(message);
+  };
+  for await (const line of readLines(input, options)) {
+    const where = `${options.name}:${line.line}`;
+    if (line.error !== undefined) {
+      report(`${where}: ${line.error}`);
+      continue;
+    }
+    if (line.text.trim() === '') continue;
+    let json: unknown;
+    try {
+      json = JSON.parse(line.text);
+    } catch (error) {
+      report(`${where}: invalid JSON: ${(error as Error).message}`);
+      continue;
+    }
+    const parsed = personaSchema.safeParse(json);
+    if (!parsed.success) {
+      report(`${where}: ${formatIssues(parsed.error)}`);
+      continue;
+    }
+    const { tasks, warnings } = expandPersona(parsed.data, where, options);
+    for (const warning of warnings) report(`${where}: ${warning}`);
+    if (tasks.length === 0 && warnings.length === 0) report(`${where}: persona "${parsed.data.persona_id}" has no queries, skipped`);
+    yield* tasks;
+  }
+}

@@ -1,0 +1,54 @@
+// Demand-driven bridge from an async iterable into an RxJS pipeline: the only place input is read.
+import { Observable, Subject, concatMap, defer, finalize, from, map, startWith, takeWhile, tap, type OperatorFunction } from 'rxjs';
+
+/**
+ * Runs `pipeline` over the items of `source`, pulling the next item only when an earlier one has come out
+ * of the pipeline. RxJS has no backpressure (`mergeMap(f, n)` buffers every waiting outer value and
+ * `from(asyncIterable)` reads as fast as it can), so the pipeline is closed into a loop instead: at most
+ * `window` items are between the source and the output at any time, and memory does not grow with the input.
+ *
+ * The pipeline must emit exactly one value per item it receives (a result or a failure record): that
+ * emission is what returns the credit for the next item. Emitting fewer stalls the flow early; more lets
+ * it read ahead.
+ *
+ * ```
+ * source:   a b c d e ...            (async iterable, window = 2)
+ * pulled:   a b - - c - d e          (c is read only after a's result is out)
+ * output:   - - A - - B - C D E
+ * ```
+ *
+ * @example
+ * pullThrough(readTasks(file), 8, mergeMap(runTask, 8)).subscribe(write)
+ *
+ * @param source items to process; `return()` is called on early unsubscribe, so files are closed.
+ * @param window how many items may be in flight at once (≥ the pipeline's own concurrency).
+ * @param pipeline operator turning each item into exactly one output.
+ * @returns the pipeline's output; errors from the source or the pipeline end it.
+ */
+export function pullThrough<T, R>(source: AsyncIterable<T>, window: number, pipeline: OperatorFunction<T, R>): Observable<R> {
+  if (!Number.isInteger(window) || window < 1) {
+    throw new TypeError(`Expected \`window\` to be a positive integer, got \`${String(window)}\` (${typeof window})`);
+  }
+  return defer(() => {
+    const iterator = source[Symbol.asyncIterator]();
+    const credits = new Subject<void>();
+    let exhausted = false;
+    const items$ = credits.pipe(
+      startWith(...Array.from<void>({ length: window })),
+      concatMap(() => (exhausted ? [] : from(iterator.next()))),
+      takeWhile((result) => {
+        if (result.done === true) exhausted = true;
+        return result.done !== true;
+      }),
+      map((result) => result.value),
+    );
+    return items$.pipe(
+      pipeline,
+      tap(() => credits.next()),
+      finalize(() => {
+        credits.complete();
+        if (!exhausted) void iterator.return?.()?.catch(() => undefined);
+      }),
+    );
+  });
+}

@@ -1,0 +1,99 @@
+// Data contracts: the task that flows through the pipeline and PersonaGym's Interaction JSON that comes out.
+import type { ModelRef, TokenUsage } from './models/types.js';
+
+export type Features = Readonly<Record<string, unknown>>;
+
+/** One persona × query: the unit of work. Everything a conversation needs is here, so tasks are independent. */
+export interface Task {
+  readonly personaId: string;
+  readonly personaFeatures: Features;
+  readonly systemPrompt: string | undefined;
+  readonly queryId: string;
+  readonly originalQuery: string;
+  /** The first user message before noise (PersonaGym's `initial_query`). */
+  readonly initialQuery: string;
+  readonly targetTurns: number;
+  /** Key for every seeded draw of this task: `<persona_id>/<query_id>`. */
+  readonly key: string;
+  /** Where the task came from, for messages: `personas.ndjson:12`. */
+  readonly source: string;
+}
+
+/** A task after `lockModel`: the assistant model it talks to for its whole conversation. */
+export interface LockedTask extends Task {
+  readonly assistant: ModelRef;
+}
+
+export interface MessageMetadata {
+  readonly turn: number;
+  readonly [key: string]: unknown;
+}
+
+export interface InteractionMessage {
+  readonly role: 'user' | 'assistant';
+  readonly content: string;
+  readonly timestamp: string;
+  readonly metadata: MessageMetadata;
+}
+
+export interface UsageEntry {
+  readonly calls: number;
+  readonly input_tokens: number;
+  readonly output_tokens: number;
+}
+
+/** PersonaGym's Interaction, as written one per line. */
+export interface Interaction {
+  readonly interaction_id: string;
+  readonly persona_id: string;
+  readonly persona_features: Features;
+  readonly original_query: string;
+  readonly initial_query: string;
+  readonly messages: readonly InteractionMessage[];
+  readonly num_turns: number;
+  readonly metadata: {
+    readonly created_at: string;
+    readonly query_id: string;
+    readonly system_prompt_used: boolean;
+    readonly total_messages: number;
+    readonly conversation_ended: boolean;
+    readonly distractor_applied: boolean;
+    readonly distractor_type: string | null;
+    readonly noisy_versions: unknown;
+    readonly assistant_model: ModelRef;
+    readonly user_model: ModelRef;
+    readonly target_turns: number;
+    /** Simulator replies the guards rejected, by reason. */
+    readonly guard: Readonly<Record<string, number>>;
+    readonly usage: Readonly<Record<string, UsageEntry>>;
+    readonly [key: string]: unknown;
+  };
+}
+
+/** A task that did not become an interaction, as written to failures.ndjson. */
+export interface Failure {
+  readonly persona_id: string;
+  readonly query_id: string;
+  readonly interaction_id: string;
+  readonly attempts: number;
+  readonly error: { readonly kind: string; readonly message: string };
+  readonly assistant_model: ModelRef;
+  readonly user_model: ModelRef;
+  readonly time: string;
+  readonly usage: Readonly<Record<string, UsageEntry>>;
+}
+
+/** What comes out of the pipeline: exactly one per task. */
+export type Outcome = { readonly ok: true; readonly interaction: Interaction } | { readonly ok: false; readonly failure: Failure };
+
+export const interactionId = (personaId: string, queryId: string): string => `interaction_${personaId}_${queryId}`;
+
+/** Adds a call's tokens to a per-module usage record (mutates `into`). */
+export function addUsage(into: Record<string, UsageEntry>, module: string, usage: TokenUsage): void {
+  const previous = into[module] ?? { calls: 0, input_tokens: 0, output_tokens: 0 };
+  into[module] = {
+    calls: previous.calls + 1,
+    input_tokens: previous.input_tokens + usage.input,
+    output_tokens: previous.output_tokens + usage.output,
+  };
+}
