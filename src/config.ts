@@ -124,8 +124,8 @@ function parseYaml(source: string, name: string): { doc: Document; lines: LineCo
   const doc = parseDocument(source, { lineCounter: lines, prettyErrors: false });
   const [first] = doc.errors;
   if (first !== undefined) {
-    const at = first.linePos?.[0];
-    throw new ConfigError(`${name}${at === undefined ? '' : `:${at.line}`}: invalid YAML: ${first.message.split('\n')[0] ?? ''}`);
+    const line = lines.linePos(first.pos[0]).line;
+    throw new ConfigError(`${name}:${line}: invalid YAML: ${first.message.split('\n')[0] ?? ''}`);
   }
   return { doc, lines };
 }

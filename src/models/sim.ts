@@ -54,8 +54,10 @@ function fingerprint(model: string, request: ChatRequest): string {
 
 const pick = <T>(rng: Rng, items: readonly T[]): T => items[rng.int(0, items.length - 1)] as T;
 
+const STOPWORDS = new Set(['that', 'this', 'with', 'what', 'from', 'have', 'your', 'about', 'would', 'could', 'should', 'there', 'their', 'which', 'when', 'where', 'help', 'write', 'need', 'some', 'into', 'them', 'then', 'than', 'does', 'just', 'like', 'make', 'want']);
+
 function topicOf(text: string | undefined, rng: Rng): string {
-  const words = (text ?? '').toLowerCase().match(/[a-z][a-z'-]{3,}/g) ?? [];
+  const words = ((text ?? '').toLowerCase().match(/[a-z][a-z'-]{2,}/g) ?? []).filter((word) => !STOPWORDS.has(word) && word.length > 3);
   return words.length === 0 ? pick(rng, TOPICS_FALLBACK) : pick(rng, words);
 }
 
@@ -77,9 +79,8 @@ function userReply(request: ChatRequest, rng: Rng): string {
   const stopToken = hints.stopToken ?? '###STOP###';
   // The simulated user is done at its target; between min_turns and the target it is sometimes satisfied early.
   if (turn >= target || (turn >= (hints.minTurns ?? 1) && rng.next() < 0.2)) return stopToken;
-  // In role-inverted history the assistant's last answer is the final `user` message.
-  const answer = request.messages[request.messages.length - 1]?.content;
-  const topic = topicOf(answer, rng);
+  // Follow-ups stay on the user's own request, as a real user's do.
+  const topic = topicOf(hints.originalQuery, rng);
   const template = pick(rng, isCasual(hints.persona) ? CASUAL_FOLLOWUPS : FORMAL_FOLLOWUPS);
   return template.replace('{topic}', topic);
 }

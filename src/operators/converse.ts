@@ -92,6 +92,8 @@ function conversation(task: LockedTask, options: ConverseOptions): Observable<Ou
     const now = options.now ?? (() => new Date());
     const stopToken = options.stopToken ?? DEFAULT_STOP_TOKEN;
     const assistant = options.pool.get(task.assistant);
+    // The engine owns the turn limits: a target outside [minTurns, maxTurns] is clamped.
+    const targetTurns = Math.min(options.maxTurns, Math.max(options.minTurns, task.targetTurns));
     const state: State = { task, messages: [], usage: {}, guard: {}, turns: 0, attempts: 0, done: false, ended: false, closing: '' };
     const timestamp = (): string => now().toISOString();
     state.messages.push({
@@ -130,7 +132,7 @@ function conversation(task: LockedTask, options: ConverseOptions): Observable<Ou
       originalQuery: task.originalQuery,
       history: state.messages,
       currentTurn: state.turns,
-      targetTurns: task.targetTurns,
+      targetTurns,
       minTurns: options.minTurns,
       maxTurns: options.maxTurns,
       stopToken,
@@ -165,7 +167,7 @@ function conversation(task: LockedTask, options: ConverseOptions): Observable<Ou
         messages: userSimulatorMessages(options.user.template, values(), nudge),
         temperature: attempt === 0 ? options.user.temperature : Math.min(2, base + 0.1 * attempt),
         maxCompletionTokens: options.user.maxCompletionTokens,
-        hints: { persona: task.personaFeatures, turn: state.turns, targetTurns: task.targetTurns, minTurns: options.minTurns, stopToken, originalQuery: task.originalQuery },
+        hints: { persona: task.personaFeatures, turn: state.turns, targetTurns, minTurns: options.minTurns, stopToken, originalQuery: task.originalQuery },
       }).pipe(
         concatMap((response) => {
           const reply = parseUserReply(response.content, stopToken);
@@ -196,8 +198,7 @@ function conversation(task: LockedTask, options: ConverseOptions): Observable<Ou
     // After each assistant answer: end at the target or max_turns, always continue before min_turns,
     // and in between ask the simulator only with feedback_probability (it may still say it is done).
     const next = (): Observable<State> => {
-      const limit = Math.min(task.targetTurns, options.maxTurns);
-      if (state.turns >= limit) {
+      if (state.turns >= targetTurns) {
         state.done = true;
         state.ended = state.turns < options.maxTurns;
         return of(state);
@@ -213,7 +214,7 @@ function conversation(task: LockedTask, options: ConverseOptions): Observable<Ou
     return assistantTurn().pipe(
       expand((s) => (s.done ? EMPTY : next())),
       last(),
-      map((s): Outcome => ({ ok: true, interaction: toInteraction(s, options, timestamp()) })),
+      map((s): Outcome => ({ ok: true, interaction: toInteraction(s, options, targetTurns, timestamp()) })),
       catchError((error: unknown) => {
         if (error instanceof ModelError && error.kind === 'auth') return throwError(() => new FatalError(describeError(error), { cause: error }));
         if (error instanceof FatalError) return throwError(() => error);
@@ -223,7 +224,7 @@ function conversation(task: LockedTask, options: ConverseOptions): Observable<Ou
   });
 }
 
-function toInteraction(state: State, options: ConverseOptions, createdAt: string): Interaction {
+function toInteraction(state: State, options: ConverseOptions, targetTurns: number, createdAt: string): Interaction {
   const { task } = state;
   return {
     interaction_id: interactionId(task.personaId, task.queryId),
@@ -244,7 +245,7 @@ function toInteraction(state: State, options: ConverseOptions, createdAt: string
       noisy_versions: null,
       assistant_model: task.assistant,
       user_model: { provider: options.user.model.provider, model: options.user.model.model },
-      target_turns: task.targetTurns,
+      target_turns: targetTurns,
       ...(state.closing === '' ? {} : { user_closing: state.closing }),
       guard: state.guard,
       usage: state.usage,

@@ -1,0 +1,134 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expandEnv, loadConfig, merge } from '../src/config.js';
+import { ConfigError } from '../src/errors.js';
+import { buildModels } from '../src/models/index.js';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'personaflow-config-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function configFile(text: string): Promise<string> {
+  const path = join(dir, `c${Math.random().toString(36).slice(2)}.yaml`);
+  await writeFile(path, text);
+  return path;
+}
+
+const errorOf = async (promise: Promise<unknown>): Promise<ConfigError> => {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error('expected a ConfigError');
+};
+
+describe('loadConfig', () => {
+  it("loads PersonaGym's config.yaml unchanged and notices the sections it ignores", async () => {
+    const loaded = await loadConfig('test/fixtures/personagym-config.yaml');
+    const ig = loaded.config.interaction_generation;
+    expect(ig).toMatchObject({ min_turns: 2, max_turns: 5, max_workers: 20, max_retries: 3, retry_delay: 2 });
+    expect(ig.assistant_model.model_pool?.map((entry) => [entry.provider, entry.model, entry.weight])).toEqual([
+      ['openai', 'gpt-4o-mini', 0.5],
+      ['openrouter', 'anthropic/claude-haiku-4.5', 0.3],
+      ['openrouter', 'x-ai/grok-4.1-fast', 0.2],
+    ]);
+    expect(ig.assistant_model.model).toBeUndefined();
+    expect(loaded.notices).toEqual(['test/fixtures/personagym-config.yaml: sections persona_generation, formulation, paths belong to other PersonaGym stages and are ignored']);
+  });
+
+  it('uses the defaults when no file is given', async () => {
+    const { config } = await loadConfig(undefined);
+    expect(config.interaction_generation.assistant_model.model).toBe('gpt-4o-mini');
+    expect(config.personaflow.seed).toBe(42);
+  });
+
+  it('names the file, line, YAML path and bad value', async () => {
+    const path = await configFile('interaction_generation:\n  min_turns: 2\n  max_turns: "five"\n');
+    const error = await errorOf(loadConfig(path));
+    expect(error.message.replace(path, 'FILE')).toMatchInlineSnapshot(`"FILE:3: interaction_generation.max_turns: Invalid input: expected number, received string, got \`"five"\` (string)"`);
+  });
+
+  it('checks max_turns against min_turns', async () => {
+    const path = await configFile('interaction_generation:\n  min_turns: 4\n  max_turns: 2\n');
+    expect((await errorOf(loadConfig(path))).message).toContain('interaction_generation.max_turns: must be ≥ min_turns');
+  });
+
+  it('reports invalid YAML with its line', async () => {
+    const path = await configFile('api:\n  provider: openai\n   model: [unclosed\n');
+    expect((await errorOf(loadConfig(path))).message).toMatch(/:\d+: invalid YAML/);
+  });
+
+  it('rejects typos in its own section', async () => {
+    const path = await configFile('personaflow:\n  sead: 3\n');
+    expect((await errorOf(loadConfig(path))).message).toContain('personaflow');
+  });
+
+  it('merges deeply, the user file winning, arrays replaced', () => {
+    expect(merge({ a: { b: 1, c: [1, 2] }, d: 1 }, { a: { c: [3] } })).toEqual({ a: { b: 1, c: [3] }, d: 1 });
+  });
+});
+
+describe('expandEnv', () => {
+  it('resolves ${VAR} and names the path when the variable is missing', () => {
+    expect(expandEnv('Bearer ${TOKEN}', 'api.api_key', { TOKEN: 'abc' })).toBe('Bearer abc');
+    expect(() => expandEnv('${NOPE}', 'api.base_url', {})).toThrowErrorMatchingInlineSnapshot(`[ConfigError: api.base_url: environment variable NOPE is not set]`);
+  });
+});
+
+describe('buildModels', () => {
+  it('falls back to sim, keeping the pool names, when no key is set anywhere', async () => {
+    const { config } = await loadConfig('test/fixtures/personagym-config.yaml');
+    const models = buildModels(config, {}, {});
+    expect(models.simulated).toBe(true);
+    expect(models.pool.entries.map((entry) => `${entry.model.provider}/${entry.model.model}`)).toEqual(['sim/gpt-4o-mini', 'sim/anthropic/claude-haiku-4.5', 'sim/x-ai/grok-4.1-fast']);
+    expect(models.notices[0]).toContain('OPENAI_API_KEY or OPENROUTER_API_KEY not set');
+  });
+
+  it('asks for the key that is missing when only some are set', async () => {
+    const { config } = await loadConfig('test/fixtures/personagym-config.yaml');
+    expect(() => buildModels(config, {}, { OPENAI_API_KEY: 'sk-test' })).toThrowErrorMatchingInlineSnapshot(
+      `[ConfigError: interaction_generation.assistant_model.model_pool[1]: no API key for openrouter/anthropic/claude-haiku-4.5: set OPENROUTER_API_KEY (or api_key / api_key_env in the config)]`,
+    );
+  });
+
+  it('needs no OpenRouter key when the run calls no OpenRouter model', async () => {
+    const { config } = await loadConfig(undefined);
+    const models = buildModels(config, {}, { OPENAI_API_KEY: 'sk-test' });
+    expect(models.simulated).toBe(false);
+    expect(models.pool.entries[0]?.model.provider).toBe('openai');
+  });
+
+  it('needs no key for a custom base URL', async () => {
+    const { config } = await loadConfig(undefined);
+    const models = buildModels(config, { baseUrl: 'http://127.0.0.1:9/v1', model: 'llama' }, {});
+    expect(models.simulated).toBe(false);
+    expect(models.user.model).toMatchObject({ provider: 'openai', model: 'llama' });
+  });
+
+  it('uses sim with the configured names under --provider sim, even with keys set', async () => {
+    const { config } = await loadConfig('test/fixtures/personagym-config.yaml');
+    const models = buildModels(config, { provider: 'sim' }, { OPENAI_API_KEY: 'k', OPENROUTER_API_KEY: 'k' });
+    expect(models.notices).toEqual([]);
+    expect(models.pool.entries.map((e) => e.model.provider)).toEqual(['sim', 'sim', 'sim']);
+  });
+
+  it('refuses providers it does not speak', async () => {
+    const path = await configFile('interaction_generation:\n  assistant_model:\n    provider: anthropic\n    model: claude\n');
+    const { config } = await loadConfig(path);
+    expect(() => buildModels(config, {}, {})).toThrow(/interaction_generation.assistant_model.provider: `anthropic` is not supported/);
+  });
+
+  it('reads the key from api_key_env', async () => {
+    const path = await configFile('api:\n  api_key: ""\n  api_key_env: MY_KEY\n');
+    const { config } = await loadConfig(path);
+    expect(buildModels(config, {}, { MY_KEY: 'sk-x' }).simulated).toBe(false);
+  });
+});

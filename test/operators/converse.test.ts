@@ -1,0 +1,252 @@
+import { fc, test } from '@fast-check/vitest';
+import { NEVER, Subject, concat, from, lastValueFrom, of, take, tap, toArray, type Observable } from 'rxjs';
+import { describe, expect, it } from 'vitest';
+import { FatalError, ModelError } from '../../src/errors.js';
+import { lockModel } from '../../src/operators/lockModel.js';
+import { converse, type ConverseOptions } from '../../src/operators/converse.js';
+import { createPool } from '../../src/models/pool.js';
+import { createSimModel } from '../../src/models/sim.js';
+import type { ChatModel } from '../../src/models/types.js';
+import type { Interaction, LockedTask, Outcome, Task } from '../../src/types.js';
+import { USER_TEMPLATE, hanging, locked, scripted, simPool, task } from '../helpers/fixtures.js';
+
+const STOP = '###STOP###';
+
+function options(overrides: Partial<ConverseOptions> & { userModel?: ChatModel } = {}): ConverseOptions {
+  const { userModel, ...rest } = overrides;
+  return {
+    pool: simPool(['sim-a', 'sim-b', 'sim-c']),
+    user: { model: userModel ?? createSimModel({ provider: 'sim', model: 'user-sim' }), template: USER_TEMPLATE, feedbackProbability: 0.85 },
+    seed: 1,
+    minTurns: 2,
+    maxTurns: 5,
+    concurrency: 4,
+    maxRetries: 2,
+    retryDelayMs: 0,
+    ...rest,
+  };
+}
+
+const run = (tasks: Observable<LockedTask> | LockedTask[], opts: ConverseOptions): Promise<Outcome[]> =>
+  lastValueFrom((Array.isArray(tasks) ? from(tasks) : tasks).pipe(converse(opts), toArray()));
+
+const interactions = (outcomes: Outcome[]): Interaction[] => outcomes.flatMap((o) => (o.ok ? [o.interaction] : []));
+
+/** The interaction without wall-clock fields, for comparisons across runs. */
+function timeless(interaction: Interaction): unknown {
+  const { created_at: _created, ...metadata } = interaction.metadata;
+  return { ...interaction, metadata, messages: interaction.messages.map(({ timestamp: _t, ...m }) => m) };
+}
+
+const arbTasks = fc
+  .uniqueArray(fc.tuple(fc.stringMatching(/^[a-z0-9_]{1,8}$/), fc.integer({ min: 1, max: 8 }), fc.string({ minLength: 1, maxLength: 40 })), {
+    minLength: 0,
+    maxLength: 12,
+    selector: ([id]) => id,
+  })
+  .map((rows) => rows.map(([id, target, query]): Task => task({ personaId: id, queryId: 'q', key: `${id}/q`, targetTurns: target, originalQuery: query, initialQuery: query })));
+
+describe('converse', () => {
+  it('emits nothing for an empty source', async () => {
+    expect(await run([], options())).toEqual([]);
+  });
+
+  it('turns one task into one interaction in PersonaGym format', async () => {
+    const [outcome] = await run([locked(task())], options({ pool: simPool(['sim-a']) }));
+    expect(outcome?.ok).toBe(true);
+    const interaction = (outcome as { interaction: Interaction }).interaction;
+    expect(interaction.interaction_id).toBe('interaction_p1_q1');
+    expect(interaction.messages[0]).toMatchObject({ role: 'user', content: 'how do i dedupe a csv by email', metadata: { turn: 0, is_initial: true } });
+    expect(interaction.metadata).toMatchObject({ query_id: 'q1', assistant_model: { provider: 'sim', model: 'sim-a' }, distractor_applied: false, total_messages: interaction.messages.length });
+    expect(interaction.metadata.usage.assistant?.calls).toBe(interaction.num_turns);
+  });
+
+  test.prop([arbTasks, fc.integer({ min: 1, max: 3 }), fc.integer({ min: 0, max: 3 }), fc.double({ min: 0, max: 1, noNaN: true }), fc.integer()], { numRuns: 40 })(
+    'keeps turns within bounds, alternates roles and locks the model',
+    async (tasks, minTurns, extra, feedbackProbability, seed) => {
+      const opts = options({ minTurns, maxTurns: minTurns + extra, seed, user: { ...options().user, feedbackProbability } });
+      const outcomes = await lastValueFrom(from(tasks).pipe(lockModel(opts.pool, seed), converse(opts), toArray()));
+      expect(outcomes).toHaveLength(tasks.length);
+      for (const interaction of interactions(outcomes)) {
+        const { messages, num_turns: turns } = interaction;
+        expect(turns).toBeGreaterThanOrEqual(minTurns);
+        expect(turns).toBeLessThanOrEqual(minTurns + extra);
+        expect(messages).toHaveLength(2 * turns);
+        messages.forEach((m, i) => expect(m.role).toBe(i % 2 === 0 ? 'user' : 'assistant'));
+        for (const m of messages.filter((m) => m.role === 'assistant')) expect(m.metadata.model).toBe(interaction.metadata.assistant_model.model);
+      }
+    },
+  );
+
+  test.prop([arbTasks, fc.integer({ min: 2, max: 16 }), fc.integer()], { numRuns: 25 })(
+    'gives the same interactions at concurrency 1 and N',
+    async (tasks, concurrency, seed) => {
+      const at = async (c: number) => {
+        const opts = options({ concurrency: c, seed });
+        const outcomes = await lastValueFrom(from(tasks).pipe(lockModel(opts.pool, seed), converse(opts), toArray()));
+        return interactions(outcomes).map(timeless).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+      };
+      expect(await at(concurrency)).toEqual(await at(1));
+    },
+  );
+
+  it('ends at min_turns when the user never gives feedback, and at the target when it always does', async () => {
+    const t = locked(task({ targetTurns: 4 }));
+    const never = await run([t], options({ user: { ...options().user, feedbackProbability: 0 } }));
+    expect(interactions(never)[0]?.num_turns).toBe(2);
+    const always = scripted((request) => (request.module === 'user_simulator' ? `and what about step ${request.messages.length}` : 'x'));
+    const full = await run([t], options({ userModel: always.model, user: { ...options().user, model: always.model, feedbackProbability: 1 } }));
+    expect(interactions(full)[0]?.num_turns).toBe(4);
+  });
+
+  it('passes a source error through after the outcomes before it', async () => {
+    const boom = new Error('reader failed');
+    const seen: Outcome[] = [];
+    const source = concat(of(locked(task())), new Promise<never>((_resolve, reject) => setTimeout(() => reject(boom), 50)));
+    await expect(lastValueFrom(source.pipe(converse(options({ concurrency: 1 })), tap((o) => seen.push(o))))).rejects.toBe(boom);
+    expect(seen).toHaveLength(1);
+  });
+
+  it('works on a never-ending source', async () => {
+    const tasks = new Subject<LockedTask>();
+    const result = lastValueFrom(concat(tasks, NEVER).pipe(converse(options()), take(2), toArray()));
+    tasks.next(locked(task({ key: 'a/q', personaId: 'a' })));
+    tasks.next(locked(task({ key: 'b/q', personaId: 'b' })));
+    expect(await result).toHaveLength(2);
+  });
+
+  it('aborts in-flight calls on unsubscribe', async () => {
+    const stuck = hanging();
+    const pool = createPool([{ model: stuck.model, weight: 1 }]);
+    const subscription = from([locked(task({ key: 'a' }), 'scripted'), locked(task({ key: 'b' }), 'scripted')]).pipe(converse(options({ pool }))).subscribe();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(stuck.requests).toHaveLength(2);
+    subscription.unsubscribe();
+    expect(stuck.aborts()).toBe(2);
+  });
+
+  it('retries a transient failure at the failed call only', async () => {
+    const flaky = scripted((_request, call) => {
+      if (call === 2) throw new ModelError('server', '500', { status: 500 });
+      return 'an answer';
+    });
+    const pool = createPool([{ model: flaky.model, weight: 1 }]);
+    const userSim = scripted((_r, call) => (call === 1 ? 'ok and then?' : STOP));
+    const [outcome] = await run([locked(task({ targetTurns: 5 }), 'scripted')], options({ pool, minTurns: 1, user: { ...options().user, model: userSim.model, feedbackProbability: 1 } }));
+    expect(outcome?.ok).toBe(true);
+    const interaction = (outcome as { interaction: Interaction }).interaction;
+    expect(interaction.num_turns).toBe(2);
+    // Call 1 answered turn 1; call 2 failed; call 3 retried turn 2. Turn 1 was not replayed.
+    expect(flaky.requests).toHaveLength(3);
+    expect(interaction.metadata.usage.assistant?.calls).toBe(2);
+  });
+
+  it('records a failure with kind and attempts when retries run out, and keeps going', async () => {
+    const down = scripted(() => {
+      throw new ModelError('server', 'server error (503)', { status: 503 });
+    });
+    const pool = createPool([{ model: down.model, weight: 1 }]);
+    const outcomes = await run([locked(task({ key: 'a', queryId: 'qa' }), 'scripted'), locked(task({ key: 'b', queryId: 'qb' }), 'scripted')], options({ pool, maxRetries: 2 }));
+    expect(outcomes).toHaveLength(2);
+    for (const outcome of outcomes) {
+      expect(outcome.ok).toBe(false);
+      if (!outcome.ok) expect(outcome.failure).toMatchObject({ persona_id: 'p1', attempts: 3, error: { kind: 'server', message: 'server error (503)' } });
+    }
+  });
+
+  it('does not retry a permanent error', async () => {
+    const rejecting = scripted(() => {
+      throw new ModelError('bad_request', 'request rejected (400)', { status: 400 });
+    });
+    const [outcome] = await run([locked(task(), 'scripted')], options({ pool: createPool([{ model: rejecting.model, weight: 1 }]) }));
+    expect(rejecting.requests).toHaveLength(1);
+    expect(outcome).toMatchObject({ ok: false, failure: { attempts: 1, error: { kind: 'bad_request' } } });
+  });
+
+  it('ends the whole stream on an authentication error', async () => {
+    const denied = scripted(() => {
+      throw new ModelError('auth', 'authentication failed (401)', { status: 401 });
+    });
+    const pool = createPool([{ model: denied.model, weight: 1 }]);
+    await expect(run([locked(task({ key: 'a' }), 'scripted'), locked(task({ key: 'b' }), 'scripted')], options({ pool }))).rejects.toBeInstanceOf(FatalError);
+  });
+
+  it('isolates a throwing callback to its task', async () => {
+    const flaky = scripted((_r, call) => {
+      if (call === 1) throw new ModelError('server', '500');
+      return 'fine';
+    });
+    const pool = createPool([{ model: flaky.model, weight: 1 }]);
+    const outcomes = await run([locked(task({ key: 'a' }), 'scripted')], options({
+      pool,
+      concurrency: 1,
+      onRetry: () => {
+        throw new Error('stats callback broke');
+      },
+    }));
+    expect(outcomes).toMatchObject([{ ok: false, failure: { error: { kind: 'internal', message: 'stats callback broke' } } }]);
+  });
+
+  describe('user simulator guards', () => {
+    const guarded = async (replies: string[], minTurns = 2) => {
+      const sim = scripted((_r, call) => replies[Math.min(call, replies.length) - 1] ?? STOP);
+      const outcomes = await run([locked(task({ targetTurns: 3 }))], options({ pool: simPool(['sim-a']), minTurns, user: { ...options().user, model: sim.model, feedbackProbability: 1 } }));
+      return { outcome: outcomes[0] as Outcome, sim };
+    };
+
+    it('regenerates an empty reply with a nudge that stays out of the transcript', async () => {
+      const { outcome, sim } = await guarded(['', 'ok but csv?', STOP]);
+      expect(outcome.ok && outcome.interaction.metadata.guard).toEqual({ empty: 1 });
+      const retry = sim.requests[1]?.messages.at(-1)?.content ?? '';
+      expect(retry).toContain('Your last reply was empty');
+      expect(outcome.ok && outcome.interaction.messages.some((m) => m.content.includes('empty'))).toBe(false);
+      expect(sim.requests[1]?.temperature).toBeGreaterThan(sim.requests[0]?.temperature ?? 0.8);
+    });
+
+    it('regenerates a stop before min_turns', async () => {
+      const { outcome } = await guarded([STOP, 'wait, what about duplicates in other columns', STOP]);
+      expect(outcome.ok && outcome.interaction.num_turns).toBeGreaterThanOrEqual(2);
+      expect(outcome.ok && outcome.interaction.metadata.guard).toEqual({ early_stop: 1 });
+    });
+
+    it('rejects a reply that echoes the assistant or repeats the first message', async () => {
+      const { outcome } = await guarded(['how do i dedupe a csv by email', 'As an AI language model, I think so.', 'fine, and for excel?', STOP]);
+      expect(outcome.ok && outcome.interaction.metadata.guard).toEqual({ repeat: 1, role_break: 1 });
+    });
+
+    it('fails the task when the simulator keeps returning nothing', async () => {
+      const { outcome } = await guarded(['', '', '', '', '']);
+      expect(outcome).toMatchObject({ ok: false, failure: { error: { kind: 'guard' } } });
+    });
+
+    it('keeps text glued to the stop token as the closing remark, not as a message', async () => {
+      const { outcome } = await guarded(['and for excel files?', `thanks, that's all ${STOP}`], 1);
+      expect(outcome.ok && outcome.interaction.metadata.user_closing).toBe("thanks, that's all");
+      expect(outcome.ok && outcome.interaction.messages.at(-1)?.role).toBe('assistant');
+    });
+
+    it("reads PersonaGym's JSON replies with a PersonaGym template", async () => {
+      const template = 'Persona:\n{persona}\nConversation:\n{conversation_history}\nTurn {current_turn}/{target_turns}. Reply JSON {"satisfied": bool, "feedback": str}';
+      const sim = scripted((_r, call) => (call === 1 ? '```json\n{"satisfied": false, "feedback": "and how about excel files?"}\n```' : '{"satisfied": true, "feedback": null}'));
+      const [outcome] = await run([locked(task({ targetTurns: 4 }))], options({ pool: simPool(['sim-a']), minTurns: 1, user: { model: sim.model, template, feedbackProbability: 1 } }));
+      expect(outcome?.ok && outcome.interaction.messages[2]?.content).toBe('and how about excel files?');
+      expect(outcome?.ok && outcome.interaction.num_turns).toBe(2);
+      expect(sim.requests[0]?.messages).toHaveLength(1);
+      expect(sim.requests[0]?.messages[0]?.content).toContain('User: how do i dedupe a csv by email');
+    });
+  });
+
+  it('sends the user simulator a role-inverted history that keeps its first message', async () => {
+    const sim = scripted(() => STOP);
+    await run([locked(task({ targetTurns: 3 }))], options({ pool: simPool(['sim-a']), minTurns: 1, user: { ...options().user, model: sim.model, feedbackProbability: 1 } }));
+    const messages = sim.requests[0]?.messages ?? [];
+    expect(messages.map((m) => m.role)).toEqual(['system', 'assistant', 'user', 'system']);
+    expect(messages[1]?.content).toBe('how do i dedupe a csv by email');
+    expect(messages[0]?.content).toContain('- Communication Style: casual');
+  });
+
+  it('checks its options up front', () => {
+    expect(() => converse(options({ concurrency: 0 }))).toThrowErrorMatchingInlineSnapshot(`[TypeError: Expected \`concurrency\` to be a positive integer, got \`0\`]`);
+    expect(() => converse(options({ minTurns: 3, maxTurns: 2 }))).toThrowErrorMatchingInlineSnapshot(`[TypeError: Expected \`maxTurns\` to be an integer ≥ minTurns (3), got \`2\`]`);
+  });
+});

@@ -1,0 +1,118 @@
+import { defer, of, throwError } from 'rxjs';
+import { TestScheduler } from 'rxjs/testing';
+import { describe, expect, it } from 'vitest';
+import { ModelError } from '../../src/errors.js';
+import { retryDelay, retryWithDelay } from '../../src/operators/retryWithDelay.js';
+
+const newScheduler = () => new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
+const transient = new ModelError('server', 'boom', { status: 500 });
+const fixedRandom = () => 0.5;
+
+describe('retryWithDelay', () => {
+  it('passes values and completion through when nothing fails', () => {
+    newScheduler().run(({ cold, expectObservable }) => {
+      const source = cold('-a-b|');
+      expectObservable(source.pipe(retryWithDelay({ maxRetries: 3, delayMs: 10, random: fixedRandom }))).toBe('-a-b|');
+    });
+  });
+
+  it('completes at once on an empty source', () => {
+    newScheduler().run(({ cold, expectObservable }) => {
+      expectObservable(cold('|').pipe(retryWithDelay({ maxRetries: 3, delayMs: 10 }))).toBe('|');
+    });
+  });
+
+  it('retries a transient error after an equal-jitter backoff that doubles', () => {
+    newScheduler().run(({ cold, expectObservable, expectSubscriptions }) => {
+      const source = cold('-#', undefined, transient);
+      // random 0.5 → wait 0.75 · delay · 2^(n-1): 7.5→8, 15, 30
+      const result = source.pipe(retryWithDelay({ maxRetries: 3, delayMs: 10, random: fixedRandom }));
+      expectObservable(result).toBe('- 8ms - 15ms - 30ms -#', undefined, transient);
+      expectSubscriptions(source.subscriptions).toBe(['^!', '- 8ms ^!', '- 8ms - 15ms ^!', '- 8ms - 15ms - 30ms ^!']);
+    });
+  });
+
+  it('honours Retry-After instead of the backoff', () => {
+    newScheduler().run(({ expectObservable }) => {
+      const limited = new ModelError('rate_limit', '429', { status: 429, retryAfterMs: 3000 });
+      let attempt = 0;
+      const source = defer(() => (attempt++ === 0 ? throwError(() => limited) : of('a')));
+      const result = source.pipe(retryWithDelay({ maxRetries: 2, delayMs: 10, random: () => 0 }));
+      expectObservable(result).toBe('3000ms (a|)');
+    });
+  });
+
+  it('does not retry permanent errors', () => {
+    newScheduler().run(({ cold, expectObservable, expectSubscriptions }) => {
+      const denied = new ModelError('auth', '401', { status: 401 });
+      const source = cold('-#', undefined, denied);
+      expectObservable(source.pipe(retryWithDelay({ maxRetries: 5, delayMs: 10 }))).toBe('-#', undefined, denied);
+      expectSubscriptions(source.subscriptions).toBe('^!');
+    });
+  });
+
+  it('does not retry unknown errors (bugs are not transient)', () => {
+    newScheduler().run(({ cold, expectObservable }) => {
+      const bug = new TypeError('undefined is not a function');
+      expectObservable(cold('#', undefined, bug).pipe(retryWithDelay({ maxRetries: 5, delayMs: 10 }))).toBe('#', undefined, bug);
+    });
+  });
+
+  it('gives up after maxRetries and reports each retry', () => {
+    const seen: [number, number][] = [];
+    newScheduler().run(({ cold, expectObservable }) => {
+      const source = cold('#', undefined, transient);
+      const result = source.pipe(retryWithDelay({ maxRetries: 2, delayMs: 100, random: () => 0, onRetry: (_e, n, ms) => seen.push([n, ms]) }));
+      expectObservable(result).toBe('50ms 100ms #', undefined, transient);
+    });
+    expect(seen).toEqual([
+      [1, 50],
+      [2, 100],
+    ]);
+  });
+
+  it('mirrors a never-ending source and unsubscribes from it', () => {
+    newScheduler().run(({ cold, expectObservable, expectSubscriptions }) => {
+      const source = cold('-a--');
+      expectObservable(source.pipe(retryWithDelay({ maxRetries: 1, delayMs: 10 })), '^---!').toBe('-a--');
+      expectSubscriptions(source.subscriptions).toBe('^---!');
+    });
+  });
+
+  it('propagates an error thrown by the onRetry callback', () => {
+    newScheduler().run(({ cold, expectObservable }) => {
+      const oops = new Error('callback failed');
+      const result = cold('#', undefined, transient).pipe(
+        retryWithDelay({
+          maxRetries: 2,
+          delayMs: 10,
+          onRetry: () => {
+            throw oops;
+          },
+        }),
+      );
+      expectObservable(result).toBe('#', undefined, oops);
+    });
+  });
+
+  it('checks its options up front', () => {
+    expect(() => retryWithDelay({ maxRetries: -1, delayMs: 1 })).toThrowErrorMatchingInlineSnapshot(`[TypeError: Expected \`maxRetries\` to be a non-negative integer, got \`-1\` (number)]`);
+    expect(() => retryWithDelay({ maxRetries: 1, delayMs: Number.NaN })).toThrowErrorMatchingInlineSnapshot(`[TypeError: Expected \`delayMs\` to be a non-negative number, got \`NaN\` (number)]`);
+  });
+});
+
+describe('retryDelay', () => {
+  it('stays within [ceiling/2, ceiling] and caps at maxDelayMs', () => {
+    for (const r of [0, 0.25, 0.999]) {
+      const wait = retryDelay(transient, 10, { delayMs: 1000, maxDelayMs: 5000 }, () => r);
+      expect(wait).toBeGreaterThanOrEqual(2500);
+      expect(wait).toBeLessThanOrEqual(5000);
+    }
+  });
+
+  it('never waits less than Retry-After', () => {
+    const limited = new ModelError('rate_limit', '429', { retryAfterMs: 2000 });
+    expect(retryDelay(limited, 1, { delayMs: 10 }, () => 0)).toBe(2000);
+    expect(retryDelay(limited, 1, { delayMs: 10 }, () => 0.99)).toBeLessThanOrEqual(2200);
+  });
+});
