@@ -33,13 +33,20 @@ export function retryAfterMs(headers: Headers | undefined, now = Date.now()): nu
 /** Replaces every occurrence of `secret` in `text` (a key must never reach a log or an error line). */
 export const redact = (text: string, secret: string): string => (secret.length >= 4 ? text.split(secret).join('***') : text);
 
+/** The innermost cause's message (fetch hides `connect ECONNREFUSED 127.0.0.1:8000` two levels down). */
+function rootCause(error: Error): string {
+  let current: unknown = error;
+  while (current instanceof Error && current.cause instanceof Error) current = current.cause;
+  return current instanceof Error ? current.message : String(current);
+}
+
 /** Maps anything the SDK or fetch throws to a ModelError with the right kind. */
 export function toModelError(error: unknown, where: string, apiKey: string, callerAborted: boolean): ModelError {
   const say = (message: string): string => redact(`${where}: ${message}`, apiKey);
   if (error instanceof ModelError) return error;
   if (callerAborted || error instanceof APIUserAbortError) return new ModelError('aborted', say('request aborted'), { cause: error });
   if (error instanceof APIConnectionTimeoutError) return new ModelError('timeout', say('request timed out'), { cause: error });
-  if (error instanceof APIConnectionError) return new ModelError('network', say(`connection failed (${error.cause instanceof Error ? error.cause.message : error.message})`), { cause: error });
+  if (error instanceof APIConnectionError) return new ModelError('network', say(`connection failed (${rootCause(error)})`), { cause: error });
   if (error instanceof APIError && typeof error.status === 'number') {
     const apiError = error as APIError<number, Headers | undefined>;
     const status = apiError.status;

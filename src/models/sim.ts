@@ -79,10 +79,19 @@ function userReply(request: ChatRequest, rng: Rng): string {
   const stopToken = hints.stopToken ?? '###STOP###';
   // The simulated user is done at its target; between min_turns and the target it is sometimes satisfied early.
   if (turn >= target || (turn >= (hints.minTurns ?? 1) && rng.next() < 0.2)) return stopToken;
-  // Follow-ups stay on the user's own request, as a real user's do.
-  const topic = topicOf(hints.originalQuery, rng);
-  const template = pick(rng, isCasual(hints.persona) ? CASUAL_FOLLOWUPS : FORMAL_FOLLOWUPS);
-  return template.replace('{topic}', topic);
+  // Follow-ups stay on the user's own request, as a real user's do, and never say the same thing twice:
+  // candidates are tried in a seeded order and the first one not already in the conversation wins.
+  const templates = isCasual(hints.persona) ? CASUAL_FOLLOWUPS : FORMAL_FOLLOWUPS;
+  const said = request.messages.map((message) => message.content).join('\n');
+  // Role-inverted: the assistant's latest answer is the last `user` message.
+  const lastAnswer = [...request.messages].reverse().find((message) => message.role === 'user')?.content;
+  let reply = '';
+  for (let attempt = 0; attempt < 8; attempt += 1) {
+    const topic = topicOf(attempt % 2 === 0 ? hints.originalQuery : lastAnswer, rng);
+    reply = pick(rng, templates).replace('{topic}', topic);
+    if (!said.includes(reply)) break;
+  }
+  return reply;
 }
 
 const approxTokens = (text: string): number => Math.max(1, Math.ceil(text.length / 4));

@@ -69,7 +69,8 @@ const validate = (options: ConverseOptions): void => {
  * Before `minTurns` the user always continues (a stop is regenerated); at the target or `maxTurns` the
  * conversation ends; in between the user answers with `feedbackProbability` and may still stop.
  * Retries happen per call, so a retry never re-bills turns that already succeeded. An authentication
- * error is not a task failure: it errors the stream with a FatalError so the run stops at once.
+ * error, or an endpoint still unreachable after its retries, is not a task failure: it errors the stream
+ * with a FatalError so the run stops at once.
  *
  * ```
  * tasks:    --a--b--c----------|       (concurrency 2)
@@ -216,7 +217,12 @@ function conversation(task: LockedTask, options: ConverseOptions): Observable<Ou
       last(),
       map((s): Outcome => ({ ok: true, interaction: toInteraction(s, options, targetTurns, timestamp()) })),
       catchError((error: unknown) => {
+        // A bad key or an endpoint that stays unreachable through every retry fails every other task the
+        // same way: end the run at once instead of writing thousands of identical failures.
         if (error instanceof ModelError && error.kind === 'auth') return throwError(() => new FatalError(describeError(error), { cause: error }));
+        if (error instanceof ModelError && error.kind === 'network') {
+          return throwError(() => new FatalError(`${describeError(error)}; still unreachable after ${state.attempts} attempt(s)`, { cause: error }));
+        }
         if (error instanceof FatalError) return throwError(() => error);
         return of(toFailure(state, options, error, timestamp()));
       }),

@@ -1,0 +1,293 @@
+// A real local HTTP server speaking the OpenAI chat completions API, with per-request fault injection.
+// Used by the end-to-end tests: the CLI talks to it through the openai SDK exactly as it would to a real endpoint.
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+
+/** What the server does with one request. */
+export type Fault =
+  | { readonly kind: 'ok' }
+  /** 429 with a Retry-After header (seconds as text, e.g. "0" or "1"; omitted when undefined). */
+  | { readonly kind: 'rate_limit'; readonly retryAfter?: string }
+  /** 500 (or another 5xx) with an OpenAI-style error body. */
+  | { readonly kind: 'server_error'; readonly status?: number }
+  /** Reads the request and never answers; the socket stays open until the client gives up or close(). */
+  | { readonly kind: 'hang' }
+  /** 200 and the first bytes of a JSON body, then nothing: the server hangs mid-body. */
+  | { readonly kind: 'stall' }
+  /** 200, content-type application/json, a body that is not JSON. */
+  | { readonly kind: 'malformed' }
+  /** 200, valid JSON, but no `choices`. */
+  | { readonly kind: 'no_choices' }
+  /** 401 as for a wrong key. */
+  | { readonly kind: 'unauthorized' };
+
+export type FaultKind = Fault['kind'];
+
+/** A request as the server saw it. */
+export interface RecordedRequest {
+  /** 0-based arrival order. */
+  readonly index: number;
+  /** performance.now() when the request body had been read. */
+  readonly at: number;
+  readonly method: string;
+  readonly url: string;
+  readonly authorization: string | undefined;
+  /** Parsed JSON body, or the raw text when it is not JSON. */
+  readonly body: unknown;
+  /** Which side of the conversation asked: the user simulator, the assistant, or not a chat request. */
+  readonly role: 'user_simulator' | 'assistant' | 'other';
+  /** What the server did. */
+  fault: FaultKind;
+  /** The message content it answered with, for replies that had one. */
+  reply?: string;
+}
+
+export type FaultPolicy = ((request: RecordedRequest) => Fault | FaultKind) | readonly (Fault | FaultKind)[];
+
+export interface FakeOpenAIOptions {
+  /** When set, a request whose `Authorization` is not `Bearer <apiKey>` gets 401 (before any other fault). */
+  readonly apiKey?: string;
+  /** Per-request decision: a function of the request, or a schedule by arrival index (requests past its end are answered normally). */
+  readonly faults?: FaultPolicy;
+  /** The simulated user says the stop token once the assistant has answered this many times (default 2). */
+  readonly stopAfter?: number;
+  readonly stopToken?: string;
+  /** Put the bearer token the client sent into the 401 message (as a careless server might), to test redaction. */
+  readonly echoKeyInErrors?: boolean;
+}
+
+export interface FakeOpenAIServer {
+  readonly port: number;
+  /** `http://127.0.0.1:PORT/v1`, for `--base-url`. */
+  readonly baseURL: string;
+  readonly requests: readonly RecordedRequest[];
+  /** Requests received so far. */
+  readonly count: number;
+  /** Stops listening and destroys every open socket, hung requests included. */
+  close(): Promise<void>;
+}
+
+/** The first system message of the default user-simulator template (config/prompts/user_simulator.txt). */
+export const USER_SIMULATOR_MARKER = 'role-playing a human user';
+
+const FOLLOW_UPS = [
+  'ok but what happens with weird edge cases',
+  'and how would i test that quickly',
+  'can you show me a shorter version',
+  'what if the input file is really huge',
+  'does this also work on windows',
+  'which part should i try first',
+];
+
+interface ChatBody {
+  model?: unknown;
+  messages?: { role?: unknown; content?: unknown }[];
+}
+
+const asFault = (fault: Fault | FaultKind): Fault => (typeof fault === 'string' ? { kind: fault } : fault);
+
+/** Small deterministic hash (FNV-1a), for replies and seeded fault mixes. */
+export function hash(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i += 1) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}
+
+/**
+ * A fault policy that injects a fault into a fraction `rate` of requests (chosen by a hash of seed and
+ * arrival index, so the same sequence of requests gets the same faults), cycling through `mix` in order so
+ * that every kind occurs once enough faults have been injected; the rest are answered normally.
+ */
+export function randomFaults(options: { readonly seed: number; readonly rate: number; readonly mix: readonly (Fault | FaultKind)[] }): (request: RecordedRequest) => Fault {
+  let injected = 0;
+  return (request) => {
+    const draw = hash(`${options.seed}:${request.index}`) / 2 ** 32;
+    if (draw >= options.rate || options.mix.length === 0) return { kind: 'ok' };
+    const fault = options.mix[injected % options.mix.length]!;
+    injected += 1;
+    return asFault(fault);
+  };
+}
+
+const textOf = (content: unknown): string => (typeof content === 'string' ? content : JSON.stringify(content ?? ''));
+
+function roleOf(body: unknown): RecordedRequest['role'] {
+  const messages = (body as ChatBody | undefined)?.messages;
+  if (!Array.isArray(messages)) return 'other';
+  const first = messages[0];
+  if (first?.role === 'system' && textOf(first.content).includes(USER_SIMULATOR_MARKER)) return 'user_simulator';
+  return 'assistant';
+}
+
+/** The reply text: a short follow-up or the stop token for the simulator, a plain answer for the assistant. */
+function replyFor(request: RecordedRequest, options: FakeOpenAIOptions): string {
+  const messages = (request.body as ChatBody).messages ?? [];
+  if (request.role === 'user_simulator') {
+    // The simulator's view is inverted: the assistant's answers are its `user` messages.
+    const answered = messages.filter((m) => m.role === 'user').length;
+    const told = messages.some((m) => m.role === 'system' && /do not end the conversation yet/i.test(textOf(m.content)));
+    if (answered >= (options.stopAfter ?? 2) && !told) return options.stopToken ?? '###STOP###';
+    const base = hash(textOf(messages[0]?.content)) % FOLLOW_UPS.length;
+    return FOLLOW_UPS[(base + answered) % FOLLOW_UPS.length] as string;
+  }
+  const users = messages.filter((m) => m.role === 'user');
+  const last = textOf(users[users.length - 1]?.content);
+  return `Answer ${users.length} (ref ${hash(last).toString(16)}): start by checking your input, then change one thing at a time and verify the result before moving on.`;
+}
+
+function sendJson(response: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
+  const body = JSON.stringify(value);
+  response.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), ...headers });
+  response.end(body);
+}
+
+const errorBody = (message: string, type: string, code: string | null) => ({ error: { message, type, param: null, code } });
+
+/**
+ * Starts the server on 127.0.0.1, port 0.
+ *
+ * @example
+ * const server = await startOpenAIServer({ faults: ['rate_limit', 'ok'] });
+ * // ... run the CLI with --base-url server.baseURL ...
+ * await server.close();
+ */
+export async function startOpenAIServer(options: FakeOpenAIOptions = {}): Promise<FakeOpenAIServer> {
+  const requests: RecordedRequest[] = [];
+  const sockets = new Set<Socket>();
+
+  const decide = (request: RecordedRequest): Fault => {
+    const policy = options.faults;
+    if (policy === undefined) return { kind: 'ok' };
+    if (typeof policy === 'function') return asFault(policy(request));
+    const scheduled = policy[request.index];
+    return scheduled === undefined ? { kind: 'ok' } : asFault(scheduled);
+  };
+
+  const handle = (incoming: IncomingMessage, response: ServerResponse, raw: string): void => {
+    let body: unknown = raw;
+    try {
+      body = JSON.parse(raw);
+    } catch {
+      // keep the raw text
+    }
+    const authorization = incoming.headers.authorization;
+    const request: RecordedRequest = {
+      index: requests.length,
+      at: performance.now(),
+      method: incoming.method ?? '',
+      url: incoming.url ?? '',
+      authorization,
+      body,
+      role: roleOf(body),
+      fault: 'ok',
+    };
+    requests.push(request);
+
+    const path = request.url.split('?')[0];
+    if (request.method !== 'POST' || path !== '/v1/chat/completions') {
+      request.fault = 'server_error';
+      sendJson(response, 404, errorBody(`no route ${request.method} ${request.url}`, 'invalid_request_error', 'not_found'));
+      return;
+    }
+    const wrongKey = options.apiKey !== undefined && authorization !== `Bearer ${options.apiKey}`;
+    const fault: Fault = wrongKey ? { kind: 'unauthorized' } : decide(request);
+    request.fault = fault.kind;
+    switch (fault.kind) {
+      case 'hang':
+        return;
+      case 'rate_limit':
+        sendJson(response, 429, errorBody('Rate limit reached for test-model, please retry later.', 'requests', 'rate_limit_exceeded'), fault.retryAfter === undefined ? {} : { 'retry-after': fault.retryAfter });
+        return;
+      case 'server_error':
+        sendJson(response, fault.status ?? 500, errorBody('The server had an error while processing your request.', 'server_error', null));
+        return;
+      case 'stall':
+        response.writeHead(200, { 'content-type': 'application/json', 'content-length': '4096' });
+        response.write('{"id": "chatcmpl-stalled", "object": "chat.completion", "choices": [');
+        return;
+      case 'malformed': {
+        const text = '{"id": "chatcmpl-broken", "choices": [ {"message": ';
+        response.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) });
+        response.end(text);
+        return;
+      }
+      case 'no_choices':
+        sendJson(response, 200, { id: `chatcmpl-${request.index}`, object: 'chat.completion', created: Math.floor(Date.now() / 1000), model: 'test-model' });
+        return;
+      case 'unauthorized': {
+        const sent = (authorization ?? '').replace(/^Bearer\s+/i, '');
+        const shown = options.echoKeyInErrors === true ? sent : `${sent.slice(0, 3)}***${sent.slice(-2)}`;
+        sendJson(response, 401, errorBody(`Incorrect API key provided: ${shown}. You can find your API key at https://example.invalid/keys.`, 'invalid_request_error', 'invalid_api_key'));
+        return;
+      }
+      case 'ok': {
+        const content = replyFor(request, options);
+        request.reply = content;
+        const promptChars = ((body as ChatBody).messages ?? []).reduce((sum, m) => sum + textOf(m.content).length, 0);
+        const promptTokens = Math.max(1, Math.ceil(promptChars / 4));
+        const completionTokens = Math.max(1, content.split(/\s+/).length);
+        const model = (body as ChatBody).model;
+        sendJson(response, 200, {
+          id: `chatcmpl-${request.index}`,
+          object: 'chat.completion',
+          created: Math.floor(Date.now() / 1000),
+          model: typeof model === 'string' ? model : 'test-model',
+          choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
+          usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
+        });
+        return;
+      }
+    }
+  };
+
+  const server = createServer((incoming, response) => {
+    const chunks: Buffer[] = [];
+    incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
+    incoming.on('end', () => handle(incoming, response, Buffer.concat(chunks).toString('utf8')));
+    incoming.on('error', () => undefined);
+    response.on('error', () => undefined);
+  });
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  server.on('clientError', (_error, socket) => socket.destroy());
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    port,
+    baseURL: `http://127.0.0.1:${port}/v1`,
+    requests,
+    get count() {
+      return requests.length;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+        for (const socket of sockets) socket.destroy();
+      }),
+  };
+}
+
+/** A port on 127.0.0.1 with nothing listening (a server is opened there and closed again). */
+export async function unusedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
