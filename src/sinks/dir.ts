@@ -48,7 +48,7 @@ export class DirSink {
   static async open(dir: string, options: { force?: boolean } = {}): Promise<DirSink> {
     await mkdir(dir, { recursive: true });
     const ours = Object.values(FILES) as string[];
-    const existing = (await readdir(dir)).filter((name) => ours.includes(name));
+    const existing = (await readdir(dir)).filter((name) => ours.includes(name)).sort();
     if (existing.length > 0 && options.force !== true) {
       throw new ConfigError(`--out ${dir}: the directory already holds ${existing.join(', ')}; use --force to overwrite it`);
     }

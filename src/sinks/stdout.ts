@@ -14,8 +14,11 @@ export class BrokenPipeError extends Error {
  */
 export function streamTarget(stream: Writable): (text: string) => Promise<void> {
   let broken: Error | undefined;
+  // A closed reader is a quiet stop; anything else (ENOSPC, EIO) is a real error and must not exit 0.
+  const classify = (error: NodeJS.ErrnoException): Error =>
+    error.code === 'EPIPE' || error.code === 'ERR_STREAM_DESTROYED' ? new BrokenPipeError('output closed') : error;
   stream.on('error', (error: NodeJS.ErrnoException) => {
-    broken = error.code === 'EPIPE' || error.code === 'ERR_STREAM_DESTROYED' ? new BrokenPipeError('output closed') : error;
+    broken ??= classify(error);
   });
   return (text) =>
     new Promise<void>((resolve, reject) => {
@@ -31,8 +34,11 @@ export function streamTarget(stream: Writable): (text: string) => Promise<void> 
         stream.off('error', onError);
         resolve();
       };
+      // Node calls the write callback before it emits 'error', so classify here too.
       const accepted = stream.write(text, (error) => {
-        if (error) onError();
+        if (!error) return;
+        broken ??= classify(error);
+        onError();
       });
       if (accepted) {
         resolve();

@@ -26,7 +26,7 @@ const CARRIAGE_RETURN = 0x0d;
  */
 export async function* readLines(source: AsyncIterable<Buffer | string>, options: ReadLinesOptions = {}): AsyncGenerator<Line> {
   const maxLineBytes = options.maxLineBytes ?? 16 * 1024 * 1024;
-  const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+  const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   let overlong = false;
@@ -45,7 +45,9 @@ export async function* readLines(source: AsyncIterable<Buffer | string>, options
     pendingBytes = 0;
     if (bytes.length > 0 && bytes[bytes.length - 1] === CARRIAGE_RETURN) bytes = bytes.subarray(0, -1);
     try {
-      return { line: lineNumber, text: decoder.decode(bytes) };
+      const text = decoder.decode(bytes);
+      // A byte-order mark is only one at the very start of the input.
+      return { line: lineNumber, text: lineNumber === 1 && text.startsWith('\uFEFF') ? text.slice(1) : text };
     } catch {
       return { line: lineNumber, error: 'invalid UTF-8' };
     }

@@ -6,7 +6,9 @@ import type { Task } from '../types.js';
 import { readLines, type ReadLinesOptions } from './ndjson.js';
 
 const text = z.string().trim().min(1, 'must be a non-empty string');
-const id = z.union([text, z.number().int().transform(String)]);
+const id = z.union([text, z.number().int().transform(String)], {
+  error: (issue) => (issue.input === undefined ? 'required' : 'must be a non-empty string or an integer'),
+});
 
 export const querySchema = z
   .looseObject({

@@ -1,5 +1,5 @@
 // Demand-driven bridge from an async iterable into an RxJS pipeline: the only place input is read.
-import { Observable, Subject, concatMap, defer, finalize, from, map, startWith, takeWhile, tap, type OperatorFunction } from 'rxjs';
+import { Observable, Subject, concatMap, from, map, startWith, takeWhile, type OperatorFunction } from 'rxjs';
 
 /**
  * Runs `pipeline` over the items of `source`, pulling the next item only when an earlier one has come out
@@ -29,7 +29,7 @@ export function pullThrough<T, R>(source: AsyncIterable<T>, window: number, pipe
   if (!Number.isInteger(window) || window < 1) {
     throw new TypeError(`Expected \`window\` to be a positive integer, got \`${String(window)}\` (${typeof window})`);
   }
-  return defer(() => {
+  return new Observable<R>((subscriber) => {
     const iterator = source[Symbol.asyncIterator]();
     const credits = new Subject<void>();
     let exhausted = false;
@@ -42,13 +42,20 @@ export function pullThrough<T, R>(source: AsyncIterable<T>, window: number, pipe
       }),
       map((result) => result.value),
     );
-    return items$.pipe(
-      pipeline,
-      tap(() => credits.next()),
-      finalize(() => {
-        credits.complete();
-        if (!exhausted) void iterator.return?.()?.catch(() => undefined);
-      }),
-    );
+    const subscription = items$.pipe(pipeline).subscribe({
+      // The credit goes back only after the subscriber has taken the value, so a synchronous
+      // source resumed by the credit cannot put window + 1 items in flight.
+      next: (value) => {
+        subscriber.next(value);
+        if (!subscriber.closed) credits.next();
+      },
+      error: (error: unknown) => subscriber.error(error),
+      complete: () => subscriber.complete(),
+    });
+    return () => {
+      subscription.unsubscribe();
+      credits.complete();
+      if (!exhausted) void iterator.return?.()?.catch(() => undefined);
+    };
   });
 }

@@ -1,0 +1,257 @@
+// DirSink: --out DIR layout, byte-exact index, refusal to clobber without --force, and usage.json totals.
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/errors.js';
+import { DirSink, FILES, type IndexEntry } from '../../src/sinks/dir.js';
+import type { Failure, Interaction, Outcome, UsageEntry } from '../../src/types.js';
+
+const assistant = { provider: 'sim', model: 'sim-a' };
+const user = { provider: 'sim', model: 'user-sim' };
+
+function interaction(personaId: string, queryId: string, reply: string, usage: Record<string, UsageEntry>, assistantModel = assistant): Interaction {
+  return {
+    interaction_id: `interaction_${personaId}_${queryId}`,
+    persona_id: personaId,
+    persona_features: { role: 'engineer', communication_style: 'casual' },
+    original_query: 'Help me write Python code',
+    initial_query: 'hey can u help me write some python code',
+    messages: [
+      { role: 'user', content: 'hey can u help me write some python code', timestamp: '2025-01-01T00:00:00.000Z', metadata: { turn: 1 } },
+      { role: 'assistant', content: reply, timestamp: '2025-01-01T00:00:01.000Z', metadata: { turn: 1 } },
+    ],
+    num_turns: 1,
+    metadata: {
+      created_at: '2025-01-01T00:00:01.000Z',
+      query_id: queryId,
+      system_prompt_used: false,
+      total_messages: 2,
+      conversation_ended: true,
+      distractor_applied: false,
+      distractor_type: null,
+      noisy_versions: null,
+      assistant_model: assistantModel,
+      user_model: user,
+      target_turns: 1,
+      guard: {},
+      usage,
+    },
+  };
+}
+
+function failure(personaId: string, queryId: string, usage: Record<string, UsageEntry>): Failure {
+  return {
+    persona_id: personaId,
+    query_id: queryId,
+    interaction_id: `interaction_${personaId}_${queryId}`,
+    attempts: 3,
+    error: { kind: 'server', message: 'HTTP 503 from sim-a' },
+    assistant_model: assistant,
+    user_model: user,
+    time: '2025-01-01T00:00:02.000Z',
+    usage,
+  };
+}
+
+const ok = (value: Interaction): Outcome => ({ ok: true, interaction: value });
+const failed = (value: Failure): Outcome => ({ ok: false, failure: value });
+const lines = (text: string): string[] => text.split('\n').filter((line) => line !== '');
+
+let dir: string;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'personaflow-dir-'));
+});
+
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('DirSink', () => {
+  it('writes interactions, failures, the index and usage.json', async () => {
+    const outcomes = [
+      ok(interaction('p1', 'q1', 'Sure! Here is a loop.', { assistant: { calls: 1, input_tokens: 10, output_tokens: 5 }, user_simulator: { calls: 1, input_tokens: 7, output_tokens: 3 } })),
+      failed(failure('p1', 'q2', { assistant: { calls: 3, input_tokens: 30, output_tokens: 0 } })),
+      ok(interaction('p2', 'q1', 'Voilà — “naïve” code, 日本語 and 😀 included.', { assistant: { calls: 2, input_tokens: 20, output_tokens: 8 } })),
+    ];
+    const sink = await DirSink.open(dir);
+    await Promise.all(outcomes.map((outcome) => sink.write(outcome)));
+    await sink.close();
+
+    expect((await readdir(dir)).sort()).toEqual([FILES.failures, FILES.index, FILES.interactions, FILES.usage].sort());
+    const interactions = lines(await readFile(join(dir, FILES.interactions), 'utf8')).map((line) => JSON.parse(line) as Interaction);
+    expect(interactions).toEqual([outcomes[0], outcomes[2]].map((o) => (o as { interaction: Interaction }).interaction));
+    const failures = lines(await readFile(join(dir, FILES.failures), 'utf8')).map((line) => JSON.parse(line) as Failure);
+    expect(failures).toEqual([(outcomes[1] as { failure: Failure }).failure]);
+    const index = lines(await readFile(join(dir, FILES.index), 'utf8')).map((line) => JSON.parse(line) as IndexEntry);
+    expect(index.map(({ offset: _offset, bytes: _bytes, ...rest }) => rest)).toEqual([
+      { n: 1, interaction_id: 'interaction_p1_q1', persona_id: 'p1', query_id: 'q1', num_turns: 1 },
+      { n: 2, interaction_id: 'interaction_p2_q1', persona_id: 'p2', query_id: 'q1', num_turns: 1 },
+    ]);
+  });
+
+  it('writes empty files and zero usage when nothing came through', async () => {
+    const sink = await DirSink.open(dir);
+    await sink.close();
+    expect(await readFile(join(dir, FILES.interactions), 'utf8')).toBe('');
+    expect(await readFile(join(dir, FILES.failures), 'utf8')).toBe('');
+    expect(await readFile(join(dir, FILES.index), 'utf8')).toBe('');
+    const usage = JSON.parse(await readFile(join(dir, FILES.usage), 'utf8')) as { statistics: { summary: unknown } };
+    expect(usage.statistics.summary).toEqual({ total_calls: 0, total_input_tokens: 0, total_output_tokens: 0, total_tokens: 0 });
+  });
+
+  it('index offset and bytes slice exactly each interaction line out of interactions.ndjson, n running 1..N', async () => {
+    const replies = ['short', 'é'.repeat(50), '日本語のテキスト', '😀 emoji 😀', 'quote " and backslash \\ and newline \n inside', ''];
+    const sink = await DirSink.open(dir);
+    const all: Interaction[] = [];
+    // Mix both ways of writing: several in one batch, then one at a time across batches.
+    const batch = replies.slice(0, 3).map((reply, i) => interaction(`p${i}`, 'q', reply, {}));
+    all.push(...batch);
+    await Promise.all(batch.map((value) => sink.write(ok(value))));
+    for (const [i, reply] of replies.slice(3).entries()) {
+      const value = interaction(`p${i + 3}`, 'q', reply, {});
+      all.push(value);
+      await sink.write(ok(value));
+    }
+    await sink.close();
+
+    const data = await readFile(join(dir, FILES.interactions));
+    const index = lines(await readFile(join(dir, FILES.index), 'utf8')).map((line) => JSON.parse(line) as IndexEntry);
+    expect(index.map((entry) => entry.n)).toEqual(all.map((_, i) => i + 1));
+    let expectedOffset = 0;
+    for (const [i, entry] of index.entries()) {
+      expect(entry.offset).toBe(expectedOffset);
+      const slice = data.subarray(entry.offset, entry.offset + entry.bytes).toString('utf8');
+      expect(slice.endsWith('\n')).toBe(true);
+      expect(slice.slice(0, -1)).not.toContain('\n');
+      expect(JSON.parse(slice)).toEqual(all[i]);
+      expect(entry.interaction_id).toBe(all[i]!.interaction_id);
+      expectedOffset += entry.bytes;
+    }
+    expect(expectedOffset).toBe(data.length);
+  });
+
+  it('has the index on disk by the time write() resolves, never ahead of the interactions', async () => {
+    const sink = await DirSink.open(dir);
+    for (let i = 0; i < 5; i += 1) {
+      await sink.write(ok(interaction(`p${i}`, 'q', `reply ${i}`, {})));
+      const data = await readFile(join(dir, FILES.interactions));
+      const index = lines(await readFile(join(dir, FILES.index), 'utf8')).map((line) => JSON.parse(line) as IndexEntry);
+      expect(index).toHaveLength(i + 1);
+      const last = index[index.length - 1]!;
+      expect(last.offset + last.bytes).toBe(data.length);
+    }
+    await sink.close();
+  });
+
+  it('creates a missing directory, nested', async () => {
+    const nested = join(dir, 'a', 'b');
+    const sink = await DirSink.open(nested);
+    await sink.close();
+    expect((await readdir(nested)).sort()).toEqual(Object.values(FILES).sort());
+  });
+
+  describe('an existing output directory', () => {
+    async function previousRun(): Promise<void> {
+      await writeFile(join(dir, FILES.interactions), '{"old":true}\n');
+      await writeFile(join(dir, FILES.index), '{"n":1}\n');
+    }
+
+    it('is refused without force, with a ConfigError that mentions --force, and left untouched', async () => {
+      await writeFile(join(dir, FILES.interactions), '{"old":true}\n');
+      const error = await DirSink.open(dir).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).exitCode).toBe(2);
+      expect((error as Error).message).toContain('--force');
+      expect((error as Error).message.replace(dir, '<dir>')).toMatchInlineSnapshot(`"--out <dir>: the directory already holds interactions.ndjson; use --force to overwrite it"`);
+      expect(await readdir(dir)).toEqual([FILES.interactions]);
+      expect(await readFile(join(dir, FILES.interactions), 'utf8')).toBe('{"old":true}\n');
+    });
+
+    it('names every output file it found', async () => {
+      await previousRun();
+      await expect(DirSink.open(dir)).rejects.toThrow(/already holds .*(index\.ndjson, interactions\.ndjson|interactions\.ndjson, index\.ndjson)/);
+    });
+
+    it('is overwritten with force', async () => {
+      await previousRun();
+      await writeFile(join(dir, FILES.usage), '{"stale":true}\n');
+      const sink = await DirSink.open(dir, { force: true });
+      const value = interaction('p9', 'q9', 'fresh', { assistant: { calls: 1, input_tokens: 1, output_tokens: 1 } });
+      await sink.write(ok(value));
+      await sink.close();
+      expect(lines(await readFile(join(dir, FILES.interactions), 'utf8')).map((line) => JSON.parse(line) as unknown)).toEqual([value]);
+      expect(lines(await readFile(join(dir, FILES.index), 'utf8')).map((line) => (JSON.parse(line) as IndexEntry).n)).toEqual([1]);
+      expect(await readFile(join(dir, FILES.failures), 'utf8')).toBe('');
+      const usage = JSON.parse(await readFile(join(dir, FILES.usage), 'utf8')) as Record<string, unknown>;
+      expect(usage).not.toHaveProperty('stale');
+    });
+
+    it('refuses a directory holding only a previous usage.json or failures.ndjson', async () => {
+      await mkdir(join(dir, 'one'));
+      await writeFile(join(dir, 'one', FILES.usage), '{}');
+      await mkdir(join(dir, 'two'));
+      await writeFile(join(dir, 'two', FILES.failures), '');
+      await expect(DirSink.open(join(dir, 'one'))).rejects.toBeInstanceOf(ConfigError);
+      await expect(DirSink.open(join(dir, 'two'))).rejects.toBeInstanceOf(ConfigError);
+    });
+  });
+
+  it('usage.json has PersonaGym\'s token_usage shape, with sums matching the outcomes', async () => {
+    const outcomes: Outcome[] = [
+      ok(interaction('p1', 'q1', 'a', { assistant: { calls: 2, input_tokens: 100, output_tokens: 40 }, user_simulator: { calls: 2, input_tokens: 60, output_tokens: 10 } })),
+      ok(interaction('p2', 'q1', 'b', { assistant: { calls: 1, input_tokens: 50, output_tokens: 25 }, user_simulator: { calls: 1, input_tokens: 30, output_tokens: 5 } }, { provider: 'openai', model: 'gpt-4o-mini' })),
+      failed(failure('p3', 'q1', { assistant: { calls: 3, input_tokens: 90, output_tokens: 0 }, user_simulator: { calls: 1, input_tokens: 20, output_tokens: 4 } })),
+    ];
+    const sink = await DirSink.open(dir);
+    for (const outcome of outcomes) await sink.write(outcome);
+    await sink.close();
+
+    const usage = JSON.parse(await readFile(join(dir, FILES.usage), 'utf8')) as {
+      exported_at: string;
+      statistics: { summary: Record<string, number>; by_module: Record<string, Record<string, number>>; by_model: Record<string, Record<string, number>> };
+    };
+    expect(typeof usage.exported_at).toBe('string');
+    expect(new Date(usage.exported_at).toISOString()).toBe(usage.exported_at);
+
+    const entries = outcomes.flatMap((o) => Object.values(o.ok ? o.interaction.metadata.usage : o.failure.usage));
+    const sum = (f: (e: UsageEntry) => number) => entries.reduce((total, e) => total + f(e), 0);
+    expect(usage.statistics.summary).toEqual({
+      total_calls: sum((e) => e.calls),
+      total_input_tokens: sum((e) => e.input_tokens),
+      total_output_tokens: sum((e) => e.output_tokens),
+      total_tokens: sum((e) => e.input_tokens + e.output_tokens),
+    });
+    expect(usage.statistics.summary).toEqual({ total_calls: 10, total_input_tokens: 350, total_output_tokens: 84, total_tokens: 434 });
+
+    expect(usage.statistics.by_module).toEqual({
+      assistant: { call_count: 6, input_tokens: 240, output_tokens: 65, total_tokens: 305 },
+      user_simulator: { call_count: 4, input_tokens: 110, output_tokens: 19, total_tokens: 129 },
+    });
+    expect(usage.statistics.by_model).toEqual({
+      'sim/sim-a': { call_count: 5, input_tokens: 190, output_tokens: 40, total_tokens: 230 },
+      'openai/gpt-4o-mini': { call_count: 1, input_tokens: 50, output_tokens: 25, total_tokens: 75 },
+      'sim/user-sim': { call_count: 4, input_tokens: 110, output_tokens: 19, total_tokens: 129 },
+    });
+
+    // Totals agree however they are grouped.
+    for (const groups of [usage.statistics.by_module, usage.statistics.by_model]) {
+      const values = Object.values(groups);
+      expect(values.reduce((t, g) => t + g.call_count!, 0)).toBe(usage.statistics.summary.total_calls);
+      expect(values.reduce((t, g) => t + g.total_tokens!, 0)).toBe(usage.statistics.summary.total_tokens);
+    }
+    expect(sink.usage.interactions).toBe(2);
+    expect(sink.usage.failures).toBe(1);
+  });
+
+  it('leaves no temporary file behind', async () => {
+    const sink = await DirSink.open(dir);
+    await sink.write(ok(interaction('p', 'q', 'x', {})));
+    await sink.close();
+    expect((await readdir(dir)).filter((name) => name.startsWith('.'))).toEqual([]);
+  });
+});

@@ -1,0 +1,230 @@
+// readLines: splitting a byte stream into numbered lines, table-style, plus chunking properties and laziness.
+/* eslint-disable @typescript-eslint/require-await -- test sources are async generators over in-memory data: no await, like a stream whose data is ready */
+import { fc, test } from '@fast-check/vitest';
+import { describe, expect, it } from 'vitest';
+import { readLines, type Line } from '../../src/streams/ndjson.js';
+
+type Chunk = Buffer | string | readonly number[];
+
+const toBuffer = (chunk: Chunk): Buffer | string => (typeof chunk === 'string' || Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
+
+async function* chunks(parts: readonly Chunk[]): AsyncGenerator<Buffer | string> {
+  for (const part of parts) yield toBuffer(part);
+}
+
+async function collect(parts: readonly Chunk[], maxLineBytes?: number): Promise<Line[]> {
+  const out: Line[] = [];
+  for await (const line of readLines(chunks(parts), maxLineBytes === undefined ? {} : { maxLineBytes })) out.push(line);
+  return out;
+}
+
+/** Cuts `bytes` at the given positions (any numbers; taken modulo the length, deduplicated, sorted). */
+function cut(bytes: Buffer, positions: readonly number[]): Buffer[] {
+  if (bytes.length === 0) return [];
+  const points = [...new Set(positions.map((p) => p % bytes.length))].filter((p) => p > 0).sort((a, b) => a - b);
+  const out: Buffer[] = [];
+  let start = 0;
+  for (const point of [...points, bytes.length]) {
+    out.push(bytes.subarray(start, point));
+    start = point;
+  }
+  return out;
+}
+
+const ok = (line: number, text: string): Line => ({ line, text });
+
+describe('readLines', () => {
+  it.each<{ name: string; input: Chunk[]; expected: Line[] }>([
+    { name: 'empty input', input: [], expected: [] },
+    { name: 'one empty chunk', input: [''], expected: [] },
+    { name: 'one line', input: ['{"a":1}\n'], expected: [ok(1, '{"a":1}')] },
+    { name: 'no final newline', input: ['a\nb'], expected: [ok(1, 'a'), ok(2, 'b')] },
+    { name: 'CRLF', input: ['a\r\nb\r\n'], expected: [ok(1, 'a'), ok(2, 'b')] },
+    { name: 'CRLF without final newline', input: ['a\r\nb\r'], expected: [ok(1, 'a'), ok(2, 'b')] },
+    { name: 'CR and LF in different chunks', input: ['a\r', '\nb\r', '\n'], expected: [ok(1, 'a'), ok(2, 'b')] },
+    { name: 'a CR inside a line is kept', input: ['a\rb\n'], expected: [ok(1, 'a\rb')] },
+    { name: 'line split across chunks', input: ['{"per', 'sona_id"', ':"p1"}\n{"x"', ':2}\n'], expected: [ok(1, '{"persona_id":"p1"}'), ok(2, '{"x":2}')] },
+    { name: 'newline alone in a chunk', input: ['abc', '\n', 'def', '\n'], expected: [ok(1, 'abc'), ok(2, 'def')] },
+    { name: 'blank lines are yielded as empty text', input: ['a\n\n\nb\n'], expected: [ok(1, 'a'), ok(2, ''), ok(3, ''), ok(4, 'b')] },
+    { name: 'a lone newline is one blank line', input: ['\n'], expected: [ok(1, '')] },
+    { name: 'blank CRLF line', input: ['\r\n'], expected: [ok(1, '')] },
+    { name: 'whitespace is not trimmed', input: ['  a \t\n'], expected: [ok(1, '  a \t')] },
+    { name: 'string and Buffer chunks mixed', input: ['ab', Buffer.from('c\nd'), '\n'], expected: [ok(1, 'abc'), ok(2, 'd')] },
+    { name: 'two-byte character split across chunks', input: [[0x63, 0x61, 0x66, 0xc3], [0xa9, 0x0a]], expected: [ok(1, 'café')] },
+    { name: 'three-byte character split byte by byte', input: [[0xe2], [0x82], [0xac, 0x0a]], expected: [ok(1, '€')] },
+    { name: 'four-byte character split across three chunks', input: [[0x61, 0xf0, 0x9f], [0x98], [0x80, 0x62]], expected: [ok(1, 'a😀b')] },
+    { name: 'a byte order mark on the first line is dropped', input: [[0xef, 0xbb, 0xbf, 0x61, 0x0a, 0x62, 0x0a]], expected: [ok(1, 'a'), ok(2, 'b')] },
+    {
+      name: 'invalid UTF-8 is reported with its line number, other lines are fine',
+      input: ['ok 1\n', [0x62, 0x61, 0x64, 0xff, 0xfe, 0x0a], 'ok 3\n'],
+      expected: [ok(1, 'ok 1'), { line: 2, error: 'invalid UTF-8' }, ok(3, 'ok 3')],
+    },
+    {
+      name: 'a truncated multi-byte sequence at the end of a line is invalid',
+      input: [[0x61, 0xe2, 0x82, 0x0a], 'b\n'],
+      expected: [{ line: 1, error: 'invalid UTF-8' }, ok(2, 'b')],
+    },
+    {
+      name: 'invalid UTF-8 on the last line without a newline',
+      input: ['a\n', [0xc3]],
+      expected: [ok(1, 'a'), { line: 2, error: 'invalid UTF-8' }],
+    },
+    { name: 'a lone surrogate encoded in UTF-8 is invalid', input: [[0xed, 0xa0, 0x80, 0x0a], 'x\n'], expected: [{ line: 1, error: 'invalid UTF-8' }, ok(2, 'x')] },
+  ])('$name', async ({ input, expected }) => {
+    expect(await collect(input)).toEqual(expected);
+  });
+
+  it('keeps U+FEFF at the start of a later line: only the stream start can hold a byte order mark', async () => {
+    expect(await collect(['a\n\uFEFFb\n'])).toEqual([ok(1, 'a'), ok(2, '\uFEFFb')]);
+  });
+
+  describe('maxLineBytes', () => {
+    it.each<{ name: string; input: Chunk[]; expected: Line[] }>([
+      { name: 'a line of exactly the limit is accepted', input: ['12345\n'], expected: [ok(1, '12345')] },
+      { name: 'a line one byte over is reported and skipped', input: ['123456\nnext\n'], expected: [{ line: 1, error: 'line longer than 5 bytes, skipped' }, ok(2, 'next')] },
+      { name: 'the limit counts bytes across chunks', input: ['123', '45\n', '123', '456\n', 'ok\n'], expected: [ok(1, '12345'), { line: 2, error: 'line longer than 5 bytes, skipped' }, ok(3, 'ok')] },
+      { name: 'the limit counts bytes, not characters', input: ['éé\n', 'ééé\n'], expected: [ok(1, 'éé'), { line: 2, error: 'line longer than 5 bytes, skipped' }] },
+      {
+        name: 'an over-long line spread over many chunks',
+        input: ['a\n', 'xxxx', 'xxxx', 'xxxx', 'xx\nb\n'],
+        expected: [ok(1, 'a'), { line: 2, error: 'line longer than 5 bytes, skipped' }, ok(3, 'b')],
+      },
+      { name: 'an over-long last line without newline', input: ['a\n', '1234567'], expected: [ok(1, 'a'), { line: 2, error: 'line longer than 5 bytes, skipped' }] },
+      {
+        name: 'two over-long lines in a row keep their own numbers',
+        input: ['123456\n1234567', '8\nz\n'],
+        expected: [{ line: 1, error: 'line longer than 5 bytes, skipped' }, { line: 2, error: 'line longer than 5 bytes, skipped' }, ok(3, 'z')],
+      },
+    ])('$name', async ({ input, expected }) => {
+      expect(await collect(input, 5)).toEqual(expected);
+    });
+
+    it('does not hold a huge line in memory while skipping it', async () => {
+      // The source reuses one buffer, as streams may: all memory growth would come from the reader.
+      const chunkBytes = 64 * 1024;
+      const chunkCount = 2048; // 128 MiB of one line
+      const shared = Buffer.alloc(chunkBytes, 'x');
+      let peak = 0;
+      const baseline = process.memoryUsage().arrayBuffers;
+      async function* huge(): AsyncGenerator<Buffer | string> {
+        yield 'first\n';
+        for (let i = 0; i < chunkCount; i += 1) {
+          peak = Math.max(peak, process.memoryUsage().arrayBuffers - baseline);
+          yield shared;
+        }
+        yield '\nafter\n';
+      }
+      const lines: Line[] = [];
+      for await (const line of readLines(huge(), { maxLineBytes: 1024 * 1024 })) lines.push(line);
+      expect(lines).toEqual([ok(1, 'first'), { line: 2, error: 'line longer than 1048576 bytes, skipped' }, ok(3, 'after')]);
+      // Holding the line would need 128 MiB; skipping it needs at most about maxLineBytes.
+      expect(peak).toBeLessThan(32 * 1024 * 1024);
+    });
+  });
+
+  it('copies partial lines: a source that reuses its buffer does not corrupt them', async () => {
+    const shared = Buffer.alloc(4);
+    async function* reusing(): AsyncGenerator<Buffer> {
+      for (const part of ['ab\ncd', 'ef\ngh', 'ij\n']) {
+        const bytes = Buffer.from(part);
+        const view = shared.length >= bytes.length ? shared.subarray(0, bytes.length) : Buffer.alloc(bytes.length);
+        bytes.copy(view);
+        yield view;
+        view.fill(0x3f); // the stream reuses (overwrites) the buffer once the reader asks for more
+      }
+    }
+    const lines: Line[] = [];
+    for await (const line of readLines(reusing())) lines.push(line);
+    expect(lines).toEqual([ok(1, 'ab'), ok(2, 'cdef'), ok(3, 'ghij')]);
+  });
+
+  const lineText = fc
+    .string({ unit: fc.oneof(fc.constantFrom('a', 'z', ' ', '{', '"', ':', 'é', '€', '😀', '\u0000', '\t'), fc.string({ unit: 'grapheme', maxLength: 1 })), maxLength: 12 })
+    .filter((s) => !/[\r\n]/.test(s) && !s.startsWith('\uFEFF'));
+
+  test.prop([fc.array(lineText, { maxLength: 15 }), fc.constantFrom('\n', '\r\n'), fc.boolean(), fc.array(fc.nat(), { maxLength: 30 })])(
+    'yields the same numbered lines however the bytes are cut into chunks',
+    async (lines, eol, finalNewline, positions) => {
+      let text = lines.map((line) => `${line}${eol}`).join('');
+      // Without a final newline an empty last line does not exist: only drop it when it has content.
+      if (!finalNewline && lines.length > 0 && lines[lines.length - 1] !== '') text = text.slice(0, -eol.length);
+      const parts = cut(Buffer.from(text), positions);
+      expect(await collect(parts)).toEqual(lines.map((line, i) => ok(i + 1, line)));
+    },
+  );
+
+  test.prop([fc.array(fc.oneof(lineText, fc.constant(null)), { maxLength: 12 }), fc.array(fc.nat(), { maxLength: 20 })])(
+    'an invalid line affects only its own number',
+    async (spec, positions) => {
+      const bytes = Buffer.concat(spec.map((line) => (line === null ? Buffer.from([0x78, 0xff, 0x0a]) : Buffer.from(`${line}\n`))));
+      const expected = spec.map((line, i): Line => (line === null ? { line: i + 1, error: 'invalid UTF-8' } : ok(i + 1, line)));
+      expect(await collect(cut(bytes, positions))).toEqual(expected);
+    },
+  );
+
+  describe('laziness', () => {
+    function counting(parts: readonly string[]): { source: AsyncGenerator<string>; pulled: () => number; closed: () => boolean } {
+      let pulled = 0;
+      let closed = false;
+      async function* source(): AsyncGenerator<string> {
+        try {
+          for (const part of parts) {
+            pulled += 1;
+            yield part;
+          }
+        } finally {
+          closed = true;
+        }
+      }
+      return { source: source(), pulled: () => pulled, closed: () => closed };
+    }
+
+    it('reading the first line pulls only the first chunk', async () => {
+      const { source, pulled, closed } = counting(['one\n', 'two\n', 'three\n', 'four\n']);
+      const lines = readLines(source);
+      expect(pulled()).toBe(0);
+      expect(await lines.next()).toEqual({ done: false, value: ok(1, 'one') });
+      expect(pulled()).toBe(1);
+      await lines.return(undefined);
+      expect(pulled()).toBe(1);
+      expect(closed()).toBe(true);
+    });
+
+    it('a first line split over chunks pulls just the chunks it needs', async () => {
+      const { source, pulled } = counting(['o', 'n', 'e\ntw', 'o\n', 'three\n']);
+      const lines = readLines(source);
+      expect((await lines.next()).value).toEqual(ok(1, 'one'));
+      expect(pulled()).toBe(3);
+      expect((await lines.next()).value).toEqual(ok(2, 'two'));
+      expect(pulled()).toBe(4);
+      await lines.return(undefined);
+    });
+
+    it('lines already in a chunk are served without pulling more', async () => {
+      const { source, pulled } = counting(['a\nb\nc\n', 'd\n']);
+      const lines = readLines(source);
+      for (const expected of ['a', 'b', 'c']) expect((await lines.next()).value).toEqual(expect.objectContaining({ text: expected }));
+      expect(pulled()).toBe(1);
+      await lines.return(undefined);
+    });
+
+    it('stops at the consumer\'s break, closing the source', async () => {
+      const { source, pulled, closed } = counting(Array.from({ length: 1000 }, (_, i) => `${i}\n`));
+      for await (const line of readLines(source)) if (line.line === 3) break;
+      expect(pulled()).toBe(3);
+      expect(closed()).toBe(true);
+    });
+  });
+
+  it('propagates a source error after the lines before it', async () => {
+    async function* failing(): AsyncGenerator<string> {
+      yield 'a\nb';
+      throw new Error('disk on fire');
+    }
+    const seen: Line[] = [];
+    await expect(async () => {
+      for await (const line of readLines(failing())) seen.push(line);
+    }).rejects.toThrow('disk on fire');
+    expect(seen).toEqual([ok(1, 'a')]);
+  });
+});
