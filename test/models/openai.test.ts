@@ -1,6 +1,7 @@
 import { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
 import { describe, expect, it } from 'vitest';
-import { redact, retryAfterMs, toModelError } from '../../src/models/openai.js';
+import { createOpenAIModel, redact, retryAfterMs, toModelError } from '../../src/models/openai.js';
+import { startOpenAIServer } from '../helpers/openai-server.js';
 
 const headers = (init: Record<string, string>) => new Headers(init);
 
@@ -55,5 +56,53 @@ describe('toModelError', () => {
     const error = toModelError(echoed, 'openai/m', 'sk-live-123456', false);
     expect(error.message).not.toContain('sk-live-123456');
     expect(redact('a sk-live-123456 b', 'sk-live-123456')).toBe('a *** b');
+  });
+});
+
+describe('createOpenAIModel against a local server', () => {
+  const request = { module: 'assistant' as const, messages: [{ role: 'user' as const, content: 'hello' }] };
+
+  it('answers, counts tokens, and sends the key as a bearer token', async () => {
+    const server = await startOpenAIServer({ apiKey: 'sk-local' });
+    try {
+      const model = createOpenAIModel({ provider: 'openai', model: 'm', apiKey: 'sk-local', baseURL: server.baseURL, timeoutMs: 5000 });
+      const reply = await model.complete(request, new AbortController().signal);
+      expect(reply.content.length).toBeGreaterThan(0);
+      expect(reply.usage.input).toBeGreaterThan(0);
+      expect(server.requests[0]?.authorization).toBe('Bearer sk-local');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it.each([
+    ['malformed', 'malformed'],
+    ['no_choices', 'malformed'],
+    ['hang', 'timeout'],
+    ['stall', 'timeout'],
+    ['server_error', 'server'],
+    ['rate_limit', 'rate_limit'],
+  ] as const)('maps a %s answer to %s', async (fault, kind) => {
+    const server = await startOpenAIServer({ faults: [fault] });
+    try {
+      const model = createOpenAIModel({ provider: 'openai', model: 'm', apiKey: 'k', baseURL: server.baseURL, timeoutMs: 300 });
+      await expect(model.complete(request, new AbortController().signal)).rejects.toMatchObject({ kind });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('aborts the HTTP request when the caller aborts', async () => {
+    const server = await startOpenAIServer({ faults: ['hang'] });
+    try {
+      const model = createOpenAIModel({ provider: 'openai', model: 'm', apiKey: 'k', baseURL: server.baseURL, timeoutMs: 10_000 });
+      const controller = new AbortController();
+      const pending = model.complete(request, controller.signal);
+      while (server.requests.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      controller.abort();
+      await expect(pending).rejects.toMatchObject({ kind: 'aborted' });
+    } finally {
+      await server.close();
+    }
   });
 });
