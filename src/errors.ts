@@ -5,15 +5,17 @@ export type ModelErrorKind =
   | 'rate_limit' // 429
   | 'server' // 5xx
   | 'timeout' // no answer in time
-  | 'network' // connection refused, reset, DNS
+  | 'unreachable' // connection refused, host not found: nothing is listening there
+  | 'network' // connection reset, socket closed mid-answer
   | 'malformed' // a 2xx answer whose body is not a chat completion
   | 'auth' // 401, 403
   | 'bad_request' // 400, 404, 422 and other 4xx
-  | 'aborted'; // we cancelled it
+  | 'aborted' // we cancelled it
+  | 'unknown'; // anything else: a bug, not retried
 
-const TRANSIENT: ReadonlySet<ModelErrorKind> = new Set(['rate_limit', 'server', 'timeout', 'network', 'malformed']);
+const TRANSIENT: ReadonlySet<ModelErrorKind> = new Set(['rate_limit', 'server', 'timeout', 'unreachable', 'network', 'malformed']);
 
-/** A failed model call. `transient` errors are retried; `auth` ends the whole run. */
+/** A failed model call. `transient` errors are retried; `auth`, and `unreachable` after its retries, end the whole run. */
 export class ModelError extends Error {
   override readonly name = 'ModelError';
   readonly kind: ModelErrorKind;

@@ -21,6 +21,9 @@ export interface Task {
 
 /** A task after `lockModel`: the assistant model it talks to for its whole conversation. */
 export interface LockedTask extends Task {
+  /** Index of the drawn entry in the pool. */
+  readonly poolIndex: number;
+  /** Its provider and model, as `metadata.assistant_model` records them. */
   readonly assistant: ModelRef;
 }
 

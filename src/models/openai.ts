@@ -11,9 +11,7 @@ export interface OpenAIModelOptions extends ModelRef {
   /** Whole-call deadline in milliseconds, body included (default 120 000). */
   readonly timeoutMs?: number;
   readonly headers?: Readonly<Record<string, string>>;
-  /** Defaults for requests that do not set them. */
-  readonly temperature?: number | undefined;
-  readonly maxCompletionTokens?: number | undefined;
+  /** PersonaGym's `api.inference.top_p`, sent with every request when set. */
   readonly topP?: number | undefined;
 }
 
@@ -46,7 +44,11 @@ export function toModelError(error: unknown, where: string, apiKey: string, call
   if (error instanceof ModelError) return error;
   if (callerAborted || error instanceof APIUserAbortError) return new ModelError('aborted', say('request aborted'), { cause: error });
   if (error instanceof APIConnectionTimeoutError) return new ModelError('timeout', say('request timed out'), { cause: error });
-  if (error instanceof APIConnectionError) return new ModelError('network', say(`connection failed (${rootCause(error)})`), { cause: error });
+  if (error instanceof APIConnectionError) {
+    const root = rootCause(error);
+    const kind = /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH/.test(root) ? 'unreachable' : 'network';
+    return new ModelError(kind, say(`connection failed (${root})`), { cause: error });
+  }
   if (error instanceof APIError && typeof error.status === 'number') {
     const apiError = error as APIError<number, Headers | undefined>;
     const status = apiError.status;
@@ -61,7 +63,7 @@ export function toModelError(error: unknown, where: string, apiKey: string, call
   if (error instanceof SyntaxError) return new ModelError('malformed', say(`response body is not valid JSON (${error.message})`), { cause: error });
   if (error instanceof Error && error.name === 'TimeoutError') return new ModelError('timeout', say('request timed out'), { cause: error });
   const message = error instanceof Error ? error.message : String(error);
-  return new ModelError('network', say(`request failed (${message})`), { cause: error });
+  return new ModelError('unknown', say(`request failed (${message})`), { cause: error });
 }
 
 interface CompletionShape {
@@ -71,8 +73,10 @@ interface CompletionShape {
 
 /**
  * Creates a chat model on an OpenAI-compatible endpoint. The SDK's own retries are off (retries are the
- * pipeline's `retryWithDelay`, so they are counted and honour Retry-After across the run), and the deadline
- * covers the whole call including the body, so a server that hangs mid-body cannot stall a task forever.
+ * pipeline's `retryWithDelay`, so they are counted and honour Retry-After), and the deadline covers the
+ * whole call including the body, so a server that hangs mid-body cannot stall a task forever. The length
+ * cap goes out as `max_completion_tokens` to OpenAI itself and as `max_tokens` everywhere else: OpenRouter
+ * documents `max_tokens`, and Ollama and LM Studio ignore the newer name.
  *
  * @example
  * createOpenAIModel({ provider: 'openai', model: 'gpt-4o-mini', apiKey: process.env.OPENAI_API_KEY })
@@ -87,6 +91,7 @@ export function createOpenAIModel(options: OpenAIModelOptions): ChatModel {
   });
   const where = `${options.provider}/${options.model}`;
   const timeoutMs = options.timeoutMs ?? 120_000;
+  const lengthParam = options.baseURL === undefined || /^https:\/\/api\.openai\.com\b/.test(options.baseURL) ? 'max_completion_tokens' : 'max_tokens';
   return {
     provider: options.provider,
     model: options.model,
@@ -94,14 +99,13 @@ export function createOpenAIModel(options: OpenAIModelOptions): ChatModel {
       const deadline = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
       let body: CompletionShape;
       try {
-        const temperature = request.temperature ?? options.temperature;
-        const maxTokens = request.maxCompletionTokens ?? options.maxCompletionTokens;
+        const { temperature, maxCompletionTokens: maxTokens } = request;
         body = await client.chat.completions.create(
           {
             model: options.model,
             messages: request.messages.map((message) => ({ role: message.role, content: message.content })),
             ...(temperature === undefined ? {} : { temperature }),
-            ...(maxTokens === undefined ? {} : { max_completion_tokens: maxTokens }),
+            ...(maxTokens === undefined ? {} : { [lengthParam]: maxTokens }),
             ...(options.topP === undefined ? {} : { top_p: options.topP }),
           },
           { signal: deadline },

@@ -12,10 +12,11 @@ export interface PoolEntry {
 
 export interface ModelPool {
   readonly entries: readonly PoolEntry[];
-  /** Draws an entry with probability proportional to its weight. */
-  draw(rng: Rng): PoolEntry;
-  /** The entry for a ref drawn earlier. */
-  get(ref: ModelRef): PoolEntry;
+  /**
+   * Draws the index of an entry with probability proportional to its weight. An index, not a name:
+   * two entries may name the same model on different endpoints (two vLLM servers).
+   */
+  draw(rng: Rng): number;
 }
 
 export const refKey = (ref: ModelRef): string => `${ref.provider}/${ref.model}`;
@@ -25,7 +26,7 @@ export const refKey = (ref: ModelRef): string => `${ref.provider}/${ref.model}`;
  * least one must be positive.
  *
  * @example
- * createPool([{ model: a, weight: 0.8 }, { model: b, weight: 0.2 }]).draw(rngFor(seed, key, 'assistant_model'))
+ * createPool([{ model: a, weight: 0.8 }, { model: b, weight: 0.2 }]).draw(rngFor(seed, key, 'assistant_model')) // 0 or 1
  */
 export function createPool(entries: readonly PoolEntry[]): ModelPool {
   if (entries.length === 0) throw new TypeError('Expected at least one model in the pool, got none');
@@ -42,19 +43,14 @@ export function createPool(entries: readonly PoolEntry[]): ModelPool {
     running += entry.weight / total;
     cumulative.push(running);
   }
-  const byKey = new Map(entries.map((entry) => [refKey(entry.model), entry]));
+  const lastWeighted = entries.findLastIndex((entry) => entry.weight > 0);
   return {
     entries,
     draw(rng) {
       const x = rng.next();
       const index = cumulative.findIndex((bound, i) => x < bound && (entries[i]?.weight ?? 0) > 0);
       // Rounding can leave x above the last bound: fall back to the last model with weight.
-      return index === -1 ? ([...entries].reverse().find((entry) => entry.weight > 0) as PoolEntry) : (entries[index] as PoolEntry);
-    },
-    get(ref) {
-      const entry = byKey.get(refKey(ref));
-      if (entry === undefined) throw new TypeError(`Model ${refKey(ref)} is not in the pool`);
-      return entry;
+      return index === -1 ? lastWeighted : index;
     },
   };
 }

@@ -77,21 +77,26 @@ export function assistantMessages(history: readonly Pick<InteractionMessage, 'ro
   return [{ role: 'system', content: ASSISTANT_SYSTEM_PROMPT }, ...history.map((m) => ({ role: m.role, content: m.content }))];
 }
 
+export const CONVERSATION_START = '(The conversation starts. Write your first message to the assistant.)';
+
 /**
  * Messages for the user simulator. With a template that inlines `{conversation_history}` (PersonaGym's
  * user_feedback.txt) the whole prompt is one user message. Otherwise roles are inverted as tau-bench does:
  * the template is the system prompt, the simulated user's own turns (its first message included) are
- * `assistant`, the assistant's turns are `user`, and a short reminder closes the list to counter drift.
+ * `assistant`, the assistant's turns are `user`. The list keeps the shape strict chat templates (Mistral,
+ * Gemma on vLLM) insist on: one system message, then user/assistant alternating from a user turn (a cue
+ * opens the conversation), ending on a user turn, which carries a short reminder against persona drift.
  */
 export function userSimulatorMessages(template: string, values: TemplateValues, nudge?: string): ChatMessage[] {
   const prompt = renderTemplate(template, values);
   if (inlinesHistory(template)) return [{ role: 'user', content: nudge === undefined ? prompt : `${prompt}\n\n${nudge}` }];
   const inverted: ChatMessage[] = values.history.map((m) => ({ role: m.role === 'user' ? 'assistant' : 'user', content: m.content }));
   const reminder =
-    `Reminder: you are the user described above, not the assistant. Write your next message in your own style, ` +
-    `or ${values.stopToken} alone if everything you came for is resolved.` +
-    (nudge === undefined ? '' : ` ${nudge}`);
-  return [{ role: 'system', content: prompt }, ...inverted, { role: 'system', content: reminder }];
+    `(Reminder: you are the user described above, not the assistant. Write your next message in your own style, ` +
+    `or ${values.stopToken} alone if everything you came for is resolved.${nudge === undefined ? '' : ` ${nudge}`})`;
+  const last = inverted.pop();
+  const closing: ChatMessage = last?.role === 'user' ? { role: 'user', content: `${last.content}\n\n${reminder}` } : { role: 'user', content: reminder };
+  return [{ role: 'system', content: prompt }, { role: 'user', content: CONVERSATION_START }, ...inverted, ...(last?.role === 'assistant' ? [last] : []), closing];
 }
 
 /** What the simulated user said: a follow-up, or that it is done (with any text it glued to the stop signal). */

@@ -111,9 +111,9 @@ function delay(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /**
- * Creates a simulated chat model. Replies are a pure function of (model name, module, messages), so a run
- * with a fixed seed is reproducible at any concurrency. Faults and latency come from a seeded stream of
- * their own and only change timing and retry counts, never the text of a successful reply.
+ * Creates a simulated chat model. Replies are a pure function of (model name, module, messages), and
+ * faults and latency of (seed, request, attempt number), so a run with a fixed seed is reproducible at any
+ * concurrency and in any completion order, faults included: the same call fails on the same attempts.
  *
  * @example
  * const model = createSimModel({ provider: 'sim', model: 'gpt-4o-mini' }, { latencyMs: 50, faults: { rate_limit: 0.1 } });
@@ -122,22 +122,23 @@ export function createSimModel(ref: ModelRef, options: SimOptions = {}): ChatMod
   const latency = options.latencyMs ?? 0;
   const jitter = options.jitterMs ?? 0;
   const faults = Object.entries(options.faults ?? {}).filter(([, p]) => (p ?? 0) > 0) as [ModelErrorKind | 'server', number][];
-  const chaos = rngFor(options.seed ?? 0, `${ref.provider}/${ref.model}`, 'sim-faults');
   return {
     provider: ref.provider,
     model: ref.model,
     async complete(request: ChatRequest, signal: AbortSignal): Promise<ChatResponse> {
       if (signal.aborted) throw new ModelError('aborted', 'request aborted');
-      const wait = latency + (jitter > 0 ? (chaos.next() * 2 - 1) * jitter : 0);
+      const print = fingerprint(ref.model, request);
+      const chaos = jitter > 0 || faults.length > 0 ? rngFor(options.seed ?? 0, print, `sim-chaos/${request.attempt ?? 1}`) : undefined;
+      const wait = latency + (chaos !== undefined && jitter > 0 ? (chaos.next() * 2 - 1) * jitter : 0);
       if (wait > 0) await delay(wait, signal);
       for (const [kind, probability] of faults) {
-        if (chaos.next() >= probability) continue;
+        if (chaos === undefined || chaos.next() >= probability) continue;
         if (kind === 'rate_limit') throw new ModelError('rate_limit', 'sim: injected 429 Too Many Requests', { status: 429, retryAfterMs: options.retryAfterMs ?? 50 });
         if (kind === 'server') throw new ModelError('server', 'sim: injected 500 Internal Server Error', { status: 500 });
         if (kind === 'timeout') throw new ModelError('timeout', 'sim: injected timeout');
         throw new ModelError('malformed', 'sim: injected malformed response body');
       }
-      const rng = rngFor(0, fingerprint(ref.model, request), 'sim-reply');
+      const rng = rngFor(0, print, 'sim-reply');
       const content = request.module === 'assistant' ? assistantReply(ref.model, request, rng) : userReply(request, rng);
       const input = request.messages.reduce((sum, message) => sum + approxTokens(message.content), 0);
       return { content, usage: { input, output: approxTokens(content) } };

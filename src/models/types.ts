@@ -29,6 +29,8 @@ export interface ChatRequest {
   readonly temperature?: number;
   readonly maxCompletionTokens?: number;
   readonly hints?: CallHints;
+  /** 1 for the first attempt of this call, 2 for its first retry, and so on. */
+  readonly attempt?: number;
 }
 
 export interface TokenUsage {

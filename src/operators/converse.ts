@@ -4,7 +4,7 @@ import { FatalError, GuardError, ModelError, describeError } from '../errors.js'
 import { callModel } from '../models/call.js';
 import type { ModelPool } from '../models/pool.js';
 import { DEFAULT_STOP_TOKEN, assistantMessages, guardReply, nudgeFor, parseUserReply, userSimulatorMessages, type GuardReason, type TemplateValues } from '../models/prompts.js';
-import type { ChatModel, ChatRequest, ChatResponse, ModelModule } from '../models/types.js';
+import type { ChatModel, ChatRequest, ChatResponse, ModelModule, ModelRef, TokenUsage } from '../models/types.js';
 import { rngFor } from '../rng.js';
 import { addUsage, interactionId, type Interaction, type InteractionMessage, type LockedTask, type Outcome, type UsageEntry } from '../types.js';
 import { retryWithDelay } from './retryWithDelay.js';
@@ -35,6 +35,8 @@ export interface ConverseOptions {
   readonly stopToken?: string;
   /** Called on every retried call (for statistics). */
   readonly onRetry?: (module: ModelModule, error: unknown) => void;
+  /** Called with the tokens of every answered call, including calls of tasks that later fail or are cancelled. */
+  readonly onUsage?: (module: ModelModule, model: ModelRef, usage: TokenUsage) => void;
   readonly scheduler?: SchedulerLike;
   readonly now?: () => Date;
 }
@@ -92,7 +94,8 @@ function conversation(task: LockedTask, options: ConverseOptions): Observable<Ou
   return defer(() => {
     const now = options.now ?? (() => new Date());
     const stopToken = options.stopToken ?? DEFAULT_STOP_TOKEN;
-    const assistant = options.pool.get(task.assistant);
+    const assistant = options.pool.entries[task.poolIndex];
+    if (assistant === undefined) throw new TypeError(`Task ${task.key} is locked to pool entry ${task.poolIndex}, but the pool has ${options.pool.entries.length}`);
     // The engine owns the turn limits: a target outside [minTurns, maxTurns] is clamped.
     const targetTurns = Math.min(options.maxTurns, Math.max(options.minTurns, task.targetTurns));
     const state: State = { task, messages: [], usage: {}, guard: {}, turns: 0, attempts: 0, done: false, ended: false, closing: '' };
@@ -106,7 +109,8 @@ function conversation(task: LockedTask, options: ConverseOptions): Observable<Ou
 
     const call = (model: ChatModel, request: ChatRequest): Observable<ChatResponse> => {
       state.attempts = 1;
-      return callModel(model, request).pipe(
+      // Each subscription (each retry) sends the attempt number along; sim seeds its faults with it.
+      return defer(() => callModel(model, { ...request, attempt: state.attempts })).pipe(
         map((response) => {
           if (request.module === 'assistant' && response.content.trim() === '') throw new ModelError('malformed', `${model.provider}/${model.model}: empty assistant reply`);
           return response;
@@ -122,6 +126,7 @@ function conversation(task: LockedTask, options: ConverseOptions): Observable<Ou
         }),
         map((response) => {
           addUsage(state.usage, request.module, response.usage);
+          options.onUsage?.(request.module, { provider: model.provider, model: model.model }, response.usage);
           return response;
         }),
       );
@@ -220,7 +225,7 @@ function conversation(task: LockedTask, options: ConverseOptions): Observable<Ou
         // A bad key or an endpoint that stays unreachable through every retry fails every other task the
         // same way: end the run at once instead of writing thousands of identical failures.
         if (error instanceof ModelError && error.kind === 'auth') return throwError(() => new FatalError(describeError(error), { cause: error }));
-        if (error instanceof ModelError && error.kind === 'network') {
+        if (error instanceof ModelError && error.kind === 'unreachable') {
           return throwError(() => new FatalError(`${describeError(error)}; still unreachable after ${state.attempts} attempt(s)`, { cause: error }));
         }
         if (error instanceof FatalError) return throwError(() => error);

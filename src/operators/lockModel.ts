@@ -11,7 +11,7 @@ import type { LockedTask, Task } from '../types.js';
  *
  * ```
  * tasks:  --a----b----c--|
- * locked: --a'---b'---c'-|     (a' = a + { assistant: { provider, model } })
+ * locked: --a'---b'---c'-|     (a' = a + { poolIndex, assistant: { provider, model } })
  * ```
  *
  * @example
@@ -23,7 +23,8 @@ import type { LockedTask, Task } from '../types.js';
  */
 export function lockModel<T extends Task>(pool: ModelPool, seed: number): OperatorFunction<T, T & LockedTask> {
   return map((task) => {
-    const { model } = pool.draw(rngFor(seed, task.key, 'assistant_model'));
-    return { ...task, assistant: { provider: model.provider, model: model.model } };
+    const poolIndex = pool.draw(rngFor(seed, task.key, 'assistant_model'));
+    const { model } = pool.entries[poolIndex] as (typeof pool.entries)[number];
+    return { ...task, poolIndex, assistant: { provider: model.provider, model: model.model } };
   });
 }

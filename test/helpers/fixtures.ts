@@ -26,7 +26,8 @@ export function task(overrides: Partial<Task> = {}): Task {
   };
 }
 
-export const locked = (t: Task, model = 'sim-a'): LockedTask => ({ ...t, assistant: { provider: 'sim', model } });
+/** A task locked to pool entry `poolIndex` (the pools in these tests put 'sim-a' or 'scripted' at 0). */
+export const locked = (t: Task, model = 'sim-a', poolIndex = 0): LockedTask => ({ ...t, poolIndex, assistant: { provider: 'sim', model } });
 
 export const simPool = (names: readonly string[] = ['sim-a'], weights?: readonly number[]): ModelPool =>
   createPool(names.map((model, i) => ({ model: createSimModel({ provider: 'sim', model }), weight: weights?.[i] ?? 1 })));

@@ -128,8 +128,9 @@ function replyFor(request: RecordedRequest, options: FakeOpenAIOptions): string 
   const messages = (request.body as ChatBody).messages ?? [];
   if (request.role === 'user_simulator') {
     // The simulator's view is inverted: the assistant's answers are its `user` messages.
-    const answered = messages.filter((m) => m.role === 'user').length;
-    const told = messages.some((m) => m.role === 'system' && /do not end the conversation yet/i.test(textOf(m.content)));
+    // The first `user` message is the cue that opens the conversation, not an answer.
+    const answered = messages.filter((m) => m.role === 'user' && !textOf(m.content).startsWith('(The conversation starts')).length;
+    const told = messages.some((m) => /do not end the conversation yet/i.test(textOf(m.content)));
     if (answered >= (options.stopAfter ?? 2) && !told) return options.stopToken ?? '###STOP###';
     const base = hash(textOf(messages[0]?.content)) % FOLLOW_UPS.length;
     return FOLLOW_UPS[(base + answered) % FOLLOW_UPS.length] as string;

@@ -46,7 +46,10 @@ describe('toModelError', () => {
 
   it('maps timeouts, connection failures, bad JSON and our own aborts', () => {
     expect(toModelError(new APIConnectionTimeoutError(), 'w', 'k', false).kind).toBe('timeout');
-    expect(toModelError(new APIConnectionError({ cause: new Error('ECONNREFUSED') }), 'w', 'k', false).kind).toBe('network');
+    const refused = new Error('fetch failed', { cause: new Error('connect ECONNREFUSED 127.0.0.1:9') });
+    expect(toModelError(new APIConnectionError({ cause: refused }), 'w', 'k', false)).toMatchObject({ kind: 'unreachable', message: 'w: connection failed (connect ECONNREFUSED 127.0.0.1:9)' });
+    expect(toModelError(new APIConnectionError({ cause: new Error('read ECONNRESET') }), 'w', 'k', false).kind).toBe('network');
+    expect(toModelError(new RangeError('bug'), 'w', 'k', false)).toMatchObject({ kind: 'unknown', transient: false });
     expect(toModelError(new SyntaxError('Unexpected token'), 'w', 'k', false).kind).toBe('malformed');
     expect(toModelError(new Error('whatever'), 'w', 'k', true).kind).toBe('aborted');
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatPersona, guardReply, parseUserReply, renderTemplate, similarity, userSimulatorMessages, type TemplateValues } from '../../src/models/prompts.js';
+import { CONVERSATION_START, formatPersona, guardReply, parseUserReply, renderTemplate, similarity, userSimulatorMessages, type TemplateValues } from '../../src/models/prompts.js';
 
 const STOP = '###STOP###';
 const values: TemplateValues = {
@@ -64,8 +64,10 @@ describe('templates', () => {
 
   it('inverts roles for a template without {conversation_history}', () => {
     const messages = userSimulatorMessages('You are {persona}', values, 'be brief');
-    expect(messages.map((m) => m.role)).toEqual(['system', 'assistant', 'user', 'system']);
-    expect(messages.at(-1)?.content).toContain('be brief');
+    expect(messages.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'user']);
+    expect(messages[1]?.content).toBe(CONVERSATION_START);
+    expect(messages[2]?.content).toBe('dedupe a csv by email pls');
+    expect(messages.at(-1)?.content).toMatch(/^Use pandas drop_duplicates on the email column\.\n\n\(Reminder: .* be brief\)$/);
   });
 
   it('sends one prompt for a PersonaGym template with {conversation_history}', () => {

@@ -240,8 +240,9 @@ describe('converse', () => {
     const sim = scripted(() => STOP);
     await run([locked(task({ targetTurns: 3 }))], options({ pool: simPool(['sim-a']), minTurns: 1, user: { ...options().user, model: sim.model, feedbackProbability: 1 } }));
     const messages = sim.requests[0]?.messages ?? [];
-    expect(messages.map((m) => m.role)).toEqual(['system', 'assistant', 'user', 'system']);
-    expect(messages[1]?.content).toBe('how do i dedupe a csv by email');
+    expect(messages.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'user']);
+    expect(messages[2]?.content).toBe('how do i dedupe a csv by email');
+    expect(messages[3]?.content).toMatch(/\(Reminder: you are the user described above/);
     expect(messages[0]?.content).toContain('- Communication Style: casual');
   });
 
