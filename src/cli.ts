@@ -1,9 +1,9 @@
 // The command line: `personaflow generate` (noise and export come later), Unix manners, exit codes.
-import { access } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { Subscription } from 'rxjs';
-import { loadConfig } from './config.js';
+import { loadConfig, runSeed } from './config.js';
 import { ConfigError, FatalError, describeError } from './errors.js';
 import { buildModels } from './models/index.js';
 import { DEFAULT_STOP_TOKEN, loadTemplate } from './models/prompts.js';
@@ -12,6 +12,7 @@ import { DirSink } from './sinks/dir.js';
 import { BrokenPipeError, streamWriter } from './sinks/stdout.js';
 import { UsageTotals } from './sinks/usage.js';
 import { openInput } from './streams/ndjson.js';
+import { stoppable } from './streams/pull.js';
 import { readTasks } from './streams/personas.js';
 import type { Outcome } from './types.js';
 
@@ -43,6 +44,7 @@ interface GenerateFlags {
 }
 
 const MAX_WARNINGS = 50;
+const GRACE_SECONDS = 30;
 
 async function runGenerate(file: string | undefined, flags: GenerateFlags): Promise<number> {
   const started = Date.now();
@@ -52,16 +54,17 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
   const minTurns = flags.minTurns ?? ig.min_turns;
   const maxTurns = flags.maxTurns ?? Math.max(ig.max_turns, minTurns);
   if (maxTurns < minTurns) throw new ConfigError(`--max-turns ${maxTurns} is below --min-turns ${minTurns}`);
-  const seed = flags.seed ?? config.personaflow.seed ?? config.experiment?.seed ?? 42;
+  const seed = runSeed(config, flags.seed);
   const concurrency = flags.concurrency ?? ig.max_workers;
-  const models = buildModels(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl });
+  const models = buildModels(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, seed });
   const template = await loadTemplate(ig.user_model.system_prompt_template, loaded.baseDir, 'interaction_generation.user_model.system_prompt_template');
   if (flags.quiet !== true) for (const notice of [...loaded.notices, ...models.notices]) say(notice);
 
   if (file !== undefined && file !== '-') {
-    await access(file).catch((error: NodeJS.ErrnoException) => {
+    const info = await stat(file).catch((error: NodeJS.ErrnoException) => {
       throw new ConfigError(`${file}: cannot read personas file (${error.code ?? 'error'})`);
     });
+    if (info.isDirectory()) throw new ConfigError(`${file}: is a directory, expected a persona NDJSON file`);
   }
   const input = openInput(file);
   let warnings = 0;
@@ -78,22 +81,24 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
     },
   });
 
-  const dir = flags.out === undefined ? undefined : await DirSink.open(flags.out, { force: flags.force === true });
+  const totals = new UsageTotals();
+  const dir = flags.out === undefined ? undefined : await DirSink.open(flags.out, { force: flags.force === true, usage: totals });
   const stdout = dir === undefined ? streamWriter(process.stdout) : undefined;
-  const totals = dir?.usage ?? new UsageTotals();
   const write = (outcome: Outcome): Promise<void> => {
     if (dir !== undefined) return dir.write(outcome);
-    totals.add(outcome);
+    totals.outcome(outcome);
     if (outcome.ok) return (stdout as NonNullable<typeof stdout>).push(JSON.stringify(outcome.interaction));
     const { failure } = outcome;
     say(`failed ${failure.persona_id}/${failure.query_id} after ${failure.attempts} attempt(s): ${failure.error.kind}: ${failure.error.message}`);
     return Promise.resolve();
   };
   let retries = 0;
+  let stopping = false;
+  let grace: NodeJS.Timeout | undefined;
 
   const finished = new Promise<{ error?: unknown; interrupted?: boolean }>((resolve) => {
     const subscription: Subscription = generate(
-      tasks,
+      stoppable(tasks, () => stopping),
       {
         pool: models.pool,
         user: { ...models.user, template, feedbackProbability: ig.user_model.feedback_probability },
@@ -107,17 +112,32 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
         onRetry: () => {
           retries += 1;
         },
+        onUsage: (module, model, usage) => totals.call(module, model, usage),
       },
       write,
-    ).subscribe({ error: (error: unknown) => resolve({ error }), complete: () => resolve({}) });
-    const onSignal = (): void => {
+    ).subscribe({ error: (error: unknown) => resolve({ error, interrupted: stopping }), complete: () => resolve({ interrupted: stopping }) });
+    // First Ctrl-C: stop reading and let the conversations in flight finish (they are paid for);
+    // a second one, or the grace period running out, aborts them.
+    const abort = (): void => {
       subscription.unsubscribe();
       resolve({ interrupted: true });
     };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
+    const onSignal = (): void => {
+      if (stopping) {
+        abort();
+        return;
+      }
+      stopping = true;
+      input.stream.destroy();
+      say(`stopping: no new conversations; finishing those in flight (up to ${GRACE_SECONDS} s; Ctrl-C again to abort them)`);
+      grace = setTimeout(abort, GRACE_SECONDS * 1000);
+      grace.unref();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
   });
   const result = await finished;
+  clearTimeout(grace);
   process.removeAllListeners('SIGINT');
   process.removeAllListeners('SIGTERM');
 
@@ -131,7 +151,7 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
   }
   if (result.error !== undefined) throw result.error instanceof Error ? result.error : new Error(describeError(result.error));
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
-  const calls = (totals.toJSON() as { statistics: { summary: { total_calls: number } } }).statistics.summary.total_calls;
+  const calls = totals.calls;
   if (flags.quiet !== true || result.interrupted === true) {
     say(
       `${result.interrupted === true ? 'interrupted: ' : ''}${totals.interactions} interactions, ${totals.failures} failures, ` +

@@ -113,10 +113,20 @@ export function merge(base: unknown, over: unknown): unknown {
   return out;
 }
 
-function describeValue(value: unknown): string {
+const SECRET_PATH = /key|token|secret|password|header|authorization/i;
+
+/**
+ * The bad value as an error message may show it: scalars only, and never anything under a key-like
+ * path or that looks like a key (a key in the wrong place is still a key), so no secret reaches a terminal.
+ */
+export function describeValue(value: unknown, path: readonly PropertyKey[] = []): string {
   if (value === undefined) return 'nothing';
+  const type = Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value === 'object' ? 'a mapping' : typeof value;
+  if (value === null || typeof value === 'object') return type;
   const shown = JSON.stringify(value);
-  return `\`${shown !== undefined && shown.length > 60 ? `${shown.slice(0, 57)}...` : shown}\` (${Array.isArray(value) ? 'array' : value === null ? 'null' : typeof value})`;
+  const secretish = path.some((part) => SECRET_PATH.test(String(part))) || (typeof value === 'string' && (/^(sk|pk|rk)-/.test(value) || /^[A-Za-z0-9_\-.]{24,}$/.test(value)));
+  if (secretish || shown === undefined || shown.length > 60) return `a ${typeof value} (value not shown)`;
+  return `\`${shown}\` (${type})`;
 }
 
 function parseYaml(source: string, name: string): { doc: Document; lines: LineCounter } {
@@ -125,6 +135,7 @@ function parseYaml(source: string, name: string): { doc: Document; lines: LineCo
   const [first] = doc.errors;
   if (first !== undefined) {
     const line = lines.linePos(first.pos[0]).line;
+    // yaml's messages describe the problem, not the text around it, so no value is echoed here.
     throw new ConfigError(`${name}:${line}: invalid YAML: ${first.message.split('\n')[0] ?? ''}`);
   }
   return { doc, lines };
@@ -144,7 +155,7 @@ function explain(error: z.ZodError, name: string, doc: Document | undefined, lin
           break;
         }
       }
-      const got = 'input' in issue ? `, got ${describeValue(issue.input)}` : '';
+      const got = 'input' in issue ? `, got ${describeValue(issue.input, issue.path)}` : '';
       return `${where}: ${path === '' ? '(top level)' : path}: ${issue.message}${got}`;
     })
     .join('\n');
@@ -172,16 +183,14 @@ export async function loadConfig(file: string | undefined): Promise<LoadedConfig
     if (!isPlainObject(user)) throw new ConfigError(`${file}: expected a YAML mapping at the top level, got ${describeValue(user)}`);
     const ignored = IGNORED_SECTIONS.filter((section) => section in (user as object));
     if (ignored.length > 0) notices.push(`${file}: sections ${ignored.join(', ')} belong to other PersonaGym stages and are ignored`);
-    // A user file that names a pool replaces the default single model instead of merging into it.
-    const assistant = (user.interaction_generation as Record<string, unknown> | undefined)?.assistant_model;
-    if (isPlainObject(assistant) && 'model_pool' in assistant) {
-      (defaults as { interaction_generation: { assistant_model: unknown } }).interaction_generation.assistant_model = {};
-    }
   }
   const result = configSchema.safeParse(merge(defaults, user), { reportInput: true });
   if (!result.success) throw new ConfigError(explain(result.error, file ?? defaultsPath, parsed?.doc, parsed?.lines));
   return { config: result.data, file, baseDir: file === undefined ? process.cwd() : dirname(resolve(file)), notices };
 }
+
+/** The run seed: `--seed`, else `personaflow.seed`, else PersonaGym's `experiment.seed`, else 42. */
+export const runSeed = (config: Config, flag?: number): number => flag ?? config.personaflow.seed ?? config.experiment?.seed ?? 42;
 
 /** Resolves `${VAR}` references at the moment a value is used; a missing variable is an error naming the path. */
 export function expandEnv(value: string, yamlPath: string, env: NodeJS.ProcessEnv = process.env): string {

@@ -1,25 +1,12 @@
 // The generate job: tasks from the persona stream, through lockModel and converse, into a sink.
-import { Observable, mergeMap, pipe, type SchedulerLike } from 'rxjs';
-import { converse, type UserSimulatorOptions } from './operators/converse.js';
+import { Observable, mergeMap, pipe } from 'rxjs';
+import { converse, type ConverseOptions } from './operators/converse.js';
 import { lockModel } from './operators/lockModel.js';
-import type { ModelPool } from './models/pool.js';
-import type { ModelModule } from './models/types.js';
 import { pullThrough } from './streams/pull.js';
 import type { Outcome, Task } from './types.js';
 
-export interface GenerateOptions {
-  readonly pool: ModelPool;
-  readonly user: UserSimulatorOptions;
-  readonly seed: number;
-  readonly minTurns: number;
-  readonly maxTurns: number;
-  readonly concurrency: number;
-  readonly maxRetries: number;
-  readonly retryDelayMs: number;
-  readonly stopToken?: string;
-  readonly onRetry?: (module: ModelModule, error: unknown) => void;
-  readonly scheduler?: SchedulerLike;
-}
+/** The options of `converse`: models, seed, turn limits, concurrency, retries and hooks. */
+export type GenerateOptions = ConverseOptions;
 
 /**
  * Runs every task through lockModel and converse and hands each outcome to `write`; the observable emits

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expandEnv, loadConfig, merge } from '../src/config.js';
+import { expandEnv, loadConfig, merge, runSeed } from '../src/config.js';
 import { ConfigError } from '../src/errors.js';
 import { buildModels } from '../src/models/index.js';
 
@@ -46,8 +46,29 @@ describe('loadConfig', () => {
 
   it('uses the defaults when no file is given', async () => {
     const { config } = await loadConfig(undefined);
-    expect(config.interaction_generation.assistant_model.model).toBe('gpt-4o-mini');
-    expect(config.personaflow.seed).toBe(42);
+    expect(config.api).toMatchObject({ provider: 'openai', model: 'gpt-4o-mini' });
+    expect(runSeed(config)).toBe(42);
+  });
+
+  it('takes the seed from --seed, then personaflow.seed, then experiment.seed', async () => {
+    const { config } = await loadConfig('test/fixtures/personagym-config.yaml');
+    expect(runSeed(config)).toBe(42);
+    expect(runSeed({ ...config, experiment: { seed: 7 } })).toBe(7);
+    expect(runSeed({ ...config, experiment: { seed: 7 }, personaflow: { ...config.personaflow, seed: 8 } })).toBe(8);
+    expect(runSeed({ ...config, experiment: { seed: 7 } }, 9)).toBe(9);
+  });
+
+  it('never prints a key it rejects, wherever it stands', async () => {
+    const cases = [
+      'interaction_generation:\n  assistant_model:\n    model_pool: {api_key: sk-SECRET-abcdef, model: gpt-4o}\n',
+      'openrouter: "sk-or-SECRET-abcdef"\n',
+      'api:\n  api_key: 12345678901234\n',
+      'interaction_generation:\n  user_model:\n    headers: "Bearer SECRETSECRETSECRETSECRET"\n',
+    ];
+    for (const text of cases) {
+      const error = await errorOf(loadConfig(await configFile(text)));
+      expect(error.message).not.toMatch(/SECRET|12345678901234/);
+    }
   });
 
   it('names the file, line, YAML path and bad value', async () => {
@@ -87,7 +108,7 @@ describe('buildModels', () => {
   it('falls back to sim, keeping the pool names, when no key is set anywhere', async () => {
     const { config } = await loadConfig('test/fixtures/personagym-config.yaml');
     const models = buildModels(config, {}, {});
-    expect(models.simulated).toBe(true);
+    expect(models.user.model.provider).toBe('sim');
     expect(models.pool.entries.map((entry) => `${entry.model.provider}/${entry.model.model}`)).toEqual(['sim/gpt-4o-mini', 'sim/anthropic/claude-haiku-4.5', 'sim/x-ai/grok-4.1-fast']);
     expect(models.notices[0]).toContain('OPENAI_API_KEY or OPENROUTER_API_KEY not set');
   });
@@ -102,14 +123,13 @@ describe('buildModels', () => {
   it('needs no OpenRouter key when the run calls no OpenRouter model', async () => {
     const { config } = await loadConfig(undefined);
     const models = buildModels(config, {}, { OPENAI_API_KEY: 'sk-test' });
-    expect(models.simulated).toBe(false);
-    expect(models.pool.entries[0]?.model.provider).toBe('openai');
+    expect(models.pool.entries[0]?.model).toMatchObject({ provider: 'openai', model: 'gpt-4o-mini' });
   });
 
   it('needs no key for a custom base URL', async () => {
     const { config } = await loadConfig(undefined);
     const models = buildModels(config, { baseUrl: 'http://127.0.0.1:9/v1', model: 'llama' }, {});
-    expect(models.simulated).toBe(false);
+    expect(models.pool.entries[0]?.model).toMatchObject({ provider: 'openai', model: 'llama' });
     expect(models.user.model).toMatchObject({ provider: 'openai', model: 'llama' });
   });
 
@@ -126,9 +146,30 @@ describe('buildModels', () => {
     expect(() => buildModels(config, {}, {})).toThrow(/interaction_generation.assistant_model.provider: `anthropic` is not supported/);
   });
 
+  it("falls back to PersonaGym's api.provider and api.model for models that name neither", async () => {
+    const path = await configFile('api:\n  provider: openrouter\n  model: anthropic/claude-3.5-haiku\n  inference: {temperature: 0.3, top_p: 0.9}\n');
+    const { config } = await loadConfig(path);
+    const models = buildModels(config, {}, { OPENROUTER_API_KEY: 'sk-or-test' });
+    expect(models.pool.entries.map((e) => [e.model.provider, e.model.model])).toEqual([['openrouter', 'anthropic/claude-3.5-haiku']]);
+    expect(models.user.model).toMatchObject({ provider: 'openrouter', model: 'anthropic/claude-3.5-haiku' });
+  });
+
+  it('gives pool entries without inference the api.inference settings', async () => {
+    const path = await configFile('api:\n  inference: {temperature: 0.2, max_completion_tokens: 77}\ninteraction_generation:\n  assistant_model:\n    model_pool:\n      - {provider: openai, model: a, weight: 1}\n      - {provider: openai, model: b, weight: 1, inference: {temperature: 0.9}}\n');
+    const { config } = await loadConfig(path);
+    const { pool } = buildModels(config, { provider: 'sim' }, {});
+    expect(pool.entries.map((e) => [e.temperature, e.maxCompletionTokens])).toEqual([[0.2, 77], [0.9, 77]]);
+  });
+
+  it('names the config path of a base URL whose variable is missing', async () => {
+    const path = await configFile('api:\n  base_url: ${LOCAL_LLM_URL}\n');
+    const { config } = await loadConfig(path);
+    expect(() => buildModels(config, {}, { OPENAI_API_KEY: 'k' })).toThrowErrorMatchingInlineSnapshot(`[ConfigError: api.base_url: environment variable LOCAL_LLM_URL is not set]`);
+  });
+
   it('reads the key from api_key_env', async () => {
     const path = await configFile('api:\n  api_key: ""\n  api_key_env: MY_KEY\n');
     const { config } = await loadConfig(path);
-    expect(buildModels(config, {}, { MY_KEY: 'sk-x' }).simulated).toBe(false);
+    expect(buildModels(config, {}, { MY_KEY: 'sk-x' }).user.model.provider).toBe('openai');
   });
 });

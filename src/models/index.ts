@@ -1,6 +1,6 @@
 // Builds the run's chat models from the configuration: providers, keys, base URLs, the assistant pool and the user simulator.
 import { ConfigError } from '../errors.js';
-import { expandEnv, type Config } from '../config.js';
+import { expandEnv, runSeed, type Config } from '../config.js';
 import { OPENROUTER_BASE_URL, createOpenAIModel } from './openai.js';
 import { createPool, type ModelPool, type PoolEntry } from './pool.js';
 import { createSimModel, type SimOptions } from './sim.js';
@@ -16,6 +16,8 @@ export interface ModelFlags {
   readonly model?: string | undefined;
   /** `--base-url`: endpoint for every OpenAI-compatible model; a key becomes optional. */
   readonly baseUrl?: string | undefined;
+  /** The run seed (seeds sim's faults and jitter). */
+  readonly seed?: number | undefined;
 }
 
 interface Spec {
@@ -28,6 +30,8 @@ interface Spec {
   readonly apiKey: string | null | undefined;
   readonly apiKeyEnv: string | undefined;
   readonly baseUrl: string | undefined;
+  /** Where `baseUrl` came from, for messages. */
+  readonly baseUrlPath: string;
   readonly headers: Record<string, string> | undefined;
 }
 
@@ -35,7 +39,6 @@ export interface RunModels {
   readonly pool: ModelPool;
   readonly user: { readonly model: ChatModel; readonly temperature: number | undefined; readonly maxCompletionTokens: number | undefined };
   /** True when no key was configured and every model is simulated. */
-  readonly simulated: boolean;
   readonly notices: string[];
 }
 
@@ -44,53 +47,68 @@ const PLACEHOLDER = /^(|xxx|YOUR_[A-Z_]*HERE)$/;
 /** `https://openrouter.ai/api/v1/chat/completions` (PersonaGym's `endpoint`) → base URL. */
 const baseOf = (url: string | undefined): string | undefined => url?.replace(/\/chat\/completions\/?$/, '');
 
+interface EndpointFields {
+  api_key?: string | null | undefined;
+  api_key_env?: string | undefined;
+  base_url?: string | undefined;
+  endpoint?: string | undefined;
+  headers?: Record<string, string> | undefined;
+  default_headers?: Record<string, string> | undefined;
+}
+
+/**
+ * The models a run calls, PersonaGym's way: a pool or one assistant model, and the user model; each
+ * without its own provider or model falls back to `api.provider` / `api.model`, and a pool entry without
+ * `inference` to `api.inference`.
+ */
 function specs(config: Config, flags: ModelFlags): { assistant: Spec[]; user: Spec } {
   const ig = config.interaction_generation;
   const am = ig.assistant_model;
+  const fallback = config.api.inference ?? {};
   const defaultProvider = config.api.provider ?? 'openai';
   const assistant: Spec[] = [];
-  const common = (entry: { api_key?: string | null | undefined; api_key_env?: string | undefined; base_url?: string | undefined; endpoint?: string | undefined; headers?: Record<string, string> | undefined; default_headers?: Record<string, string> | undefined }) => ({
+  const common = (entry: EndpointFields, path: string) => ({
+    path,
     apiKey: entry.api_key,
     apiKeyEnv: entry.api_key_env,
     baseUrl: entry.base_url ?? baseOf(entry.endpoint),
+    baseUrlPath: `${path}.${entry.base_url === undefined ? 'endpoint' : 'base_url'}`,
     headers: entry.headers ?? entry.default_headers,
   });
-  if (flags.model !== undefined) {
-    assistant.push({ path: '--model', provider: am.provider ?? defaultProvider, model: flags.model, weight: 1, temperature: am.temperature, maxCompletionTokens: am.max_completion_tokens ?? am.max_tokens, ...common(am) });
-  } else if (am.model_pool !== undefined) {
+  const single = (path: string, model: string | undefined) => {
+    if (model === undefined) throw new ConfigError(`${path}: needs \`model\` (or api.model)`);
+    return { provider: am.provider ?? defaultProvider, model, weight: 1, temperature: am.temperature, maxCompletionTokens: am.max_completion_tokens ?? am.max_tokens, ...common(am, path) };
+  };
+  if (flags.model !== undefined) assistant.push({ ...single('interaction_generation.assistant_model', flags.model), path: '--model' });
+  else if (am.model_pool === undefined) assistant.push(single('interaction_generation.assistant_model', am.model ?? config.api.model));
+  else {
     am.model_pool.forEach((entry, index) => {
       assistant.push({
-        path: `interaction_generation.assistant_model.model_pool[${index}]`,
         provider: entry.provider ?? 'openai',
         model: entry.model,
         weight: entry.weight,
-        temperature: entry.inference?.temperature,
-        maxCompletionTokens: entry.inference?.max_completion_tokens ?? entry.inference?.max_tokens,
-        ...common(entry),
+        temperature: entry.inference?.temperature ?? fallback.temperature,
+        maxCompletionTokens: entry.inference?.max_completion_tokens ?? entry.inference?.max_tokens ?? fallback.max_completion_tokens ?? fallback.max_tokens,
+        ...common(entry, `interaction_generation.assistant_model.model_pool[${index}]`),
       });
     });
-  } else {
-    const model = am.model ?? config.api.model;
-    if (model === undefined) throw new ConfigError('interaction_generation.assistant_model: needs `model` or `model_pool`');
-    assistant.push({ path: 'interaction_generation.assistant_model', provider: am.provider ?? defaultProvider, model, weight: 1, temperature: am.temperature, maxCompletionTokens: am.max_completion_tokens ?? am.max_tokens, ...common(am) });
   }
   const um = ig.user_model;
   const userModelName = flags.model ?? um.model ?? config.api.model;
-  if (userModelName === undefined) throw new ConfigError('interaction_generation.user_model: needs `model`');
+  if (userModelName === undefined) throw new ConfigError('interaction_generation.user_model: needs `model` (or api.model)');
   const user: Spec = {
-    path: flags.model === undefined ? 'interaction_generation.user_model' : '--model',
     provider: um.provider ?? defaultProvider,
     model: userModelName,
     weight: 1,
     temperature: um.temperature,
     maxCompletionTokens: um.max_completion_tokens ?? um.max_tokens,
-    ...common(um),
+    ...common(um, 'interaction_generation.user_model'),
+    ...(flags.model === undefined ? {} : { path: '--model' }),
   };
-  const override = (spec: Spec): Spec => ({
-    ...spec,
-    provider: flags.provider ?? spec.provider,
-    baseUrl: flags.baseUrl !== undefined && (flags.provider ?? spec.provider) === 'openai' ? flags.baseUrl : spec.baseUrl,
-  });
+  const override = (spec: Spec): Spec => {
+    const provider = flags.provider ?? spec.provider;
+    return flags.baseUrl !== undefined && provider === 'openai' ? { ...spec, provider, baseUrl: flags.baseUrl, baseUrlPath: '--base-url' } : { ...spec, provider };
+  };
   return { assistant: assistant.map(override), user: override(user) };
 }
 
@@ -127,7 +145,8 @@ function endpointOf(spec: Spec, config: Config, env: NodeJS.ProcessEnv): Endpoin
     fromEnv(wanted);
   const sectionBase = sectionApplies ? (section.base_url ?? baseOf(section.endpoint)) : undefined;
   const rawBase = spec.baseUrl ?? sectionBase;
-  const baseURL = rawBase === undefined ? (spec.provider === 'openrouter' ? OPENROUTER_BASE_URL : undefined) : expandEnv(rawBase, `${spec.path}.base_url`, env);
+  const basePath = spec.baseUrl === undefined ? `${sectionName}.${section.base_url === undefined ? 'endpoint' : 'base_url'}` : spec.baseUrlPath;
+  const baseURL = rawBase === undefined ? (spec.provider === 'openrouter' ? OPENROUTER_BASE_URL : undefined) : expandEnv(rawBase, basePath, env);
   const custom = baseURL !== undefined && !/^https:\/\/(api\.openai\.com|openrouter\.ai)\b/.test(baseURL);
   return { apiKey, baseURL, wanted, custom };
 }
@@ -167,7 +186,7 @@ export function buildModels(config: Config, flags: ModelFlags, env: NodeJS.Proce
     latencyMs: config.personaflow.sim.latency_ms,
     jitterMs: config.personaflow.sim.jitter_ms,
     faults: config.personaflow.sim.faults,
-    seed: config.personaflow.seed ?? config.experiment?.seed ?? 42,
+    seed: runSeed(config, flags.seed),
     ...(config.personaflow.sim.retry_after_ms === undefined ? {} : { retryAfterMs: config.personaflow.sim.retry_after_ms }),
   };
   const timeoutMs = (config.api.timeout ?? 120) * 1000;
@@ -180,6 +199,7 @@ export function buildModels(config: Config, flags: ModelFlags, env: NodeJS.Proce
       apiKey: endpoint.apiKey ?? 'not-needed',
       baseURL: endpoint.baseURL,
       timeoutMs,
+      topP: config.api.inference?.top_p,
       ...(spec.headers === undefined ? {} : { headers: spec.headers }),
     });
   };
@@ -190,5 +210,5 @@ export function buildModels(config: Config, flags: ModelFlags, env: NodeJS.Proce
   } catch (error) {
     throw new ConfigError(`interaction_generation.assistant_model: ${(error as Error).message}`);
   }
-  return { pool, user: { model: make(user), temperature: user.temperature, maxCompletionTokens: user.maxCompletionTokens }, simulated, notices };
+  return { pool, user: { model: make(user), temperature: user.temperature, maxCompletionTokens: user.maxCompletionTokens }, notices };
 }

@@ -31,21 +31,25 @@ export interface IndexEntry {
  * usage.json is replaced atomically (temporary file, then rename) when the sink closes.
  */
 export class DirSink {
-  readonly usage = new UsageTotals();
+  readonly usage: UsageTotals;
   readonly #handles: Record<'interactions' | 'failures' | 'index', FileHandle>;
   readonly #interactions: Batcher<Interaction>;
   readonly #failures: Batcher<string>;
   #count = 0;
   #offset = 0;
 
-  private constructor(readonly dir: string, handles: Record<'interactions' | 'failures' | 'index', FileHandle>) {
+  private constructor(readonly dir: string, handles: Record<'interactions' | 'failures' | 'index', FileHandle>, usage: UsageTotals) {
     this.#handles = handles;
+    this.usage = usage;
     this.#failures = lineBatcher((text) => handles.failures.appendFile(text, 'utf8'));
     this.#interactions = new Batcher((batch) => this.#writeInteractions(batch));
   }
 
-  /** Opens DIR, creating it; a DIR that already holds output is refused unless `force`. */
-  static async open(dir: string, options: { force?: boolean } = {}): Promise<DirSink> {
+  /**
+   * Opens DIR, creating it; a DIR that already holds output is refused unless `force`. `usage` is the
+   * run's accounting (fed per call by the pipeline), written to usage.json on close.
+   */
+  static async open(dir: string, options: { force?: boolean; usage?: UsageTotals } = {}): Promise<DirSink> {
     await mkdir(dir, { recursive: true });
     const ours = Object.values(FILES) as string[];
     const existing = (await readdir(dir)).filter((name) => ours.includes(name)).sort();
@@ -53,12 +57,13 @@ export class DirSink {
       throw new ConfigError(`--out ${dir}: the directory already holds ${existing.join(', ')}; use --force to overwrite it`);
     }
     const file = (name: string): Promise<FileHandle> => open(join(dir, name), 'w');
-    return new DirSink(dir, { interactions: await file(FILES.interactions), failures: await file(FILES.failures), index: await file(FILES.index) });
+    const handles = { interactions: await file(FILES.interactions), failures: await file(FILES.failures), index: await file(FILES.index) };
+    return new DirSink(dir, handles, options.usage ?? new UsageTotals());
   }
 
   /** Resolves when the outcome (and, for an interaction, its index line) has been written. */
   write(outcome: Outcome): Promise<void> {
-    this.usage.add(outcome);
+    this.usage.outcome(outcome);
     return outcome.ok ? this.#interactions.push(outcome.interaction) : this.#failures.push(JSON.stringify(outcome.failure));
   }
 

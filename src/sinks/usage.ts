@@ -1,6 +1,6 @@
 // Token totals for the run, in PersonaGym's token_usage shape (summary, by_module, by_model).
-import type { ModelRef } from '../models/types.js';
-import type { Outcome, UsageEntry } from '../types.js';
+import type { ModelModule, ModelRef, TokenUsage } from '../models/types.js';
+import type { Outcome } from '../types.js';
 
 interface Totals {
   input_tokens: number;
@@ -11,31 +11,38 @@ interface Totals {
 
 const empty = (): Totals => ({ input_tokens: 0, output_tokens: 0, total_tokens: 0, call_count: 0 });
 
-function add(into: Record<string, Totals>, key: string, entry: UsageEntry): void {
+function add(into: Record<string, Totals>, key: string, usage: TokenUsage): void {
   const totals = (into[key] ??= empty());
-  totals.input_tokens += entry.input_tokens;
-  totals.output_tokens += entry.output_tokens;
-  totals.total_tokens += entry.input_tokens + entry.output_tokens;
-  totals.call_count += entry.calls;
+  totals.input_tokens += usage.input;
+  totals.output_tokens += usage.output;
+  totals.total_tokens += usage.input + usage.output;
+  totals.call_count += 1;
 }
 
-/** Accumulates the usage every outcome carries; memory is per model and module, not per interaction. */
+/**
+ * What the run has used, counted per answered call (`call`), so calls of tasks that later fail or are
+ * cancelled count too: they were billed. Memory is per model and module, not per interaction.
+ */
 export class UsageTotals {
   readonly byModule: Record<string, Totals> = {};
   readonly byModel: Record<string, Totals> = {};
   interactions = 0;
   failures = 0;
 
-  add(outcome: Outcome): void {
-    const record = outcome.ok ? outcome.interaction.metadata : outcome.failure;
+  /** One answered model call. */
+  call(module: ModelModule, model: ModelRef, usage: TokenUsage): void {
+    add(this.byModule, module, usage);
+    add(this.byModel, `${model.provider}/${model.model}`, usage);
+  }
+
+  /** One finished task. */
+  outcome(outcome: Outcome): void {
     if (outcome.ok) this.interactions += 1;
     else this.failures += 1;
-    const models: Partial<Record<string, ModelRef>> = { assistant: record.assistant_model, user_simulator: record.user_model };
-    for (const [module, entry] of Object.entries(record.usage)) {
-      add(this.byModule, module, entry);
-      const ref = models[module];
-      add(this.byModel, ref === undefined ? 'unknown' : `${ref.provider}/${ref.model}`, entry);
-    }
+  }
+
+  get calls(): number {
+    return Object.values(this.byModule).reduce((sum, totals) => sum + totals.call_count, 0);
   }
 
   /** PersonaGym's token_usage file (`exported_at`, `statistics.{summary, by_module, by_model}`). */

@@ -4,6 +4,7 @@ import { ConfigError } from '../errors.js';
 import { rngFor, stableId } from '../rng.js';
 import type { Task } from '../types.js';
 import { readLines, type ReadLinesOptions } from './ndjson.js';
+import { KeySet } from './seen.js';
 
 const text = z.string().trim().min(1, 'must be a non-empty string');
 const id = z.union([text, z.number().int().transform(String)], {
@@ -97,12 +98,16 @@ export function expandPersona(persona: PersonaLine, source: string, options: Pic
  * Reads persona lines from `input` and yields one task per persona × query, lazily: nothing is read
  * before the consumer asks for the next task. Bad lines are reported as `FILE:LINE: message` through
  * `onWarning` and skipped, or end the stream with a ConfigError when `strict`. Blank lines are ignored.
+ * A persona × query that already came earlier in the input (the same interaction id) is reported and
+ * skipped, so no interaction is generated, billed or written twice; remembering the ids costs about
+ * 16 bytes per task (see KeySet).
  */
 export async function* readTasks(input: AsyncIterable<Buffer | string>, options: TaskOptions): AsyncGenerator<Task> {
   const report = (message: string): void => {
     if (options.strict === true) throw new ConfigError(`${message} (--strict stops at the first bad line)`);
     options.onWarning?.(message);
   };
+  const seen = new KeySet();
   for await (const line of readLines(input, options)) {
     const where = `${options.name}:${line.line}`;
     if (line.error !== undefined) {
@@ -125,6 +130,9 @@ export async function* readTasks(input: AsyncIterable<Buffer | string>, options:
     const { tasks, warnings } = expandPersona(parsed.data, where, options);
     for (const warning of warnings) report(`${where}: ${warning}`);
     if (tasks.length === 0 && warnings.length === 0) report(`${where}: persona "${parsed.data.persona_id}" has no queries, skipped`);
-    yield* tasks;
+    for (const task of tasks) {
+      if (seen.add(task.key)) yield task;
+      else report(`${where}: persona "${task.personaId}" query "${task.queryId}" already came earlier in the input, skipped`);
+    }
   }
 }

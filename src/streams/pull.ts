@@ -59,3 +59,19 @@ export function pullThrough<T, R>(source: AsyncIterable<T>, window: number, pipe
     };
   });
 }
+
+/**
+ * Ends `source` quietly once `stopped()` is true: no item is yielded after that, and an error the source
+ * throws after the stop (a destroyed input stream) ends it too instead of failing the run. Used for
+ * Ctrl-C: stop reading, let what is in flight finish.
+ */
+export async function* stoppable<T>(source: AsyncIterable<T>, stopped: () => boolean): AsyncGenerator<T> {
+  try {
+    for await (const item of source) {
+      if (stopped()) return;
+      yield item;
+    }
+  } catch (error) {
+    if (!stopped()) throw error;
+  }
+}

@@ -468,4 +468,69 @@ describe('personaflow generate (end to end)', () => {
       expect(await readFile(join(out, name), 'utf8'), name).not.toContain(secret);
     }
   });
+
+  describe('Ctrl-C', () => {
+    /** Spawns a sim run with 100 ms calls; resolves once the first interaction line is on disk or stdout. */
+    async function startSlowRun(args: string[], stdin: 'ignore' | 'pipe') {
+      const slow = await writeFile(join(tmp, 'slow.yaml'), 'personaflow:\n  sim:\n    latency_ms: 100\n').then(() => join(tmp, 'slow.yaml'));
+      const child = spawn(process.execPath, [BIN, 'generate', ...args, '--provider', 'sim', '-c', slow, '-j', '4'], { cwd: ROOT, env: childEnv(), stdio: [stdin, 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+      const killer = setTimeout(() => child.kill('SIGKILL'), 25_000);
+      const exited = new Promise<number | null>((resolve) => child.once('close', (code) => { clearTimeout(killer); resolve(code); }));
+      return { child, exited, out: () => stdout, err: () => stderr };
+    }
+
+    it('stops reading, finishes what is in flight, writes consistent files and exits 130', async () => {
+      const input = await writeInput('sigint.ndjson', personas(2000, 1));
+      const out = join(tmp, 'out-sigint');
+      const run = await startSlowRun([input, '--out', out], 'ignore');
+      const interactionsFile = join(out, 'interactions.ndjson');
+      while (!existsSync(interactionsFile) || (await readFile(interactionsFile, 'utf8')).length === 0) await new Promise((r) => setTimeout(r, 50));
+      run.child.kill('SIGINT');
+      const code = await run.exited;
+
+      expect(code).toBe(130);
+      expect(run.err()).toMatch(/stopping: no new conversations/);
+      expect(run.err()).toMatch(/interrupted: \d+ interactions/);
+      const text = await readFile(interactionsFile, 'utf8');
+      expect(text.endsWith('\n')).toBe(true);
+      const written = parseLines<InteractionLine>(text);
+      expect(written.length).toBeGreaterThan(0);
+      expect(written.length).toBeLessThan(2000);
+      expect(new Set(written.map((i) => i.interaction_id)).size).toBe(written.length);
+      const index = parseLines<{ interaction_id: string }>(await readFile(join(out, 'index.ndjson'), 'utf8'));
+      expect(index.map((entry) => entry.interaction_id)).toEqual(written.map((i) => i.interaction_id));
+      const usage = JSON.parse(await readFile(join(out, 'usage.json'), 'utf8')) as { statistics: { summary: { total_calls: number } } };
+      expect(usage.statistics.summary.total_calls).toBeGreaterThanOrEqual(written.reduce((n, i) => n + 2 * i.num_turns - 1, 0));
+    });
+
+    it('does not hang on a stdin that stays open, and a second Ctrl-C aborts at once', async () => {
+      const run = await startSlowRun(['-'], 'pipe');
+      run.child.stdin!.write(personas(50, 1));
+      while (run.out().length === 0) await new Promise((r) => setTimeout(r, 50));
+      run.child.kill('SIGINT');
+      await new Promise((r) => setTimeout(r, 20));
+      run.child.kill('SIGINT');
+      expect(await run.exited).toBe(130);
+      for (const line of lines(run.out())) expect(() => JSON.parse(line) as unknown).not.toThrow();
+    });
+  });
+
+  it('honours --min-turns, --max-turns and -j from the command line over the config', async () => {
+    const input = await writeInput('flags.ndjson', personas(30, 1, { targetTurns: false }));
+    const run = await runCli(['generate', input, '--provider', 'sim', '--min-turns', '3', '--max-turns', '4', '-j', '3', '-c', await config({ minTurns: 1, maxTurns: 2 })]);
+    expect(run.code).toBe(0);
+    const interactions = parseLines<InteractionLine>(run.stdout);
+    expect(interactions).toHaveLength(30);
+    for (const interaction of interactions) expectInteraction(interaction, { minTurns: 3, maxTurns: 4 });
+    const bad = await runCli(['generate', input, '--provider', 'sim', '--min-turns', '5', '--max-turns', '2']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--max-turns 2 is below --min-turns 5');
+    const zero = await runCli(['generate', input, '-j', '0']);
+    expect(zero.code).toBe(2);
+    expect(zero.stderr).toContain("option '-j, --concurrency <n>' argument '0' is invalid. expected an integer ≥ 1, got `0`");
+  });
 });

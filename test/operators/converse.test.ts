@@ -67,6 +67,7 @@ describe('converse', () => {
       const opts = options({ minTurns, maxTurns: minTurns + extra, seed, user: { ...options().user, feedbackProbability } });
       const outcomes = await lastValueFrom(from(tasks).pipe(lockModel(opts.pool, seed), converse(opts), toArray()));
       expect(outcomes).toHaveLength(tasks.length);
+      expect(outcomes.filter((o) => !o.ok)).toEqual([]);
       for (const interaction of interactions(outcomes)) {
         const { messages, num_turns: turns } = interaction;
         expect(turns).toBeGreaterThanOrEqual(minTurns);
@@ -78,13 +79,19 @@ describe('converse', () => {
     },
   );
 
-  test.prop([arbTasks, fc.integer({ min: 2, max: 16 }), fc.integer()], { numRuns: 25 })(
-    'gives the same interactions at concurrency 1 and N',
+  test.prop([arbTasks, fc.integer({ min: 2, max: 16 }), fc.integer()], { numRuns: 15 })(
+    'gives the same outcomes at concurrency 1 and N, with latency jitter and injected faults',
     async (tasks, concurrency, seed) => {
+      // Jitter reorders completions; faults (seeded per request and attempt) make some tasks fail.
+      const chaos = { latencyMs: 1, jitterMs: 1, faults: { server: 0.15 }, seed };
+      const pool = createPool(['sim-a', 'sim-b'].map((model) => ({ model: createSimModel({ provider: 'sim', model }, chaos), weight: 1 })));
+      const userModel = createSimModel({ provider: 'sim', model: 'user-sim' }, chaos);
       const at = async (c: number) => {
-        const opts = options({ concurrency: c, seed });
+        const opts = options({ concurrency: c, seed, pool, maxRetries: 1, user: { ...options().user, model: userModel } });
         const outcomes = await lastValueFrom(from(tasks).pipe(lockModel(opts.pool, seed), converse(opts), toArray()));
-        return interactions(outcomes).map(timeless).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+        expect(outcomes).toHaveLength(tasks.length);
+        const normal = outcomes.map((o) => (o.ok ? timeless(o.interaction) : { failed: o.failure.interaction_id, kind: o.failure.error.kind, attempts: o.failure.attempts }));
+        return normal.map((o) => JSON.stringify(o)).sort();
       };
       expect(await at(concurrency)).toEqual(await at(1));
     },

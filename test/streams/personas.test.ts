@@ -318,3 +318,15 @@ describe('readTasks', () => {
     await tasks.return(undefined);
   });
 });
+
+describe('duplicates across lines', () => {
+  it('skips a persona × query that already came earlier in the input, naming the line', async () => {
+    const line = { persona_id: 'p', queries: [{ query_id: 'q1', text: 'x' }, { query_id: 'q2', text: 'y' }] };
+    const warnings: string[] = [];
+    const tasks = [];
+    const source = (async function* () { yield `${JSON.stringify(line)}\n${JSON.stringify(line)}\n`; })();
+    for await (const t of readTasks(source, { name: 'in', seed: 1, minTurns: 1, maxTurns: 3, onWarning: (w) => warnings.push(w) })) tasks.push(t.key);
+    expect(tasks).toEqual(['p/q1', 'p/q2']);
+    expect(warnings).toEqual(['in:2: persona "p" query "q1" already came earlier in the input, skipped', 'in:2: persona "p" query "q2" already came earlier in the input, skipped']);
+  });
+});
