@@ -476,8 +476,8 @@ describe('personaflow generate (end to end)', () => {
       const child = spawn(process.execPath, [BIN, 'generate', ...args, '--provider', 'sim', '-c', slow, '-j', '4'], { cwd: ROOT, env: childEnv(), stdio: [stdin, 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+      child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+      child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
       const killer = setTimeout(() => child.kill('SIGKILL'), 25_000);
       const exited = new Promise<number | null>((resolve) => child.once('close', (code) => { clearTimeout(killer); resolve(code); }));
       return { child, exited, out: () => stdout, err: () => stderr };
