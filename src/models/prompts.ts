@@ -126,17 +126,35 @@ export function parseUserReply(raw: string, stopToken: string): UserReply {
   return { kind: 'followup', text };
 }
 
-const words = (text: string): string[] => text.toLowerCase().match(/[\p{L}\p{N}']+/gu) ?? [];
+const wordSet = (text: string): Set<string> => new Set(text.toLowerCase().match(/[\p{L}\p{N}']+/gu) ?? []);
 
-/** Jaccard similarity of the word sets of two texts, in [0, 1]. */
-export function similarity(a: string, b: string): number {
-  const left = new Set(words(a));
-  const right = new Set(words(b));
+/** Word sets of history messages, computed once per message rather than once per guard check. */
+const historyWords = new WeakMap<object, Set<string>>();
+const wordsOf = (message: Pick<InteractionMessage, 'content'>): Set<string> => {
+  let set = historyWords.get(message);
+  if (set === undefined) {
+    set = wordSet(message.content);
+    historyWords.set(message, set);
+  }
+  return set;
+};
+
+function jaccard(left: Set<string>, right: Set<string>): number {
   if (left.size === 0 && right.size === 0) return 1;
   let shared = 0;
   for (const word of left) if (right.has(word)) shared += 1;
   return shared / (left.size + right.size - shared);
 }
+
+/** jaccard(left, right) ≥ threshold, skipping the count when the sizes alone rule it out (|A∩B|/|A∪B| ≤ min/max). */
+function similarAtLeast(left: Set<string>, right: Set<string>, threshold: number): boolean {
+  const large = Math.max(left.size, right.size);
+  if (large > 0 && Math.min(left.size, right.size) / large < threshold) return false;
+  return jaccard(left, right) >= threshold;
+}
+
+/** Jaccard similarity of the word sets of two texts, in [0, 1]. */
+export const similarity = (a: string, b: string): number => jaccard(wordSet(a), wordSet(b));
 
 export type GuardReason = 'empty' | 'leak' | 'role_break' | 'echo' | 'repeat' | 'early_stop';
 
@@ -152,10 +170,14 @@ export function guardReply(raw: string, reply: UserReply, history: readonly Pick
   const text = reply.text;
   if (text.trim() === '') return 'empty';
   if (ROLE_BREAK.test(text)) return 'role_break';
-  const lastAssistant = [...history].reverse().find((m) => m.role === 'assistant')?.content ?? '';
+  const lastAssistant = history.findLast((m) => m.role === 'assistant');
   const normalized = text.toLowerCase().replace(/\s+/g, ' ').trim();
-  if ((normalized.length >= 20 && lastAssistant.toLowerCase().replace(/\s+/g, ' ').includes(normalized)) || similarity(text, lastAssistant) >= 0.8) return 'echo';
-  if (history.some((m) => m.role === 'user' && similarity(text, m.content) >= 0.9)) return 'repeat';
+  const words = wordSet(text);
+  if (lastAssistant !== undefined) {
+    const contained = normalized.length >= 20 && lastAssistant.content.toLowerCase().replace(/\s+/g, ' ').includes(normalized);
+    if (contained || similarAtLeast(words, wordsOf(lastAssistant), 0.8)) return 'echo';
+  }
+  if (history.some((m) => m.role === 'user' && similarAtLeast(words, wordsOf(m), 0.9))) return 'repeat';
   return undefined;
 }
 

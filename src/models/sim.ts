@@ -34,22 +34,15 @@ const FORMAL_FOLLOWUPS = [
   'Could you give a concrete example for {topic}?',
 ];
 
-/** FNV-1a over the request text: the reply depends on what was asked, never on when. */
+/**
+ * What the reply depends on: the model, the module, how long the conversation is and its last two
+ * messages. A pure function of the request (so never of timing), without hashing the whole history and
+ * system prompt on every call.
+ */
 function fingerprint(model: string, request: ChatRequest): string {
-  let hash = 0x811c9dc5;
-  const mix = (text: string): void => {
-    for (let i = 0; i < text.length; i += 1) {
-      hash ^= text.charCodeAt(i);
-      hash = Math.imul(hash, 0x01000193) >>> 0;
-    }
-  };
-  mix(model);
-  mix(request.module);
-  for (const message of request.messages) {
-    mix(message.role);
-    mix(message.content);
-  }
-  return hash.toString(16);
+  const { messages } = request;
+  const tail = messages.slice(-2).map((message) => `${message.role}:${message.content}`);
+  return `${model}\u0000${request.module}\u0000${messages.length}\u0000${tail.join('\u0000')}`;
 }
 
 const pick = <T>(rng: Rng, items: readonly T[]): T => items[rng.int(0, items.length - 1)] as T;
@@ -82,7 +75,10 @@ function userReply(request: ChatRequest, rng: Rng): string {
   // Follow-ups stay on the user's own request, as a real user's do, and never say the same thing twice:
   // candidates are tried in a seeded order and the first one not already in the conversation wins.
   const templates = isCasual(hints.persona) ? CASUAL_FOLLOWUPS : FORMAL_FOLLOWUPS;
-  const said = request.messages.map((message) => message.content).join('\n');
+  const said = request.messages
+    .filter((message) => message.role !== 'system')
+    .map((message) => message.content)
+    .join('\n');
   // Role-inverted: the assistant's latest answer is the last `user` message.
   const lastAnswer = [...request.messages].reverse().find((message) => message.role === 'user')?.content;
   let reply = '';

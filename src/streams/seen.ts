@@ -1,5 +1,5 @@
 // A compact set of task keys, to catch a persona × query that appears twice in one input.
-import { createHash } from 'node:crypto';
+import { hash128 } from '../rng.js';
 
 /**
  * Remembers strings by a 64-bit hash in an open-addressing table of two Uint32Arrays: 16 bytes per key at
@@ -18,10 +18,10 @@ export class KeySet {
 
   /** Adds `key`; false when it was already there. */
   add(key: string): boolean {
-    const digest = createHash('sha1').update(key).digest();
-    const hi = digest.readUInt32LE(0);
-    // (0, 0) marks an empty slot, so no stored hash may be all zero.
-    const lo = digest.readUInt32LE(4) || 1;
+    const [a, b] = hash128(key);
+    const hi = a >>> 0;
+    // A zero `lo` marks an empty slot, so no stored hash may have one.
+    const lo = b >>> 0 || 1;
     if (this.#insert(hi, lo)) {
       this.#size += 1;
       if (this.#size * 2 > this.#hi.length) this.#grow();

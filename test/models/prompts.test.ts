@@ -80,3 +80,10 @@ describe('templates', () => {
     expect(similarity('a b', 'c d')).toBe(0);
   });
 });
+
+describe('similarity bounds', () => {
+  it('is exact for texts of very different lengths', () => {
+    expect(similarity('a b', 'c d e f g')).toBe(0);
+    expect(similarity('a b', 'a b c d e f g h')).toBe(0.25);
+  });
+});
