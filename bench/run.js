@@ -1,0 +1,271 @@
+#!/usr/bin/env node
+// `npm run bench`: engine overhead, efficiency against Little's law, personaflow against a plain script,
+// and peak memory, measured in one run on this machine; writes bench/RESULTS.md and bench/results.json.
+// BENCH_QUICK=1 runs a small version of everything (to check the harness, not to quote).
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { personaFile } from './make-personas.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const BIN = join(ROOT, 'bin', 'personaflow.js');
+const QUICK = process.env.BENCH_QUICK === '1';
+const RUNS = QUICK ? 1 : 3;
+const work = await mkdtemp(join(tmpdir(), 'personaflow-bench-'));
+const log = (text) => process.stderr.write(`bench: ${text}\n`);
+
+// ---------------------------------------------------------------- helpers
+
+/** Runs node with the rusage preload; resolves with wall time, CPU seconds, peak RSS and stderr. */
+async function measure(args) {
+  const rusageFile = join(work, `rusage-${Math.random().toString(36).slice(2)}.json`);
+  const started = performance.now();
+  const child = spawn(process.execPath, ['--require', join(ROOT, 'bench', 'rusage.cjs'), ...args], {
+    cwd: ROOT,
+    env: { ...process.env, BENCH_RUSAGE: rusageFile, OPENAI_API_KEY: '', OPENROUTER_API_KEY: '' },
+    stdio: ['ignore', 'ignore', 'pipe'], // stdout to /dev/null: the data is written and thrown away
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk) => (stderr += chunk));
+  const [code] = await once(child, 'close');
+  const wallS = (performance.now() - started) / 1000;
+  const usage = JSON.parse(await readFile(rusageFile, 'utf8'));
+  if (code !== 0 && code !== 3) throw new Error(`${args.join(' ')} exited ${code}: ${stderr.slice(-500)}`);
+  return { wallS, cpuS: (usage.userCPUTime + usage.systemCPUTime) / 1e6, peakRssMiB: usage.maxRSS / 1024, stderr, code };
+}
+
+/** Median, min and max of numbers. */
+function stats(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  const median = sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  return { median, min: sorted[0], max: sorted[sorted.length - 1], runs: values.length };
+}
+
+async function repeat(n, fn) {
+  const results = [];
+  for (let i = 0; i < n; i += 1) results.push(await fn(i));
+  return results;
+}
+
+/** Starts bench/server.js in its own process. */
+async function startServer(options) {
+  const child = spawn(process.execPath, [join(ROOT, 'bench', 'server.js'), '--latency', String(options.latency), '--rate429', String(options.rate429 ?? 0), '--turns', String(options.turns)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const [line] = await once(child.stdout.setEncoding('utf8'), 'data');
+  const { port } = JSON.parse(line);
+  const base = `http://127.0.0.1:${port}`;
+  return {
+    baseURL: `${base}/v1`,
+    stats: async () => (await fetch(`${base}/stats`)).json(),
+    reset: async () => void (await fetch(`${base}/reset`, { method: 'POST' })),
+    close: async () => {
+      child.kill('SIGTERM');
+      await once(child, 'close');
+    },
+  };
+}
+
+/** Calls per second over the middle 80% of answered calls (excludes ramp-up and the tail of the last conversations). */
+function steadyRate(done) {
+  if (done.length < 10) return done.length / Math.max(1e-9, ((done.at(-1) ?? 0) - (done[0] ?? 0)) / 1000);
+  const sorted = [...done].sort((a, b) => a - b);
+  const lo = Math.floor(sorted.length * 0.1);
+  const hi = Math.floor(sorted.length * 0.9);
+  return (hi - lo) / ((sorted[hi] - sorted[lo]) / 1000);
+}
+
+const summaryOf = (stderr) => {
+  const match = /(\d+) interactions, (\d+) failures, (\d+) model calls, (\d+) retries/.exec(stderr);
+  if (match === null) throw new Error(`no summary line in: ${stderr.slice(-300)}`);
+  return { interactions: Number(match[1]), failures: Number(match[2]), calls: Number(match[3]), retries: Number(match[4]) };
+};
+
+const TURN_ARGS = ['--min-turns', '3', '--max-turns', '3'];
+const CALLS_PER_CONVERSATION = 5; // 3 assistant answers, 2 simulated-user follow-ups
+
+// ---------------------------------------------------------------- 1. engine overhead
+
+async function engineOverhead() {
+  const n = QUICK ? 2000 : 20_000;
+  const input = await personaFile(join(work, `engine-${n}.ndjson`), n);
+  log(`engine overhead: sim, zero latency, ${n} tasks at 2-5 turns, ${RUNS} runs`);
+  const runs = await repeat(RUNS, async () => {
+    const run = await measure([BIN, 'generate', input, '--provider', 'sim', '--min-turns', '2', '--max-turns', '5', '-j', '64']);
+    const summary = summaryOf(run.stderr);
+    return { interactionsPerS: summary.interactions / run.wallS, callsPerS: summary.calls / run.wallS, cpuSPer1000Calls: (run.cpuS / summary.calls) * 1000, calls: summary.calls };
+  });
+  return {
+    tasks: n,
+    interactionsPerS: stats(runs.map((r) => r.interactionsPerS)),
+    callsPerS: stats(runs.map((r) => r.callsPerS)),
+    cpuSPer1000Calls: stats(runs.map((r) => r.cpuSPer1000Calls)),
+  };
+}
+
+// ---------------------------------------------------------------- 2. Little's law
+
+async function littlesLaw() {
+  const rows = [];
+  for (const latency of [50, 200]) {
+    const server = await startServer({ latency, turns: 3 });
+    for (const concurrency of [16, 64, 256]) {
+      const ideal = concurrency / (latency / 1000);
+      // About 8 s of calls at the ideal rate (2 s in quick mode).
+      const conversations = Math.max(concurrency * 2, Math.round((ideal * (QUICK ? 2 : 8)) / CALLS_PER_CONVERSATION));
+      const input = await personaFile(join(work, `little-${conversations}.ndjson`), conversations);
+      log(`little's law: L=${latency} ms, C=${concurrency}: ${conversations} conversations, ${RUNS} runs`);
+      const runs = await repeat(RUNS, async () => {
+        await server.reset();
+        const run = await measure([BIN, 'generate', input, '--provider', 'openai', '--base-url', server.baseURL, '--model', 'bench', '-j', String(concurrency), ...TURN_ARGS]);
+        const { done, peakInFlight } = await server.stats();
+        return { efficiency: steadyRate(done) / ideal, overall: done.length / run.wallS / ideal, peakInFlight, cpuS: run.cpuS, calls: done.length };
+      });
+      rows.push({
+        latencyMs: latency,
+        concurrency,
+        idealCallsPerS: ideal,
+        efficiency: stats(runs.map((r) => r.efficiency)),
+        wallClockEfficiency: stats(runs.map((r) => r.overall)),
+        peakInFlight: Math.max(...runs.map((r) => r.peakInFlight)),
+        cpuSPer1000Calls: stats(runs.map((r) => (r.cpuS / r.calls) * 1000)),
+      });
+    }
+    await server.close();
+  }
+  return rows;
+}
+
+// ---------------------------------------------------------------- 3. against a plain script
+
+async function plainScript() {
+  const rows = [];
+  const latency = 50;
+  for (const concurrency of [64, 256]) {
+    for (const rate429 of [0, 0.1]) {
+      const server = await startServer({ latency, turns: 3, rate429 });
+      const conversations = QUICK ? 400 : concurrency * 16;
+      const input = await personaFile(join(work, `plain-${conversations}.ndjson`), conversations);
+      log(`plain script: L=${latency} ms, C=${concurrency}, 429 rate ${rate429}: ${conversations} conversations, ${RUNS} runs each`);
+      const ours = [];
+      const theirs = [];
+      for (let i = 0; i < RUNS; i += 1) {
+        await server.reset();
+        const a = await measure([BIN, 'generate', input, '--provider', 'openai', '--base-url', server.baseURL, '--model', 'bench', '-j', String(concurrency), ...TURN_ARGS]);
+        const summary = summaryOf(a.stderr);
+        ours.push({ perS: summary.interactions / a.wallS, steady: steadyRate((await server.stats()).done), failures: summary.failures, cpuS: a.cpuS });
+        await server.reset();
+        const b = await measure([join(ROOT, 'bench', 'plain-script.js'), input, '--base-url', server.baseURL, '--concurrency', String(concurrency), '--turns', '3']);
+        const failures = Number(/plain: (\d+) failures/.exec(b.stderr)?.[1] ?? NaN);
+        theirs.push({ perS: (conversations - failures) / b.wallS, steady: steadyRate((await server.stats()).done), failures, cpuS: b.cpuS });
+      }
+      await server.close();
+      rows.push({
+        latencyMs: latency,
+        concurrency,
+        rate429,
+        conversations,
+        ours: { interactionsPerS: stats(ours.map((r) => r.perS)), steadyCallsPerS: stats(ours.map((r) => r.steady)), failures: stats(ours.map((r) => r.failures)), cpuS: stats(ours.map((r) => r.cpuS)) },
+        theirs: { interactionsPerS: stats(theirs.map((r) => r.perS)), steadyCallsPerS: stats(theirs.map((r) => r.steady)), failures: stats(theirs.map((r) => r.failures)), cpuS: stats(theirs.map((r) => r.cpuS)) },
+        ratio: stats(ours.map((r, i) => r.perS / theirs[i].perS)),
+      });
+    }
+  }
+  return rows;
+}
+
+// ---------------------------------------------------------------- 4. memory
+
+async function memory() {
+  const rows = [];
+  const sizes = QUICK ? [10_000, 30_000] : [10_000, 100_000, 1_000_000];
+  for (const lines of sizes) {
+    const input = await personaFile(join(work, `memory-${lines}.ndjson`), lines);
+    const runs = lines >= 1_000_000 ? Math.min(RUNS, 2) : RUNS;
+    log(`memory: ${lines} persona lines, sim, zero latency, 2 turns, output to /dev/null, ${runs} runs`);
+    const results = await repeat(runs, () => measure([BIN, 'generate', input, '--provider', 'sim', '--min-turns', '2', '--max-turns', '2', '-q']));
+    rows.push({ lines, peakRssMiB: stats(results.map((r) => r.peakRssMiB)), wallS: stats(results.map((r) => r.wallS)) });
+    await rm(input);
+  }
+  return rows;
+}
+
+// ---------------------------------------------------------------- report
+
+const fmt = (s, digits = 0) => `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)})`;
+
+function markdown(results) {
+  const { machine, engine, little, plain, mem } = results;
+  const lines = [
+    '# Benchmark results',
+    '',
+    `Written by \`npm run bench\` on ${machine.date}: commit ${machine.commit}, Node ${machine.node}, ${machine.cores} cores (${machine.cpu}).`,
+    'Each figure is the median of the runs, with min–max in parentheses; ratios come from the same run. The machine is small and',
+    'shared, so read the ratios, not the third digit.',
+    '',
+    '## 1. Engine overhead (sim provider, zero latency)',
+    '',
+    `${engine.tasks} tasks at 2–5 turns, -j 64, output to /dev/null, ${engine.interactionsPerS.runs} runs.`,
+    '',
+    '| interactions/s | model calls/s | CPU s per 1,000 calls |',
+    '| --- | --- | --- |',
+    `| ${fmt(engine.interactionsPerS)} | ${fmt(engine.callsPerS)} | ${fmt(engine.cpuSPer1000Calls, 3)} |`,
+    '',
+    `One process spends about ${(engine.cpuSPer1000Calls.median).toFixed(2)} CPU seconds of its own per 1,000 calls, i.e. one core could drive about`,
+    `${Math.round(1000 / engine.cpuSPer1000Calls.median).toLocaleString('en')} calls/s through the engine before any HTTP work.`,
+    '',
+    "## 2. Efficiency against Little's law",
+    '',
+    'A local OpenAI-compatible server (bench/server.js, its own process) answers every call after a fixed latency L;',
+    'personaflow runs with concurrency C through the openai SDK. Ideal = C / L calls/s. Efficiency = achieved ÷ ideal over',
+    'the middle 80% of answered calls (steady state); wall-clock efficiency divides all calls by the whole run, start-up and',
+    'the tail of the last conversations included.',
+    '',
+    '| L (ms) | C | ideal calls/s | efficiency | wall-clock efficiency | peak in flight | CPU s / 1,000 calls |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+    ...little.map((r) => `| ${r.latencyMs} | ${r.concurrency} | ${r.idealCallsPerS} | ${fmt(r.efficiency, 3)} | ${fmt(r.wallClockEfficiency, 3)} | ${r.peakInFlight} | ${fmt(r.cpuSPer1000Calls, 3)} |`),
+    '',
+    '## 3. Against the plain script a user would write',
+    '',
+    'bench/plain-script.js: openai SDK (its default retries), p-limit, the same 3-turn loop, JSON.stringify per line. Both',
+    'against the same server in the same run, L = 50 ms; 429s carry `retry-after-ms: 250`. Ratio = interactions/s ours ÷ theirs (wall clock).',
+    '',
+    '| C | 429 rate | ours interactions/s | plain interactions/s | ratio | ours failures | plain failures | ours CPU s | plain CPU s |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    ...plain.map((r) => `| ${r.concurrency} | ${r.rate429} | ${fmt(r.ours.interactionsPerS)} | ${fmt(r.theirs.interactionsPerS)} | ${fmt(r.ratio, 2)} | ${fmt(r.ours.failures)} | ${fmt(r.theirs.failures)} | ${fmt(r.ours.cpuS, 1)} | ${fmt(r.theirs.cpuS, 1)} |`),
+    '',
+    '## 4. Peak memory while streaming',
+    '',
+    'sim, zero latency, 2 turns, default concurrency (16), output to /dev/null; peak RSS from the process itself (getrusage).',
+    '',
+    '| persona lines | peak RSS (MiB) | wall (s) |',
+    '| --- | --- | --- |',
+    ...mem.map((r) => `| ${r.lines.toLocaleString('en')} | ${fmt(r.peakRssMiB)} | ${fmt(r.wallS, 1)} |`),
+    '',
+    `Largest ÷ smallest peak RSS: ${(mem.at(-1).peakRssMiB.median / mem[0].peakRssMiB.median).toFixed(2)}.`,
+    '',
+    '## 5. Resume',
+    '',
+    'Not measured yet: resume does not exist yet (issue 6).',
+    '',
+  ];
+  return lines.join('\n');
+}
+
+try {
+  const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+  const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
+  const machine = { date: new Date().toISOString(), commit: `${commit}${dirty ? ' (with uncommitted changes)' : ''}`, node: process.version, cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', quick: QUICK };
+  const results = { machine, engine: await engineOverhead(), little: await littlesLaw(), plain: await plainScript(), mem: await memory() };
+  const out = QUICK ? join(work, 'RESULTS') : join(ROOT, 'bench', 'RESULTS');
+  await writeFile(`${out}.json`, `${JSON.stringify(results, null, 2)}\n`);
+  await writeFile(`${out}.md`, markdown(results));
+  log(`wrote ${out}.md and ${out}.json`);
+  if (QUICK) process.stdout.write(markdown(results));
+} finally {
+  if (!QUICK) await rm(work, { recursive: true, force: true });
+}
