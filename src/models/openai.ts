@@ -1,6 +1,7 @@
 // The `openai` and `openrouter` providers: any OpenAI-compatible endpoint through the official SDK.
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import { ModelError } from '../errors.js';
+import { createFetch } from './transport.js';
 import type { ChatModel, ChatRequest, ChatResponse, ModelRef } from './types.js';
 
 export const OPENROUTER_BASE_URL = 'https://openrouter.ai/api/v1';
@@ -85,6 +86,7 @@ export function createOpenAIModel(options: OpenAIModelOptions): ChatModel {
   const client = new OpenAI({
     apiKey: options.apiKey,
     baseURL: options.baseURL,
+    fetch: createFetch(),
     maxRetries: 0,
     timeout: options.timeoutMs ?? 120_000,
     defaultHeaders: options.headers,
