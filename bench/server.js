@@ -61,7 +61,8 @@ function reply(body) {
 const server = createServer((request, response) => {
   if (request.method === 'GET' && request.url === '/stats') {
     response.writeHead(200, { 'content-type': 'application/json' });
-    response.end(JSON.stringify({ ok, limited, peakInFlight, done }));
+    const cpu = process.cpuUsage();
+    response.end(JSON.stringify({ ok, limited, peakInFlight, done, cpuS: (cpu.user + cpu.system) / 1e6 }));
     return;
   }
   if (request.method === 'POST' && request.url === '/reset') {

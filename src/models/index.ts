@@ -1,12 +1,29 @@
 // Builds the run's chat models from the configuration: providers, keys, base URLs, the assistant pool and the user simulator.
 import { ConfigError } from '../errors.js';
 import { expandEnv, runSeed, type Config } from '../config.js';
-import { OPENROUTER_BASE_URL, createOpenAIModel } from './openai.js';
+import type { OpenAIModelOptions } from './openai.js';
 import { createPool, type ModelPool, type PoolEntry } from './pool.js';
 import { createSimModel, type SimOptions } from './sim.js';
 import type { ChatModel } from './types.js';
 
 export const PROVIDERS = ['sim', 'openai', 'openrouter'] as const;
+export const OPENROUTER_BASE_URL = 'https://openrouter.ai/api/v1';
+
+/**
+ * An OpenAI-compatible model whose SDK and HTTP client (~170 ms to load) are imported on its first call,
+ * so runs and commands that never call one (sim, --help, config errors) start without them.
+ */
+function lazyOpenAIModel(options: OpenAIModelOptions): ChatModel {
+  let model: Promise<ChatModel> | undefined;
+  return {
+    provider: options.provider,
+    model: options.model,
+    async complete(request, signal) {
+      model ??= import('./openai.js').then((module) => module.createOpenAIModel(options));
+      return (await model).complete(request, signal);
+    },
+  };
+}
 export type Provider = (typeof PROVIDERS)[number];
 
 export interface ModelFlags {
@@ -193,7 +210,7 @@ export function buildModels(config: Config, flags: ModelFlags, env: NodeJS.Proce
   const make = (spec: Spec): ChatModel => {
     if (simulated || spec.provider === 'sim') return createSimModel({ provider: 'sim', model: spec.model }, simOptions);
     const endpoint = endpoints.get(spec) as Endpoint;
-    return createOpenAIModel({
+    return lazyOpenAIModel({
       provider: spec.provider,
       model: spec.model,
       apiKey: endpoint.apiKey ?? 'not-needed',
