@@ -179,7 +179,7 @@ export function program(setExitCode: (code: number) => void): Command {
     .description('Synthetic multi-turn conversations from personas: persona NDJSON in, PersonaGym interactions out.')
     .version(version())
     .exitOverride()
-    .configureOutput({ writeErr: (text) => process.stderr.write(text), writeOut: (text) => process.stderr.write(text) });
+    .configureOutput({ writeErr: (text) => process.stderr.write(text), writeOut: (text) => process.stdout.write(text) });
   cli
     .command('generate')
     .description('simulate one conversation per persona × query; interactions as NDJSON on stdout or into --out DIR')
