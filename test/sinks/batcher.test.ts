@@ -2,6 +2,7 @@
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
 import { Batcher, lineBatcher } from '../../src/sinks/batcher.js';
+import { track } from '../helpers/promises.js';
 
 /** Lets every pending promise callback and I/O callback run. */
 const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -35,18 +36,6 @@ function manualWriter<T>() {
   return { write, batches, calls };
 }
 
-/** Tracks whether a promise has settled, and how, without leaving a rejection unhandled. */
-function track(promise: Promise<void>) {
-  const state: { status: 'pending' | 'fulfilled' | 'rejected'; error?: unknown } = { status: 'pending' };
-  promise.then(
-    () => (state.status = 'fulfilled'),
-    (error: unknown) => {
-      state.status = 'rejected';
-      state.error = error;
-    },
-  );
-  return state;
-}
 
 describe('Batcher', () => {
   it('puts items pushed in the same tick into one write', async () => {

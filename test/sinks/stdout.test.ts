@@ -2,21 +2,10 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { BrokenPipeError, streamTarget, streamWriter } from '../../src/sinks/stdout.js';
+import { track } from '../helpers/promises.js';
 
 const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-/** Tracks whether a promise has settled, and how, without leaving a rejection unhandled. */
-function track(promise: Promise<void>) {
-  const state: { status: 'pending' | 'fulfilled' | 'rejected'; error?: unknown } = { status: 'pending' };
-  promise.then(
-    () => (state.status = 'fulfilled'),
-    (error: unknown) => {
-      state.status = 'rejected';
-      state.error = error;
-    },
-  );
-  return state;
-}
 
 const errno = (code: string): NodeJS.ErrnoException => Object.assign(new Error(`write ${code}`), { code, errno: -32, syscall: 'write' });
 
