@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm run bench`: engine overhead, efficiency against Little's law, personaflow against a plain script,
 // and peak memory, measured in one run on this machine; writes bench/RESULTS.md and bench/results.json.
-// BENCH_QUICK=1 runs a small version of everything (to check the harness, not to quote).
+// BENCH_QUICK=1 runs a small version of everything (to check the harness, not to quote);
+// `node bench/run.js --report` rewrites RESULTS.md from RESULTS.json without measuring.
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -199,6 +200,21 @@ async function memory() {
 
 const fmt = (s, digits = 0) => `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)})`;
 
+/** The targets of issue 3, each checked against this run's medians. */
+function targets({ engine, little, plain, mem }) {
+  const headline = little.find((r) => r.concurrency === 256 && r.latencyMs === 200);
+  const memoryRatio = mem.at(-1).peakRssMiB.median / mem[0].peakRssMiB.median;
+  const behind = plain.filter((r) => r.ratio.median < 1);
+  const under429 = plain.filter((r) => r.rate429 > 0);
+  return [
+    [headline.efficiency.median >= 0.95, `efficiency ≥ 0.95 at C=256, L=200 ms: ${headline.efficiency.median.toFixed(3)}`],
+    [behind.length === 0, `at least the plain script's throughput at every point (wall clock): ${plain.map((r) => `C=${r.concurrency}/429 ${r.rate429}: ${r.ratio.median.toFixed(2)}`).join(', ')}`],
+    [under429.every((r) => r.ratio.median > 1), `better than the plain script under 429s: ${under429.map((r) => `C=${r.concurrency}: ${r.ratio.median.toFixed(2)}× with ${r.ours.failures.median} vs ${r.theirs.failures.median} failed conversations`).join('; ')}`],
+    [memoryRatio <= 1.5, `peak RSS at ${mem.at(-1).lines.toLocaleString('en')} lines within 1.5× of ${mem[0].lines.toLocaleString('en')}: ${memoryRatio.toFixed(2)}×`],
+    [engine.callsPerS.median > 5000, `engine overhead leaves room to saturate a provider: ${Math.round(engine.callsPerS.median).toLocaleString('en')} sim calls/s from one process`],
+  ];
+}
+
 function markdown(results) {
   const { machine, engine, little, plain, mem } = results;
   const lines = [
@@ -255,8 +271,20 @@ function markdown(results) {
     '',
     'Not measured yet: resume does not exist yet (issue 6).',
     '',
+    '## Targets',
+    '',
+    ...targets(results).map(([met, text]) => `- ${met ? 'met' : '**missed**'}: ${text}`),
+    '',
   ];
   return lines.join('\n');
+}
+
+if (process.argv.includes('--report')) {
+  // Rewrites RESULTS.md from RESULTS.json, e.g. after a change to the report's format; measures nothing.
+  const results = JSON.parse(await readFile(join(ROOT, 'bench', 'RESULTS.json'), 'utf8'));
+  await writeFile(join(ROOT, 'bench', 'RESULTS.md'), markdown(results));
+  await rm(work, { recursive: true, force: true });
+  process.exit(0);
 }
 
 try {
