@@ -10,16 +10,18 @@ export const PROVIDERS = ['sim', 'openai', 'openrouter'] as const;
 export const OPENROUTER_BASE_URL = 'https://openrouter.ai/api/v1';
 
 /**
- * An OpenAI-compatible model whose SDK and HTTP client (~170 ms to load) are imported on its first call,
- * so runs and commands that never call one (sim, --help, config errors) start without them.
+ * An OpenAI-compatible model whose SDK and HTTP client (~170 ms to load) are imported only when such a
+ * model is built, so runs and commands that never build one (sim, --help, config errors) start without
+ * them. The import starts at once and overlaps the rest of start-up (config, template, first input lines).
  */
 function lazyOpenAIModel(options: OpenAIModelOptions): ChatModel {
-  let model: Promise<ChatModel> | undefined;
+  const model = import('./openai.js').then((module) => module.createOpenAIModel(options));
+  // A failed import surfaces on the first call; do not let it count as unhandled before that.
+  model.catch(() => undefined);
   return {
     provider: options.provider,
     model: options.model,
     async complete(request, signal) {
-      model ??= import('./openai.js').then((module) => module.createOpenAIModel(options));
       return (await model).complete(request, signal);
     },
   };
