@@ -2,7 +2,7 @@
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import { ModelError } from '../errors.js';
 import { createFetch } from './transport.js';
-import type { ChatModel, ChatRequest, ChatResponse, ModelRef } from './types.js';
+import type { ChatMessage, ChatModel, ChatRequest, ChatResponse, ModelRef } from './types.js';
 
 export interface OpenAIModelOptions extends ModelRef {
   readonly apiKey: string;
@@ -103,7 +103,8 @@ export function createOpenAIModel(options: OpenAIModelOptions): ChatModel {
         body = await client.chat.completions.create(
           {
             model: options.model,
-            messages: request.messages.map((message) => ({ role: message.role, content: message.content })),
+            // Already plain {role, content} objects built for this call: no second copy per request.
+            messages: request.messages as ChatMessage[],
             ...(temperature === undefined ? {} : { temperature }),
             ...(maxTokens === undefined ? {} : { [lengthParam]: maxTokens }),
             ...(options.topP === undefined ? {} : { top_p: options.topP }),

@@ -53,23 +53,27 @@ export interface TemplateValues {
 /** True for PersonaGym-style templates that inline the whole conversation and expect a JSON answer. */
 export const inlinesHistory = (template: string): boolean => template.includes('{conversation_history}');
 
-/** Fills `{placeholder}`s; unknown ones are left as they are (a template may contain JSON examples). */
+/**
+ * Fills `{placeholder}`s; unknown ones are left as they are (a template may contain JSON examples). Each
+ * value is computed only if the template uses it: this runs on every simulator turn, and joining the
+ * whole history for a template that never shows it was a measurable share of a run's allocations.
+ */
 export function renderTemplate(template: string, values: TemplateValues): string {
   const last = values.history[values.history.length - 1];
-  const table: Record<string, string> = {
-    persona: formatPersona(values.persona),
-    persona_features: JSON.stringify(values.persona),
-    system_prompt: values.systemPrompt ?? 'none',
-    original_query: values.originalQuery,
-    conversation_history: values.history.map((m) => `${m.role === 'user' ? 'User' : 'Assistant'}: ${m.content}`).join('\n'),
-    assistant_response: last?.role === 'assistant' ? last.content : '',
-    current_turn: String(values.currentTurn),
-    target_turns: String(values.targetTurns),
-    min_turns: String(values.minTurns),
-    max_turns: String(values.maxTurns),
-    stop_token: values.stopToken,
+  const table: Record<string, () => string> = {
+    persona: () => formatPersona(values.persona),
+    persona_features: () => JSON.stringify(values.persona),
+    system_prompt: () => values.systemPrompt ?? 'none',
+    original_query: () => values.originalQuery,
+    conversation_history: () => values.history.map((m) => `${m.role === 'user' ? 'User' : 'Assistant'}: ${m.content}`).join('\n'),
+    assistant_response: () => (last?.role === 'assistant' ? last.content : ''),
+    current_turn: () => String(values.currentTurn),
+    target_turns: () => String(values.targetTurns),
+    min_turns: () => String(values.minTurns),
+    max_turns: () => String(values.maxTurns),
+    stop_token: () => values.stopToken,
   };
-  return template.replace(/\{([a-z_]+)\}/g, (match, name: string) => table[name] ?? match);
+  return template.replace(/\{([a-z_]+)\}/g, (match, name: string) => table[name]?.() ?? match);
 }
 
 /** Messages for the assistant: its system prompt, then the conversation as is. */
