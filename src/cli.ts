@@ -95,6 +95,7 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
   let retries = 0;
   let stopping = false;
   let grace: NodeJS.Timeout | undefined;
+  let onSignal: (() => void) | undefined;
 
   const finished = new Promise<{ error?: unknown; interrupted?: boolean }>((resolve) => {
     const subscription: Subscription = generate(
@@ -122,7 +123,7 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
       subscription.unsubscribe();
       resolve({ interrupted: true });
     };
-    const onSignal = (): void => {
+    onSignal = (): void => {
       if (stopping) {
         abort();
         return;
@@ -138,8 +139,11 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
   });
   const result = await finished;
   clearTimeout(grace);
-  process.removeAllListeners('SIGINT');
-  process.removeAllListeners('SIGTERM');
+  // Only our own handlers: a program embedding the CLI may have its own.
+  if (onSignal !== undefined) {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
 
   if (result.error instanceof BrokenPipeError) return 0;
   try {
@@ -209,12 +213,9 @@ export async function main(argv: readonly string[]): Promise<void> {
   } catch (error) {
     if (error instanceof CommanderError) {
       process.exitCode = error.exitCode === 0 ? 0 : 2;
-    } else if (error instanceof ConfigError) {
+    } else if (error instanceof ConfigError || error instanceof FatalError) {
       say(error.message);
-      process.exitCode = 2;
-    } else if (error instanceof FatalError) {
-      say(error.message);
-      process.exitCode = 1;
+      process.exitCode = error.exitCode;
     } else {
       say(`internal error: ${describeError(error)}`);
       if (process.env.PERSONAFLOW_DEBUG !== undefined && error instanceof Error) process.stderr.write(`${error.stack ?? ''}\n`);
