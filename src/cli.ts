@@ -1,19 +1,24 @@
-// The command line: `personaflow generate` (noise and export come later), Unix manners, exit codes.
+// The command line: `personaflow generate` and `personaflow noise` (export comes later), Unix manners, exit codes.
 import { stat } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import type { Subscription } from 'rxjs';
+import { concatMap, pipe, type Subscription } from 'rxjs';
 import { loadConfig, runSeed } from './config.js';
 import { ConfigError, FatalError, describeError } from './errors.js';
 import { buildModels } from './models/index.js';
 import { DEFAULT_STOP_TOKEN, loadTemplate } from './models/prompts.js';
+import type { Distractor } from './noise/distractor.js';
+import { setUpDistractor } from './noise/setup.js';
+import { noise } from './operators/noise.js';
 import { generate } from './pipeline.js';
 import { DirSink } from './sinks/dir.js';
 import { BrokenPipeError, streamWriter } from './sinks/stdout.js';
 import { UsageTotals } from './sinks/usage.js';
 import { openInput } from './streams/ndjson.js';
 import { stoppable } from './streams/pull.js';
+import { pullThrough } from './streams/pull.js';
 import { readTasks } from './streams/personas.js';
+import { readTexts } from './streams/texts.js';
 import type { Outcome } from './types.js';
 
 const say = (message: string): void => {
@@ -41,6 +46,16 @@ interface GenerateFlags {
   maxTurns?: number;
   strict?: boolean;
   quiet?: boolean;
+  noise?: NoiseMode;
+}
+
+type NoiseMode = 'off' | 'rules' | 'semantic';
+
+/** Whether (and how) generate noises user turns: `--noise`, else `distractor.enabled` / `use_semantic`. */
+function noiseMode(config: Awaited<ReturnType<typeof loadConfig>>['config'], flag: NoiseMode | undefined): NoiseMode {
+  if (flag !== undefined) return flag;
+  if (!config.distractor.enabled) return 'off';
+  return config.distractor.use_semantic ? 'semantic' : 'rules';
 }
 
 const MAX_WARNINGS = 50;
@@ -56,16 +71,13 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
   if (maxTurns < minTurns) throw new ConfigError(`--max-turns ${maxTurns} is below --min-turns ${minTurns}`);
   const seed = runSeed(config, flags.seed);
   const concurrency = flags.concurrency ?? ig.max_workers;
-  const models = buildModels(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, seed });
+  const mode = noiseMode(config, flags.noise);
+  const models = buildModels(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, seed, distractor: mode === 'semantic' });
   const template = await loadTemplate(ig.user_model.system_prompt_template, loaded.baseDir, 'interaction_generation.user_model.system_prompt_template');
+  const distractor: Distractor | undefined = mode === 'off' ? undefined : await setUpDistractor(config, loaded.baseDir, { semantic: mode === 'semantic', model: models.distractor });
   if (flags.quiet !== true) for (const notice of [...loaded.notices, ...models.notices]) say(notice);
 
-  if (file !== undefined && file !== '-') {
-    const info = await stat(file).catch((error: NodeJS.ErrnoException) => {
-      throw new ConfigError(`${file}: cannot read personas file (${error.code ?? 'error'})`);
-    });
-    if (info.isDirectory()) throw new ConfigError(`${file}: is a directory, expected a persona NDJSON file`);
-  }
+  await assertReadable(file, 'personas');
   const input = openInput(file);
   let warnings = 0;
   const tasks = readTasks(input.stream, {
@@ -110,6 +122,7 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
         maxRetries: ig.max_retries,
         retryDelayMs: ig.retry_delay * 1000,
         stopToken: config.personaflow.stop_token ?? DEFAULT_STOP_TOKEN,
+        distractor,
         onRetry: () => {
           retries += 1;
         },
@@ -167,6 +180,94 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
   return totals.failures > 0 ? 3 : 0;
 }
 
+interface NoiseFlags {
+  config?: string;
+  semantic?: boolean;
+  strategy?: string;
+  seed?: number;
+  versions?: number;
+  concurrency?: number;
+  provider?: string;
+  model?: string;
+  baseUrl?: string;
+  strict?: boolean;
+  quiet?: boolean;
+}
+
+/** `personaflow noise`: NoiseResult lines for each text line, in input order. */
+async function runNoise(file: string | undefined, flags: NoiseFlags): Promise<number> {
+  const started = Date.now();
+  const loaded = await loadConfig(flags.config);
+  const { config } = loaded;
+  const seed = runSeed(config, flags.seed);
+  const semantic = flags.semantic ?? false;
+  const models = semantic ? buildModels(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, seed, distractor: true }) : undefined;
+  const distractor = await setUpDistractor(config, loaded.baseDir, { semantic, strategyFile: flags.strategy, model: models?.distractor });
+  if (flags.quiet !== true) for (const notice of [...loaded.notices, ...(models?.notices ?? [])]) say(notice);
+  await assertReadable(file, 'text');
+  const input = openInput(file);
+  let warnings = 0;
+  const texts = readTexts(input.stream, {
+    name: input.name,
+    strict: flags.strict === true,
+    onWarning: (message) => {
+      warnings += 1;
+      if (warnings <= MAX_WARNINGS) process.stderr.write(`${message}\n`);
+    },
+  });
+  const totals = new UsageTotals();
+  let retries = 0;
+  let count = 0;
+  const stdout = streamWriter(process.stdout);
+  const concurrency = flags.concurrency ?? config.interaction_generation.max_workers;
+  // Writing is part of the pulled pipeline, so a slow stdout slows reading instead of filling memory.
+  const results$ = pullThrough(
+    texts,
+    concurrency * 2,
+    pipe(noise({
+      distractor,
+      seed,
+      versions: flags.versions ?? 1,
+      concurrency,
+      maxRetries: config.interaction_generation.max_retries,
+      retryDelayMs: config.interaction_generation.retry_delay * 1000,
+      onRetry: () => (retries += 1),
+      onUsage: (module, model, usage) => totals.call(module, model, usage),
+    }), concatMap(async (results) => {
+      for (const result of results) await stdout.push(JSON.stringify(result));
+      return results;
+    })),
+  );
+  const outcome = await new Promise<{ error?: unknown }>((resolve) => {
+    results$.subscribe({
+      next: () => (count += 1),
+      error: (error: unknown) => resolve({ error }),
+      complete: () => resolve({}),
+    });
+  });
+  try {
+    await stdout.flush();
+  } catch (error) {
+    if (error instanceof BrokenPipeError) return 0;
+    throw error;
+  }
+  if (outcome.error instanceof BrokenPipeError) return 0;
+  if (outcome.error !== undefined) throw outcome.error instanceof Error ? outcome.error : new Error(describeError(outcome.error));
+  if (flags.quiet !== true) {
+    say(`${count} texts noised (${distractor.type === 'semantic' ? 'semantic' : 'rules'}), ${totals.calls} model calls, ${retries} retries, ${warnings} bad input lines in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  }
+  return 0;
+}
+
+/** A named input file must exist and be a file; `-` or nothing is stdin. */
+async function assertReadable(file: string | undefined, what: string): Promise<void> {
+  if (file === undefined || file === '-') return;
+  const info = await stat(file).catch((error: NodeJS.ErrnoException) => {
+    throw new ConfigError(`${file}: cannot read ${what} file (${error.code ?? 'error'})`);
+  });
+  if (info.isDirectory()) throw new ConfigError(`${file}: is a directory, expected a ${what} file`);
+}
+
 function version(): string {
   try {
     const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -199,9 +300,28 @@ export function program(setExitCode: (code: number) => void): Command {
     .option('--min-turns <n>', 'fewest user→assistant exchanges', integer(1))
     .option('--max-turns <n>', 'most user→assistant exchanges', integer(1))
     .option('--strict', 'stop at the first bad input line instead of reporting and skipping it')
+    .addOption(new Option('--noise <mode>', 'noise user turns: off, rules (legacy strategies) or semantic (LLM, three layers); default from distractor.enabled / use_semantic').choices(['off', 'rules', 'semantic']))
     .option('-q, --quiet', 'no notices or summary on stderr (warnings and errors still appear)')
     .action(async (file: string, flags: GenerateFlags) => {
       setExitCode(await runGenerate(file, flags));
+    });
+  cli
+    .command('noise')
+    .description('noisy versions of text lines or {"text": ..., "persona_features": {...}} lines, as NoiseResult NDJSON')
+    .argument('[texts]', 'text or NDJSON file, or - for stdin', '-')
+    .option('-c, --config <file>', 'PersonaGym-compatible config.yaml (distractor section)')
+    .option('--semantic', 'the three-layer LLM distractor instead of the rule-based strategies')
+    .option('--strategy <file>', 'strategy file in distractor_strategy.yaml format (with --semantic)')
+    .option('--versions <n>', 'noisy versions per text', integer(1), 1)
+    .option('--seed <n>', 'run seed: same seed, same noise', integer(0))
+    .option('-j, --concurrency <n>', 'texts in flight at once (with --semantic)', integer(1))
+    .addOption(new Option('--provider <name>', 'provider of the distractor model').choices(['sim', 'openai', 'openrouter']))
+    .option('--model <name>', 'the distractor model')
+    .option('--base-url <url>', 'OpenAI-compatible endpoint for the distractor model')
+    .option('--strict', 'stop at the first bad input line')
+    .option('-q, --quiet', 'no notices or summary on stderr')
+    .action(async (file: string, flags: NoiseFlags) => {
+      setExitCode(await runNoise(file, flags));
     });
   return cli;
 }

@@ -45,6 +45,47 @@ const userModel = z.looseObject({
   feedback_probability: finite.min(0).max(1).default(0.85),
 });
 
+/** Rule-based strategy names (PersonaGym's legacy ones and the layer strategies that need no model). */
+const RULE_NAMES = ['typo', 'word_swap', 'word_deletion', 'word_insertion', 'synonym_replacement', 'colloquial_speech', 'punctuation_format', 'word_segmentation', 'incomplete_sentence', 'emotional_attitude', 'typo_misspelling', 'synonym_rewrite', 'negative_expression', 'real_life_fragments', 'missing_slots', 'vague_slot_values', 'context_dependency', 'unclear_priority', 'multi_intent', 'intent_ambiguity', 'self_contradiction', 'mind_changing'] as const;
+const rate = finite.min(0).max(1);
+
+/** One entry of PersonaGym's `distractor.noise_strategies`. */
+const ruleStrategy = z.looseObject({
+  name: z.enum(RULE_NAMES, { error: (issue) => `unknown strategy \`${String(issue.input)}\`; known: ${RULE_NAMES.join(', ')}` }),
+  probability: rate.default(1),
+  intensity: rate.optional(),
+  num_swaps: z.number().int().min(0).optional(),
+  deletion_rate: rate.optional(),
+  insertion_rate: rate.optional(),
+  replacement_rate: rate.optional(),
+});
+
+export const LAYERS = ['surface_noise', 'incomplete_info', 'semantic_ambiguity'] as const;
+export type Layer = (typeof LAYERS)[number];
+
+/** PersonaGym's `distractor` section, plus `templates` and `validation_retries` of our own. */
+const distractor = z.looseObject({
+  enabled: z.boolean().default(false),
+  use_semantic: z.boolean().default(false),
+  activation_probability: rate.default(1),
+  strategy_path: text.optional(),
+  apply_to: z.looseObject({ initial_query: z.boolean().default(true), follow_up_feedback: z.boolean().default(true) }).default({ initial_query: true, follow_up_feedback: true }),
+  noise_strategies: z.array(ruleStrategy).default([]),
+  llm: z.looseObject({ ...endpoint, ...inference.shape, model: text.optional(), enabled: z.boolean().optional(), template: text.optional() }).default({}),
+  templates: z.partialRecord(z.enum(LAYERS), text).default({}),
+  validation_retries: z.number().int().min(0).default(2),
+});
+
+/** PersonaGym's distractor_strategy.yaml. */
+export const strategyFileSchema = z.looseObject({
+  layer_weights: z.partialRecord(z.enum(LAYERS), finite.min(0)).default({ surface_noise: 0.5, incomplete_info: 0.3, semantic_ambiguity: 0.2 }),
+  strategies: z.partialRecord(
+    z.enum(LAYERS),
+    z.record(z.string().regex(/^[a-z][a-z0-9_]*$/, 'strategy names are snake_case'), z.looseObject({ probability: rate.default(0.5), mandatory: z.boolean().default(false), description: z.string().optional(), examples: z.array(z.unknown()).optional() })),
+  ),
+});
+export type StrategyFile = z.infer<typeof strategyFileSchema>;
+
 const sim = z.strictObject({
   latency_ms: finite.min(0).default(0),
   jitter_ms: finite.min(0).default(0),
@@ -75,7 +116,7 @@ export const configSchema = z.looseObject({
     })
     .refine((section) => section.max_turns >= section.min_turns, { message: 'must be ≥ min_turns', path: ['max_turns'] })
     .default(() => ({}) as never),
-  distractor: z.looseObject({}).optional(),
+  distractor: distractor.default(() => distractor.parse({})),
   query_generation: z.looseObject({}).optional(),
   training_data: z.looseObject({}).optional(),
   experiment: z.looseObject({ seed: z.number().int().optional() }).optional(),
@@ -91,6 +132,8 @@ export const configSchema = z.looseObject({
 export type Config = z.infer<typeof configSchema>;
 export type PoolEntryConfig = z.infer<typeof poolEntry>;
 export type UserModelConfig = z.infer<typeof userModel>;
+export type DistractorConfig = z.infer<typeof distractor>;
+export type RuleStrategyConfig = z.infer<typeof ruleStrategy>;
 
 /** Sections of a PersonaGym config that belong to other stages; accepted and ignored. */
 export const IGNORED_SECTIONS = ['persona_generation', 'formulation', 'paths'] as const;
@@ -187,6 +230,20 @@ export async function loadConfig(file: string | undefined): Promise<LoadedConfig
   const result = configSchema.safeParse(merge(defaults, user), { reportInput: true });
   if (!result.success) throw new ConfigError(explain(result.error, file ?? defaultsPath, parsed?.doc, parsed?.lines));
   return { config: result.data, file, baseDir: file === undefined ? process.cwd() : dirname(resolve(file)), notices };
+}
+
+/** Reads and validates one YAML file of its own (a strategy file, say), with the same file:line messages. */
+export async function loadYamlFile<T>(path: string, schema: z.ZodType<T>, what: string): Promise<T> {
+  let source: string;
+  try {
+    source = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`${path}: cannot read ${what} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  const { doc, lines } = parseYaml(source, path);
+  const result = schema.safeParse(doc.toJS() ?? {}, { reportInput: true });
+  if (!result.success) throw new ConfigError(explain(result.error, path, doc, lines));
+  return result.data;
 }
 
 /** The run seed: `--seed`, else `personaflow.seed`, else PersonaGym's `experiment.seed`, else 42. */

@@ -37,6 +37,8 @@ export interface ModelFlags {
   readonly baseUrl?: string | undefined;
   /** The run seed (seeds sim's faults and jitter). */
   readonly seed?: number | undefined;
+  /** Build the semantic distractor's model too (`distractor.llm`, falling back to `api`). */
+  readonly distractor?: boolean | undefined;
 }
 
 interface Spec {
@@ -54,9 +56,17 @@ interface Spec {
   readonly headers: Record<string, string> | undefined;
 }
 
+export interface ModelSettings {
+  readonly model: ChatModel;
+  readonly temperature: number | undefined;
+  readonly maxCompletionTokens: number | undefined;
+}
+
 export interface RunModels {
   readonly pool: ModelPool;
-  readonly user: { readonly model: ChatModel; readonly temperature: number | undefined; readonly maxCompletionTokens: number | undefined };
+  readonly user: ModelSettings;
+  /** The semantic distractor's model, when `flags.distractor` asked for it. */
+  readonly distractor: ModelSettings | undefined;
   /** True when no key was configured and every model is simulated. */
   readonly notices: string[];
 }
@@ -80,7 +90,7 @@ interface EndpointFields {
  * without its own provider or model falls back to `api.provider` / `api.model`, and a pool entry without
  * `inference` to `api.inference`.
  */
-function specs(config: Config, flags: ModelFlags): { assistant: Spec[]; user: Spec } {
+function specs(config: Config, flags: ModelFlags): { assistant: Spec[]; user: Spec; distractor: Spec | undefined } {
   const ig = config.interaction_generation;
   const am = ig.assistant_model;
   const fallback = config.api.inference ?? {};
@@ -124,11 +134,26 @@ function specs(config: Config, flags: ModelFlags): { assistant: Spec[]; user: Sp
     ...common(um, 'interaction_generation.user_model'),
     ...(flags.model === undefined ? {} : { path: '--model' }),
   };
+  const dl = config.distractor.llm;
+  const distractorModel = flags.model ?? dl.model ?? config.api.model;
+  if (flags.distractor === true && distractorModel === undefined) throw new ConfigError('distractor.llm: needs `model` (or api.model)');
+  const distractor: Spec | undefined =
+    flags.distractor === true
+      ? {
+          provider: dl.provider ?? defaultProvider,
+          model: distractorModel as string,
+          weight: 1,
+          temperature: dl.temperature ?? 0.7,
+          maxCompletionTokens: dl.max_completion_tokens ?? dl.max_tokens ?? 512,
+          ...common(dl, 'distractor.llm'),
+          ...(flags.model === undefined ? {} : { path: '--model' }),
+        }
+      : undefined;
   const override = (spec: Spec): Spec => {
     const provider = flags.provider ?? spec.provider;
     return flags.baseUrl !== undefined && provider === 'openai' ? { ...spec, provider, baseUrl: flags.baseUrl, baseUrlPath: '--base-url' } : { ...spec, provider };
   };
-  return { assistant: assistant.map(override), user: override(user) };
+  return { assistant: assistant.map(override), user: override(user), distractor: distractor === undefined ? undefined : override(distractor) };
 }
 
 interface Endpoint {
@@ -179,8 +204,8 @@ export function buildModels(config: Config, flags: ModelFlags, env: NodeJS.Proce
   if (flags.provider !== undefined && !(PROVIDERS as readonly string[]).includes(flags.provider)) {
     throw new ConfigError(`--provider: expected one of ${PROVIDERS.join(', ')}, got \`${flags.provider}\``);
   }
-  const { assistant, user } = specs(config, flags);
-  const all = [...assistant, user];
+  const { assistant, user, distractor } = specs(config, flags);
+  const all = [...assistant, user, ...(distractor === undefined ? [] : [distractor])];
   for (const spec of all) {
     if (!(PROVIDERS as readonly string[]).includes(spec.provider)) {
       throw new ConfigError(`${spec.path}.provider: \`${spec.provider}\` is not supported; use ${PROVIDERS.join(', ')} (OpenRouter serves anthropic/... models; any OpenAI-compatible server works with provider openai and base_url)`);
@@ -229,5 +254,6 @@ export function buildModels(config: Config, flags: ModelFlags, env: NodeJS.Proce
   } catch (error) {
     throw new ConfigError(`interaction_generation.assistant_model: ${(error as Error).message}`);
   }
-  return { pool, user: { model: make(user), temperature: user.temperature, maxCompletionTokens: user.maxCompletionTokens }, notices };
+  const settings = (spec: Spec): ModelSettings => ({ model: make(spec), temperature: spec.temperature, maxCompletionTokens: spec.maxCompletionTokens });
+  return { pool, user: settings(user), distractor: distractor === undefined ? undefined : settings(distractor), notices };
 }

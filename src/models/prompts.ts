@@ -16,12 +16,12 @@ export const ASSISTANT_SYSTEM_PROMPT =
   'You are a helpful AI assistant. Answer what the user explicitly asks, accurately and appropriately; ask for missing details when you need them.';
 
 /**
- * Loads a user-simulator template. `value` is a path (relative to `baseDir`, as PersonaGym resolves it) or
- * the template text itself when it spans several lines. Undefined means the bundled default.
+ * Loads a prompt template. `value` is a path (relative to `baseDir`, as PersonaGym resolves it) or
+ * the template text itself when it spans several lines. Undefined means `fallback` (the bundled user simulator).
  */
-export async function loadTemplate(value: string | undefined, baseDir: string, yamlPath: string): Promise<string> {
+export async function loadTemplate(value: string | undefined, baseDir: string, yamlPath: string, fallback = DEFAULT_USER_TEMPLATE): Promise<string> {
   if (value !== undefined && value.includes('\n')) return value;
-  const path = value === undefined ? DEFAULT_USER_TEMPLATE : isAbsolute(value) ? value : join(baseDir, value);
+  const path = value === undefined ? fallback : isAbsolute(value) ? value : join(baseDir, value);
   try {
     return await readFile(path, 'utf8');
   } catch (error) {

@@ -1,5 +1,7 @@
 // The built-in `sim` provider: deterministic, offline, persona-aware replies with optional latency and faults.
 import { ModelError, type ModelErrorKind } from '../errors.js';
+import { wordNet, type Lexicon } from '../noise/lexicon.js';
+import { STRATEGIES } from '../noise/strategies.js';
 import { rngFor, type Rng } from '../rng.js';
 import type { CallHints, ChatModel, ChatRequest, ChatResponse, ModelRef } from './types.js';
 
@@ -90,6 +92,35 @@ function userReply(request: ChatRequest, rng: Rng): string {
   return reply;
 }
 
+let lexicon: Lexicon | undefined;
+
+/**
+ * A distractor answer: the strategies the prompt asked for, applied by their rule-based versions, as the
+ * JSON the bundled templates ask for. Numbers are kept under surface noise, as the prompt requires.
+ */
+function distractorReply(request: ChatRequest, rng: Rng): string {
+  const ask = request.hints?.distractor;
+  if (ask === undefined) return 'sim: a distractor prompt without hints';
+  lexicon ??= wordNet();
+  const context = { rng, params: {}, lexicon };
+  let text = ask.text;
+  const applied: string[] = [];
+  for (const name of ask.strategies) {
+    const strategy = STRATEGIES[name];
+    if (strategy === undefined) continue;
+    const next = strategy(text, context);
+    const numbers = ask.layer === 'surface_noise' ? (text.match(/\d+(?:[.,:]\d+)*/g) ?? []) : [];
+    if (next !== text && numbers.every((number) => next.includes(number))) {
+      text = next;
+      applied.push(name);
+    }
+  }
+  // Always hand back something different, as a model would.
+  if (text.trim().toLowerCase() === ask.text.trim().toLowerCase()) text = `${ask.text.trim().replace(/[.?!]$/, '')}...`;
+  const intent = (ask.text.toLowerCase().match(/[a-z]+/g) ?? ['request']).slice(0, 2).join('_');
+  return JSON.stringify({ intent, slots: {}, noisy_text: text, applied_strategies: applied, slots_dropped: ask.layer === 'incomplete_info' ? applied.filter((name) => name === 'missing_slots').map(() => 'detail') : [] });
+}
+
 const approxTokens = (text: string): number => Math.max(1, Math.ceil(text.length / 4));
 
 function delay(ms: number, signal: AbortSignal): Promise<void> {
@@ -135,7 +166,7 @@ export function createSimModel(ref: ModelRef, options: SimOptions = {}): ChatMod
         throw new ModelError('malformed', 'sim: injected malformed response body');
       }
       const rng = rngFor(0, print, 'sim-reply');
-      const content = request.module === 'assistant' ? assistantReply(ref.model, request, rng) : userReply(request, rng);
+      const content = request.module === 'assistant' ? assistantReply(ref.model, request, rng) : request.module === 'distractor' ? distractorReply(request, rng) : userReply(request, rng);
       const input = request.messages.reduce((sum, message) => sum + approxTokens(message.content), 0);
       return { content, usage: { input, output: approxTokens(content) } };
     },

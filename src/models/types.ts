@@ -21,6 +21,8 @@ export interface CallHints {
   readonly minTurns?: number;
   readonly stopToken?: string;
   readonly originalQuery?: string;
+  /** A distractor call: the text to noise, the layer and the strategies the prompt asks for. */
+  readonly distractor?: { readonly text: string; readonly layer: string; readonly strategies: readonly string[] };
 }
 
 export interface ChatRequest {

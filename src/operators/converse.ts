@@ -5,6 +5,7 @@ import { callModel } from '../models/call.js';
 import type { ModelPool } from '../models/pool.js';
 import { DEFAULT_STOP_TOKEN, assistantMessages, guardReply, nudgeFor, parseUserReply, userSimulatorMessages, type GuardReason, type TemplateValues } from '../models/prompts.js';
 import type { ChatModel, ChatRequest, ChatResponse, ModelModule, ModelRef, TokenUsage } from '../models/types.js';
+import type { Distractor, NoisedText } from '../noise/distractor.js';
 import { rngFor } from '../rng.js';
 import { addUsage, interactionId, type Interaction, type InteractionMessage, type LockedTask, type Outcome, type UsageEntry } from '../types.js';
 import { retryWithDelay } from './retryWithDelay.js';
@@ -33,6 +34,8 @@ export interface ConverseOptions {
   /** Simulator replies the guards may reject in one turn before the task fails. Default 3. */
   readonly maxGuardRetries?: number;
   readonly stopToken?: string;
+  /** Noise for user turns (the initial query and follow-ups, as its `applyTo` says); none when absent. */
+  readonly distractor?: Distractor | undefined;
   /** Called on every retried call (for statistics). */
   readonly onRetry?: (module: ModelModule, error: unknown) => void;
   /** Called with the tokens of every answered call, including calls of tasks that later fail or are cancelled. */
@@ -53,6 +56,9 @@ interface State {
   done: boolean;
   ended: boolean;
   closing: string;
+  /** What the distractor did to the initial query and to each follow-up. */
+  initialNoise: NoisedText | undefined;
+  readonly followupNoise: Array<{ readonly turn: number; readonly noised: NoisedText }>;
 }
 
 const validate = (options: ConverseOptions): void => {
@@ -98,14 +104,8 @@ function conversation(task: LockedTask, options: ConverseOptions): Observable<Ou
     if (assistant === undefined) throw new TypeError(`Task ${task.key} is locked to pool entry ${task.poolIndex}, but the pool has ${options.pool.entries.length}`);
     // The engine owns the turn limits: a target outside [minTurns, maxTurns] is clamped.
     const targetTurns = Math.min(options.maxTurns, Math.max(options.minTurns, task.targetTurns));
-    const state: State = { task, messages: [], usage: {}, guard: {}, turns: 0, attempts: 0, done: false, ended: false, closing: '' };
+    const state: State = { task, messages: [], usage: {}, guard: {}, turns: 0, attempts: 0, done: false, ended: false, closing: '', initialNoise: undefined, followupNoise: [] };
     const timestamp = (): string => now().toISOString();
-    state.messages.push({
-      role: 'user',
-      content: task.initialQuery,
-      timestamp: timestamp(),
-      metadata: { turn: 0, is_initial: true, clean_version: task.initialQuery, was_noised: false },
-    });
 
     const call = (model: ChatModel, request: ChatRequest): Observable<ChatResponse> => {
       state.attempts = 1;
@@ -131,6 +131,28 @@ function conversation(task: LockedTask, options: ConverseOptions): Observable<Ou
         }),
       );
     };
+
+    // Noise for one user turn, with its own seeded draws; the clean text goes on when there is no distractor.
+    const { distractor } = options;
+    const noised = (text: string, purpose: string, applies: boolean | undefined): Observable<NoisedText | undefined> =>
+      distractor === undefined || applies !== true
+        ? of(undefined)
+        : distractor.noise(text, { persona: task.personaFeatures, rng: rngFor(options.seed, task.key, purpose), call: (model, request) => call(model, request) });
+
+    const opening = (): Observable<State> =>
+      noised(task.initialQuery, 'noise/initial', distractor?.applyTo.initial_query).pipe(
+        map((noise) => {
+          state.initialNoise = noise;
+          const sent = noise?.sent ?? task.initialQuery;
+          state.messages.push({
+            role: 'user',
+            content: sent,
+            timestamp: timestamp(),
+            metadata: { turn: 0, is_initial: true, clean_version: task.initialQuery, was_noised: sent !== task.initialQuery },
+          });
+          return state;
+        }),
+      );
 
     const values = (): TemplateValues => ({
       persona: task.personaFeatures,
@@ -182,7 +204,7 @@ function conversation(task: LockedTask, options: ConverseOptions): Observable<Ou
             state.guard[reason] = (state.guard[reason] ?? 0) + 1;
             if (attempt < (options.maxGuardRetries ?? 3)) return userTurn(attempt + 1, nudgeFor(reason, stopToken));
             // Repair a persistent early stop that came with text: the text is a usable follow-up.
-            if (reason === 'early_stop' && reply.kind === 'stop' && reply.closing.length > 0) return of(followUp(reply.closing));
+            if (reason === 'early_stop' && reply.kind === 'stop' && reply.closing.length > 0) return followUp(reply.closing);
             return throwError(() => new GuardError(`user simulator reply rejected ${attempt + 1} times (last: ${reason})`));
           }
           if (reply.kind === 'stop') {
@@ -191,15 +213,20 @@ function conversation(task: LockedTask, options: ConverseOptions): Observable<Ou
             state.closing = reply.closing;
             return of(state);
           }
-          return of(followUp(reply.text));
+          return followUp(reply.text);
         }),
       );
     };
 
-    const followUp = (text: string): State => {
-      state.messages.push({ role: 'user', content: text, timestamp: timestamp(), metadata: { turn: state.turns, is_followup: true, clean_version: text, was_noised: false } });
-      return state;
-    };
+    const followUp = (text: string): Observable<State> =>
+      noised(text, `noise/turn/${state.turns}`, distractor?.applyTo.follow_up_feedback).pipe(
+        map((noise) => {
+          if (noise !== undefined) state.followupNoise.push({ turn: state.turns, noised: noise });
+          const sent = noise?.sent ?? text;
+          state.messages.push({ role: 'user', content: sent, timestamp: timestamp(), metadata: { turn: state.turns, is_followup: true, clean_version: text, was_noised: sent !== text } });
+          return state;
+        }),
+      );
 
     // After each assistant answer: end at the target or max_turns, always continue before min_turns,
     // and in between ask the simulator only with feedback_probability (it may still say it is done).
@@ -217,7 +244,8 @@ function conversation(task: LockedTask, options: ConverseOptions): Observable<Ou
       return userTurn(0, undefined).pipe(concatMap((s) => (s.done ? of(s) : assistantTurn())));
     };
 
-    return assistantTurn().pipe(
+    return opening().pipe(
+      concatMap(() => assistantTurn()),
       expand((s) => (s.done ? EMPTY : next())),
       last(),
       map((s): Outcome => ({ ok: true, interaction: toInteraction(s, options, targetTurns, timestamp()) })),
@@ -251,9 +279,7 @@ function toInteraction(state: State, options: ConverseOptions, targetTurns: numb
       system_prompt_used: task.systemPrompt !== undefined,
       total_messages: state.messages.length,
       conversation_ended: state.ended,
-      distractor_applied: false,
-      distractor_type: null,
-      noisy_versions: null,
+      ...noiseMetadata(state, options.distractor),
       assistant_model: task.assistant,
       user_model: { provider: options.user.model.provider, model: options.user.model.model },
       target_turns: targetTurns,
@@ -261,6 +287,43 @@ function toInteraction(state: State, options: ConverseOptions, targetTurns: numb
       guard: state.guard,
       usage: state.usage,
     },
+  };
+}
+
+/**
+ * PersonaGym's distractor fields: `distractor_applied`, `distractor_type`, `noisy_versions` (with
+ * `initial_query` and `followups` only when non-empty, null when both are) and, for the semantic
+ * distractor, `semantic_noise` for the initial query. As PersonaGym writes them, the legacy distractor
+ * records a follow-up only when it made versions of it; the semantic one records every noised turn.
+ */
+interface NoiseMetadata {
+  readonly distractor_applied: boolean;
+  readonly distractor_type: 'semantic' | 'legacy' | null;
+  readonly noisy_versions: unknown;
+  readonly semantic_noise?: unknown;
+}
+
+function noiseMetadata(state: State, distractor: Distractor | undefined): NoiseMetadata {
+  if (distractor === undefined) return { distractor_applied: false, distractor_type: null, noisy_versions: null };
+  const initial = state.initialNoise;
+  const followups = state.followupNoise
+    .filter(({ noised }) => distractor.type === 'semantic' || noised.versions.length > 0)
+    .map(({ turn, noised }) => ({
+      clean_feedback: noised.clean,
+      noisy_versions: noised.versions,
+      used_version: noised.sent,
+      turn,
+      ...(noised.semantic === undefined ? {} : { semantic_noise: noised.semantic }),
+    }));
+  const versions = {
+    ...(initial === undefined || initial.versions.length === 0 ? {} : { initial_query: { clean_query: initial.clean, noisy_versions: initial.versions } }),
+    ...(followups.length === 0 ? {} : { followups }),
+  };
+  return {
+    distractor_applied: true,
+    distractor_type: distractor.type,
+    noisy_versions: Object.keys(versions).length === 0 ? null : versions,
+    ...(distractor.type === 'semantic' ? { semantic_noise: initial?.semantic === undefined ? null : { initial_query: initial.semantic } } : {}),
   };
 }
 

@@ -1,0 +1,104 @@
+// noise: texts in, noisy versions out (PersonaGym's NoiseResult), with bounded concurrency and in input order.
+import { Observable, defer, map, mergeMap, range, toArray, concatMap, type OperatorFunction, type SchedulerLike } from 'rxjs';
+import { callModel } from '../models/call.js';
+import type { ChatModel, ChatRequest, ChatResponse, ModelModule, ModelRef, TokenUsage } from '../models/types.js';
+import type { Distractor, NoiseResult } from '../noise/distractor.js';
+import { rngFor } from '../rng.js';
+import type { TextItem } from '../streams/texts.js';
+import { retryWithDelay } from './retryWithDelay.js';
+
+export interface NoiseOptions {
+  readonly distractor: Distractor;
+  readonly seed: number;
+  /** Noisy versions per text, each from its own seeded draws. Default 1. */
+  readonly versions?: number;
+  /** Texts in flight at once. Default 16. */
+  readonly concurrency?: number;
+  readonly maxRetries: number;
+  readonly retryDelayMs: number;
+  readonly onRetry?: (module: ModelModule, error: unknown) => void;
+  readonly onUsage?: (module: ModelModule, model: ModelRef, usage: TokenUsage) => void;
+  readonly scheduler?: SchedulerLike;
+}
+
+/** A call with retries and usage reporting, for distractor calls outside a conversation. */
+export function retryingCall(options: Pick<NoiseOptions, 'maxRetries' | 'retryDelayMs' | 'onRetry' | 'onUsage' | 'scheduler'>) {
+  return (model: ChatModel, request: ChatRequest): Observable<ChatResponse> => {
+    let attempt = 1;
+    return defer(() => callModel(model, { ...request, attempt })).pipe(
+      retryWithDelay({
+        maxRetries: options.maxRetries,
+        delayMs: options.retryDelayMs,
+        scheduler: options.scheduler,
+        onRetry: (error) => {
+          attempt += 1;
+          options.onRetry?.(request.module, error);
+        },
+      }),
+      map((response) => {
+        options.onUsage?.(request.module, { provider: model.provider, model: model.model }, response.usage);
+        return response;
+      }),
+    );
+  };
+}
+
+/**
+ * Emits values in the order of their `index` (0, 1, 2, ...), holding back those that arrive early. The
+ * buffer holds at most what is in flight upstream (bounded by the pull window).
+ */
+export function inOrder<T>(): OperatorFunction<{ readonly index: number; readonly value: T }, T> {
+  return (source) =>
+    new Observable<T>((subscriber) => {
+      const early = new Map<number, T>();
+      let next = 0;
+      return source.subscribe({
+        next: ({ index, value }) => {
+          early.set(index, value);
+          while (early.has(next)) {
+            const ready = early.get(next) as T;
+            early.delete(next);
+            next += 1;
+            subscriber.next(ready);
+          }
+        },
+        error: (error: unknown) => subscriber.error(error),
+        complete: () => subscriber.complete(),
+      });
+    });
+}
+
+/**
+ * Noises each text `versions` times and emits, per text and in input order, its NoiseResults. Each
+ * version draws from its own RNG seeded by (seed, text key, version), so results do not depend on
+ * concurrency or on the other texts. Distractor model calls are retried as conversation calls are.
+ *
+ * ```
+ * texts:   --a--b--c--|        (concurrency 2, versions 1)
+ * results: -----A---BC|        (B waited for A; input order kept)
+ * ```
+ *
+ * @example
+ * pullThrough(readTexts(stream, { name }), 32, noise({ distractor, seed: 42, versions: 3, maxRetries: 3, retryDelayMs: 2000 }))
+ */
+export function noise(options: NoiseOptions): OperatorFunction<TextItem, readonly NoiseResult[]> {
+  const versions = options.versions ?? 1;
+  const concurrency = options.concurrency ?? 16;
+  if (!Number.isInteger(versions) || versions < 1) throw new TypeError(`Expected \`versions\` to be a positive integer, got \`${String(versions)}\``);
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new TypeError(`Expected \`concurrency\` to be a positive integer, got \`${String(concurrency)}\``);
+  const call = retryingCall(options);
+  return (source) =>
+    source.pipe(
+      map((item, index) => ({ item, index })),
+      mergeMap(
+        ({ item, index }) =>
+          range(0, versions).pipe(
+            concatMap((version) => options.distractor.result(item.text, { persona: item.persona, rng: rngFor(options.seed, item.key, `noise/v${version}`), call })),
+            toArray(),
+            map((value) => ({ index, value })),
+          ),
+        concurrency,
+      ),
+      inOrder(),
+    );
+}
