@@ -118,8 +118,9 @@ export function wordNet(dictionary = defaultDictionary()): Lexicon {
       const count = Number.parseInt(parts[3] ?? '0', 16);
       const found: string[] = [];
       for (let i = 0; i < count; i += 1) {
-        const synonym = (parts[4 + i * 2] ?? '').replace(/\(.*\)$/, '').toLowerCase();
-        if (synonym !== lemma && /^[a-z][a-z-]*$/.test(synonym) && !found.includes(synonym)) found.push(synonym);
+        // Lower-case single words only: capitalised lemmas are names and abbreviations ("Fri").
+        const synonym = (parts[4 + i * 2] ?? '').replace(/\(.*\)$/, '');
+        if (synonym !== lemma && /^[a-z][a-z-]{2,}$/.test(synonym) && !found.includes(synonym)) found.push(synonym);
       }
       if (found.length > 0) return found;
     }

@@ -217,8 +217,9 @@ export const wordSegmentation: Strategy = (text, { rng, lexicon }) => {
   const words = [...tokens.words];
   const candidates: Array<[number, number]> = [];
   words.forEach((word, index) => {
-    if (!/^[a-z]{6,}$/i.test(word)) return;
-    for (let at = 3; at <= word.length - 3; at += 1) {
+    if (!/^[a-z]{8,}$/i.test(word)) return;
+    // Halves of four letters or more: WordNet knows many three-letter oddities ("dat abase").
+    for (let at = 4; at <= word.length - 4; at += 1) {
       if (lexicon.has(word.slice(0, at)) && lexicon.has(word.slice(at))) candidates.push([index, at]);
     }
   });
@@ -266,9 +267,13 @@ export const emotionalAttitude: Strategy = (text, { rng }) => {
   return rng.next() < 0.5 ? `${match[1]}${note}, ${body}${match[3]}` : `${match[1]}${body.replace(/\.$/, '')}, ${note}${match[3]}`;
 };
 
+/** Adds one of `suffixes` at the end: after a comma, or as its own clause after a question or exclamation mark. */
 const append = (suffixes: readonly string[]): Strategy => (text, { rng }) => {
   const body = text.trimEnd();
-  return body === '' ? text : `${body.replace(/[.]$/, '')}${pick(rng, suffixes)}${text.slice(body.length)}`;
+  if (body === '') return text;
+  const suffix = pick(rng, suffixes);
+  const joined = /[?!]$/.test(body) ? `${body} ${suffix.replace(/^[,.\s]+/, '')}` : `${body.replace(/\.$/, '')}${suffix}`;
+  return `${joined}${text.slice(body.length)}`;
 };
 
 /** Missing details: a trailing constraint ("by Friday", "for 10 people", "in Python") cut off. */

@@ -4,75 +4,10 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { randomFaults, startOpenAIServer, unusedPort, type FakeOpenAIOptions, type FakeOpenAIServer } from '../helpers/openai-server.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BIN = join(ROOT, 'bin', 'personaflow.js');
-const TEST_KEY = 'sk-e2e-test-key-4242';
-
-interface Run {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  readonly stderr: string;
-  /** Wall time from spawn to exit, in milliseconds. */
-  readonly ms: number;
-}
-
-interface RunOptions {
-  /** Extra environment; OPENAI_API_KEY defaults to TEST_KEY (undefined removes it). */
-  readonly env?: Record<string, string | undefined>;
-  /** Written to the child's stdin, which is then closed (otherwise stdin is /dev/null). */
-  readonly input?: string;
-  /** The child is killed after this long (the test then fails on the signal). */
-  readonly killAfterMs?: number;
-}
-
-/** The child's environment: no real keys or endpoints leak in from the developer's shell. */
-function childEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) {
-    if (/^(OPENAI_|OPENROUTER_|PERSONAFLOW_)/.test(name)) continue;
-    env[name] = value;
-  }
-  const merged: Record<string, string | undefined> = { OPENAI_API_KEY: TEST_KEY, ...extra };
-  for (const [name, value] of Object.entries(merged)) {
-    if (value === undefined) delete env[name];
-    else env[name] = value;
-  }
-  return env;
-}
-
-/** Runs `personaflow ...args` asynchronously (the fake server lives in this process, so never spawnSync). */
-function runCli(args: readonly string[], options: RunOptions = {}): Promise<Run> {
-  const started = Date.now();
-  const child = spawn(process.execPath, [BIN, ...args], {
-    cwd: ROOT,
-    env: childEnv(options.env),
-    stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  if (options.input !== undefined && child.stdin !== null) {
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(options.input);
-  }
-  const killer = setTimeout(() => child.kill('SIGKILL'), options.killAfterMs ?? 25_000);
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code, signal) => {
-      clearTimeout(killer);
-      resolve({ code, signal, stdout, stderr, ms: Date.now() - started });
-    });
-  });
-}
-
-/** `--provider openai --base-url ... --model test-model` for a fake server. */
-const against = (server: { baseURL: string }): string[] => ['--provider', 'openai', '--base-url', server.baseURL, '--model', 'test-model'];
+import { BIN, ROOT, TEST_KEY, against, childEnv, runCli, type Run } from '../helpers/cli.js';
 
 interface Message {
   role: string;

@@ -36,7 +36,7 @@ export interface RecordedRequest {
   /** Parsed JSON body, or the raw text when it is not JSON. */
   readonly body: unknown;
   /** Which side of the conversation asked: the user simulator, the assistant, or not a chat request. */
-  readonly role: 'user_simulator' | 'assistant' | 'other';
+  readonly role: 'user_simulator' | 'assistant' | 'distractor' | 'other';
   /** What the server did. */
   fault: FaultKind;
   /** The message content it answered with, for replies that had one. */
@@ -53,6 +53,8 @@ export interface FakeOpenAIOptions {
   /** The simulated user says the stop token once the assistant has answered this many times (default 2). */
   readonly stopAfter?: number;
   readonly stopToken?: string;
+  /** Answers distractor prompts (default: valid JSON with the text plus a casual ending). */
+  readonly distractorReply?: (text: string, request: RecordedRequest) => string;
   /** Put the bearer token the client sent into the 401 message (as a careless server might), to test redaction. */
   readonly echoKeyInErrors?: boolean;
 }
@@ -70,6 +72,8 @@ export interface FakeOpenAIServer {
 
 /** The first system message of the default user-simulator template (config/prompts/user_simulator.txt). */
 export const USER_SIMULATOR_MARKER = 'role-playing a human user';
+/** Opening words of the bundled distractor templates. */
+export const DISTRACTOR_MARKER = 'You rewrite a message that a real person typed';
 
 const FOLLOW_UPS = [
   'ok but what happens with weird edge cases',
@@ -120,6 +124,7 @@ function roleOf(body: unknown): RecordedRequest['role'] {
   if (!Array.isArray(messages)) return 'other';
   const first = messages[0];
   if (first?.role === 'system' && textOf(first.content).includes(USER_SIMULATOR_MARKER)) return 'user_simulator';
+  if (first?.role === 'user' && textOf(first.content).startsWith(DISTRACTOR_MARKER)) return 'distractor';
   return 'assistant';
 }
 
@@ -134,6 +139,12 @@ function replyFor(request: RecordedRequest, options: FakeOpenAIOptions): string 
     if (answered >= (options.stopAfter ?? 2) && !told) return options.stopToken ?? '###STOP###';
     const base = hash(textOf(messages[0]?.content)) % FOLLOW_UPS.length;
     return FOLLOW_UPS[(base + answered) % FOLLOW_UPS.length] as string;
+  }
+  if (request.role === 'distractor') {
+    // The text to noise sits between "The message:" and the JSON instructions of the bundled templates.
+    const text = /The message:\n([\s\S]*?)\n\nAnswer with JSON/.exec(textOf(messages[0]?.content))?.[1] ?? '';
+    if (options.distractorReply !== undefined) return options.distractorReply(text, request);
+    return JSON.stringify({ intent: 'ask', slots: {}, noisy_text: `${text.replace(/[.?!]$/, '')} pls, kinda urgent`, applied_strategies: [], slots_dropped: [] });
   }
   const users = messages.filter((m) => m.role === 'user');
   const last = textOf(users[users.length - 1]?.content);

@@ -7,6 +7,8 @@ import { converse, type ConverseOptions } from '../../src/operators/converse.js'
 import { createPool } from '../../src/models/pool.js';
 import { createSimModel } from '../../src/models/sim.js';
 import type { ChatModel } from '../../src/models/types.js';
+import { strategyFileSchema } from '../../src/config.js';
+import { createDistractor, type DistractorOptions } from '../../src/noise/distractor.js';
 import type { Interaction, LockedTask, Outcome, Task } from '../../src/types.js';
 import { USER_TEMPLATE, hanging, locked, scripted, simPool, task } from '../helpers/fixtures.js';
 
@@ -256,5 +258,70 @@ describe('converse', () => {
   it('checks its options up front', () => {
     expect(() => converse(options({ concurrency: 0 }))).toThrowErrorMatchingInlineSnapshot(`[TypeError: Expected \`concurrency\` to be a positive integer, got \`0\`]`);
     expect(() => converse(options({ minTurns: 3, maxTurns: 2 }))).toThrowErrorMatchingInlineSnapshot(`[TypeError: Expected \`maxTurns\` to be an integer ≥ minTurns (3), got \`2\`]`);
+  });
+});
+
+describe('converse with a distractor', () => {
+  const legacy = (overrides: Partial<DistractorOptions> = {}) =>
+    createDistractor({ activationProbability: 1, rules: [{ name: 'emotional_attitude', probability: 1 }], strategies: strategyFile, ...overrides });
+  const semantic = () =>
+    createDistractor({
+      activationProbability: 1,
+      rules: [],
+      strategies: strategyFile,
+      semantic: { model: createSimModel({ provider: 'sim', model: 'noise-sim' }), templates: { surface_noise: 'S {text} {strategies}', incomplete_info: 'I {text} {strategies}', semantic_ambiguity: 'A {text} {strategies}' }, validationRetries: 1 },
+    });
+  const strategyFile = strategyFileSchema.parse({ layer_weights: { surface_noise: 1 }, strategies: { surface_noise: { emotional_attitude: { probability: 1 } }, incomplete_info: { unclear_priority: { probability: 1 } } } });
+
+  it('sends the noisy initial query and follow-ups on and keeps the clean ones, as PersonaGym records them', async () => {
+    const user = scripted((_request, call) => (call >= 2 ? STOP : 'and what about duplicates in other columns'));
+    const assistant = scripted(() => 'an answer');
+    const outcomes = await run([locked(task({ targetTurns: 5 }), 'scripted')], options({ pool: createPool([{ model: assistant.model, weight: 1 }]), userModel: user.model, distractor: legacy(), maxTurns: 5 }));
+    const interaction = interactions(outcomes)[0]!;
+    const users = interaction.messages.filter((m) => m.role === 'user');
+    expect(users[0]?.metadata).toMatchObject({ clean_version: 'how do i dedupe a csv by email', was_noised: true });
+    expect(users[0]?.content).toContain('how do i dedupe a csv by email');
+    expect(users[0]?.content).not.toBe('how do i dedupe a csv by email');
+    // The assistant saw the noisy text, not the clean one.
+    expect(assistant.requests[0]?.messages.at(-1)?.content).toBe(users[0]?.content);
+    expect(interaction.initial_query).toBe('how do i dedupe a csv by email');
+    expect(interaction.metadata).toMatchObject({
+      distractor_applied: true,
+      distractor_type: 'legacy',
+      noisy_versions: {
+        initial_query: { clean_query: 'how do i dedupe a csv by email', noisy_versions: [{ noisy_text: users[0]?.content, noise_type: 'emotional_attitude', noise_intensity: 1 }] },
+        followups: [{ clean_feedback: 'and what about duplicates in other columns', used_version: users[1]?.content, turn: 1 }],
+      },
+    });
+    expect(users[1]?.metadata).toMatchObject({ turn: 1, is_followup: true, clean_version: 'and what about duplicates in other columns', was_noised: true });
+  });
+
+  it('honours apply_to and leaves noisy_versions null when nothing was noised', async () => {
+    const outcomes = await run([locked(task())], options({ pool: simPool(['sim-a']), distractor: legacy({ applyTo: { initial_query: false, follow_up_feedback: false } }) }));
+    const interaction = interactions(outcomes)[0]!;
+    expect(interaction.messages.filter((m) => m.role === 'user').every((m) => m.metadata.was_noised === false)).toBe(true);
+    expect(interaction.metadata).toMatchObject({ distractor_applied: true, distractor_type: 'legacy', noisy_versions: null });
+  });
+
+  test.prop([arbTasks], { numRuns: 15 })('semantic noise on sim is the same at any concurrency', async (tasks) => {
+    const lockedTasks = (pool: ReturnType<typeof simPool>) => from(tasks).pipe(lockModel(pool, 3));
+    const pool = simPool(['sim-a', 'sim-b']);
+    const one = (await lastValueFrom(lockedTasks(pool).pipe(converse(options({ pool, concurrency: 1, distractor: semantic() })), toArray()))).map((o) => (o.ok ? timeless(o.interaction) : o));
+    const many = (await lastValueFrom(lockedTasks(pool).pipe(converse(options({ pool, concurrency: 8, distractor: semantic() })), toArray()))).map((o) => (o.ok ? timeless(o.interaction) : o));
+    const byId = (list: unknown[]) => [...list].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+    expect(byId(many)).toEqual(byId(one));
+    for (const outcome of one) {
+      const metadata = (outcome as { metadata: Record<string, unknown> }).metadata;
+      expect(metadata).toMatchObject({ distractor_type: 'semantic' });
+      expect((metadata.semantic_noise as { initial_query: { layer: string } }).initial_query.layer).toBe('surface_noise');
+    }
+  });
+
+  it('ends the run when the distractor model rejects the key', async () => {
+    const broken = scripted(() => {
+      throw new ModelError('auth', '401 bad key');
+    });
+    const distractor = createDistractor({ activationProbability: 1, rules: [], strategies: strategyFile, semantic: { model: broken.model, templates: { surface_noise: '{text}', incomplete_info: '{text}', semantic_ambiguity: '{text}' }, validationRetries: 0 } });
+    await expect(run([locked(task())], options({ pool: simPool(['sim-a']), distractor }))).rejects.toBeInstanceOf(FatalError);
   });
 });
