@@ -200,7 +200,7 @@ async function runNoise(file: string | undefined, flags: NoiseFlags): Promise<nu
   const loaded = await loadConfig(flags.config);
   const { config } = loaded;
   const seed = runSeed(config, flags.seed);
-  const semantic = flags.semantic ?? false;
+  const semantic = flags.semantic ?? config.distractor.use_semantic;
   const models = semantic ? buildModels(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, seed, distractor: true }) : undefined;
   const distractor = await setUpDistractor(config, loaded.baseDir, { semantic, strategyFile: flags.strategy, model: models?.distractor });
   if (flags.quiet !== true) for (const notice of [...loaded.notices, ...(models?.notices ?? [])]) say(notice);
@@ -310,7 +310,8 @@ export function program(setExitCode: (code: number) => void): Command {
     .description('noisy versions of text lines or {"text": ..., "persona_features": {...}} lines, as NoiseResult NDJSON')
     .argument('[texts]', 'text or NDJSON file, or - for stdin', '-')
     .option('-c, --config <file>', 'PersonaGym-compatible config.yaml (distractor section)')
-    .option('--semantic', 'the three-layer LLM distractor instead of the rule-based strategies')
+    .option('--semantic', 'the three-layer LLM distractor instead of the rule-based strategies (default: distractor.use_semantic)')
+    .option('--no-semantic', 'the rule-based strategies even when the config says use_semantic')
     .option('--strategy <file>', 'strategy file in distractor_strategy.yaml format (with --semantic)')
     .option('--versions <n>', 'noisy versions per text', integer(1), 1)
     .option('--seed <n>', 'run seed: same seed, same noise', integer(0))

@@ -204,13 +204,18 @@ export function createDistractor(options: DistractorOptions): Distractor {
       const strategies = names.map((name, i) => `${i + 1}. **${name}**: ${table[name]?.description ?? name.replace(/_/g, ' ')}`).join('\n');
       const prompt = semantic.templates[layer]
         .replace(/\{(persona|text|strategies|layer)\}/g, (_, key: string) => (key === 'persona' ? formatPersona(context.persona) : key === 'text' ? text : key === 'layer' ? layer : strategies));
-      const ask = (attempt: number, rejected: string | undefined): Observable<NoiseResult> =>
+      const ask = (attempt: number, rejected: { readonly answer: string; readonly reason: string } | undefined): Observable<NoiseResult> =>
         context
           .call(semantic.model, {
             module: 'distractor',
             messages: [
               { role: 'user', content: prompt },
-              ...(rejected === undefined ? [] : [{ role: 'user' as const, content: `Your previous answer was rejected (${rejected}). Answer again with the JSON object only, with the rewritten message in "noisy_text".` }]),
+              ...(rejected === undefined
+                ? []
+                : [
+                    { role: 'assistant' as const, content: rejected.answer },
+                    { role: 'user' as const, content: `That answer was rejected (${rejected.reason}). Answer again with the JSON object only, with the rewritten message in "noisy_text".` },
+                  ]),
             ],
             temperature: attempt === 0 ? semantic.temperature : Math.min(2, (semantic.temperature ?? 0.7) + 0.1 * attempt),
             maxCompletionTokens: semantic.maxCompletionTokens,
@@ -232,7 +237,7 @@ export function createDistractor(options: DistractorOptions): Distractor {
                   metadata: { ...(answer.slotsDropped.length === 0 ? {} : { slots_dropped: answer.slotsDropped }), ...(attempt === 0 ? {} : { rejected_answers: attempt }) },
                 });
               }
-              if (attempt < semantic.validationRetries) return ask(attempt + 1, answer.reason);
+              if (attempt < semantic.validationRetries) return ask(attempt + 1, { answer: response.content, reason: answer.reason });
               return of(failed(text, layer, names, `answer rejected ${attempt + 1} time(s), last: ${answer.reason}`));
             }),
           );
@@ -265,8 +270,13 @@ export type NoiseAnswer =
   | { readonly ok: true; readonly noisyText: string; readonly applied: readonly string[] | undefined; readonly semantics: ExtractedSemantics | null; readonly slotsDropped: readonly string[] }
   | { readonly ok: false; readonly reason: string };
 
-const REFUSAL = /^(?:i'?m sorry|sorry,|i apologi[sz]e|i can(?:no|')t|i am (?:not able|unable)|i'?m (?:not able|unable)|as an ai)\b/i;
-const EXPLANATION = /^(?:here(?:'s| is)\b|sure[,!.]|certainly[,!.]|of course[,!.]|okay, here|the (?:noisy|rewritten) (?:version|message))|\b(?:i (?:have |'ve )?(?:applied|rewritten|rewrote|added|introduced))\b/i;
+const REFUSAL = /^(?:i['’]?m sorry|sorry,|i apologi[sz]e|i can(?:no|['’])t|i am (?:not able|unable)|i['’]?m (?:not able|unable)|as an ai)\b/i;
+/**
+ * A wrapper or a report instead of the message: at the start ("Here's...", "I've rewritten..."), where a
+ * user's own "I added an index" never trips it, or a note in parentheses about what was applied.
+ */
+const EXPLANATION =
+  /^(?:here(?:['’]s| is)\b|sure[,!.]|certainly[,!.]|of course[,!.]|okay, here|the (?:noisy|rewritten) (?:version|message)|i(?:['’]ve| have)? (?:rewritten|rewrote)\b|i(?:['’]ve| have)? (?:applied|made)\b[^\n]*\b(?:noise|noisy|strateg\w*|typos?|changes?|version|rewrite)\b)|\([^()]*\b(?:applied|strateg\w*|noise|noisy)\b[^()]*\)/i;
 const LABEL = /^(?:noisy(?: version| text)?|rewritten(?: message)?|output|message)\s*:\s*/i;
 const normalise = (text: string): string => text.toLowerCase().replace(/\s+/g, ' ').trim();
 
@@ -274,7 +284,14 @@ const normalise = (text: string): string => text.toLowerCase().replace(/\s+/g, '
 function clean(text: string): string {
   let out = text.trim().replace(/^```[a-z]*\s*([\s\S]*?)\s*```$/i, '$1').trim();
   out = out.replace(LABEL, '').trim();
-  if (/^(["'“])[\s\S]*(["'”])$/.test(out) && out.length >= 2) out = out.slice(1, -1).trim();
+  // One pair of quotes around the whole text, and only when the text inside has none of that kind:
+  // `"let" vs "const"` is a message with quotes in it, not a quoted message.
+  const pair = /^(["'“])([\s\S]*)(["'”])$/.exec(out);
+  if (pair !== null) {
+    const [, open, inner = '', close] = pair;
+    const matching = open === close || (open === '“' && close === '”');
+    if (matching && !/["“”]/.test(open === "'" ? inner.replace(/[^']/g, '') : inner)) out = inner.trim();
+  }
   return out;
 }
 
@@ -312,6 +329,8 @@ export function parseNoiseAnswer(content: string, input: string, layer: Layer): 
     } catch {
       if (start === 0) return { ok: false, reason: 'invalid JSON' };
     }
+  } else if (start === 0) {
+    return { ok: false, reason: 'JSON cut off (no closing brace)' };
   }
   noisy = clean(noisy ?? body);
   if (noisy === '') return { ok: false, reason: 'empty text' };

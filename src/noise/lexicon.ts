@@ -93,8 +93,7 @@ export function wordNet(dictionary = defaultDictionary()): Lexicon {
   };
   /**
    * Synonyms of the word in its most frequent use: the part of speech with the most sense-tagged
-   * occurrences (WordNet's tagsense_cnt), its first sense, or its second when the first has no single-word
-   * lemma. One part of speech, because "help" as a noun (assistance) does not replace "help" as a verb.
+   * occurrences (WordNet's tagsense_cnt), its first `SENSES` sense(s). One part of speech, because "help" as a noun (assistance) does not replace "help" as a verb.
    */
   const lookUp = (word: string): readonly string[] => {
     const lemma = word.toLowerCase();

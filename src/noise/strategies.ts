@@ -50,6 +50,7 @@ function join({ words, gaps }: Tokens): string {
 
 /** Rebuilds a text from a new word list, with single spaces where the word count changed. */
 function withWords(original: Tokens, words: readonly string[]): string {
+  if (original.words.length === 0) return `${original.gaps[0] ?? ''}${words.join(' ')}`;
   if (words.length === original.words.length) return join({ words: [...words], gaps: original.gaps });
   const lead = original.gaps[0] ?? '';
   const trail = original.gaps[original.words.length] ?? '';
@@ -79,25 +80,27 @@ export const typo: Strategy = (text, { rng, params }) => {
   if (words.length === 0) return text;
   for (let n = typoCount(words.length, params.intensity); n > 0; n -= 1) {
     const index = rng.int(0, words.length - 1);
-    const word = words[index] as string;
-    if (word.length <= 2) continue;
-    const letters = [...word].flatMap((char, at) => (/\p{L}/u.test(char) ? [at] : []));
+    // Code points, not UTF-16 units: an emoji or a non-BMP letter is never split in half.
+    const chars = [...(words[index] as string)];
+    if (chars.length <= 2) continue;
+    const letters = chars.flatMap((char, at) => (/\p{L}/u.test(char) ? [at] : []));
     if (letters.length === 0) continue;
     const at = pick(rng, letters);
-    const char = word[at] as string;
+    const char = chars[at] as string;
     const kind = rng.int(0, 3);
-    if (kind === 0 && NEIGHBOURS[char.toLowerCase()] !== undefined) {
-      const replacement = pick(rng, [...(NEIGHBOURS[char.toLowerCase()] as string)]);
-      words[index] = word.slice(0, at) + (char === char.toUpperCase() ? replacement.toUpperCase() : replacement) + word.slice(at + 1);
+    const neighbours = NEIGHBOURS[char.toLowerCase()];
+    if (kind === 0 && neighbours !== undefined) {
+      const replacement = pick(rng, [...neighbours]);
+      chars[at] = char === char.toUpperCase() ? replacement.toUpperCase() : replacement;
     } else if (kind === 1 && letters.length > 1) {
-      words[index] = word.slice(0, at) + word.slice(at + 1);
-    } else if (kind === 2) {
-      words[index] = word.slice(0, at + 1) + char + word.slice(at + 1);
-    } else if (letters.includes(at + 1)) {
-      words[index] = word.slice(0, at) + (word[at + 1] as string) + char + word.slice(at + 2);
+      chars.splice(at, 1);
+    } else if (kind === 3 && letters.includes(at + 1)) {
+      chars[at] = chars[at + 1] as string;
+      chars[at + 1] = char;
     } else {
-      words[index] = word.slice(0, at + 1) + char + word.slice(at + 1);
+      chars.splice(at, 0, char);
     }
+    words[index] = chars.join('');
   }
   return join({ words, gaps: tokens.gaps });
 };
@@ -150,9 +153,12 @@ export const synonymReplacement: Strategy = (text, { rng, params, lexicon }) => 
   const tokens = tokenize(text);
   const words = [...tokens.words];
   if (words.length === 0) return text;
+  const replaced = new Set<number>();
   for (let n = count(words.length, params.replacement_rate, 0.15); n > 0; n -= 1) {
     for (let attempt = 0; attempt < 10; attempt += 1) {
       const index = rng.int(0, words.length - 1);
+      // Each word at most once: a synonym of a synonym drifts from the meaning.
+      if (replaced.has(index)) continue;
       const match = /^(\W*)([A-Za-z][a-z'-]*)(\W*)$/.exec(words[index] as string);
       if (match === null) continue;
       const [, before, word, after] = match as unknown as [string, string, string, string];
@@ -162,6 +168,7 @@ export const synonymReplacement: Strategy = (text, { rng, params, lexicon }) => 
       const synonym = pick(rng, synonyms);
       const cased = /^[A-Z]/.test(word) ? synonym[0]?.toUpperCase() + synonym.slice(1) : synonym;
       words[index] = `${before}${cased}${after}`;
+      replaced.add(index);
       break;
     }
   }
@@ -194,7 +201,7 @@ export const colloquialSpeech: Strategy = (text, { rng }) => {
   let out = text;
   for (const [pattern, replacement] of COLLOQUIAL) out = out.replace(pattern, (found) => (rng.next() < 0.5 ? replacement : found));
   // Dropped capitals at sentence starts ("I" stays: people drop it less than the rest).
-  out = out.replace(/(^|[.!?]\s+)([A-Z])(?=[a-z])/g, (_, lead: string, letter: string) => `${lead}${letter.toLowerCase()}`);
+  out = out.replace(/(^\s*|[.!?]\s+)([A-Z])(?=[a-z])/g, (_, lead: string, letter: string) => `${lead}${letter.toLowerCase()}`);
   return out === text ? text.replace(/^(\s*)(\S)/, (_, lead: string, char: string) => `${lead}${char.toLowerCase()}`) : out;
 };
 
@@ -264,7 +271,7 @@ export const emotionalAttitude: Strategy = (text, { rng }) => {
   const match = /^(\s*)([\s\S]*?)(\s*)$/.exec(text) as RegExpExecArray;
   const body = match[2] as string;
   if (body === '') return text;
-  return rng.next() < 0.5 ? `${match[1]}${note}, ${body}${match[3]}` : `${match[1]}${body.replace(/\.$/, '')}, ${note}${match[3]}`;
+  return rng.next() < 0.5 ? `${match[1]}${note}, ${body}${match[3]}` : `${match[1]}${body.replace(/(?<!\.)\.$/, '')}, ${note}${match[3]}`;
 };
 
 /** Adds one of `suffixes` at the end: after a comma, or as its own clause after a question or exclamation mark. */
@@ -272,7 +279,7 @@ const append = (suffixes: readonly string[]): Strategy => (text, { rng }) => {
   const body = text.trimEnd();
   if (body === '') return text;
   const suffix = pick(rng, suffixes);
-  const joined = /[?!]$/.test(body) ? `${body} ${suffix.replace(/^[,.\s]+/, '')}` : `${body.replace(/\.$/, '')}${suffix}`;
+  const joined = /[?!]$/.test(body) ? `${body} ${suffix.replace(/^[,.\s]+/, '')}` : `${body.replace(/(?<!\.)\.$/, '')}${suffix}`;
   return `${joined}${text.slice(body.length)}`;
 };
 

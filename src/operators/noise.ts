@@ -23,9 +23,11 @@ export interface NoiseOptions {
 
 /** A call with retries and usage reporting, for distractor calls outside a conversation. */
 export function retryingCall(options: Pick<NoiseOptions, 'maxRetries' | 'retryDelayMs' | 'onRetry' | 'onUsage' | 'scheduler'>) {
-  return (model: ChatModel, request: ChatRequest): Observable<ChatResponse> => {
-    let attempt = 1;
-    return defer(() => callModel(model, { ...request, attempt })).pipe(
+  return (model: ChatModel, request: ChatRequest): Observable<ChatResponse> =>
+    defer(() => {
+      // Per subscription: a second subscription starts again at attempt 1.
+      let attempt = 1;
+      return defer(() => callModel(model, { ...request, attempt })).pipe(
       retryWithDelay({
         maxRetries: options.maxRetries,
         delayMs: options.retryDelayMs,
@@ -40,7 +42,7 @@ export function retryingCall(options: Pick<NoiseOptions, 'maxRetries' | 'retryDe
         return response;
       }),
     );
-  };
+    });
 }
 
 /**

@@ -96,8 +96,11 @@ describe('personaflow noise', () => {
       expect(results.map((result) => result.noisy_text)).toEqual(results.map((result) => `${result.original_text} asap pls`));
       expect(results.every((result) => result.metadata.rejected_answers === 1)).toBe(true);
       expect(server.requests.filter((r) => r.role === 'distractor')).toHaveLength(6);
-      const retry = server.requests.find((r) => (r.body as { messages: { content: string }[] }).messages.length === 2);
-      expect((retry?.body as { messages: { content: string }[] }).messages[1]?.content).toMatch(/rejected \(a refusal\)/);
+      // The retry shows the model its rejected answer and says why.
+      const retry = server.requests.find((r) => (r.body as { messages: unknown[] }).messages.length === 3);
+      const [, rejected, why] = (retry?.body as { messages: { role: string; content: string }[] }).messages;
+      expect(rejected).toMatchObject({ role: 'assistant', content: "I'm sorry, I can't help with that." });
+      expect(why?.content).toMatch(/rejected \(a refusal\)/);
     } finally {
       await server.close();
     }
