@@ -58,6 +58,17 @@ describe('loadConfig', () => {
     expect(runSeed({ ...config, experiment: { seed: 7 } }, 9)).toBe(9);
   });
 
+  it("reads PersonaGym's distractor section as is", async () => {
+    const { config } = await loadConfig('test/fixtures/personagym-config.yaml');
+    expect(config.distractor).toMatchObject({ enabled: true, use_semantic: true, activation_probability: 0.25, strategy_path: 'input/distractor_strategy.yaml', apply_to: { initial_query: true, follow_up_feedback: true }, llm: { model: 'gpt-4o-mini', max_tokens: 512 } });
+    expect(config.distractor.noise_strategies.map((s) => [s.name, s.probability])).toEqual([['typo', 0.3], ['word_swap', 0.2], ['word_deletion', 0.1], ['word_insertion', 0.1]]);
+  });
+
+  it('refuses an unknown noise strategy, naming the line and the known ones', async () => {
+    const error = await errorOf(loadConfig(await configFile('distractor:\n  noise_strategies:\n    - name: typoo\n      probability: 0.3\n')));
+    expect(error.message).toMatch(/:3: distractor\.noise_strategies\[0\]\.name: unknown strategy `typoo`; known: typo, word_swap/);
+  });
+
   it('never prints a key it rejects, wherever it stands', async () => {
     const cases = [
       'interaction_generation:\n  assistant_model:\n    model_pool: {api_key: sk-SECRET-abcdef, model: gpt-4o}\n',
