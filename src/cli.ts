@@ -9,7 +9,9 @@ import { buildModels } from './models/index.js';
 import { DEFAULT_STOP_TOKEN, loadTemplate } from './models/prompts.js';
 import type { Distractor } from './noise/distractor.js';
 import { setUpDistractor } from './noise/setup.js';
-import { noise } from './operators/noise.js';
+import { noise, retryingCall } from './operators/noise.js';
+import type { RoundReport } from './operators/supplement.js';
+import { setUpQueries } from './queries/setup.js';
 import { generate } from './pipeline.js';
 import { DirSink } from './sinks/dir.js';
 import { BrokenPipeError, streamWriter } from './sinks/stdout.js';
@@ -19,7 +21,7 @@ import { stoppable } from './streams/pull.js';
 import { pullThrough } from './streams/pull.js';
 import { readTasks } from './streams/personas.js';
 import { readTexts } from './streams/texts.js';
-import type { Outcome } from './types.js';
+import type { Outcome, Task } from './types.js';
 
 const say = (message: string): void => {
   process.stderr.write(`personaflow: ${message}\n`);
@@ -47,6 +49,8 @@ interface GenerateFlags {
   strict?: boolean;
   quiet?: boolean;
   noise?: NoiseMode;
+  queries?: string;
+  supplementRounds?: number;
 }
 
 type NoiseMode = 'off' | 'rules' | 'semantic';
@@ -72,26 +76,34 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
   const seed = runSeed(config, flags.seed);
   const concurrency = flags.concurrency ?? ig.max_workers;
   const mode = noiseMode(config, flags.noise);
-  const models = buildModels(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, seed, distractor: mode === 'semantic' });
+  const rounds = flags.supplementRounds ?? ig.max_supplement_rounds;
+  const qg = config.query_generation;
+  const models = buildModels(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, seed, distractor: mode === 'semantic', queries: qg.style_transfer.enabled || rounds > 0 });
   const template = await loadTemplate(ig.user_model.system_prompt_template, loaded.baseDir, 'interaction_generation.user_model.system_prompt_template');
   const distractor: Distractor | undefined = mode === 'off' ? undefined : await setUpDistractor(config, loaded.baseDir, { semantic: mode === 'semantic', model: models.distractor });
   if (flags.quiet !== true) for (const notice of [...loaded.notices, ...models.notices]) say(notice);
 
   await assertReadable(file, 'personas');
-  const input = openInput(file);
   let warnings = 0;
-  const tasks = readTasks(input.stream, {
-    name: input.name,
-    seed,
-    minTurns,
-    maxTurns,
-    strict: flags.strict === true,
-    onWarning: (message) => {
-      warnings += 1;
-      if (warnings <= MAX_WARNINGS) process.stderr.write(`${message}\n`);
-      else if (warnings === MAX_WARNINGS + 1) say(`more bad lines follow; only the count is reported from here on`);
-    },
-  });
+  const warn = (message: string): void => {
+    warnings += 1;
+    if (warnings <= MAX_WARNINGS) process.stderr.write(`${message}\n`);
+    else if (warnings === MAX_WARNINGS + 1) say(`more bad lines follow; only the count is reported from here on`);
+  };
+  if (flags.queries !== undefined) await assertReadable(flags.queries, 'query');
+  const queries = await setUpQueries(config, loaded.baseDir, { queriesFile: flags.queries, rounds, model: models.queries, strict: flags.strict === true, onWarning: warn, onNotice: flags.quiet === true ? undefined : say });
+  const input = openInput(file);
+  const tasks = countPersonas(
+    readTasks(input.stream, {
+      name: input.name,
+      seed,
+      minTurns,
+      maxTurns,
+      strict: flags.strict === true,
+      onWarning: warn,
+      queries: queries.dataset === undefined ? undefined : { dataset: queries.dataset, perPersona: qg.selection.queries_per_persona, strategy: qg.selection.strategy },
+    }),
+  );
 
   const totals = new UsageTotals();
   const dir = flags.out === undefined ? undefined : await DirSink.open(flags.out, { force: flags.force === true, usage: totals });
@@ -106,6 +118,7 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
   };
   let retries = 0;
   let stopping = false;
+  const reports: RoundReport[] = [];
   let grace: NodeJS.Timeout | undefined;
   let onSignal: (() => void) | undefined;
 
@@ -123,6 +136,19 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
         retryDelayMs: ig.retry_delay * 1000,
         stopToken: config.personaflow.stop_token ?? DEFAULT_STOP_TOKEN,
         distractor,
+        styleTransfer: queries.styleTransfer,
+        supplement:
+          queries.generator === undefined
+            ? undefined
+            : {
+                rounds,
+                generator: queries.generator,
+                call: retryingCall({ maxRetries: ig.max_retries, retryDelayMs: ig.retry_delay * 1000, onRetry: () => (retries += 1), onUsage: (module, model, usage) => totals.call(module, model, usage) }),
+                concurrency,
+                onRound: (report) => reports.push(report),
+                onGeneratorError: (personaId, error) => say(`supplement: no new queries for persona ${personaId}: ${describeError(error)}`),
+                stopped: () => stopping,
+              },
         onRetry: () => {
           retries += 1;
         },
@@ -152,6 +178,7 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
   });
   const result = await finished;
   clearTimeout(grace);
+  await queries.dataset?.close();
   // Only our own handlers: a program embedding the CLI may have its own.
   if (onSignal !== undefined) {
     process.off('SIGINT', onSignal);
@@ -175,9 +202,38 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
         `${calls} model calls, ${retries} retries, ${warnings} bad input lines in ${seconds} s` +
         (dir === undefined ? '' : ` → ${dir.dir}`),
     );
+    if (reports.length > 0) say(targetsLine(tasks.personas, reports, rounds));
   }
   if (result.interrupted === true) return 130;
   return totals.failures > 0 ? 3 : 0;
+}
+
+/** Counts the persona lines that produced tasks (tasks of one line come one after the other). */
+function countPersonas(tasks: AsyncIterable<Task>): AsyncIterable<Task> & { readonly personas: number } {
+  let personas = 0;
+  let last: string | undefined;
+  return {
+    get personas() {
+      return personas;
+    },
+    async *[Symbol.asyncIterator]() {
+      for await (const task of tasks) {
+        if (task.source !== last) {
+          personas += 1;
+          last = task.source;
+        }
+        yield task;
+      }
+    },
+  };
+}
+
+/** `targets: 97/100 personas met theirs after the main pass, 100/100 after round 1`. */
+function targetsLine(personas: number, reports: readonly RoundReport[], rounds: number): string {
+  const parts = reports.map((report) => `${personas - report.personasShort}/${personas} personas ${report.round === 0 ? 'after the main pass' : `after round ${report.round} (${report.tasks} supplement tasks)`}`);
+  const last = reports.at(-1) as RoundReport;
+  const end = last.personasShort === 0 ? '' : `; ${last.personasShort} still short by ${last.missing} interaction(s)${last.round >= rounds ? ` after ${rounds} supplement round(s)` : ''}`;
+  return `targets met: ${parts.join(', ')}${end}`;
 }
 
 interface NoiseFlags {
@@ -300,6 +356,8 @@ export function program(setExitCode: (code: number) => void): Command {
     .option('--min-turns <n>', 'fewest user→assistant exchanges', integer(1))
     .option('--max-turns <n>', 'most user→assistant exchanges', integer(1))
     .option('--strict', 'stop at the first bad input line instead of reporting and skipping it')
+    .option('--queries <file>', 'query dataset (PersonaGym query.jsonl) for personas that carry no queries')
+    .option('--supplement-rounds <n>', 'rounds of new queries for personas short of their target (max_supplement_rounds)', integer(0))
     .addOption(new Option('--noise <mode>', 'noise user turns: off, rules (legacy strategies) or semantic (LLM, three layers); default from distractor.enabled / use_semantic').choices(['off', 'rules', 'semantic']))
     .option('-q, --quiet', 'no notices or summary on stderr (warnings and errors still appear)')
     .action(async (file: string, flags: GenerateFlags) => {

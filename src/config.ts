@@ -76,6 +76,30 @@ const distractor = z.looseObject({
   validation_retries: z.number().int().min(0).default(2),
 });
 
+/** PersonaGym's `query_generation`: the query dataset, style transfer, selection; plus our supplement generator. */
+const queryGeneration = z.looseObject({
+  max_queries: z.number().int().min(0).nullish(),
+  dataset: z.looseObject({ max_queries: z.number().int().min(0).nullish() }).optional(),
+  style_transfer: z
+    .looseObject({
+      enabled: z.boolean().default(false),
+      template: text.optional(),
+      partial_template: text.optional(),
+      transfer_probability: rate.default(1),
+    })
+    .default({ enabled: false, transfer_probability: 1 }),
+  selection: z
+    .looseObject({
+      strategy: z.enum(['random', 'round_robin'], { error: (issue) => `expected random or round_robin, got ${JSON.stringify(issue.input)}` }).default('random'),
+      queries_per_persona: positiveInt.default(5),
+    })
+    .default({ strategy: 'random', queries_per_persona: 5 }),
+  /** The model of style transfer and of supplement query generation (provider and model default to api.*). */
+  llm: z.looseObject({ ...endpoint, ...inference.shape, model: text.optional() }).default({}),
+  /** The supplement rounds' query-generation prompt. */
+  generation_template: text.optional(),
+});
+
 /** PersonaGym's distractor_strategy.yaml. */
 export const strategyFileSchema = z.looseObject({
   layer_weights: z.partialRecord(z.enum(LAYERS), finite.min(0)).default({ surface_noise: 0.5, incomplete_info: 0.3, semantic_ambiguity: 0.2 }),
@@ -117,7 +141,8 @@ export const configSchema = z.looseObject({
     .refine((section) => section.max_turns >= section.min_turns, { message: 'must be ≥ min_turns', path: ['max_turns'] })
     .default(() => ({}) as never),
   distractor: distractor.default(() => distractor.parse({})),
-  query_generation: z.looseObject({}).optional(),
+  query_generation: queryGeneration.default(() => queryGeneration.parse({})),
+  paths: z.looseObject({ query_datasets: z.array(text).optional() }).optional(),
   training_data: z.looseObject({}).optional(),
   experiment: z.looseObject({ seed: z.number().int().optional() }).optional(),
   personaflow: z
@@ -134,9 +159,10 @@ export type PoolEntryConfig = z.infer<typeof poolEntry>;
 export type UserModelConfig = z.infer<typeof userModel>;
 export type DistractorConfig = z.infer<typeof distractor>;
 export type RuleStrategyConfig = z.infer<typeof ruleStrategy>;
+export type QueryGenerationConfig = z.infer<typeof queryGeneration>;
 
 /** Sections of a PersonaGym config that belong to other stages; accepted and ignored. */
-export const IGNORED_SECTIONS = ['persona_generation', 'formulation', 'paths'] as const;
+export const IGNORED_SECTIONS = ['persona_generation', 'formulation'] as const;
 
 export interface LoadedConfig {
   readonly config: Config;

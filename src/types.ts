@@ -17,6 +17,10 @@ export interface Task {
   readonly key: string;
   /** Where the task came from, for messages: `personas.ndjson:12`. */
   readonly source: string;
+  /** The input gave `adapted_query`: style transfer leaves the query as it is. */
+  readonly adapted?: boolean;
+  /** Set on tasks a supplement round generated (1, 2, ...). */
+  readonly supplementRound?: number;
 }
 
 /** A task after `lockModel`: the assistant model it talks to for its whole conversation. */
@@ -84,10 +88,15 @@ export interface Failure {
   readonly user_model: ModelRef;
   readonly time: string;
   readonly usage: Readonly<Record<string, UsageEntry>>;
+  /** The supplement round that generated the task, when one did. */
+  readonly supplement_round?: number;
 }
 
 /** What comes out of the pipeline: exactly one per task. */
-export type Outcome = { readonly ok: true; readonly interaction: Interaction } | { readonly ok: false; readonly failure: Failure };
+export type Outcome =
+  | { readonly ok: true; readonly interaction: Interaction }
+  /** `task` is what failed, for supplement rounds; sinks write `failure` only. */
+  | { readonly ok: false; readonly failure: Failure; readonly task?: Task };
 
 export const interactionId = (personaId: string, queryId: string): string => `interaction_${personaId}_${queryId}`;
 

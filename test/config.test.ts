@@ -41,7 +41,7 @@ describe('loadConfig', () => {
       ['openrouter', 'x-ai/grok-4.1-fast', 0.2],
     ]);
     expect(ig.assistant_model.model).toBeUndefined();
-    expect(loaded.notices).toEqual(['test/fixtures/personagym-config.yaml: sections persona_generation, formulation, paths belong to other PersonaGym stages and are ignored']);
+    expect(loaded.notices).toEqual(['test/fixtures/personagym-config.yaml: sections persona_generation, formulation belong to other PersonaGym stages and are ignored']);
   });
 
   it('uses the defaults when no file is given', async () => {

@@ -39,6 +39,8 @@ export interface ModelFlags {
   readonly seed?: number | undefined;
   /** Build the semantic distractor's model too (`distractor.llm`, falling back to `api`). */
   readonly distractor?: boolean | undefined;
+  /** Build the model of style transfer and query generation too (`query_generation.llm`, falling back to `api`). */
+  readonly queries?: boolean | undefined;
 }
 
 interface Spec {
@@ -67,6 +69,8 @@ export interface RunModels {
   readonly user: ModelSettings;
   /** The semantic distractor's model, when `flags.distractor` asked for it. */
   readonly distractor: ModelSettings | undefined;
+  /** Style transfer's and query generation's model, when `flags.queries` asked for it. */
+  readonly queries: ModelSettings | undefined;
   /** True when no key was configured and every model is simulated. */
   readonly notices: string[];
 }
@@ -90,7 +94,7 @@ interface EndpointFields {
  * without its own provider or model falls back to `api.provider` / `api.model`, and a pool entry without
  * `inference` to `api.inference`.
  */
-function specs(config: Config, flags: ModelFlags): { assistant: Spec[]; user: Spec; distractor: Spec | undefined } {
+function specs(config: Config, flags: ModelFlags): { assistant: Spec[]; user: Spec; distractor: Spec | undefined; queries: Spec | undefined } {
   const ig = config.interaction_generation;
   const am = ig.assistant_model;
   const fallback = config.api.inference ?? {};
@@ -134,26 +138,28 @@ function specs(config: Config, flags: ModelFlags): { assistant: Spec[]; user: Sp
     ...common(um, 'interaction_generation.user_model'),
     ...(flags.model === undefined ? {} : { path: '--model' }),
   };
-  const dl = config.distractor.llm;
-  const distractorModel = flags.model ?? dl.model ?? config.api.model;
-  if (flags.distractor === true && distractorModel === undefined) throw new ConfigError('distractor.llm: needs `model` (or api.model)');
-  const distractor: Spec | undefined =
-    flags.distractor === true
-      ? {
-          provider: dl.provider ?? defaultProvider,
-          model: distractorModel as string,
-          weight: 1,
-          temperature: dl.temperature ?? 0.7,
-          maxCompletionTokens: dl.max_completion_tokens ?? dl.max_tokens ?? 512,
-          ...common(dl, 'distractor.llm'),
-          ...(flags.model === undefined ? {} : { path: '--model' }),
-        }
-      : undefined;
+  /** A model of its own section (`distractor.llm`, `query_generation.llm`), falling back to `api`. */
+  const helper = (wanted: boolean | undefined, section: typeof config.distractor.llm, path: string, maxTokens: number): Spec | undefined => {
+    if (wanted !== true) return undefined;
+    const model = flags.model ?? section.model ?? config.api.model;
+    if (model === undefined) throw new ConfigError(`${path}: needs \`model\` (or api.model)`);
+    return {
+      provider: section.provider ?? defaultProvider,
+      model,
+      weight: 1,
+      temperature: section.temperature ?? 0.7,
+      maxCompletionTokens: section.max_completion_tokens ?? section.max_tokens ?? maxTokens,
+      ...common(section, path),
+      ...(flags.model === undefined ? {} : { path: '--model' }),
+    };
+  };
+  const distractor = helper(flags.distractor, config.distractor.llm, 'distractor.llm', 512);
+  const queries = helper(flags.queries, config.query_generation.llm, 'query_generation.llm', 1024);
   const override = (spec: Spec): Spec => {
     const provider = flags.provider ?? spec.provider;
     return flags.baseUrl !== undefined && provider === 'openai' ? { ...spec, provider, baseUrl: flags.baseUrl, baseUrlPath: '--base-url' } : { ...spec, provider };
   };
-  return { assistant: assistant.map(override), user: override(user), distractor: distractor === undefined ? undefined : override(distractor) };
+  return { assistant: assistant.map(override), user: override(user), distractor: distractor === undefined ? undefined : override(distractor), queries: queries === undefined ? undefined : override(queries) };
 }
 
 interface Endpoint {
@@ -204,8 +210,8 @@ export function buildModels(config: Config, flags: ModelFlags, env: NodeJS.Proce
   if (flags.provider !== undefined && !(PROVIDERS as readonly string[]).includes(flags.provider)) {
     throw new ConfigError(`--provider: expected one of ${PROVIDERS.join(', ')}, got \`${flags.provider}\``);
   }
-  const { assistant, user, distractor } = specs(config, flags);
-  const all = [...assistant, user, ...(distractor === undefined ? [] : [distractor])];
+  const { assistant, user, distractor, queries } = specs(config, flags);
+  const all = [...assistant, user, ...[distractor, queries].filter((spec): spec is Spec => spec !== undefined)];
   for (const spec of all) {
     if (!(PROVIDERS as readonly string[]).includes(spec.provider)) {
       throw new ConfigError(`${spec.path}.provider: \`${spec.provider}\` is not supported; use ${PROVIDERS.join(', ')} (OpenRouter serves anthropic/... models; any OpenAI-compatible server works with provider openai and base_url)`);
@@ -255,5 +261,5 @@ export function buildModels(config: Config, flags: ModelFlags, env: NodeJS.Proce
     throw new ConfigError(`interaction_generation.assistant_model: ${(error as Error).message}`);
   }
   const settings = (spec: Spec): ModelSettings => ({ model: make(spec), temperature: spec.temperature, maxCompletionTokens: spec.maxCompletionTokens });
-  return { pool, user: settings(user), distractor: distractor === undefined ? undefined : settings(distractor), notices };
+  return { pool, user: settings(user), distractor: distractor === undefined ? undefined : settings(distractor), queries: queries === undefined ? undefined : settings(queries), notices };
 }

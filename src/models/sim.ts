@@ -94,6 +94,15 @@ function userReply(request: ChatRequest, rng: Rng): string {
 
 let lexicon: Lexicon | undefined;
 
+/** Who answers which module's prompts. */
+const REPLIES: Readonly<Record<ChatRequest['module'], (model: string, request: ChatRequest, rng: Rng) => string>> = {
+  assistant: (model, request, rng) => assistantReply(model, request, rng),
+  user_simulator: (_model, request, rng) => userReply(request, rng),
+  distractor: (_model, request, rng) => distractorReply(request, rng),
+  style_transfer: (_model, request, rng) => styleReply(request, rng),
+  query_generation: (_model, request, rng) => queriesReply(request, rng),
+};
+
 /**
  * A distractor answer: the strategies the prompt asked for, applied by their rule-based versions, as the
  * JSON the bundled templates ask for. Numbers are kept under surface noise, as the prompt requires.
@@ -119,6 +128,45 @@ function distractorReply(request: ChatRequest, rng: Rng): string {
   if (text.trim().toLowerCase() === ask.text.trim().toLowerCase()) text = `${ask.text.trim().replace(/[.?!]$/, '')}...`;
   const intent = (ask.text.toLowerCase().match(/[a-z]+/g) ?? ['request']).slice(0, 2).join('_');
   return JSON.stringify({ intent, slots: {}, noisy_text: text, applied_strategies: applied, slots_dropped: ask.layer === 'incomplete_info' ? applied.filter((name) => name === 'missing_slots').map(() => 'detail') : [] });
+}
+
+/** A style-transfer answer: the query in a casual or a formal voice, trimmed to the length asked for. */
+function styleReply(request: ChatRequest, rng: Rng): string {
+  const ask = request.hints?.styleTransfer;
+  if (ask === undefined) return 'sim: a style-transfer prompt without hints';
+  const words = ask.query.replace(/\s+/g, ' ').trim().split(' ');
+  const limit = { very_short: 20, short: 40, medium: 80, long: 150 }[ask.targetLength] ?? 80;
+  const body = words.slice(0, limit).join(' ');
+  const casual = isCasual(request.hints?.persona);
+  const adapted = casual ? `${pick(rng, ['hey, ', 'quick one: ', ''])}${body.charAt(0).toLowerCase()}${body.slice(1).replace(/[.]$/, '')}` : `${pick(rng, ['Could you help me with this: ', 'I would like some help. ', 'I have a question. '])}${body}`;
+  const domain = /code|python|sql|script|bug|function/i.test(body) ? 'coding' : /data|csv|table/i.test(body) ? 'data' : /write|essay|story|email|letter/i.test(body) ? 'writing' : 'general';
+  return JSON.stringify({ adapted_query: adapted, inferred_domain: domain, inferred_scenario: casual ? 'casual' : 'work_task' });
+}
+
+const GENERATED = [
+  'how do i {verb} a {thing} for my {place}',
+  'need ideas to {verb} the {thing} before the weekend',
+  'what is the best way to {verb} {thing} as a {role}',
+  'can you explain how {thing} works, step by step',
+  'help me compare two options for {thing}',
+];
+const VERBS = ['plan', 'organise', 'budget', 'write up', 'clean up', 'automate', 'review'];
+const THINGS = ['weekly schedule', 'project notes', 'team budget', 'shopping list', 'reading list', 'spreadsheet', 'presentation'];
+const PLACES = ['team', 'family', 'small shop', 'class', 'club'];
+
+/** A query-generation answer: `count` requests in the persona's role, none equal to one to avoid. */
+function queriesReply(request: ChatRequest, rng: Rng): string {
+  const ask = request.hints?.queryGeneration;
+  if (ask === undefined) return 'sim: a query-generation prompt without hints';
+  const role = typeof request.hints?.persona?.role === 'string' ? request.hints.persona.role : 'beginner';
+  const avoid = new Set(ask.avoid.map((query) => query.toLowerCase()));
+  const queries: Array<{ query: string; domain: string; scenario: string }> = [];
+  for (let tries = 0; queries.length < ask.count && tries < ask.count * 20; tries += 1) {
+    const query = pick(rng, GENERATED).replace('{verb}', pick(rng, VERBS)).replace('{thing}', pick(rng, THINGS)).replace('{place}', pick(rng, PLACES)).replace('{role}', role);
+    if (avoid.has(query) || queries.some((q) => q.query === query)) continue;
+    queries.push({ query, domain: 'productivity', scenario: pick(rng, ['planning', 'learning', 'work_task']) });
+  }
+  return JSON.stringify({ queries });
 }
 
 const approxTokens = (text: string): number => Math.max(1, Math.ceil(text.length / 4));
@@ -166,7 +214,7 @@ export function createSimModel(ref: ModelRef, options: SimOptions = {}): ChatMod
         throw new ModelError('malformed', 'sim: injected malformed response body');
       }
       const rng = rngFor(0, print, 'sim-reply');
-      const content = request.module === 'assistant' ? assistantReply(ref.model, request, rng) : request.module === 'distractor' ? distractorReply(request, rng) : userReply(request, rng);
+      const content = REPLIES[request.module](ref.model, request, rng);
       const input = request.messages.reduce((sum, message) => sum + approxTokens(message.content), 0);
       return { content, usage: { input, output: approxTokens(content) } };
     },

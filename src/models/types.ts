@@ -23,6 +23,10 @@ export interface CallHints {
   readonly originalQuery?: string;
   /** A distractor call: the text to noise, the layer and the strategies the prompt asks for. */
   readonly distractor?: { readonly text: string; readonly layer: string; readonly strategies: readonly string[] };
+  /** A style-transfer call: the query and the length asked for. */
+  readonly styleTransfer?: { readonly query: string; readonly targetLength: string };
+  /** A query-generation call: how many queries, and those already used. */
+  readonly queryGeneration?: { readonly count: number; readonly avoid: readonly string[] };
 }
 
 export interface ChatRequest {

@@ -1,9 +1,9 @@
 // The distractor: PersonaGym's rule-based (legacy) and semantic three-layer noise, one text at a time.
 import { Observable, catchError, concatMap, defer, map, of, throwError } from 'rxjs';
 import { LAYERS, type Layer, type RuleStrategyConfig, type StrategyFile } from '../config.js';
-import { ModelError } from '../errors.js';
 import { formatPersona } from '../models/prompts.js';
-import type { ChatModel, ChatRequest, ChatResponse } from '../models/types.js';
+import { cleanRewrite, isRunError, normalise, rewriteProblem, type PromptCall } from '../models/rewrite.js';
+import type { ChatModel } from '../models/types.js';
 import type { Rng } from '../rng.js';
 import type { Features } from '../types.js';
 import { wordNet, type Lexicon } from './lexicon.js';
@@ -48,7 +48,7 @@ export interface NoisedText {
 }
 
 /** Makes the distractor's model calls; the caller adds retries and usage accounting. */
-export type NoiseCall = (model: ChatModel, request: ChatRequest) => Observable<ChatResponse>;
+export type NoiseCall = PromptCall;
 
 export interface NoiseContext {
   readonly persona: Features;
@@ -245,7 +245,7 @@ export function createDistractor(options: DistractorOptions): Distractor {
         catchError((error: unknown) => {
           // A bad key or an unreachable endpoint ends the run (converse turns them into a FatalError);
           // anything else that outlived its retries leaves this one text clean, as PersonaGym does.
-          if (error instanceof ModelError && (error.kind === 'auth' || error.kind === 'unreachable' || error.kind === 'aborted')) return throwError(() => error);
+          if (isRunError(error)) return throwError(() => error);
           return of(failed(text, layer, names, error instanceof Error ? error.message : String(error)));
         }),
       );
@@ -269,31 +269,6 @@ function failed(text: string, layer: Layer, names: readonly string[], error: str
 export type NoiseAnswer =
   | { readonly ok: true; readonly noisyText: string; readonly applied: readonly string[] | undefined; readonly semantics: ExtractedSemantics | null; readonly slotsDropped: readonly string[] }
   | { readonly ok: false; readonly reason: string };
-
-const REFUSAL = /^(?:i['’]?m sorry|sorry,|i apologi[sz]e|i can(?:no|['’])t|i am (?:not able|unable)|i['’]?m (?:not able|unable)|as an ai)\b/i;
-/**
- * A wrapper or a report instead of the message: at the start ("Here's...", "I've rewritten..."), where a
- * user's own "I added an index" never trips it, or a note in parentheses about what was applied.
- */
-const EXPLANATION =
-  /^(?:here(?:['’]s| is)\b|sure[,!.]|certainly[,!.]|of course[,!.]|okay, here|the (?:noisy|rewritten) (?:version|message)|i(?:['’]ve| have)? (?:rewritten|rewrote)\b|i(?:['’]ve| have)? (?:applied|made)\b[^\n]*\b(?:noise|noisy|strateg\w*|typos?|changes?|version|rewrite)\b)|\([^()]*\b(?:applied|strateg\w*|noise|noisy)\b[^()]*\)/i;
-const LABEL = /^(?:noisy(?: version| text)?|rewritten(?: message)?|output|message)\s*:\s*/i;
-const normalise = (text: string): string => text.toLowerCase().replace(/\s+/g, ' ').trim();
-
-/** Strips a code fence, one label and one pair of surrounding quotes. */
-function clean(text: string): string {
-  let out = text.trim().replace(/^```[a-z]*\s*([\s\S]*?)\s*```$/i, '$1').trim();
-  out = out.replace(LABEL, '').trim();
-  // One pair of quotes around the whole text, and only when the text inside has none of that kind:
-  // `"let" vs "const"` is a message with quotes in it, not a quoted message.
-  const pair = /^(["'“])([\s\S]*)(["'”])$/.exec(out);
-  if (pair !== null) {
-    const [, open, inner = '', close] = pair;
-    const matching = open === close || (open === '“' && close === '”');
-    if (matching && !/["“”]/.test(open === "'" ? inner.replace(/[^']/g, '') : inner)) out = inner.trim();
-  }
-  return out;
-}
 
 /**
  * Reads and checks the model's answer: JSON as the bundled templates ask, or plain text (PersonaGym's
@@ -332,11 +307,11 @@ export function parseNoiseAnswer(content: string, input: string, layer: Layer): 
   } else if (start === 0) {
     return { ok: false, reason: 'JSON cut off (no closing brace)' };
   }
-  noisy = clean(noisy ?? body);
+  noisy = cleanRewrite(noisy ?? body);
   if (noisy === '') return { ok: false, reason: 'empty text' };
   if (normalise(noisy) === normalise(input)) return { ok: false, reason: 'identical to the input' };
-  if (REFUSAL.test(noisy)) return { ok: false, reason: 'a refusal' };
-  if (EXPLANATION.test(noisy)) return { ok: false, reason: 'an explanation instead of the message' };
+  const problem = rewriteProblem(noisy);
+  if (problem !== undefined) return { ok: false, reason: problem };
   if (noisy.length > input.length * 3 + 80) return { ok: false, reason: 'far longer than the input' };
   if (layer === 'surface_noise') {
     const lost = (input.match(/\d+(?:[.,:]\d+)*/g) ?? []).find((number) => !noisy.includes(number));

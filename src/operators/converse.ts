@@ -6,6 +6,7 @@ import type { ModelPool } from '../models/pool.js';
 import { DEFAULT_STOP_TOKEN, assistantMessages, guardReply, nudgeFor, parseUserReply, userSimulatorMessages, type GuardReason, type TemplateValues } from '../models/prompts.js';
 import type { ChatModel, ChatRequest, ChatResponse, ModelModule, ModelRef, TokenUsage } from '../models/types.js';
 import type { Distractor, NoisedText } from '../noise/distractor.js';
+import type { StyleTransfer, StyleTransferResult } from '../queries/styleTransfer.js';
 import { rngFor } from '../rng.js';
 import { addUsage, interactionId, type Interaction, type InteractionMessage, type LockedTask, type Outcome, type UsageEntry } from '../types.js';
 import { retryWithDelay } from './retryWithDelay.js';
@@ -34,6 +35,8 @@ export interface ConverseOptions {
   /** Simulator replies the guards may reject in one turn before the task fails. Default 3. */
   readonly maxGuardRetries?: number;
   readonly stopToken?: string;
+  /** Rewrites dataset queries in the persona's voice before the conversation (tasks without `adapted_query`). */
+  readonly styleTransfer?: StyleTransfer | undefined;
   /** Noise for user turns (the initial query and follow-ups, as its `applyTo` says); none when absent. */
   readonly distractor?: Distractor | undefined;
   /** Called on every retried call (for statistics). */
@@ -58,6 +61,12 @@ interface State {
   closing: string;
   /** What the distractor did to the initial query and to each follow-up. */
   initialNoise: NoisedText | undefined;
+  /** Style transfer's result, when it was attempted. */
+  style: StyleTransferResult | undefined;
+  /** The persona as the conversation sees it: with style transfer's domain and scenario (PersonaGym's query-adjusted features). */
+  features: LockedTask['personaFeatures'];
+  /** The clean first message: the input's, or style transfer's. */
+  initialQuery: string;
   readonly followupNoise: Array<{ readonly turn: number; readonly noised: NoisedText }>;
 }
 
@@ -104,7 +113,7 @@ function conversation(task: LockedTask, options: ConverseOptions): Observable<Ou
     if (assistant === undefined) throw new TypeError(`Task ${task.key} is locked to pool entry ${task.poolIndex}, but the pool has ${options.pool.entries.length}`);
     // The engine owns the turn limits: a target outside [minTurns, maxTurns] is clamped.
     const targetTurns = Math.min(options.maxTurns, Math.max(options.minTurns, task.targetTurns));
-    const state: State = { task, messages: [], usage: {}, guard: {}, turns: 0, attempts: 0, done: false, ended: false, closing: '', initialNoise: undefined, followupNoise: [] };
+    const state: State = { task, messages: [], usage: {}, guard: {}, turns: 0, attempts: 0, done: false, ended: false, closing: '', initialNoise: undefined, followupNoise: [], style: undefined, features: task.personaFeatures, initialQuery: task.initialQuery };
     const timestamp = (): string => now().toISOString();
 
     const call = (model: ChatModel, request: ChatRequest): Observable<ChatResponse> => {
@@ -137,25 +146,41 @@ function conversation(task: LockedTask, options: ConverseOptions): Observable<Ou
     const noised = (text: string, purpose: string, applies: boolean | undefined): Observable<NoisedText | undefined> =>
       distractor === undefined || applies !== true
         ? of(undefined)
-        : distractor.noise(text, { persona: task.personaFeatures, rng: rngFor(options.seed, task.key, purpose), call: (model, request) => call(model, request) });
+        : distractor.noise(text, { persona: state.features, rng: rngFor(options.seed, task.key, purpose), call: (model, request) => call(model, request) });
+
+    // Style transfer (a query the input did not adapt itself, with its probability), then noise.
+    const { styleTransfer } = options;
+    const restyled = (): Observable<StyleTransferResult | undefined> =>
+      styleTransfer === undefined || task.adapted === true || rngFor(options.seed, task.key, 'style_transfer').next() >= styleTransfer.probability
+        ? of(undefined)
+        : styleTransfer.adapt(task.originalQuery, task.personaFeatures, targetTurns, rngFor(options.seed, task.key, 'style_transfer/draws'), (model, request) => call(model, request));
 
     const opening = (): Observable<State> =>
-      noised(task.initialQuery, 'noise/initial', distractor?.applyTo.initial_query).pipe(
+      restyled().pipe(
+        concatMap((style) => {
+          state.style = style;
+          if (style?.applied === true) {
+            state.initialQuery = style.adapted_query;
+            state.features = { ...task.personaFeatures, domain: style.inferred_domain, scenario: style.inferred_scenario };
+          }
+          return noised(state.initialQuery, 'noise/initial', distractor?.applyTo.initial_query);
+        }),
         map((noise) => {
           state.initialNoise = noise;
-          const sent = noise?.sent ?? task.initialQuery;
+          const clean = state.initialQuery;
+          const sent = noise?.sent ?? clean;
           state.messages.push({
             role: 'user',
             content: sent,
             timestamp: timestamp(),
-            metadata: { turn: 0, is_initial: true, clean_version: task.initialQuery, was_noised: sent !== task.initialQuery },
+            metadata: { turn: 0, is_initial: true, clean_version: clean, was_noised: sent !== clean },
           });
           return state;
         }),
       );
 
     const values = (): TemplateValues => ({
-      persona: task.personaFeatures,
+      persona: state.features,
       systemPrompt: task.systemPrompt,
       originalQuery: task.originalQuery,
       history: state.messages,
@@ -195,7 +220,7 @@ function conversation(task: LockedTask, options: ConverseOptions): Observable<Ou
         messages: userSimulatorMessages(options.user.template, values(), nudge),
         temperature: attempt === 0 ? options.user.temperature : Math.min(2, base + 0.1 * attempt),
         maxCompletionTokens: options.user.maxCompletionTokens,
-        hints: { persona: task.personaFeatures, turn: state.turns, targetTurns, minTurns: options.minTurns, stopToken, originalQuery: task.originalQuery },
+        hints: { persona: state.features, turn: state.turns, targetTurns, minTurns: options.minTurns, stopToken, originalQuery: task.originalQuery },
       }).pipe(
         concatMap((response) => {
           const reply = parseUserReply(response.content, stopToken);
@@ -268,9 +293,9 @@ function toInteraction(state: State, options: ConverseOptions, targetTurns: numb
   return {
     interaction_id: interactionId(task.personaId, task.queryId),
     persona_id: task.personaId,
-    persona_features: task.personaFeatures,
+    persona_features: state.features,
     original_query: task.originalQuery,
-    initial_query: task.initialQuery,
+    initial_query: state.initialQuery,
     messages: state.messages,
     num_turns: state.turns,
     metadata: {
@@ -284,6 +309,8 @@ function toInteraction(state: State, options: ConverseOptions, targetTurns: numb
       user_model: { provider: options.user.model.provider, model: options.user.model.model },
       target_turns: targetTurns,
       ...(state.closing === '' ? {} : { user_closing: state.closing }),
+      ...(state.style === undefined ? {} : { style_transfer: state.style }),
+      ...(task.supplementRound === undefined ? {} : { supplement_round: task.supplementRound }),
       guard: state.guard,
       usage: state.usage,
     },
@@ -342,6 +369,8 @@ function toFailure(state: State, options: ConverseOptions, error: unknown, time:
       user_model: { provider: options.user.model.provider, model: options.user.model.model },
       time,
       usage: state.usage,
+      ...(task.supplementRound === undefined ? {} : { supplement_round: task.supplementRound }),
     },
+    task,
   };
 }

@@ -4,6 +4,7 @@ import { ConfigError } from '../errors.js';
 import { rngFor, stableId } from '../rng.js';
 import type { Task } from '../types.js';
 import { readLines, type ReadLinesOptions } from './ndjson.js';
+import type { QueryDataset } from './queries.js';
 import { KeySet } from './seen.js';
 
 const text = z.string().trim().min(1, 'must be a non-empty string');
@@ -44,6 +45,8 @@ export interface TaskOptions extends ReadLinesOptions {
   readonly strict?: boolean;
   /** Receives `FILE:LINE: message` for every bad line (default: nothing). */
   readonly onWarning?: (message: string) => void;
+  /** Queries for personas that carry none (`--queries`): `perPersona` of them each, drawn with the persona's RNG. */
+  readonly queries?: { readonly dataset: QueryDataset; readonly perPersona: number; readonly strategy?: 'random' | 'round_robin' } | undefined;
 }
 
 /** Formats zod issues as `path: message; path: message`. */
@@ -89,6 +92,7 @@ export function expandPersona(persona: PersonaLine, source: string, options: Pic
       targetTurns,
       key,
       source,
+      ...(query.adapted_query === undefined ? {} : { adapted: true }),
     });
   });
   return { tasks, warnings };
@@ -127,9 +131,16 @@ export async function* readTasks(input: AsyncIterable<Buffer | string>, options:
       report(`${where}: ${formatIssues(parsed.error)}`);
       continue;
     }
-    const { tasks, warnings } = expandPersona(parsed.data, where, options);
+    let persona = parsed.data;
+    if ((persona.queries ?? []).length === 0 && options.queries !== undefined) {
+      // Seeded by the persona alone, so the same persona gets the same queries in any run with this seed.
+      const { dataset, perPersona, strategy } = options.queries;
+      const assigned = strategy === 'round_robin' ? await dataset.nextInOrder(perPersona) : await dataset.assign(perPersona, rngFor(options.seed, persona.persona_id, 'queries'));
+      persona = { ...persona, queries: assigned.map((query) => ({ query_id: query.queryId, original_query: query.text, ...(query.metadata === undefined ? {} : { metadata: query.metadata }) })) };
+    }
+    const { tasks, warnings } = expandPersona(persona, where, options);
     for (const warning of warnings) report(`${where}: ${warning}`);
-    if (tasks.length === 0 && warnings.length === 0) report(`${where}: persona "${parsed.data.persona_id}" has no queries, skipped`);
+    if (tasks.length === 0 && warnings.length === 0) report(`${where}: persona "${parsed.data.persona_id}" has no queries${options.queries === undefined ? ' (give --queries FILE to assign some)' : ''}, skipped`);
     for (const task of tasks) {
       if (seen.add(task.key)) yield task;
       else report(`${where}: persona "${task.personaId}" query "${task.queryId}" already came earlier in the input, skipped`);

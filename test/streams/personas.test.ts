@@ -51,6 +51,7 @@ describe('readTasks', () => {
         targetTurns: 3,
         key: 'persona_001/q1',
         source: 'personas.ndjson:1',
+        adapted: true,
       },
       {
         personaId: 'persona_001',
@@ -125,8 +126,8 @@ describe('readTasks', () => {
     expect(tasks).toEqual([]);
     expect(warnings).toMatchInlineSnapshot(`
       [
-        "personas.ndjson:1: persona "lonely" has no queries, skipped",
-        "personas.ndjson:2: persona "empty" has no queries, skipped",
+        "personas.ndjson:1: persona "lonely" has no queries (give --queries FILE to assign some), skipped",
+        "personas.ndjson:2: persona "empty" has no queries (give --queries FILE to assign some), skipped",
       ]
     `);
   });

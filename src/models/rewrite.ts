@@ -1,0 +1,113 @@
+// Shared by every prompt that asks a model to rewrite or write a user message (distractor, style
+// transfer, query generation): the answer must be the message itself, not a refusal or a report.
+import { Observable, concatMap, of, throwError } from 'rxjs';
+import { ModelError } from '../errors.js';
+import type { CallHints, ChatMessage, ChatModel, ChatRequest, ChatResponse } from './types.js';
+
+/** Makes one model call; the caller adds retries and usage accounting. */
+export type PromptCall = (model: ChatModel, request: ChatRequest) => Observable<ChatResponse>;
+
+const REFUSAL = /^(?:i['’]?m sorry|sorry,|i apologi[sz]e|i can(?:no|['’])t|i am (?:not able|unable)|i['’]?m (?:not able|unable)|as an ai)\b/i;
+/**
+ * A wrapper or a report instead of the message: at the start ("Here's...", "I've rewritten..."), where a
+ * user's own "I added an index" never trips it, or a note in parentheses about what was applied.
+ */
+const EXPLANATION =
+  /^(?:here(?:['’]s| is)\b|sure[,!.]|certainly[,!.]|of course[,!.]|okay, here|the (?:noisy|rewritten) (?:version|message)|i(?:['’]ve| have)? (?:rewritten|rewrote)\b|i(?:['’]ve| have)? (?:applied|made)\b[^\n]*\b(?:noise|noisy|strateg\w*|typos?|changes?|version|rewrite)\b)|\([^()]*\b(?:applied|strateg\w*|noise|noisy)\b[^()]*\)/i;
+const LABEL = /^(?:noisy(?: version| text)?|rewritten(?: message)?|output|message)\s*:\s*/i;
+export const normalise = (text: string): string => text.toLowerCase().replace(/\s+/g, ' ').trim();
+
+/** Strips a code fence, one label and one pair of surrounding quotes. */
+export function cleanRewrite(text: string): string {
+  let out = text.trim().replace(/^```[a-z]*\s*([\s\S]*?)\s*```$/i, '$1').trim();
+  out = out.replace(LABEL, '').trim();
+  // One pair of quotes around the whole text, and only when the text inside has none of that kind:
+  // `"let" vs "const"` is a message with quotes in it, not a quoted message.
+  const pair = /^(["'“])([\s\S]*)(["'”])$/.exec(out);
+  if (pair !== null) {
+    const [, open, inner = '', close] = pair;
+    const matching = open === close || (open === '“' && close === '”');
+    if (matching && !/["“”]/.test(open === "'" ? inner.replace(/[^']/g, '') : inner)) out = inner.trim();
+  }
+  return out;
+}
+
+
+/** Why `text` is not a usable user message (a refusal, or an explanation instead of the message), or undefined. */
+export function rewriteProblem(text: string): string | undefined {
+  if (REFUSAL.test(text)) return 'a refusal';
+  if (EXPLANATION.test(text)) return 'an explanation instead of the message';
+  return undefined;
+}
+
+/** The JSON object in an answer (a code fence and text around it tolerated), or undefined. */
+export function jsonObjectIn(content: string): Record<string, unknown> | undefined {
+  const body = content.trim().replace(/^```[a-z]*\s*([\s\S]*?)\s*```$/i, '$1').trim();
+  const start = body.indexOf('{');
+  const end = body.lastIndexOf('}');
+  if (start < 0 || end <= start) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(body.slice(start, end + 1));
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** PersonaGym's domains and scenarios; anything else becomes `others`. */
+export const DOMAINS = ['general', 'writing', 'coding', 'data', 'product', 'design', 'marketing', 'sales', 'customer_support', 'bizdev', 'ops', 'career', 'education', 'finance', 'legal', 'health', 'travel', 'shopping', 'food', 'communication', 'productivity', 'life_admin', 'research', 'news', 'entertainment', 'others'] as const;
+export const SCENARIOS = ['in_a_rush', 'work_task', 'learning', 'decision_making', 'troubleshooting', 'brainstorming', 'planning', 'casual', 'others'] as const;
+
+export const oneOf = (value: unknown, allowed: readonly string[], missing: string): string => {
+  if (typeof value !== 'string' || value.trim() === '') return missing;
+  const normalised = value.trim().toLowerCase();
+  return allowed.includes(normalised) ? normalised : 'others';
+};
+
+/** Shared settings of a prompt that a model answers with JSON. */
+export interface PromptModel {
+  readonly model: ChatModel;
+  readonly temperature?: number | undefined;
+  readonly maxCompletionTokens?: number | undefined;
+  /** Answers the validation may reject before giving up. */
+  readonly validationRetries: number;
+}
+
+export type Checked<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
+
+/**
+ * Asks, checks, and asks again with the rejected answer and the reason, up to `validationRetries`
+ * times; then errors with the last reason. Model errors pass through (the caller's `call` retries them).
+ */
+export function askChecked<T>(settings: PromptModel, module: 'style_transfer' | 'query_generation', prompt: string, hints: CallHints, call: PromptCall, check: (content: string) => Checked<T>): Observable<T> {
+  const ask = (attempt: number, previous: { answer: string; reason: string } | undefined): Observable<T> => {
+    const messages: ChatMessage[] = [{ role: 'user', content: prompt }];
+    if (previous !== undefined) {
+      messages.push({ role: 'assistant', content: previous.answer }, { role: 'user', content: `That answer was rejected (${previous.reason}). Answer again with the JSON object only.` });
+    }
+    return call(settings.model, {
+      module,
+      messages,
+      temperature: attempt === 0 ? settings.temperature : Math.min(2, (settings.temperature ?? 0.7) + 0.1 * attempt),
+      maxCompletionTokens: settings.maxCompletionTokens,
+      hints,
+    }).pipe(
+      concatMap((response) => {
+        const checked = check(response.content);
+        if (checked.ok) return of(checked.value);
+        if (attempt < settings.validationRetries) return ask(attempt + 1, { answer: response.content, reason: checked.reason });
+        return throwError(() => new RejectedAnswerError(`${module} answer rejected ${attempt + 1} time(s), last: ${checked.reason}`));
+      }),
+    );
+  };
+  return ask(0, undefined);
+}
+
+/** A model's answers were rejected every time. */
+export class RejectedAnswerError extends Error {
+  override readonly name = 'RejectedAnswerError';
+}
+
+/** Errors that must end the run rather than one step: a bad key, an endpoint that stays unreachable, an abort. */
+export const isRunError = (error: unknown): boolean => error instanceof ModelError && (error.kind === 'auth' || error.kind === 'unreachable' || error.kind === 'aborted');
+

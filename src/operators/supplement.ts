@@ -1,0 +1,149 @@
+// supplement: after the main pass, new queries for personas that fell short of their target, through the same pipeline.
+import { EMPTY, Observable, catchError, concat, concatMap, defer, from, map, mergeMap, of, tap, throwError, toArray, type MonoTypeOperatorFunction } from 'rxjs';
+import type { Features, Outcome, Task } from '../types.js';
+import { isRunError, type PromptCall } from '../models/rewrite.js';
+import type { QueryGenerator } from '../queries/queryGenerator.js';
+import { rngFor } from '../rng.js';
+
+/** One persona that is short of its target: what the query generator needs to top it up. */
+interface Shortfall {
+  readonly personaId: string;
+  readonly features: Features;
+  readonly systemPrompt: string | undefined;
+  readonly source: string;
+  /** Queries this persona already had (failed or generated): the new ones must be unlike them. */
+  readonly used: string[];
+}
+
+/** How far the personas are from their targets after a pass. */
+export interface RoundReport {
+  /** 0 for the main pass, then 1, 2, ... */
+  readonly round: number;
+  /** Personas still short of their target after this pass. */
+  readonly personasShort: number;
+  /** Interactions those personas still miss. */
+  readonly missing: number;
+  /** Supplement tasks this round ran (0 for the main pass). */
+  readonly tasks: number;
+}
+
+export interface SupplementOptions {
+  /** Supplement rounds after the main pass (PersonaGym's `max_supplement_rounds`). */
+  readonly rounds: number;
+  readonly generator: QueryGenerator;
+  /** Makes the generator's calls (with retries and usage accounting). */
+  readonly call: PromptCall;
+  readonly seed: number;
+  readonly minTurns: number;
+  readonly maxTurns: number;
+  /** Generator calls in flight at once. */
+  readonly concurrency: number;
+  /** Runs tasks through the same pipeline as the main pass (lockModel, converse, the sink). */
+  readonly run: (tasks: AsyncIterable<Task>) => Observable<Outcome>;
+  /** After the main pass and after each round. */
+  readonly onRound?: (report: RoundReport) => void;
+  /** A persona the generator could not top up in a round (it stays short). */
+  readonly onGeneratorError?: (personaId: string, error: unknown) => void;
+  /** True once the run is stopping (Ctrl-C): no further round starts. */
+  readonly stopped?: () => boolean;
+}
+
+/** The items of an array as an async iterable (what `run` pulls from). */
+function each<T>(items: readonly T[]): AsyncIterable<T> {
+  return {
+    [Symbol.asyncIterator]: () => {
+      let next = 0;
+      return {
+        next: () => Promise.resolve(next < items.length ? { value: items[next++] as T, done: false as const } : { value: undefined, done: true as const }),
+      };
+    },
+  };
+}
+
+/**
+ * Passes outcomes through and remembers every persona with failed tasks (its target is the tasks it had,
+ * so it is short by its failures). When the source completes, each short persona gets that many new
+ * queries from the query generator, which run through `run` like the main pass; their failures make the
+ * next round, up to `rounds`. A persona that met its target is never topped up, and a persona is never
+ * topped up past it. Memory holds the personas that were ever short, with the queries they had. Failed tasks stay failures (the sink has
+ * written them); supplement tasks carry their round, and their query ids are `supplement_r<round>_<n>`.
+ *
+ * ```
+ * outcomes: --A--b!--C--|                     (b failed: persona of b is short by one)
+ * output:   --A--b!--C--------B'--|           (round 1: a new query for b's persona, B' succeeds)
+ * ```
+ */
+export function supplement(options: SupplementOptions): MonoTypeOperatorFunction<Outcome> {
+  if (!Number.isInteger(options.rounds) || options.rounds < 0) throw new TypeError(`Expected \`rounds\` to be a non-negative integer, got \`${String(options.rounds)}\``);
+  return (source) =>
+    defer(() => {
+      // Every persona that was ever short (with the queries it already had), and how many it misses now.
+      const known = new Map<string, Shortfall>();
+      const short = new Map<string, number>();
+      const track = tap((outcome: Outcome) => {
+        if (outcome.ok || outcome.task === undefined) return;
+        const { task } = outcome;
+        let entry = known.get(task.personaId);
+        if (entry === undefined) {
+          entry = { personaId: task.personaId, features: task.personaFeatures, systemPrompt: task.systemPrompt, source: task.source, used: [] };
+          known.set(task.personaId, entry);
+        }
+        if (!entry.used.includes(task.originalQuery)) entry.used.push(task.originalQuery);
+        short.set(task.personaId, (short.get(task.personaId) ?? 0) + 1);
+      });
+      const report = (round: number, tasks: number): void => {
+        let missing = 0;
+        for (const count of short.values()) missing += count;
+        options.onRound?.({ round, personasShort: short.size, missing, tasks });
+      };
+
+      const tasksFor = (entry: Shortfall, missing: number, round: number): Observable<Task[]> =>
+        options.generator.generate(entry.features, missing, entry.used, options.call).pipe(
+          map((queries) => {
+            const made = queries.slice(0, missing);
+            entry.used.push(...made.map((query) => query.query));
+            // Fewer queries than asked: the persona stays short by the rest.
+            if (made.length < missing) short.set(entry.personaId, (short.get(entry.personaId) ?? 0) + missing - made.length);
+            return made.map((query, n): Task => {
+              const queryId = `supplement_r${round}_${n}`;
+              const key = `${entry.personaId}/${queryId}`;
+              return {
+                personaId: entry.personaId,
+                personaFeatures: { ...entry.features, domain: query.domain, scenario: query.scenario },
+                systemPrompt: entry.systemPrompt,
+                queryId,
+                originalQuery: query.query,
+                initialQuery: query.query,
+                targetTurns: rngFor(options.seed, key, 'target_turns').int(options.minTurns, options.maxTurns),
+                key,
+                source: `${entry.source} (supplement round ${round})`,
+                adapted: true,
+                supplementRound: round,
+              };
+            });
+          }),
+          catchError((error: unknown) => {
+            if (isRunError(error)) return throwError(() => error);
+            options.onGeneratorError?.(entry.personaId, error);
+            short.set(entry.personaId, (short.get(entry.personaId) ?? 0) + missing);
+            return of([]);
+          }),
+        );
+
+      const round = (n: number): Observable<Outcome> =>
+        defer(() => {
+          if (n > options.rounds || short.size === 0 || options.stopped?.() === true) return EMPTY;
+          const wanted = [...short.entries()];
+          short.clear();
+          return from(wanted).pipe(
+            mergeMap(([personaId, missing]) => tasksFor(known.get(personaId) as Shortfall, missing, n), options.concurrency),
+            concatMap((tasks) => tasks),
+            toArray(),
+            concatMap((tasks) => concat(options.run(each(tasks)).pipe(track), defer(() => (report(n, tasks.length), EMPTY)))),
+          );
+        });
+
+      const rounds = (n: number): Observable<Outcome> => (n > options.rounds ? EMPTY : concat(round(n), defer(() => (short.size === 0 ? EMPTY : rounds(n + 1)))));
+      return concat(source.pipe(track), defer(() => (report(0, 0), EMPTY)), rounds(1));
+    });
+}

@@ -1,0 +1,72 @@
+// From configuration to the query side of a run: the query dataset, style transfer, the supplement generator.
+import { existsSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import type { Config } from '../config.js';
+import type { ModelSettings } from '../models/index.js';
+import { PACKAGE_CONFIG_DIR, loadTemplate } from '../models/prompts.js';
+import { QueryDataset } from '../streams/queries.js';
+import { createQueryGenerator, type QueryGenerator } from './queryGenerator.js';
+import { createStyleTransfer, type StyleTransfer } from './styleTransfer.js';
+
+export interface QuerySetup {
+  readonly dataset: QueryDataset | undefined;
+  readonly styleTransfer: StyleTransfer | undefined;
+  readonly generator: QueryGenerator | undefined;
+}
+
+export interface QuerySetupOptions {
+  /** `--queries FILE` (else `paths.query_datasets`). */
+  readonly queriesFile?: string | undefined;
+  /** Supplement rounds the run will make (a generator is built when > 0). */
+  readonly rounds: number;
+  /** The model of style transfer and query generation (needed when either is on). */
+  readonly model?: ModelSettings | undefined;
+  readonly onNotice?: (message: string) => void;
+  readonly onWarning?: (message: string) => void;
+  readonly strict?: boolean;
+}
+
+/** Next to the config file, else from the working directory (PersonaGym runs from its repository root). */
+const locate = (path: string, baseDir: string): string => {
+  if (isAbsolute(path)) return path;
+  const nextToConfig = join(baseDir, path);
+  return existsSync(nextToConfig) || !existsSync(resolve(path)) ? nextToConfig : resolve(path);
+};
+
+/**
+ * Opens the query dataset (`--queries`, or PersonaGym's `paths.query_datasets`; a configured file that
+ * does not exist is a notice, since personas may carry their own queries), and builds style transfer
+ * and the query generator from `query_generation`.
+ */
+export async function setUpQueries(config: Config, baseDir: string, options: QuerySetupOptions): Promise<QuerySetup> {
+  const qg = config.query_generation;
+  let files: string[] = [];
+  if (options.queriesFile !== undefined) files = [options.queriesFile];
+  else {
+    for (const path of config.paths?.query_datasets ?? []) {
+      const located = locate(path, baseDir);
+      if (existsSync(located)) files.push(located);
+      else options.onNotice?.(`paths.query_datasets: ${path} not found; personas without queries will be skipped`);
+    }
+  }
+  const max = qg.max_queries ?? qg.dataset?.max_queries ?? undefined;
+  const dataset = files.length === 0 ? undefined : await QueryDataset.open(files, { maxQueries: max === 0 ? undefined : max, strict: options.strict, onWarning: options.onWarning });
+  if (dataset !== undefined && dataset.size < qg.selection.queries_per_persona) {
+    options.onNotice?.(`${files.join(', ')}: ${dataset.size} usable queries, fewer than queries_per_persona (${qg.selection.queries_per_persona}): each persona without queries gets ${dataset.size}`);
+  }
+  const model = options.model;
+  const where = (value: string | undefined): string | undefined => (value === undefined || value.includes('\n') ? value : locate(value, baseDir));
+  const st = qg.style_transfer;
+  let styleTransfer: StyleTransfer | undefined;
+  if (st.enabled && model !== undefined) {
+    const template = await loadTemplate(where(st.template), baseDir, 'query_generation.style_transfer.template', join(PACKAGE_CONFIG_DIR, 'prompts', 'style_transfer.txt'));
+    const partialTemplate = st.partial_template === undefined ? undefined : await loadTemplate(where(st.partial_template), baseDir, 'query_generation.style_transfer.partial_template');
+    styleTransfer = createStyleTransfer({ ...model, template, partialTemplate, probability: st.transfer_probability, validationRetries: 2 });
+  }
+  let generator: QueryGenerator | undefined;
+  if (options.rounds > 0 && model !== undefined) {
+    const template = await loadTemplate(where(qg.generation_template), baseDir, 'query_generation.generation_template', join(PACKAGE_CONFIG_DIR, 'prompts', 'query_generation.txt'));
+    generator = createQueryGenerator({ ...model, template, validationRetries: 2 });
+  }
+  return { dataset, styleTransfer, generator };
+}
