@@ -36,7 +36,7 @@ export interface RecordedRequest {
   /** Parsed JSON body, or the raw text when it is not JSON. */
   readonly body: unknown;
   /** Which side of the conversation asked: the user simulator, the assistant, or not a chat request. */
-  readonly role: 'user_simulator' | 'assistant' | 'distractor' | 'other';
+  readonly role: 'user_simulator' | 'assistant' | 'distractor' | 'style_transfer' | 'query_generation' | 'other';
   /** What the server did. */
   fault: FaultKind;
   /** The message content it answered with, for replies that had one. */
@@ -74,6 +74,9 @@ export interface FakeOpenAIServer {
 export const USER_SIMULATOR_MARKER = 'role-playing a human user';
 /** Opening words of the bundled distractor templates. */
 export const DISTRACTOR_MARKER = 'You rewrite a message that a real person typed';
+/** Opening words of the bundled style-transfer and query-generation templates. */
+export const STYLE_TRANSFER_MARKER = 'You rewrite a request from a dataset';
+export const QUERY_GENERATION_MARKER = 'You write requests that a real person';
 
 const FOLLOW_UPS = [
   'ok but what happens with weird edge cases',
@@ -125,6 +128,8 @@ function roleOf(body: unknown): RecordedRequest['role'] {
   const first = messages[0];
   if (first?.role === 'system' && textOf(first.content).includes(USER_SIMULATOR_MARKER)) return 'user_simulator';
   if (first?.role === 'user' && textOf(first.content).startsWith(DISTRACTOR_MARKER)) return 'distractor';
+  if (first?.role === 'user' && textOf(first.content).startsWith(STYLE_TRANSFER_MARKER)) return 'style_transfer';
+  if (first?.role === 'user' && textOf(first.content).startsWith(QUERY_GENERATION_MARKER)) return 'query_generation';
   return 'assistant';
 }
 
@@ -145,6 +150,16 @@ function replyFor(request: RecordedRequest, options: FakeOpenAIOptions): string 
     const text = /The message:\n([\s\S]*?)\n\nAnswer with JSON/.exec(textOf(messages[0]?.content))?.[1] ?? '';
     if (options.distractorReply !== undefined) return options.distractorReply(text, request);
     return JSON.stringify({ intent: 'ask', slots: {}, noisy_text: `${text.replace(/[.?!]$/, '')} pls, kinda urgent`, applied_strategies: [], slots_dropped: [] });
+  }
+  if (request.role === 'style_transfer') {
+    const query = /The request:\n([\s\S]*?)\n\nAnswer with JSON/.exec(textOf(messages[0]?.content))?.[1] ?? '';
+    return JSON.stringify({ adapted_query: `styled: ${query}`, inferred_domain: 'Coding', inferred_scenario: 'nonsense' });
+  }
+  if (request.role === 'query_generation') {
+    const prompt = textOf(messages[0]?.content);
+    const count = Number(/Write (\d+) new request/.exec(prompt)?.[1] ?? 1);
+    const salt = hash(prompt).toString(16);
+    return JSON.stringify({ queries: Array.from({ length: count }, (_, i) => ({ query: `generated request ${i + 1} (${salt})`, domain: 'general', scenario: 'planning' })) });
   }
   const users = messages.filter((m) => m.role === 'user');
   const last = textOf(users[users.length - 1]?.content);
