@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { concatMap, pipe, type Subscription } from 'rxjs';
-import { loadConfig, runSeed } from './config.js';
+import { fingerprint, loadConfig, runSeed } from './config.js';
 import { ConfigError, FatalError, describeError } from './errors.js';
 import { buildModels } from './models/index.js';
 import { DEFAULT_STOP_TOKEN, loadTemplate } from './models/prompts.js';
@@ -13,7 +13,8 @@ import { noise, retryingCall } from './operators/noise.js';
 import type { RoundReport } from './operators/supplement.js';
 import { setUpQueries } from './queries/setup.js';
 import { generate } from './pipeline.js';
-import { DirSink } from './sinks/dir.js';
+import { DirSink, outputIn } from './sinks/dir.js';
+import { readOutput, type OutputState, type RunRecord } from './sinks/resume.js';
 import { BrokenPipeError, streamWriter } from './sinks/stdout.js';
 import { UsageTotals } from './sinks/usage.js';
 import { openInput } from './streams/ndjson.js';
@@ -21,7 +22,7 @@ import { stoppable } from './streams/pull.js';
 import { pullThrough } from './streams/pull.js';
 import { readTasks } from './streams/personas.js';
 import { readTexts } from './streams/texts.js';
-import type { Outcome, Task } from './types.js';
+import { interactionId, type Outcome, type Task } from './types.js';
 
 const say = (message: string): void => {
   process.stderr.write(`personaflow: ${message}\n`);
@@ -51,6 +52,8 @@ interface GenerateFlags {
   noise?: NoiseMode;
   queries?: string;
   supplementRounds?: number;
+  resume?: boolean;
+  retryFailed?: boolean;
 }
 
 type NoiseMode = 'off' | 'rules' | 'semantic';
@@ -92,9 +95,26 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
   };
   if (flags.queries !== undefined) await assertReadable(flags.queries, 'query');
   const queries = await setUpQueries(config, loaded.baseDir, { queriesFile: flags.queries, rounds, model: models.queries, strict: flags.strict === true, onWarning: warn, onNotice: flags.quiet === true ? undefined : say });
+  const totals = new UsageTotals();
+  if (flags.resume === true && flags.out === undefined) throw new ConfigError('--resume needs --out DIR (the directory of the run to continue)');
+  // What shapes the output, beside the config file: a resume with other settings is refused (--force overrides).
+  const settings = { seed, min_turns: minTurns, max_turns: maxTurns, provider: flags.provider ?? null, model: flags.model ?? null, base_url: flags.baseUrl ?? null, noise: mode, supplement_rounds: rounds, queries: flags.queries ?? null };
+  const record: RunRecord = { version: version(), seed, config_fingerprint: fingerprint(config, settings), settings, created_at: new Date().toISOString() };
+  let previous: OutputState | undefined;
+  if (flags.out !== undefined && flags.resume === true && (await outputIn(flags.out)).length > 0) {
+    previous = await readOutput(flags.out);
+    for (const repair of previous.repairs) say(`--out ${flags.out}: ${repair}`);
+    const before = previous.run;
+    if (before !== undefined && before.config_fingerprint !== record.config_fingerprint && flags.force !== true) {
+      throw new ConfigError(`--out ${flags.out}: ${explainChange(before, record)}; resuming would mix two configurations in one dataset. Use the same settings, or --resume --force to continue anyway`);
+    }
+    if (before === undefined && flags.quiet !== true) say(`--out ${flags.out}: no run.json (written by an older version?); cannot check that the settings match`);
+  }
+  const dir = flags.out === undefined ? undefined : await DirSink.open(flags.out, { force: flags.force === true, usage: totals, run: record, ...(previous === undefined ? {} : { resume: previous }) });
+  const resumed = previous === undefined ? undefined : { skipped: 0, retried: 0, compensated: 0 };
   const input = openInput(file);
   const tasks = countPersonas(
-    readTasks(input.stream, {
+    skipWritten(previous, flags.retryFailed !== false, resumed, readTasks(input.stream, {
       name: input.name,
       seed,
       minTurns,
@@ -102,11 +122,9 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
       strict: flags.strict === true,
       onWarning: warn,
       queries: queries.dataset === undefined ? undefined : { dataset: queries.dataset, perPersona: qg.selection.queries_per_persona, strategy: qg.selection.strategy },
-    }),
+    })),
   );
 
-  const totals = new UsageTotals();
-  const dir = flags.out === undefined ? undefined : await DirSink.open(flags.out, { force: flags.force === true, usage: totals });
   const stdout = dir === undefined ? streamWriter(process.stdout) : undefined;
   const write = (outcome: Outcome): Promise<void> => {
     if (dir !== undefined) return dir.write(outcome);
@@ -203,9 +221,53 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
         (dir === undefined ? '' : ` → ${dir.dir}`),
     );
     if (reports.length > 0) say(targetsLine(tasks.personas, reports, rounds));
+    if (resumed !== undefined && previous !== undefined) {
+      say(`resumed: ${previous.count} interactions were already in ${flags.out ?? ''}; ${resumed.skipped} tasks skipped, ${resumed.retried} failed tasks retried${resumed.compensated > 0 ? `, ${resumed.compensated} failed tasks left as made up by supplement` : ''}`);
+    }
+  }
+  if (result.interrupted === true && flags.out !== undefined) {
+    say(`to continue where this run stopped: personaflow generate ${file ?? '-'} --out ${flags.out} --resume${flags.config === undefined ? '' : ` -c ${flags.config}`}`);
   }
   if (result.interrupted === true) return 130;
   return totals.failures > 0 ? 3 : 0;
+}
+
+/**
+ * On resume, leaves out the tasks whose interaction DIR already holds, and the failed ones unless they
+ * are to be retried; a failed task whose persona already got supplement interactions in their place is
+ * not retried either (that would take the persona past its target).
+ */
+async function* skipWritten(previous: OutputState | undefined, retryFailed: boolean, counts: { skipped: number; retried: number; compensated: number } | undefined, tasks: AsyncIterable<Task>): AsyncGenerator<Task> {
+  for await (const task of tasks) {
+    if (previous === undefined || counts === undefined) {
+      yield task;
+      continue;
+    }
+    const id = interactionId(task.personaId, task.queryId);
+    if (previous.done.has(id)) {
+      counts.skipped += 1;
+      continue;
+    }
+    if (previous.failed.has(id)) {
+      const madeUp = previous.compensated.get(task.personaId) ?? 0;
+      if (!retryFailed || madeUp > 0) {
+        if (madeUp > 0) previous.compensated.set(task.personaId, madeUp - 1);
+        counts.compensated += madeUp > 0 ? 1 : 0;
+        counts.skipped += 1;
+        continue;
+      }
+      counts.retried += 1;
+    }
+    yield task;
+  }
+}
+
+/** Why two run records differ, in words: `seed 42 → 7, max_turns 5 → 3` or that the config file changed. */
+function explainChange(before: RunRecord, now: RunRecord): string {
+  const changes = Object.keys({ ...before.settings, ...now.settings })
+    .filter((key) => JSON.stringify(before.settings[key]) !== JSON.stringify(now.settings[key]))
+    .map((key) => `${key} ${JSON.stringify(before.settings[key] ?? null)} → ${JSON.stringify(now.settings[key] ?? null)}`);
+  return changes.length > 0 ? `it was written with other settings (${changes.join(', ')})` : 'it was written with another configuration (the config file changed)';
 }
 
 /** Counts the persona lines that produced tasks (tasks of one line come one after the other). */
@@ -347,7 +409,9 @@ export function program(setExitCode: (code: number) => void): Command {
     .argument('[personas]', 'persona NDJSON file, or - for stdin', '-')
     .option('-c, --config <file>', 'PersonaGym-compatible config.yaml (defaults: config/default.yaml)')
     .option('-o, --out <dir>', 'write interactions.ndjson, failures.ndjson, index.ndjson and usage.json into DIR')
-    .option('--force', 'overwrite the output files already in --out DIR')
+    .option('--force', 'overwrite the output files already in --out DIR (with --resume: continue despite changed settings)')
+    .option('--resume', 'continue the run in --out DIR: skip what it holds, retry its failures, append')
+    .option('--no-retry-failed', 'with --resume, do not retry the tasks in failures.ndjson')
     .addOption(new Option('--provider <name>', 'use this provider for every model').choices(['sim', 'openai', 'openrouter']))
     .option('--model <name>', 'one model for the assistant (replaces the pool) and the user simulator')
     .option('--base-url <url>', 'OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp server, LM Studio)')

@@ -1,4 +1,5 @@
 // Configuration: config/default.yaml + a PersonaGym-compatible config.yaml + flags, validated with zod.
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { LineCounter, isNode, parseDocument, type Document } from 'yaml';
@@ -270,6 +271,33 @@ export async function loadYamlFile<T>(path: string, schema: z.ZodType<T>, what: 
   const result = schema.safeParse(doc.toJS() ?? {}, { reportInput: true });
   if (!result.success) throw new ConfigError(explain(result.error, path, doc, lines));
   return result.data;
+}
+
+/** Settings that do not change what a run writes: left out of the fingerprint. */
+const NOT_OUTPUT = new Set(['max_workers', 'timeout', 'latency_ms', 'jitter_ms']);
+
+/** The configuration without secrets and without settings that do not change the output, keys sorted. */
+function canonical(value: unknown, key = ''): unknown {
+  if (SECRET_PATH.test(key) || NOT_OUTPUT.has(key)) return undefined;
+  if (Array.isArray(value)) return value.map((item) => canonical(item));
+  if (isPlainObject(value)) {
+    const out: Record<string, unknown> = {};
+    for (const name of Object.keys(value).sort()) {
+      const kept = canonical(value[name], name);
+      if (kept !== undefined) out[name] = kept;
+    }
+    return out;
+  }
+  return value;
+}
+
+/**
+ * A fingerprint of everything that shapes a run's output: the configuration (secrets, concurrency,
+ * timeouts and sim latency left out) and the settings given on the command line. A resume with another
+ * fingerprint would mix two datasets in one directory.
+ */
+export function fingerprint(config: Config, settings: Readonly<Record<string, unknown>>): string {
+  return createHash('sha256').update(JSON.stringify({ config: canonical(config), settings: canonical(settings) })).digest('hex').slice(0, 16);
 }
 
 /** The run seed: `--seed`, else `personaflow.seed`, else PersonaGym's `experiment.seed`, else 42. */

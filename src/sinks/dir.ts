@@ -1,10 +1,14 @@
 // `--out DIR`: interactions.ndjson, failures.ndjson, an append-only running index, and usage.json.
-import { mkdir, open, readdir, rename, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError } from '../errors.js';
 import type { Interaction, Outcome } from '../types.js';
 import { Batcher, lineBatcher } from './batcher.js';
+import { RUN_FILE, type OutputState, type RunRecord } from './resume.js';
 import { UsageTotals } from './usage.js';
+
+/** At most this long between fdatasync calls while a run writes (and once more at the end). */
+export const SYNC_INTERVAL_MS = 5000;
 
 export const FILES = {
   interactions: 'interactions.ndjson',
@@ -24,11 +28,27 @@ export interface IndexEntry {
   readonly bytes: number;
 }
 
+export interface DirSinkOptions {
+  /** Overwrite what DIR holds (without `resume`). */
+  readonly force?: boolean;
+  /** Append to what DIR holds, as `readOutput` found it (repaired). */
+  readonly resume?: OutputState;
+  /** The run's accounting; on resume the previous usage.json is added to it. */
+  readonly usage?: UsageTotals;
+  /** Written to run.json (on resume, the original record is kept and the resume time added). */
+  readonly run?: RunRecord;
+}
+
 /**
  * Writes outcomes into a directory. Interactions and their index lines are written in batches, the
  * interactions first: the index is append-only, so it is valid on disk at every moment, never names an
  * interaction that is not yet in the file, and costs O(1) per interaction (no rewrite of a growing file).
  * usage.json is replaced atomically (temporary file, then rename) when the sink closes.
+ *
+ * Durability: each batch is appended with one `write` per file, so a process that is killed leaves whole
+ * lines, or one torn last line that the next `--resume` cuts (the kernel keeps what was written). The
+ * interactions and the index are fdatasync'ed at most every SYNC_INTERVAL_MS and at close, so a power
+ * loss costs at most the last few seconds, which a resume redoes.
  */
 export class DirSink {
   readonly usage: UsageTotals;
@@ -37,6 +57,7 @@ export class DirSink {
   readonly #failures: Batcher<string>;
   #count = 0;
   #offset = 0;
+  #lastSync = Date.now();
 
   private constructor(readonly dir: string, handles: Record<'interactions' | 'failures' | 'index', FileHandle>, usage: UsageTotals) {
     this.#handles = handles;
@@ -49,16 +70,31 @@ export class DirSink {
    * Opens DIR, creating it; a DIR that already holds output is refused unless `force`. `usage` is the
    * run's accounting (fed per call by the pipeline), written to usage.json on close.
    */
-  static async open(dir: string, options: { force?: boolean; usage?: UsageTotals } = {}): Promise<DirSink> {
+  static async open(dir: string, options: DirSinkOptions = {}): Promise<DirSink> {
     await mkdir(dir, { recursive: true });
-    const ours = Object.values(FILES) as string[];
-    const existing = (await readdir(dir)).filter((name) => ours.includes(name)).sort();
-    if (existing.length > 0 && options.force !== true) {
-      throw new ConfigError(`--out ${dir}: the directory already holds ${existing.join(', ')}; use --force to overwrite it`);
+    const { resume } = options;
+    if (resume === undefined) {
+      const existing = await outputIn(dir);
+      if (existing.length > 0 && options.force !== true) {
+        throw new ConfigError(`--out ${dir}: the directory already holds ${existing.join(', ')}; use --resume to continue that run, or --force to overwrite it`);
+      }
     }
-    const file = (name: string): Promise<FileHandle> => open(join(dir, name), 'w');
+    const mode = resume === undefined ? 'w' : 'a';
+    const file = (name: string): Promise<FileHandle> => open(join(dir, name), mode);
     const handles = { interactions: await file(FILES.interactions), failures: await file(FILES.failures), index: await file(FILES.index) };
-    return new DirSink(dir, handles, options.usage ?? new UsageTotals());
+    const usage = options.usage ?? new UsageTotals();
+    const sink = new DirSink(dir, handles, usage);
+    if (resume !== undefined) {
+      sink.#count = resume.count;
+      sink.#offset = resume.offset;
+      if (resume.missingIndex !== '') await handles.index.appendFile(resume.missingIndex, 'utf8');
+      usage.merge(resume.usage);
+    }
+    if (options.run !== undefined) {
+      const record: RunRecord = resume?.run === undefined ? options.run : { ...resume.run, resumed_at: [...(resume.run.resumed_at ?? []), new Date().toISOString()] };
+      await replace(join(dir, RUN_FILE), `${JSON.stringify(record, null, 2)}\n`);
+    }
+    return sink;
   }
 
   /** Resolves when the outcome (and, for an interaction, its index line) has been written. */
@@ -89,17 +125,35 @@ export class DirSink {
     }
     await this.#handles.interactions.appendFile(data, 'utf8');
     await this.#handles.index.appendFile(index, 'utf8');
+    if (Date.now() - this.#lastSync >= SYNC_INTERVAL_MS) {
+      this.#lastSync = Date.now();
+      await Promise.all([this.#handles.interactions.datasync(), this.#handles.index.datasync()]);
+    }
   }
 
   /** Writes what is pending, then usage.json, and closes the files. */
   async close(): Promise<void> {
     try {
       await Promise.all([this.#interactions.flush(), this.#failures.flush()]);
-      const temporary = join(this.dir, `.${FILES.usage}.tmp`);
-      await writeFile(temporary, `${JSON.stringify(this.usage, null, 2)}\n`);
-      await rename(temporary, join(this.dir, FILES.usage));
+      await Promise.all(Object.values(this.#handles).map((handle) => handle.datasync()));
+      await replace(join(this.dir, FILES.usage), `${JSON.stringify(this.usage, null, 2)}\n`);
     } finally {
       await Promise.all(Object.values(this.#handles).map((handle) => handle.close()));
     }
   }
+}
+
+/** Our files that DIR already holds (non-empty ones; run.json counts). */
+export async function outputIn(dir: string): Promise<string[]> {
+  const ours = [...(Object.values(FILES) as string[]), RUN_FILE];
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((name) => ours.includes(name)).sort();
+  const sizes = await Promise.all(names.map((name) => stat(join(dir, name)).then((info) => info.size)));
+  return names.filter((_, i) => (sizes[i] ?? 0) > 0);
+}
+
+/** Replaces a small file atomically: a temporary file, then rename. */
+async function replace(path: string, text: string): Promise<void> {
+  const temporary = `${path}.tmp`;
+  await writeFile(temporary, text);
+  await rename(temporary, path);
 }

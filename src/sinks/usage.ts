@@ -28,11 +28,36 @@ export class UsageTotals {
   readonly byModel: Record<string, Totals> = {};
   interactions = 0;
   failures = 0;
+  /** Counted by earlier runs into the same directory (resume). */
+  previousInteractions = 0;
+  previousFailures = 0;
+  #calls = 0;
 
   /** One answered model call. */
   call(module: ModelModule, model: ModelRef, usage: TokenUsage): void {
+    this.#calls += 1;
     add(this.byModule, module, usage);
     add(this.byModel, `${model.provider}/${model.model}`, usage);
+  }
+
+  /** Adds a previous usage.json (a resumed run keeps counting from it); anything else is ignored. */
+  merge(previous: unknown): void {
+    const statistics = (previous as { statistics?: { by_module?: unknown; by_model?: unknown } } | undefined)?.statistics;
+    const fold = (into: Record<string, Totals>, from: unknown): void => {
+      if (typeof from !== 'object' || from === null) return;
+      for (const [key, value] of Object.entries(from as Record<string, Partial<Totals>>)) {
+        const totals = (into[key] ??= empty());
+        totals.input_tokens += Number(value.input_tokens) || 0;
+        totals.output_tokens += Number(value.output_tokens) || 0;
+        totals.total_tokens += Number(value.total_tokens) || 0;
+        totals.call_count += Number(value.call_count) || 0;
+      }
+    };
+    fold(this.byModule, statistics?.by_module);
+    fold(this.byModel, statistics?.by_model);
+    const counts = previous as { interactions?: unknown; failures?: unknown } | undefined;
+    this.previousInteractions += Number(counts?.interactions) || 0;
+    this.previousFailures += Number(counts?.failures) || 0;
   }
 
   /** One finished task. */
@@ -41,8 +66,9 @@ export class UsageTotals {
     else this.failures += 1;
   }
 
+  /** Calls answered in this run (usage.json also holds earlier runs' into the same directory). */
   get calls(): number {
-    return Object.values(this.byModule).reduce((sum, totals) => sum + totals.call_count, 0);
+    return this.#calls;
   }
 
   /** PersonaGym's token_usage file (`exported_at`, `statistics.{summary, by_module, by_model}`). */
@@ -65,8 +91,8 @@ export class UsageTotals {
         by_module: this.byModule,
         by_model: this.byModel,
       },
-      interactions: this.interactions,
-      failures: this.failures,
+      interactions: this.previousInteractions + this.interactions,
+      failures: this.previousFailures + this.failures,
     };
   }
 }

@@ -30,6 +30,18 @@ export class KeySet {
     return false;
   }
 
+  /** Whether `key` was added. */
+  has(key: string): boolean {
+    const [a, b] = hash128(key);
+    const hi = a >>> 0;
+    const lo = b >>> 0 || 1;
+    const mask = this.#hi.length - 1;
+    for (let slot = (hi ^ lo) & mask; ; slot = (slot + 1) & mask) {
+      if (this.#lo[slot] === 0) return false;
+      if (this.#hi[slot] === hi && this.#lo[slot] === lo) return true;
+    }
+  }
+
   #insert(hi: number, lo: number): boolean {
     const mask = this.#hi.length - 1;
     for (let slot = (hi ^ lo) & mask; ; slot = (slot + 1) & mask) {

@@ -1,0 +1,176 @@
+// What an --out directory already holds: repaired after a crash, read for resume.
+import { createReadStream } from 'node:fs';
+import { open, readFile, stat, truncate } from 'node:fs/promises';
+import { join } from 'node:path';
+import { KeySet } from '../streams/seen.js';
+import { readLines } from '../streams/ndjson.js';
+import type { IndexEntry } from './dir.js';
+
+export const RUN_FILE = 'run.json';
+
+/** What DIR holds, as the next run needs it. */
+export interface OutputState {
+  /** Interaction ids already written. */
+  readonly done: KeySet;
+  /** Interaction ids in failures.ndjson that are not written as interactions. */
+  readonly failed: KeySet;
+  readonly failedCount: number;
+  /** Supplement interactions per persona (`supplement_r*` query ids): failures they already made up for. */
+  readonly compensated: Map<string, number>;
+  /** Interactions in the file and the file's size: where the next interaction and index line go. */
+  readonly count: number;
+  readonly offset: number;
+  /** Index lines to append for interactions the index did not name (a crash between the two writes). */
+  readonly missingIndex: string;
+  /** What was repaired, for the user. */
+  readonly repairs: readonly string[];
+  /** The previous run's record (configuration fingerprint, seed), when there is one. */
+  readonly run: RunRecord | undefined;
+  /** The previous usage.json, to keep adding to. */
+  readonly usage: unknown;
+}
+
+/** run.json: what produced the directory, so a resume with other settings is caught. */
+export interface RunRecord {
+  readonly version: string;
+  readonly seed: number;
+  readonly config_fingerprint: string;
+  /** The settings behind the fingerprint, readable, so a mismatch can be explained. */
+  readonly settings: Readonly<Record<string, unknown>>;
+  readonly created_at: string;
+  readonly resumed_at?: readonly string[];
+}
+
+/**
+ * Cuts a torn last line (a write the process did not finish: kill -9, power loss) so the file holds whole
+ * lines only. Returns the number of bytes removed.
+ */
+export async function cutTornLine(path: string): Promise<number> {
+  let size: number;
+  try {
+    size = (await stat(path)).size;
+  } catch {
+    return 0;
+  }
+  if (size === 0) return 0;
+  const handle = await open(path, 'r');
+  try {
+    const chunk = Buffer.alloc(64 * 1024);
+    for (let end = size; end > 0; ) {
+      const start = Math.max(0, end - chunk.length);
+      const { bytesRead } = await handle.read(chunk, 0, end - start, start);
+      const at = chunk.subarray(0, bytesRead).lastIndexOf(10);
+      if (at >= 0) {
+        const keep = start + at + 1;
+        if (keep === size) return 0;
+        await truncate(path, keep);
+        return size - keep;
+      }
+      end = start;
+    }
+    await truncate(path, 0);
+    return size;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Lines of a file from byte `from`, with the byte offset of each. */
+async function* linesFrom(path: string, from: number): AsyncGenerator<{ text: string; offset: number; bytes: number }> {
+  let offset = from;
+  for await (const line of readLines(createReadStream(path, { start: from }))) {
+    const text = line.text ?? '';
+    // readLines strips "\n" (and "\r"); the byte length on disk is the text's plus the newline.
+    const bytes = line.text === undefined ? 0 : Buffer.byteLength(text) + 1;
+    yield { text, offset, bytes };
+    offset += bytes;
+  }
+}
+
+/**
+ * Reads DIR for resume: repairs torn last lines, drops index lines that point past the interactions
+ * file, rebuilds index lines for interactions the index missed, and collects the ids already written
+ * (from the index, ~100 bytes a line, rather than from the interactions themselves) and those that
+ * failed. Memory: 16 bytes an id (KeySet).
+ */
+export async function readOutput(dir: string): Promise<OutputState> {
+  const path = (name: string): string => join(dir, name);
+  const repairs: string[] = [];
+  for (const name of ['interactions.ndjson', 'index.ndjson', 'failures.ndjson']) {
+    const cut = await cutTornLine(path(name));
+    if (cut > 0) repairs.push(`${name}: removed a torn last line (${cut} bytes) left by an interrupted run`);
+  }
+  const size = await stat(path('interactions.ndjson')).then(
+    (info) => info.size,
+    () => 0,
+  );
+  const done = new KeySet();
+  const compensated = new Map<string, number>();
+  let count = 0;
+  let end = 0;
+  let indexBytes = 0;
+  let badIndex = false;
+  const remember = (id: string, personaId: string, queryId: string): void => {
+    done.add(id);
+    if (queryId.startsWith('supplement_r')) compensated.set(personaId, (compensated.get(personaId) ?? 0) + 1);
+  };
+  for await (const line of linesFrom(path('index.ndjson'), 0)) {
+    if (line.text.trim() === '') {
+      indexBytes += line.bytes;
+      continue;
+    }
+    let entry: IndexEntry | undefined;
+    try {
+      entry = JSON.parse(line.text) as IndexEntry;
+    } catch {
+      entry = undefined;
+    }
+    // An entry must follow on from the previous one and lie inside the interactions file.
+    if (entry === undefined || entry.n !== count + 1 || entry.offset !== end || entry.offset + entry.bytes > size) {
+      badIndex = true;
+      break;
+    }
+    remember(entry.interaction_id, entry.persona_id, entry.query_id);
+    count = entry.n;
+    end = entry.offset + entry.bytes;
+    indexBytes += line.bytes;
+  }
+  if (badIndex) {
+    await truncate(path('index.ndjson'), indexBytes);
+    repairs.push(`index.ndjson: cut after entry ${count}, the last one that matches interactions.ndjson`);
+  }
+  // Interactions written after the last index line (a crash between the two appends): index them now.
+  let missingIndex = '';
+  if (end < size) {
+    let rebuilt = 0;
+    for await (const line of linesFrom(path('interactions.ndjson'), end)) {
+      if (line.bytes === 0 || line.text.trim() === '') {
+        end += line.bytes;
+        continue;
+      }
+      const interaction = JSON.parse(line.text) as { interaction_id: string; persona_id: string; num_turns: number; metadata: { query_id: string } };
+      count += 1;
+      rebuilt += 1;
+      const entry: IndexEntry = { n: count, interaction_id: interaction.interaction_id, persona_id: interaction.persona_id, query_id: interaction.metadata.query_id, num_turns: interaction.num_turns, offset: end, bytes: line.bytes };
+      missingIndex += `${JSON.stringify(entry)}\n`;
+      remember(entry.interaction_id, entry.persona_id, entry.query_id);
+      end += line.bytes;
+    }
+    repairs.push(`index.ndjson: ${rebuilt} interaction(s) were not indexed yet; their index lines are added`);
+  }
+  const failed = new KeySet();
+  let failedCount = 0;
+  for await (const line of linesFrom(path('failures.ndjson'), 0)) {
+    if (line.text.trim() === '') continue;
+    const failure = JSON.parse(line.text) as { interaction_id: string };
+    if (!done.has(failure.interaction_id) && failed.add(failure.interaction_id)) failedCount += 1;
+  }
+  const json = async (name: string): Promise<unknown> => {
+    try {
+      return JSON.parse(await readFile(path(name), 'utf8')) as unknown;
+    } catch {
+      return undefined;
+    }
+  };
+  return { done, failed, failedCount, compensated, count, offset: end, missingIndex, repairs, run: (await json(RUN_FILE)) as RunRecord | undefined, usage: await json('usage.json') };
+}
