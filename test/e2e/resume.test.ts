@@ -1,0 +1,170 @@
+// End to end: generate --out killed with SIGKILL at random moments, then resumed, equals an uninterrupted run.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, ROOT, childEnv, runCli } from '../helpers/cli.js';
+
+let dir: string;
+let personas: string;
+let config: string;
+const PERSONAS = 80;
+
+beforeAll(async () => {
+  if (!existsSync(join(ROOT, 'dist', 'cli.js'))) spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
+  dir = await mkdtemp(join(tmpdir(), 'personaflow-resume-e2e-'));
+  personas = join(dir, 'personas.ndjson');
+  const styles = ['casual', 'formal', 'concise'];
+  await writeFile(
+    personas,
+    Array.from({ length: PERSONAS }, (_, i) =>
+      JSON.stringify({ persona_id: `p${i}`, persona_features: { communication_style: styles[i % 3] }, queries: [{ query_id: 'q1', original_query: `How do I organise task ${i} this week?` }, { query_id: 'q2', original_query: `What should I read about topic ${i}?` }] }),
+    ).join('\n'),
+  );
+  // A little latency so a kill lands mid-run; no faults, so every task succeeds and runs are comparable.
+  config = join(dir, 'config.yaml');
+  await writeFile(config, 'personaflow:\n  sim:\n    latency_ms: 4\n    jitter_ms: 3\n');
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const ARGS = (out: string): string[] => ['generate', personas, '-c', config, '--out', out, '--seed', '11', '-j', '8', '-q'];
+
+/** Starts generate and SIGKILLs it after `ms` (or lets it finish first). */
+function killAfter(out: string, ms: number): Promise<void> {
+  const child = spawn(process.execPath, [BIN, ...ARGS(out)], { cwd: ROOT, env: childEnv({ OPENAI_API_KEY: undefined }), stdio: 'ignore' });
+  const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+  return new Promise((resolve) =>
+    child.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    }),
+  );
+}
+
+/** The interactions of a directory, timestamps removed, by id; fails on a torn line. */
+async function interactionsOf(out: string): Promise<Map<string, string>> {
+  const text = await readFile(join(out, 'interactions.ndjson'), 'utf8');
+  expect(text === '' || text.endsWith('\n')).toBe(true);
+  const byId = new Map<string, string>();
+  for (const line of text.split('\n').filter((l) => l !== '')) {
+    const interaction = JSON.parse(line) as { interaction_id: string; metadata: Record<string, unknown>; messages: Record<string, unknown>[] };
+    delete interaction.metadata.created_at;
+    for (const message of interaction.messages) delete message.timestamp;
+    expect(byId.has(interaction.interaction_id), `${interaction.interaction_id} written twice`).toBe(false);
+    byId.set(interaction.interaction_id, JSON.stringify(interaction));
+  }
+  return byId;
+}
+
+/** The index names exactly the interactions in the file, at their offsets, in order. */
+async function expectIndexMatches(out: string): Promise<void> {
+  const data = await readFile(join(out, 'interactions.ndjson'));
+  const index = (await readFile(join(out, 'index.ndjson'), 'utf8')).split('\n').filter((l) => l !== '');
+  let offset = 0;
+  index.forEach((line, i) => {
+    const entry = JSON.parse(line) as { n: number; interaction_id: string; offset: number; bytes: number };
+    expect(entry.n).toBe(i + 1);
+    expect(entry.offset).toBe(offset);
+    const record = JSON.parse(data.subarray(entry.offset, entry.offset + entry.bytes).toString('utf8')) as { interaction_id: string };
+    expect(record.interaction_id).toBe(entry.interaction_id);
+    offset += entry.bytes;
+  });
+  expect(offset).toBe(data.length);
+}
+
+describe('resume after SIGKILL', () => {
+  let reference: Map<string, string>;
+
+  beforeAll(async () => {
+    const out = join(dir, 'reference');
+    const run = await runCli(ARGS(out), { env: { OPENAI_API_KEY: undefined } });
+    expect(run.code, run.stderr).toBe(0);
+    reference = await interactionsOf(out);
+    expect(reference.size).toBe(PERSONAS * 2);
+  });
+
+  it('loses nothing and writes nothing twice, whenever the kills land', async () => {
+    let attempt = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.integer({ min: 150, max: 1500 }), { minLength: 1, maxLength: 3 }), async (kills) => {
+        attempt += 1;
+        const out = join(dir, `killed-${attempt}`);
+        for (const [i, ms] of kills.entries()) {
+          if (i === 0) await killAfter(out, ms);
+          else {
+            // Later kills hit a resumed run.
+            const child = spawn(process.execPath, [BIN, ...ARGS(out), '--resume'], { cwd: ROOT, env: childEnv({ OPENAI_API_KEY: undefined }), stdio: 'ignore' });
+            const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+            await new Promise((resolve) => child.once('close', resolve));
+            clearTimeout(timer);
+          }
+        }
+        const resumed = await runCli([...ARGS(out), '--resume'], { env: { OPENAI_API_KEY: undefined } });
+        expect(resumed.code, resumed.stderr).toBe(0);
+        const result = await interactionsOf(out);
+        expect([...result.keys()].sort()).toEqual([...reference.keys()].sort());
+        for (const [id, interaction] of result) expect(interaction, id).toBe(reference.get(id));
+        await expectIndexMatches(out);
+        await rm(out, { recursive: true, force: true });
+      }),
+      { numRuns: 4 },
+    );
+  }, 120_000);
+
+  it('repairs a torn last line and an index that fell behind', async () => {
+    const out = join(dir, 'torn');
+    await killAfter(out, 600);
+    const interactions = join(out, 'interactions.ndjson');
+    const index = join(out, 'index.ndjson');
+    // Simulate the worst moment: an interaction half written, and the index behind by two lines.
+    const lines = (await readFile(index, 'utf8')).split('\n').filter((l) => l !== '');
+    expect(lines.length).toBeGreaterThan(3);
+    await writeFile(index, `${lines.slice(0, -2).join('\n')}\n`);
+    await writeFile(interactions, '{"interaction_id":"interaction_p999_q1","persona', { flag: 'a' });
+    const resumed = await runCli([...ARGS(out), '--resume'].filter((arg) => arg !== '-q'), { env: { OPENAI_API_KEY: undefined } });
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toMatch(/interactions\.ndjson: removed a torn last line \(\d+ bytes\)/);
+    expect(resumed.stderr).toMatch(/index\.ndjson: 2 interaction\(s\) were not indexed yet/);
+    expect(resumed.stderr).toMatch(/resumed: \d+ interactions were already in/);
+    const result = await interactionsOf(out);
+    expect([...result.keys()].sort()).toEqual([...reference.keys()].sort());
+    await expectIndexMatches(out);
+  }, 60_000);
+
+  it('refuses a non-empty DIR without --resume, and a resume with other settings without --force', async () => {
+    const out = join(dir, 'guarded');
+    await killAfter(out, 400);
+    const again = await runCli(ARGS(out), { env: { OPENAI_API_KEY: undefined } });
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/use --resume to continue that run, or --force to overwrite it/);
+    const otherSeed = await runCli([...ARGS(out).filter((a) => a !== '11'), '--resume'].map((a) => (a === '--seed' ? '--seed=12' : a)), { env: { OPENAI_API_KEY: undefined } });
+    expect(otherSeed.code).toBe(2);
+    expect(otherSeed.stderr).toMatch(/other settings \(seed 11 → 12\)/);
+    const forced = await runCli([...ARGS(out), '--resume', '--force', '--max-turns', '4'], { env: { OPENAI_API_KEY: undefined } });
+    expect(forced.code, forced.stderr).toBe(0);
+  }, 60_000);
+
+  it('SIGINT: finishes what is in flight, writes everything, says how to resume, exits 130', async () => {
+    const out = join(dir, 'interrupted');
+    const child = spawn(process.execPath, [BIN, ...ARGS(out).filter((a) => a !== '-q')], { cwd: ROOT, env: childEnv({ OPENAI_API_KEY: undefined }), stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    child.kill('SIGINT');
+    const [code] = (await new Promise((resolve) => child.once('close', (...args) => resolve(args)))) as [number];
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/to continue where this run stopped: personaflow generate .* --out .* --resume/);
+    const partial = await interactionsOf(out);
+    expect(partial.size).toBeGreaterThan(0);
+    expect(partial.size).toBeLessThan(PERSONAS * 2);
+    await expectIndexMatches(out);
+    const resumed = await runCli([...ARGS(out), '--resume'], { env: { OPENAI_API_KEY: undefined } });
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect([...(await interactionsOf(out)).keys()].sort()).toEqual([...reference.keys()].sort());
+  }, 60_000);
+});
