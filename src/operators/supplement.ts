@@ -98,7 +98,8 @@ export function supplement(options: SupplementOptions): MonoTypeOperatorFunction
       };
 
       const tasksFor = (entry: Shortfall, missing: number, round: number): Observable<Task[]> =>
-        options.generator.generate(entry.features, missing, entry.used, options.call).pipe(
+        // A sorted copy: the prompt must not depend on the order failures completed in (determinism).
+        options.generator.generate(entry.features, missing, [...entry.used].sort(), options.call).pipe(
           map((queries) => {
             const made = queries.slice(0, missing);
             entry.used.push(...made.map((query) => query.query));
