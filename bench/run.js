@@ -5,7 +5,7 @@
 // `node bench/run.js --report` rewrites RESULTS.md from RESULTS.json without measuring.
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -196,12 +196,30 @@ async function memory() {
   return rows;
 }
 
+// ---------------------------------------------------------------- 5. resume
+
+async function resume() {
+  const lines = QUICK ? 30_000 : 1_000_000;
+  const input = await personaFile(join(work, `resume-${lines}.ndjson`), lines);
+  const out = join(work, 'resume-out');
+  log(`resume: writing ${lines} interactions with sim into a directory, then resuming over it, ${RUNS} runs`);
+  const args = [BIN, 'generate', input, '--provider', 'sim', '--min-turns', '2', '--max-turns', '2', '-q', '--out', out];
+  const first = await measure(args);
+  const { size } = await stat(join(out, 'interactions.ndjson'));
+  // Every task is already written: the run reads the index, skips all input lines and writes nothing new.
+  const runs = await repeat(RUNS, () => measure([...args, '--resume']));
+  await rm(out, { recursive: true, force: true });
+  await rm(input);
+  return { interactions: lines, interactionsMiB: size / 2 ** 20, generateS: first.wallS, resumeS: stats(runs.map((r) => r.wallS)), peakRssMiB: stats(runs.map((r) => r.peakRssMiB)) };
+}
+
 // ---------------------------------------------------------------- report
 
 const fmt = (s, digits = 0) => `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)})`;
 
 /** The targets of issue 3, each checked against this run's medians. */
-function targets({ engine, little, plain, mem }) {
+function targets(results) {
+  const { engine, little, plain, mem } = results;
   const headline = little.find((r) => r.concurrency === 256 && r.latencyMs === 200);
   const memoryRatio = mem.at(-1).peakRssMiB.median / mem[0].peakRssMiB.median;
   const behind = plain.filter((r) => r.ratio.median < 1);
@@ -212,6 +230,7 @@ function targets({ engine, little, plain, mem }) {
     [under429.every((r) => r.ratio.median > 1), `better than the plain script under 429s: ${under429.map((r) => `C=${r.concurrency}: ${r.ratio.median.toFixed(2)}× with ${r.ours.failures.median} vs ${r.theirs.failures.median} failed conversations`).join('; ')}`],
     [memoryRatio <= 1.5, `peak RSS at ${mem.at(-1).lines.toLocaleString('en')} lines within 1.5× of ${mem[0].lines.toLocaleString('en')}: ${memoryRatio.toFixed(2)}×`],
     [engine.callsPerS.median > 5000, `engine overhead leaves room to saturate a provider: ${Math.round(engine.callsPerS.median).toLocaleString('en')} sim calls/s from one process`],
+    ...(results.resume === undefined ? [] : [[results.resume.resumeS.median < 60, `resuming over ${results.resume.interactions.toLocaleString('en')} interactions takes well under a minute: ${results.resume.resumeS.median.toFixed(1)} s`]]),
   ];
 }
 
@@ -269,8 +288,17 @@ function markdown(results) {
     '',
     '## 5. Resume',
     '',
-    'Not measured yet: resume does not exist yet (issue 6).',
-    '',
+    ...(results.resume === undefined
+      ? ['Not measured in this run.', '']
+      : [
+          `A directory of ${results.resume.interactions.toLocaleString('en')} interactions (${results.resume.interactionsMiB.toFixed(0)} MiB, written by sim at 2 turns in ${results.resume.generateS.toFixed(0)} s), resumed with the same`,
+          'input: the run reads the index, skips every persona line and writes nothing new.',
+          '',
+          '| interactions in DIR | resume wall (s) | peak RSS (MiB) |',
+          '| --- | --- | --- |',
+          `| ${results.resume.interactions.toLocaleString('en')} | ${fmt(results.resume.resumeS, 1)} | ${fmt(results.resume.peakRssMiB)} |`,
+          '',
+        ]),
     '## Targets',
     '',
     ...targets(results).map(([met, text]) => `- ${met ? 'met' : '**missed**'}: ${text}`),
@@ -291,7 +319,7 @@ try {
   const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
   const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
   const machine = { date: new Date().toISOString(), commit: `${commit}${dirty ? ' (with uncommitted changes)' : ''}`, node: process.version, cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', quick: QUICK };
-  const results = { machine, engine: await engineOverhead(), little: await littlesLaw(), plain: await plainScript(), mem: await memory() };
+  const results = { machine, engine: await engineOverhead(), little: await littlesLaw(), plain: await plainScript(), mem: await memory(), resume: await resume() };
   const out = QUICK ? join(work, 'RESULTS') : join(ROOT, 'bench', 'RESULTS');
   await writeFile(`${out}.json`, `${JSON.stringify(results, null, 2)}\n`);
   await writeFile(`${out}.md`, markdown(results));

@@ -156,7 +156,7 @@ describe('resume after SIGKILL', () => {
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     await new Promise((resolve) => setTimeout(resolve, 500));
     child.kill('SIGINT');
-    const [code] = (await new Promise((resolve) => child.once('close', (...args) => resolve(args)))) as [number];
+    const [code] = (await new Promise((resolve) => child.once('close', (...args) => resolve(args))));
     expect(code).toBe(130);
     expect(stderr).toMatch(/to continue where this run stopped: personaflow generate .* --out .* --resume/);
     const partial = await interactionsOf(out);
