@@ -159,11 +159,12 @@ function queriesReply(request: ChatRequest, rng: Rng): string {
   const ask = request.hints?.queryGeneration;
   if (ask === undefined) return 'sim: a query-generation prompt without hints';
   const role = typeof request.hints?.persona?.role === 'string' ? request.hints.persona.role : 'beginner';
-  const avoid = new Set(ask.avoid.map((query) => query.toLowerCase()));
+  const norm = (query: string): string => query.toLowerCase().replace(/\s+/g, ' ').trim();
+  const avoid = new Set(ask.avoid.map(norm));
   const queries: Array<{ query: string; domain: string; scenario: string }> = [];
   for (let tries = 0; queries.length < ask.count && tries < ask.count * 20; tries += 1) {
     const query = pick(rng, GENERATED).replace('{verb}', pick(rng, VERBS)).replace('{thing}', pick(rng, THINGS)).replace('{place}', pick(rng, PLACES)).replace('{role}', role);
-    if (avoid.has(query) || queries.some((q) => q.query === query)) continue;
+    if (avoid.has(norm(query)) || queries.some((q) => q.query === query)) continue;
     queries.push({ query, domain: 'productivity', scenario: pick(rng, ['planning', 'learning', 'work_task']) });
   }
   return JSON.stringify({ queries });

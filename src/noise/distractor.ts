@@ -310,7 +310,7 @@ export function parseNoiseAnswer(content: string, input: string, layer: Layer): 
   noisy = cleanRewrite(noisy ?? body);
   if (noisy === '') return { ok: false, reason: 'empty text' };
   if (normalise(noisy) === normalise(input)) return { ok: false, reason: 'identical to the input' };
-  const problem = rewriteProblem(noisy);
+  const problem = rewriteProblem(noisy, input);
   if (problem !== undefined) return { ok: false, reason: problem };
   if (noisy.length > input.length * 3 + 80) return { ok: false, reason: 'far longer than the input' };
   if (layer === 'surface_noise') {

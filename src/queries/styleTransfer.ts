@@ -47,13 +47,13 @@ export interface StyleTransfer {
 }
 
 /** Reads a style-transfer answer: PersonaGym's JSON, checked to be a usable message. */
-export function parseStyleAnswer(content: string): Checked<{ adapted: string; domain: string; scenario: string }> {
+export function parseStyleAnswer(content: string, query?: string): Checked<{ adapted: string; domain: string; scenario: string }> {
   const json = jsonObjectIn(content);
   if (json === undefined) return { ok: false, reason: 'no JSON object' };
   if (typeof json.adapted_query !== 'string') return { ok: false, reason: 'JSON without an "adapted_query" string' };
   const adapted = cleanRewrite(json.adapted_query);
   if (adapted === '') return { ok: false, reason: 'empty adapted_query' };
-  const problem = rewriteProblem(adapted);
+  const problem = rewriteProblem(adapted, query);
   if (problem !== undefined) return { ok: false, reason: problem };
   return { ok: true, value: { adapted, domain: oneOf(json.inferred_domain, DOMAINS, 'general'), scenario: oneOf(json.inferred_scenario, SCENARIOS, 'casual') } };
 }
@@ -74,7 +74,7 @@ export function createStyleTransfer(options: StyleTransferOptions): StyleTransfe
         const prompt = template.replace(/\{(persona|query|target_length|target_turns)\}/g, (_, key: string) =>
           key === 'persona' ? formatPersona(persona) : key === 'query' ? query : key === 'target_length' ? length : String(targetTurns),
         );
-        return askChecked(options, 'style_transfer', prompt, { persona, styleTransfer: { query, targetLength: length } }, call, parseStyleAnswer).pipe(
+        return askChecked(options, 'style_transfer', prompt, { persona, styleTransfer: { query, targetLength: length } }, call, (content) => parseStyleAnswer(content, query)).pipe(
           concatMap(({ adapted, domain, scenario }) => of<StyleTransferResult>({ applied: true, adapted_query: adapted, inferred_domain: domain, inferred_scenario: scenario, target_length: length, prompt_type: partial ? 'partial' : 'full' })),
           catchError((error: unknown) => {
             if (isRunError(error)) return throwError(() => error);

@@ -1,5 +1,5 @@
 // `--out DIR`: interactions.ndjson, failures.ndjson, an append-only running index, and usage.json.
-import { mkdir, open, readdir, rename, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError } from '../errors.js';
 import type { Interaction, Outcome } from '../types.js';
@@ -143,12 +143,10 @@ export class DirSink {
   }
 }
 
-/** Our files that DIR already holds (non-empty ones; run.json counts). */
+/** Our files that DIR already holds (run.json included), even empty ones: they belong to a run. */
 export async function outputIn(dir: string): Promise<string[]> {
   const ours = [...(Object.values(FILES) as string[]), RUN_FILE];
-  const names = (await readdir(dir).catch(() => [] as string[])).filter((name) => ours.includes(name)).sort();
-  const sizes = await Promise.all(names.map((name) => stat(join(dir, name)).then((info) => info.size)));
-  return names.filter((_, i) => (sizes[i] ?? 0) > 0);
+  return (await readdir(dir).catch(() => [] as string[])).filter((name) => ours.includes(name)).sort();
 }
 
 /** Replaces a small file atomically: a temporary file, then rename. */

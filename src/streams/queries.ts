@@ -183,7 +183,8 @@ export class QueryDataset {
     await (this.files[fileIndex] as FileHandle).read(buffer, 0, buffer.length, this.offsets[index] as number);
     let parsed: DatasetQuery | string;
     try {
-      parsed = parseQueryLine(JSON.parse(buffer.toString('utf8')) as unknown, basename(path), this.positions[index] as number);
+      // trim() as when indexing: it also drops a byte order mark on the first line.
+      parsed = parseQueryLine(JSON.parse(buffer.toString('utf8').trim()) as unknown, basename(path), this.positions[index] as number);
     } catch {
       parsed = 'not JSON';
     }

@@ -204,7 +204,7 @@ describe('personaflow generate (end to end)', () => {
     const doomed = JSON.stringify({ persona_id: 'doomed', persona_features: { role: 'tester' }, queries: [{ query_id: 'q1', original_query: 'DOOMED question' }] });
     const input = await writeInput('faults.ndjson', `${personas(12, 2)}${doomed}\n`);
     const out = join(tmp, 'out-faults');
-    const run = await runCli(['generate', input, ...against(server), '-c', await config({ maxRetries: 2, timeout: 1 }), '-j', '8', '--out', out]);
+    const run = await runCli(['generate', input, ...against(server), '-c', await config({ maxRetries: 2, timeout: 1 }), '-j', '8', '--out', out, '--supplement-rounds', '0']);
 
     expectNoCrash(run);
     expect(run.stdout).toBe('');

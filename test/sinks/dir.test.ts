@@ -168,7 +168,7 @@ describe('DirSink', () => {
       expect(error).toBeInstanceOf(ConfigError);
       expect((error as ConfigError).exitCode).toBe(2);
       expect((error as Error).message).toContain('--force');
-      expect((error as Error).message.replace(dir, '<dir>')).toMatchInlineSnapshot(`"--out <dir>: the directory already holds interactions.ndjson; use --force to overwrite it"`);
+      expect((error as Error).message.replace(dir, '<dir>')).toMatchInlineSnapshot(`"--out <dir>: the directory already holds interactions.ndjson; use --resume to continue that run, or --force to overwrite it"`);
       expect(await readdir(dir)).toEqual([FILES.interactions]);
       expect(await readFile(join(dir, FILES.interactions), 'utf8')).toBe('{"old":true}\n');
     });
