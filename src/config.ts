@@ -151,6 +151,12 @@ export const configSchema = z.looseObject({
       seed: z.number().int().optional(),
       stop_token: text.optional(),
       sim: sim.default(() => sim.parse({})),
+      /** Provider limits per model (`model` or `provider/model`): requests and tokens per minute. */
+      limits: z.record(z.string(), z.strictObject({ rpm: finite.positive().optional(), tpm: finite.positive().optional() })).default({}),
+      /** The circuit breaker: failures in a row that open it, first cool-down, and when to give up. */
+      breaker: z
+        .strictObject({ threshold: positiveInt.default(8), cooldown_s: finite.positive().default(5), give_up_s: finite.positive().default(120) })
+        .default({ threshold: 8, cooldown_s: 5, give_up_s: 120 }),
     })
     .default(() => ({}) as never),
 });
@@ -273,17 +279,20 @@ export async function loadYamlFile<T>(path: string, schema: z.ZodType<T>, what: 
   return result.data;
 }
 
-/** Settings that do not change what a run writes: left out of the fingerprint. */
-const NOT_OUTPUT = new Set(['max_workers', 'timeout', 'latency_ms', 'jitter_ms']);
+/** Settings that do not change what a run writes (by YAML path), left out of the fingerprint. */
+const NOT_OUTPUT = new Set(['interaction_generation.max_workers', 'api.timeout', 'personaflow.sim.latency_ms', 'personaflow.sim.jitter_ms']);
+/** Keys that hold secrets (or where they travel): left out, so nothing secret feeds even a hash. */
+const SECRET_KEY = /^(?:api_key|api_key_env|headers|default_headers|authorization)$|password|secret/i;
 
 /** The configuration without secrets and without settings that do not change the output, keys sorted. */
-function canonical(value: unknown, key = ''): unknown {
-  if (SECRET_PATH.test(key) || NOT_OUTPUT.has(key)) return undefined;
-  if (Array.isArray(value)) return value.map((item) => canonical(item));
+function canonical(value: unknown, path = ''): unknown {
+  const key = path.slice(path.lastIndexOf('.') + 1);
+  if (SECRET_KEY.test(key) || NOT_OUTPUT.has(path)) return undefined;
+  if (Array.isArray(value)) return value.map((item, i) => canonical(item, `${path}[${i}]`));
   if (isPlainObject(value)) {
     const out: Record<string, unknown> = {};
     for (const name of Object.keys(value).sort()) {
-      const kept = canonical(value[name], name);
+      const kept = canonical(value[name], path === '' ? name : `${path}.${name}`);
       if (kept !== undefined) out[name] = kept;
     }
     return out;
@@ -297,7 +306,7 @@ function canonical(value: unknown, key = ''): unknown {
  * fingerprint would mix two datasets in one directory.
  */
 export function fingerprint(config: Config, settings: Readonly<Record<string, unknown>>): string {
-  return createHash('sha256').update(JSON.stringify({ config: canonical(config), settings: canonical(settings) })).digest('hex').slice(0, 16);
+  return createHash('sha256').update(JSON.stringify({ config: canonical(config), settings: canonical(settings, 'settings') })).digest('hex').slice(0, 16);
 }
 
 /** The run seed: `--seed`, else `personaflow.seed`, else PersonaGym's `experiment.seed`, else 42. */

@@ -2,8 +2,8 @@
 import { createReadStream } from 'node:fs';
 import { open, readFile, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ConfigError } from '../errors.js';
 import { KeySet } from '../streams/seen.js';
-import { readLines } from '../streams/ndjson.js';
 import type { IndexEntry } from './dir.js';
 
 export const RUN_FILE = 'run.json';
@@ -75,16 +75,43 @@ export async function cutTornLine(path: string): Promise<number> {
   }
 }
 
-/** Lines of a file from byte `from`, with the byte offset of each. */
-async function* linesFrom(path: string, from: number): AsyncGenerator<{ text: string; offset: number; bytes: number }> {
+/**
+ * Lines of a file from byte `from`, as text with the byte offset and length (newline included) of
+ * each; a line that is not valid UTF-8 comes as `text: undefined` with its true length. A missing file
+ * has no lines. (readLines in src/streams would hide the byte length of a bad line.)
+ */
+async function* linesFrom(path: string, from: number): AsyncGenerator<{ text: string | undefined; offset: number; bytes: number }> {
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  const decode = (bytes: Buffer): string | undefined => {
+    try {
+      return decoder.decode(bytes);
+    } catch {
+      return undefined;
+    }
+  };
   let offset = from;
-  for await (const line of readLines(createReadStream(path, { start: from }))) {
-    const text = line.text ?? '';
-    // readLines strips "\n" (and "\r"); the byte length on disk is the text's plus the newline.
-    const bytes = line.text === undefined ? 0 : Buffer.byteLength(text) + 1;
-    yield { text, offset, bytes };
-    offset += bytes;
+  let carry: Buffer = Buffer.alloc(0);
+  let stream;
+  try {
+    stream = createReadStream(path, { start: from });
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      const data = carry.length === 0 ? chunk : Buffer.concat([carry, chunk]);
+      let start = 0;
+      for (let newline = data.indexOf(10); newline >= 0; newline = data.indexOf(10, start)) {
+        yield { text: decode(data.subarray(start, newline)), offset, bytes: newline + 1 - start };
+        offset += newline + 1 - start;
+        start = newline + 1;
+      }
+      carry = data.subarray(start);
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  } finally {
+    stream?.destroy();
   }
+  // After cutTornLine every file ends with a newline; a remainder is reported as a line without one.
+  if (carry.length > 0) yield { text: decode(carry), offset, bytes: carry.length };
 }
 
 /**
@@ -115,13 +142,14 @@ export async function readOutput(dir: string): Promise<OutputState> {
     if (queryId.startsWith('supplement_r')) compensated.set(personaId, (compensated.get(personaId) ?? 0) + 1);
   };
   for await (const line of linesFrom(path('index.ndjson'), 0)) {
-    if (line.text.trim() === '') {
+    if (line.text !== undefined && line.text.trim() === '') {
       indexBytes += line.bytes;
       continue;
     }
     let entry: IndexEntry | undefined;
     try {
-      entry = JSON.parse(line.text) as IndexEntry;
+      const parsed: unknown = line.text === undefined ? undefined : JSON.parse(line.text);
+      entry = typeof parsed === 'object' && parsed !== null ? (parsed as IndexEntry) : undefined;
     } catch {
       entry = undefined;
     }
@@ -136,7 +164,7 @@ export async function readOutput(dir: string): Promise<OutputState> {
     indexBytes += line.bytes;
   }
   if (badIndex) {
-    await truncate(path('index.ndjson'), indexBytes);
+    await truncate(path('index.ndjson'), indexBytes).catch(() => undefined);
     repairs.push(`index.ndjson: cut after entry ${count}, the last one that matches interactions.ndjson`);
   }
   // Interactions written after the last index line (a crash between the two appends): index them now.
@@ -144,11 +172,16 @@ export async function readOutput(dir: string): Promise<OutputState> {
   if (end < size) {
     let rebuilt = 0;
     for await (const line of linesFrom(path('interactions.ndjson'), end)) {
-      if (line.bytes === 0 || line.text.trim() === '') {
+      if (line.text === undefined || line.text.trim() === '') {
         end += line.bytes;
         continue;
       }
-      const interaction = JSON.parse(line.text) as { interaction_id: string; persona_id: string; num_turns: number; metadata: { query_id: string } };
+      let interaction: { interaction_id: string; persona_id: string; num_turns: number; metadata: { query_id: string } };
+      try {
+        interaction = JSON.parse(line.text) as typeof interaction;
+      } catch {
+        throw new ConfigError(`${path('interactions.ndjson')}: the line at byte ${line.offset} is not JSON; the file was changed by something else, so resuming could write an interaction twice. Fix or remove that line, then resume`);
+      }
       count += 1;
       rebuilt += 1;
       const entry: IndexEntry = { n: count, interaction_id: interaction.interaction_id, persona_id: interaction.persona_id, query_id: interaction.metadata.query_id, num_turns: interaction.num_turns, offset: end, bytes: line.bytes };
@@ -161,9 +194,15 @@ export async function readOutput(dir: string): Promise<OutputState> {
   const failed = new KeySet();
   let failedCount = 0;
   for await (const line of linesFrom(path('failures.ndjson'), 0)) {
-    if (line.text.trim() === '') continue;
-    const failure = JSON.parse(line.text) as { interaction_id: string };
-    if (!done.has(failure.interaction_id) && failed.add(failure.interaction_id)) failedCount += 1;
+    if (line.text === undefined || line.text.trim() === '') continue;
+    let failure: { interaction_id?: unknown } | null;
+    try {
+      failure = JSON.parse(line.text) as { interaction_id?: unknown } | null;
+    } catch {
+      continue;
+    }
+    const id = failure?.interaction_id;
+    if (typeof id === 'string' && !done.has(id) && failed.add(id)) failedCount += 1;
   }
   const json = async (name: string): Promise<unknown> => {
     try {

@@ -45,12 +45,15 @@ export class UsageTotals {
     const statistics = (previous as { statistics?: { by_module?: unknown; by_model?: unknown } } | undefined)?.statistics;
     const fold = (into: Record<string, Totals>, from: unknown): void => {
       if (typeof from !== 'object' || from === null) return;
-      for (const [key, value] of Object.entries(from as Record<string, Partial<Totals>>)) {
-        const totals = (into[key] ??= empty());
-        totals.input_tokens += Number(value.input_tokens) || 0;
-        totals.output_tokens += Number(value.output_tokens) || 0;
-        totals.total_tokens += Number(value.total_tokens) || 0;
-        totals.call_count += Number(value.call_count) || 0;
+      for (const [key, value] of Object.entries(from as Record<string, unknown>)) {
+        // Only plain records under ordinary names: a damaged or hostile file must not reach the prototype.
+        if (typeof value !== 'object' || value === null || key === '__proto__' || key === 'constructor' || key === 'prototype') continue;
+        const totals = Object.hasOwn(into, key) ? (into[key] as Totals) : (into[key] = empty());
+        const counts = value as Partial<Totals>;
+        totals.input_tokens += Number(counts.input_tokens) || 0;
+        totals.output_tokens += Number(counts.output_tokens) || 0;
+        totals.total_tokens += Number(counts.total_tokens) || 0;
+        totals.call_count += Number(counts.call_count) || 0;
       }
     };
     fold(this.byModule, statistics?.by_module);
