@@ -16,7 +16,7 @@ import { generate } from './pipeline.js';
 import { DirSink, outputIn } from './sinks/dir.js';
 import { readOutput, type OutputState, type RunRecord } from './sinks/resume.js';
 import { BrokenPipeError, streamWriter } from './sinks/stdout.js';
-import { UsageTotals } from './sinks/usage.js';
+import { UsageTotals, priceOf } from './sinks/usage.js';
 import { openInput } from './streams/ndjson.js';
 import { stoppable } from './streams/pull.js';
 import { pullThrough } from './streams/pull.js';
@@ -54,6 +54,7 @@ interface GenerateFlags {
   supplementRounds?: number;
   resume?: boolean;
   retryFailed?: boolean;
+  maxCost?: number;
 }
 
 type NoiseMode = 'off' | 'rules' | 'semantic';
@@ -81,7 +82,7 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
   const mode = noiseMode(config, flags.noise);
   const rounds = flags.supplementRounds ?? ig.max_supplement_rounds;
   const qg = config.query_generation;
-  const models = buildModels(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, seed, distractor: mode === 'semantic', queries: qg.style_transfer.enabled || rounds > 0 });
+  const models = buildModels(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, seed, concurrency, distractor: mode === 'semantic', queries: qg.style_transfer.enabled || rounds > 0 });
   const template = await loadTemplate(ig.user_model.system_prompt_template, loaded.baseDir, 'interaction_generation.user_model.system_prompt_template');
   const distractor: Distractor | undefined = mode === 'off' ? undefined : await setUpDistractor(config, loaded.baseDir, { semantic: mode === 'semantic', model: models.distractor });
   if (flags.quiet !== true) for (const notice of [...loaded.notices, ...models.notices]) say(notice);
@@ -95,7 +96,12 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
   };
   if (flags.queries !== undefined) await assertReadable(flags.queries, 'query');
   const queries = await setUpQueries(config, loaded.baseDir, { queriesFile: flags.queries, rounds, model: models.queries, strict: flags.strict === true, onWarning: warn, onNotice: flags.quiet === true ? undefined : say });
-  const totals = new UsageTotals();
+  const totals = new UsageTotals(config.personaflow.prices);
+  if (flags.maxCost !== undefined) {
+    const called = [...models.pool.entries.map((entry) => entry.model), models.user.model, ...[models.distractor, models.queries].flatMap((m) => (m === undefined ? [] : [m.model]))];
+    const unpriced = [...new Set(called.filter((m) => priceOf(config.personaflow.prices, m.provider, m.model) === undefined).map((m) => `${m.provider}/${m.model}`))];
+    if (unpriced.length > 0) throw new ConfigError(`--max-cost needs a price for every model the run calls; none for ${unpriced.join(', ')} (add it under personaflow.prices, USD per million input/output tokens)`);
+  }
   if (flags.resume === true && flags.out === undefined) throw new ConfigError('--resume needs --out DIR (the directory of the run to continue)');
   // What shapes the output, beside the config file: a resume with other settings is refused (--force overrides).
   const settings = { seed, min_turns: minTurns, max_turns: maxTurns, provider: flags.provider ?? null, model: flags.model ?? null, base_url: flags.baseUrl ?? null, noise: mode, supplement_rounds: rounds, queries: flags.queries ?? null };
@@ -140,9 +146,26 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
   let grace: NodeJS.Timeout | undefined;
   let onSignal: (() => void) | undefined;
 
+  // --max-cost: stop starting conversations once what is spent plus what those in flight are likely to
+  // cost (this run's average per conversation) would pass the budget.
+  let begun = 0;
+  let budgetReached = false;
+  const overBudget = (): boolean => {
+    if (flags.maxCost === undefined) return false;
+    const done = totals.interactions + totals.failures;
+    const perConversation = done === 0 ? 0 : totals.runCost / done;
+    if (totals.runCost + (begun - done) * perConversation >= flags.maxCost) budgetReached = true;
+    return budgetReached;
+  };
+  async function* counted(source: AsyncIterable<Task>): AsyncGenerator<Task> {
+    for await (const task of source) {
+      begun += 1;
+      yield task;
+    }
+  }
   const finished = new Promise<{ error?: unknown; interrupted?: boolean }>((resolve) => {
     const subscription: Subscription = generate(
-      stoppable(tasks, () => stopping),
+      counted(stoppable(tasks, () => stopping || overBudget())),
       {
         pool: models.pool,
         user: { ...models.user, template, feedbackProbability: ig.user_model.feedback_probability },
@@ -165,7 +188,7 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
                 concurrency,
                 onRound: (report) => reports.push(report),
                 onGeneratorError: (personaId, error) => say(`supplement: no new queries for persona ${personaId}: ${describeError(error)}`),
-                stopped: () => stopping,
+                stopped: () => stopping || overBudget(),
               },
         onRetry: () => {
           retries += 1;
@@ -211,13 +234,19 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
     if (error instanceof BrokenPipeError) return 0;
     throw error;
   }
-  if (result.error !== undefined) throw result.error instanceof Error ? result.error : new Error(describeError(result.error));
+  if (result.error !== undefined) {
+    // The run stops (a bad key, a dead endpoint): what is written stays, and a resume carries on.
+    if (flags.out !== undefined && result.error instanceof FatalError) say(`${result.error.message}\npersonaflow: what finished is in ${flags.out}; once the cause is fixed: personaflow generate ${file ?? '-'} --out ${flags.out} --resume`);
+    else throw result.error instanceof Error ? result.error : new Error(describeError(result.error));
+    return result.error.exitCode;
+  }
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   const calls = totals.calls;
   if (flags.quiet !== true || result.interrupted === true) {
     say(
       `${result.interrupted === true ? 'interrupted: ' : ''}${totals.interactions} interactions, ${totals.failures} failures, ` +
         `${calls} model calls, ${retries} retries, ${warnings} bad input lines in ${seconds} s` +
+        (totals.unpriced.length === 0 ? `, $${totals.runCost.toFixed(4)}` : '') +
         (dir === undefined ? '' : ` → ${dir.dir}`),
     );
     if (reports.length > 0) say(targetsLine(tasks.personas, reports, rounds));
@@ -229,6 +258,10 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
     say(`to continue where this run stopped: personaflow generate ${file ?? '-'} --out ${flags.out} --resume${flags.config === undefined ? '' : ` -c ${flags.config}`}`);
   }
   if (result.interrupted === true) return 130;
+  if (budgetReached) {
+    say(`budget reached: $${totals.runCost.toFixed(4)} spent of --max-cost $${String(flags.maxCost)}; no new conversations were started after that${flags.out === undefined ? '' : `. To continue: personaflow generate ${file ?? '-'} --out ${flags.out} --resume --max-cost <more>`}`);
+    return 3;
+  }
   return totals.failures > 0 ? 3 : 0;
 }
 
@@ -298,6 +331,12 @@ function targetsLine(personas: number, reports: readonly RoundReport[], rounds: 
   return `targets met: ${parts.join(', ')}${end}`;
 }
 
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a positive number, got \`${value}\``);
+  return n;
+}
+
 interface NoiseFlags {
   config?: string;
   semantic?: boolean;
@@ -319,7 +358,7 @@ async function runNoise(file: string | undefined, flags: NoiseFlags): Promise<nu
   const { config } = loaded;
   const seed = runSeed(config, flags.seed);
   const semantic = flags.semantic ?? config.distractor.use_semantic;
-  const models = semantic ? buildModels(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, seed, distractor: true }) : undefined;
+  const models = semantic ? buildModels(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, seed, concurrency: flags.concurrency ?? config.interaction_generation.max_workers, distractor: true }) : undefined;
   const distractor = await setUpDistractor(config, loaded.baseDir, { semantic, strategyFile: flags.strategy, model: models?.distractor });
   if (flags.quiet !== true) for (const notice of [...loaded.notices, ...(models?.notices ?? [])]) say(notice);
   await assertReadable(file, 'text');
@@ -333,7 +372,7 @@ async function runNoise(file: string | undefined, flags: NoiseFlags): Promise<nu
       if (warnings <= MAX_WARNINGS) process.stderr.write(`${message}\n`);
     },
   });
-  const totals = new UsageTotals();
+  const totals = new UsageTotals(config.personaflow.prices);
   let retries = 0;
   let count = 0;
   const stdout = streamWriter(process.stdout);
@@ -412,6 +451,7 @@ export function program(setExitCode: (code: number) => void): Command {
     .option('--force', 'overwrite the output files already in --out DIR (with --resume: continue despite changed settings)')
     .option('--resume', 'continue the run in --out DIR: skip what it holds, retry its failures, append')
     .option('--no-retry-failed', 'with --resume, do not retry the tasks in failures.ndjson')
+    .option('--max-cost <usd>', 'stop starting conversations before the spend (plus what is in flight) passes this many USD', positiveNumber)
     .addOption(new Option('--provider <name>', 'use this provider for every model').choices(['sim', 'openai', 'openrouter']))
     .option('--model <name>', 'one model for the assistant (replaces the pool) and the user simulator')
     .option('--base-url <url>', 'OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp server, LM Studio)')

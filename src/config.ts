@@ -151,6 +151,8 @@ export const configSchema = z.looseObject({
       seed: z.number().int().optional(),
       stop_token: text.optional(),
       sim: sim.default(() => sim.parse({})),
+      /** USD per million input/output tokens, by `model` or `provider/model`; merged over default.yaml's. */
+      prices: z.record(z.string(), z.strictObject({ input: finite.min(0), output: finite.min(0) })).default({}),
       /** Provider limits per model (`model` or `provider/model`): requests and tokens per minute. */
       limits: z.record(z.string(), z.strictObject({ rpm: finite.positive().optional(), tpm: finite.positive().optional() })).default({}),
       /** The circuit breaker: failures in a row that open it, first cool-down, and when to give up. */

@@ -2,6 +2,8 @@
 import { ConfigError } from '../errors.js';
 import { expandEnv, runSeed, type Config } from '../config.js';
 import type { OpenAIModelOptions } from './openai.js';
+import { stableId } from '../rng.js';
+import { ModelLimiter, limited } from './limiter.js';
 import { createPool, type ModelPool, type PoolEntry } from './pool.js';
 import { createSimModel, type SimOptions } from './sim.js';
 import type { ChatModel } from './types.js';
@@ -41,6 +43,8 @@ export interface ModelFlags {
   readonly distractor?: boolean | undefined;
   /** Build the model of style transfer and query generation too (`query_generation.llm`, falling back to `api`). */
   readonly queries?: boolean | undefined;
+  /** The run's concurrency: each model's adaptive limit stays at or below it. Default 16. */
+  readonly concurrency?: number | undefined;
 }
 
 interface Spec {
@@ -73,6 +77,8 @@ export interface RunModels {
   readonly queries: ModelSettings | undefined;
   /** True when no key was configured and every model is simulated. */
   readonly notices: string[];
+  /** One admission controller per distinct model (provider, model, endpoint, key), shared by all its uses. */
+  readonly limiters: ReadonlyMap<string, ModelLimiter>;
 }
 
 const PLACEHOLDER = /^(|xxx|YOUR_[A-Z_]*HERE)$/;
@@ -240,10 +246,37 @@ export function buildModels(config: Config, flags: ModelFlags, env: NodeJS.Proce
     ...(config.personaflow.sim.retry_after_ms === undefined ? {} : { retryAfterMs: config.personaflow.sim.retry_after_ms }),
   };
   const timeoutMs = (config.api.timeout ?? 120) * 1000;
+  const limiters = new Map<string, ModelLimiter>();
+  const limits = config.personaflow.limits;
+  const breaker = config.personaflow.breaker;
+  /** The same model at the same endpoint with the same key is one provider quota: one limiter. */
+  const limiterFor = (provider: string, model: string, endpoint: Endpoint | undefined): ModelLimiter => {
+    const key = `${provider}/${model}@${endpoint?.baseURL ?? ''}#${stableId(endpoint?.apiKey ?? '', 8)}`;
+    let limiter = limiters.get(key);
+    if (limiter === undefined) {
+      const configured = limits[`${provider}/${model}`] ?? limits[model] ?? {};
+      limiter = new ModelLimiter(`${provider}/${model}`, {
+        rpm: configured.rpm,
+        tpm: configured.tpm,
+        maxConcurrency: flags.concurrency ?? config.interaction_generation.max_workers,
+        breakerThreshold: breaker.threshold,
+        breakerCooldownMs: breaker.cooldown_s * 1000,
+        breakerGiveUpMs: breaker.give_up_s * 1000,
+      });
+      limiters.set(key, limiter);
+    }
+    return limiter;
+  };
   const make = (spec: Spec): ChatModel => {
-    if (simulated || spec.provider === 'sim') return createSimModel({ provider: 'sim', model: spec.model }, simOptions);
+    if (simulated || spec.provider === 'sim') {
+      const model = createSimModel({ provider: 'sim', model: spec.model }, simOptions);
+      return limited(model, limiterFor('sim', spec.model, undefined));
+    }
     const endpoint = endpoints.get(spec) as Endpoint;
-    return lazyOpenAIModel({
+    return limited(lazyModel(spec, endpoint), limiterFor(spec.provider, spec.model, endpoint));
+  };
+  const lazyModel = (spec: Spec, endpoint: Endpoint): ChatModel =>
+    lazyOpenAIModel({
       provider: spec.provider,
       model: spec.model,
       apiKey: endpoint.apiKey ?? 'not-needed',
@@ -252,7 +285,6 @@ export function buildModels(config: Config, flags: ModelFlags, env: NodeJS.Proce
       topP: config.api.inference?.top_p,
       ...(spec.headers === undefined ? {} : { headers: spec.headers }),
     });
-  };
   const entries: PoolEntry[] = assistant.map((spec) => ({ model: make(spec), weight: spec.weight, temperature: spec.temperature, maxCompletionTokens: spec.maxCompletionTokens }));
   let pool: ModelPool;
   try {
@@ -261,5 +293,5 @@ export function buildModels(config: Config, flags: ModelFlags, env: NodeJS.Proce
     throw new ConfigError(`interaction_generation.assistant_model: ${(error as Error).message}`);
   }
   const settings = (spec: Spec): ModelSettings => ({ model: make(spec), temperature: spec.temperature, maxCompletionTokens: spec.maxCompletionTokens });
-  return { pool, user: settings(user), distractor: distractor === undefined ? undefined : settings(distractor), queries: queries === undefined ? undefined : settings(queries), notices };
+  return { pool, user: settings(user), distractor: distractor === undefined ? undefined : settings(distractor), queries: queries === undefined ? undefined : settings(queries), notices, limiters };
 }

@@ -19,11 +19,31 @@ function add(into: Record<string, Totals>, key: string, usage: TokenUsage): void
   totals.call_count += 1;
 }
 
+/** USD per million input and output tokens, by `model` or `provider/model` (the longer key wins). */
+export type PriceTable = Readonly<Record<string, { readonly input: number; readonly output: number }>>;
+
+/** The price of a model: `provider/model` first, then the bare model name; sim is free. */
+export function priceOf(prices: PriceTable, provider: string, model: string): { input: number; output: number } | undefined {
+  if (provider === 'sim') return { input: 0, output: 0 };
+  return prices[`${provider}/${model}`] ?? prices[model];
+}
+
+const costOf = (price: { input: number; output: number }, input: number, output: number): number => (input * price.input + output * price.output) / 1e6;
+
 /**
  * What the run has used, counted per answered call (`call`), so calls of tasks that later fail or are
- * cancelled count too: they were billed. Memory is per model and module, not per interaction.
+ * cancelled count too: they were billed. Memory is per model and module, not per interaction. Cost
+ * comes from a price table; a model without a price is listed as unpriced, never counted as free.
  */
 export class UsageTotals {
+  readonly #prices: PriceTable;
+  #runCost = 0;
+  readonly #unpriced = new Set<string>();
+
+  constructor(prices: PriceTable = {}) {
+    this.#prices = prices;
+  }
+
   readonly byModule: Record<string, Totals> = {};
   readonly byModel: Record<string, Totals> = {};
   interactions = 0;
@@ -36,6 +56,9 @@ export class UsageTotals {
   /** One answered model call. */
   call(module: ModelModule, model: ModelRef, usage: TokenUsage): void {
     this.#calls += 1;
+    const price = priceOf(this.#prices, model.provider, model.model);
+    if (price === undefined) this.#unpriced.add(`${model.provider}/${model.model}`);
+    else this.#runCost += costOf(price, usage.input, usage.output);
     add(this.byModule, module, usage);
     add(this.byModel, `${model.provider}/${model.model}`, usage);
   }
@@ -69,6 +92,34 @@ export class UsageTotals {
     else this.failures += 1;
   }
 
+  /** USD this run has spent on priced models. */
+  get runCost(): number {
+    return this.#runCost;
+  }
+
+  /** Models this run called that have no price. */
+  get unpriced(): readonly string[] {
+    return [...this.#unpriced].sort();
+  }
+
+  /** Cost of everything in the totals (earlier runs into the same directory included), by model. */
+  cost(): { currency: 'USD'; total: number; by_model: Record<string, number>; unpriced_models: string[] } {
+    const byModel: Record<string, number> = {};
+    const unpriced: string[] = [];
+    let total = 0;
+    for (const [key, totals] of Object.entries(this.byModel)) {
+      const slash = key.indexOf('/');
+      const price = priceOf(this.#prices, key.slice(0, slash), key.slice(slash + 1));
+      if (price === undefined) {
+        unpriced.push(key);
+        continue;
+      }
+      byModel[key] = costOf(price, totals.input_tokens, totals.output_tokens);
+      total += byModel[key];
+    }
+    return { currency: 'USD', total, by_model: byModel, unpriced_models: unpriced.sort() };
+  }
+
   /** Calls answered in this run (usage.json also holds earlier runs' into the same directory). */
   get calls(): number {
     return this.#calls;
@@ -94,6 +145,7 @@ export class UsageTotals {
         by_module: this.byModule,
         by_model: this.byModel,
       },
+      cost: this.cost(),
       interactions: this.previousInteractions + this.interactions,
       failures: this.previousFailures + this.failures,
     };

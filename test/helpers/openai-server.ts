@@ -41,6 +41,8 @@ export interface RecordedRequest {
   fault: FaultKind;
   /** The message content it answered with, for replies that had one. */
   reply?: string;
+  /** The usage the server returned with a 200. */
+  usage?: { prompt: number; completion: number };
 }
 
 export type FaultPolicy = ((request: RecordedRequest) => Fault | FaultKind) | readonly (Fault | FaultKind)[];
@@ -57,6 +59,8 @@ export interface FakeOpenAIOptions {
   readonly distractorReply?: (text: string, request: RecordedRequest) => string;
   /** Put the bearer token the client sent into the 401 message (as a careless server might), to test redaction. */
   readonly echoKeyInErrors?: boolean;
+  /** A hard limit: more than this many requests in any 1 s window get 429 with retry-after-ms. */
+  readonly rps?: number;
 }
 
 export interface FakeOpenAIServer {
@@ -185,6 +189,7 @@ const errorBody = (message: string, type: string, code: string | null) => ({ err
 export async function startOpenAIServer(options: FakeOpenAIOptions = {}): Promise<FakeOpenAIServer> {
   const requests: RecordedRequest[] = [];
   const sockets = new Set<Socket>();
+  const accepted: number[] = [];
 
   const decide = (request: RecordedRequest): Fault => {
     const policy = options.faults;
@@ -221,7 +226,20 @@ export async function startOpenAIServer(options: FakeOpenAIOptions = {}): Promis
       return;
     }
     const wrongKey = options.apiKey !== undefined && authorization !== `Bearer ${options.apiKey}`;
-    const fault: Fault = wrongKey ? { kind: 'unauthorized' } : decide(request);
+    let fault: Fault = wrongKey ? { kind: 'unauthorized' } : decide(request);
+    if (fault.kind === 'ok' && options.rps !== undefined) {
+      // Requests accepted in the last second; one more than the limit is refused until the oldest ages out.
+      const now = performance.now();
+      while (accepted.length > 0 && (accepted[0] as number) <= now - 1000) accepted.shift();
+      if (accepted.length >= options.rps) {
+        const wait = Math.ceil((accepted[0] as number) + 1000 - now);
+        request.fault = 'rate_limit';
+        sendJson(response, 429, errorBody('Rate limit reached for requests', 'requests', 'rate_limit_exceeded'), { 'retry-after-ms': String(wait) });
+        return;
+      }
+      accepted.push(now);
+      fault = { kind: 'ok' };
+    }
     request.fault = fault.kind;
     switch (fault.kind) {
       case 'hang':
@@ -258,6 +276,7 @@ export async function startOpenAIServer(options: FakeOpenAIOptions = {}): Promis
         const promptTokens = Math.max(1, Math.ceil(promptChars / 4));
         const completionTokens = Math.max(1, content.split(/\s+/).length);
         const model = (body as ChatBody).model;
+        request.usage = { prompt: promptTokens, completion: completionTokens };
         sendJson(response, 200, {
           id: `chatcmpl-${request.index}`,
           object: 'chat.completion',

@@ -1,0 +1,112 @@
+// End to end: rate limits against a local server with a hard requests-per-second limit, the circuit breaker, exact accounting.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, TEST_KEY, against, runCli } from '../helpers/cli.js';
+import { startOpenAIServer } from '../helpers/openai-server.js';
+
+let dir: string;
+let personas: string;
+const CONVERSATIONS = 40;
+
+beforeAll(async () => {
+  if (!existsSync(join(ROOT, 'dist', 'cli.js'))) spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
+  dir = await mkdtemp(join(tmpdir(), 'personaflow-limits-e2e-'));
+  personas = join(dir, 'personas.ndjson');
+  await writeFile(personas, Array.from({ length: CONVERSATIONS }, (_, i) => JSON.stringify({ persona_id: `p${i}`, queries: [{ query_id: 'q1', original_query: `question number ${i}` }] })).join('\n'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const yaml = async (name: string, text: string): Promise<string> => {
+  const path = join(dir, name);
+  await writeFile(path, text);
+  return path;
+};
+// Two turns: assistant, user simulator, assistant: 3 calls a conversation.
+const TURNS = ['--min-turns', '2', '--max-turns', '2', '--supplement-rounds', '0'];
+
+describe('rate limits', () => {
+  it('with the limit configured, stays under it: at most a small share of requests get 429', async () => {
+    const server = await startOpenAIServer({ apiKey: TEST_KEY, rps: 25 });
+    try {
+      const config = await yaml('known.yaml', 'interaction_generation:\n  max_retries: 6\n  retry_delay: 0.05\npersonaflow:\n  limits:\n    test-model: { rpm: 1500 }\n');
+      const run = await runCli(['generate', personas, '-c', config, ...against(server), ...TURNS, '-j', '16', '--out', join(dir, 'known')]);
+      expect(run.code, run.stderr).toBe(0);
+      const limited = server.requests.filter((r) => r.fault === 'rate_limit').length;
+      expect(server.requests.length).toBeGreaterThanOrEqual(CONVERSATIONS * 3);
+      expect(limited / server.requests.length).toBeLessThan(0.05);
+    } finally {
+      await server.close();
+    }
+  }, 30_000);
+
+  it('with the limit unknown, adapts: every task completes and 429s become rarer as the run goes on', async () => {
+    const server = await startOpenAIServer({ apiKey: TEST_KEY, rps: 25 });
+    try {
+      const config = await yaml('unknown.yaml', 'interaction_generation:\n  max_retries: 10\n  retry_delay: 0.05\npersonaflow:\n  breaker: { threshold: 1000 }\n');
+      const run = await runCli(['generate', personas, '-c', config, ...against(server), ...TURNS, '-j', '32', '--out', join(dir, 'unknown')]);
+      expect(run.code, run.stderr).toBe(0);
+      const interactions = (await readFile(join(dir, 'unknown', 'interactions.ndjson'), 'utf8')).split('\n').filter((l) => l !== '');
+      expect(interactions).toHaveLength(CONVERSATIONS);
+      const share = (part: typeof server.requests): number => part.filter((r) => r.fault === 'rate_limit').length / Math.max(1, part.length);
+      const half = Math.floor(server.requests.length / 2);
+      const first = share(server.requests.slice(0, half));
+      const second = share(server.requests.slice(half));
+      expect(first).toBeGreaterThan(0);
+      expect(second).toBeLessThan(first);
+    } finally {
+      await server.close();
+    }
+  }, 60_000);
+
+  it('a dead server opens the breaker and the run stops early with one clear line, leaving a resumable DIR', async () => {
+    const server = await startOpenAIServer({ apiKey: TEST_KEY, faults: () => 'server_error' });
+    try {
+      const config = await yaml('dead.yaml', 'interaction_generation:\n  max_retries: 2\n  retry_delay: 0.01\npersonaflow:\n  breaker: { threshold: 5, cooldown_s: 0.2, give_up_s: 2 }\n');
+      const started = Date.now();
+      const out = join(dir, 'dead');
+      const run = await runCli(['generate', personas, '-c', config, ...against(server), ...TURNS, '-j', '8', '--out', out]);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(/openai\/test-model: every call failed for \d+ s \(429s, 5xx or timeouts\) and probes did not get through; stopping/);
+      expect(run.stderr).toMatch(/--resume/);
+      // Probes, not every task's retries: far fewer calls than 40 conversations × 3 attempts.
+      expect(server.requests.length).toBeLessThan(40);
+      expect(Date.now() - started).toBeLessThan(15_000);
+      expect(existsSync(join(out, 'run.json'))).toBe(true);
+    } finally {
+      await server.close();
+    }
+  }, 30_000);
+});
+
+describe('accounting', () => {
+  it('usage.json equals the usage the server returned, per module and in total', async () => {
+    const server = await startOpenAIServer({ apiKey: TEST_KEY });
+    try {
+      const out = join(dir, 'accounting');
+      const run = await runCli(['generate', personas, ...against(server), ...TURNS, '--out', out]);
+      expect(run.code, run.stderr).toBe(0);
+      const usage = JSON.parse(await readFile(join(out, 'usage.json'), 'utf8')) as {
+        statistics: { summary: { total_calls: number; total_input_tokens: number; total_output_tokens: number }; by_module: Record<string, { call_count: number; input_tokens: number }> };
+        cost: { unpriced_models: string[] };
+      };
+      const answered = server.requests.filter((r) => r.usage !== undefined);
+      expect(usage.statistics.summary).toMatchObject({
+        total_calls: answered.length,
+        total_input_tokens: answered.reduce((sum, r) => sum + (r.usage?.prompt ?? 0), 0),
+        total_output_tokens: answered.reduce((sum, r) => sum + (r.usage?.completion ?? 0), 0),
+      });
+      const bySimulator = answered.filter((r) => r.role === 'user_simulator');
+      expect(usage.statistics.by_module.user_simulator).toMatchObject({ call_count: bySimulator.length, input_tokens: bySimulator.reduce((sum, r) => sum + (r.usage?.prompt ?? 0), 0) });
+      // test-model has no price: listed, not counted as free.
+      expect(usage.cost.unpriced_models).toEqual(['openai/test-model']);
+    } finally {
+      await server.close();
+    }
+  }, 30_000);
+});

@@ -1,0 +1,217 @@
+// The per-model limiter in virtual time: token buckets, adaptive concurrency, Retry-After pause, circuit breaker.
+import { fc, test } from '@fast-check/vitest';
+import { VirtualTimeScheduler, firstValueFrom } from 'rxjs';
+import { describe, expect, it } from 'vitest';
+import { FatalError, ModelError } from '../../src/errors.js';
+import { ModelLimiter, TokenBucket, estimateTokens, limited, type Permit } from '../../src/models/limiter.js';
+import type { ChatModel } from '../../src/models/types.js';
+
+/** A limiter on virtual time, and a log of when each acquire was granted. */
+function setup(options: Partial<ConstructorParameters<typeof ModelLimiter>[1]> = {}) {
+  const scheduler = new VirtualTimeScheduler();
+  const limiter = new ModelLimiter('sim/test', { maxConcurrency: 4, ...options, scheduler });
+  const granted: Array<{ id: number; at: number; permit: Permit }> = [];
+  const errors: Array<{ id: number; error: unknown }> = [];
+  const acquire = (id: number, tokens = 10, at = 0): void => {
+    scheduler.schedule(() => {
+      limiter.acquire(tokens).subscribe({ next: (permit) => granted.push({ id, at: scheduler.now(), permit }), error: (error: unknown) => errors.push({ id, error }) });
+    }, at);
+  };
+  const at = (delay: number, work: () => void): void => void scheduler.schedule(work, delay);
+  const permitOf = (id: number): Permit => {
+    const found = granted.find((g) => g.id === id);
+    if (found === undefined) throw new Error(`acquire ${id} was not granted`);
+    return found.permit;
+  };
+  return { scheduler, limiter, granted, errors, acquire, at, permitOf, run: () => scheduler.flush() };
+}
+
+describe('TokenBucket', () => {
+  it("holds one second's worth, starts with one call's room, refills continuously, and says how long to wait", () => {
+    const bucket = new TokenBucket(600, 0);
+    expect(bucket.capacity).toBe(10);
+    expect(bucket.waitFor(1, 0)).toBe(0);
+    bucket.take(1, 0);
+    expect(bucket.waitFor(1, 0)).toBe(100);
+    expect(bucket.waitFor(1, 100)).toBe(0);
+    // Overdrawn by a call that used more than estimated: the next one waits for the refill.
+    bucket.adjust(30, 100);
+    expect(bucket.waitFor(1, 100)).toBe(3000);
+    // A call bigger than a second's worth waits for a full bucket (not for ever), then goes and overdraws.
+    expect(new TokenBucket(600, 0).waitFor(50, 0)).toBe(900);
+  });
+
+  test.prop([fc.integer({ min: 1, max: 10_000 }), fc.array(fc.tuple(fc.integer({ min: 1, max: 500 }), fc.integer({ min: 0, max: 5000 })), { maxLength: 30 })])(
+    'never grants more than capacity + refill over any stretch of time',
+    (capacity, steps) => {
+      const bucket = new TokenBucket(capacity, 0);
+      let now = 0;
+      let taken = 0;
+      for (const [amount, gap] of steps) {
+        now += gap;
+        const wait = bucket.waitFor(amount, now);
+        now += wait;
+        expect(bucket.waitFor(amount, now)).toBe(0);
+        bucket.take(amount, now);
+        taken += amount;
+        expect(taken).toBeLessThanOrEqual(capacity / 60 + (now * capacity) / 60_000 + amount);
+      }
+    },
+  );
+});
+
+describe('ModelLimiter', () => {
+  it('spaces calls to the requests-per-minute limit', () => {
+    const t = setup({ rpm: 2, maxConcurrency: 10 });
+    for (let i = 0; i < 4; i += 1) t.acquire(i);
+    t.at(1, () => {
+      for (const g of t.granted) g.permit.release({ ok: true });
+    });
+    t.run();
+    // One at once, then one every 30 s: no burst of a minute's worth.
+    expect(t.granted.map((g) => [g.id, g.at])).toEqual([[0, 0], [1, 30_000], [2, 60_000], [3, 90_000]]);
+  });
+
+  it('holds calls back by tokens per minute, estimated first and corrected by the real usage', () => {
+    // 1,000 tokens a second, one token of room at the start.
+    const t = setup({ tpm: 60_000, maxConcurrency: 10 });
+    t.acquire(0, 800);
+    t.acquire(1, 800, 800);
+    // The first call used only 200 tokens: 600 come back at t=801, so the second waits 198 ms, not 799.
+    t.at(801, () => t.permitOf(0).release({ ok: true, tokens: 200 }));
+    t.run();
+    expect(t.granted.map((g) => [g.id, g.at])).toEqual([[0, 799], [1, 999]]);
+  });
+
+  it('lets at most `limit` calls in flight, halves on overload and grows back by one per limit successes', () => {
+    const t = setup({ maxConcurrency: 4 });
+    for (let i = 0; i < 6; i += 1) t.acquire(i);
+    t.run();
+    expect(t.granted.map((g) => g.id)).toEqual([0, 1, 2, 3]);
+    expect(t.limiter.state).toMatchObject({ limit: 4, inFlight: 4, waiting: 2 });
+    t.permitOf(0).release({ ok: false, overloaded: true });
+    // Limit 2 with 3 still in flight: nobody new goes.
+    expect(t.limiter.state).toMatchObject({ limit: 2, inFlight: 3, waiting: 2 });
+    t.permitOf(1).release({ ok: true });
+    t.permitOf(2).release({ ok: true });
+    // One in flight under a limit that has grown back to 3 (2 successes at limit 2): two more go.
+    expect(t.limiter.state.limit).toBe(3);
+    expect(t.granted.map((g) => g.id)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(t.limiter.state.inFlight).toBe(3);
+  });
+
+  test.prop([fc.array(fc.constantFrom('ok', 'overload', 'fail'), { maxLength: 200 }), fc.integer({ min: 1, max: 64 })])(
+    'keeps the limit within [1, maxConcurrency] whatever the outcomes',
+    (outcomes, max) => {
+      const t = setup({ maxConcurrency: max, breakerThreshold: 1_000_000 });
+      for (const [i, outcome] of outcomes.entries()) {
+        t.acquire(i);
+        t.run();
+        const permit = t.granted.find((g) => g.id === i)?.permit;
+        permit?.release(outcome === 'ok' ? { ok: true } : { ok: false, overloaded: outcome === 'overload' });
+        expect(t.limiter.state.limit).toBeGreaterThanOrEqual(1);
+        expect(t.limiter.state.limit).toBeLessThanOrEqual(max);
+        expect(t.limiter.state.inFlight).toBeLessThanOrEqual(Math.max(1, t.limiter.state.limit) + max);
+      }
+    },
+  );
+
+  it('makes every caller wait out a Retry-After, not only the one that got it', () => {
+    const t = setup({ maxConcurrency: 8, breakerThreshold: 100 });
+    t.acquire(0);
+    t.at(10, () => t.permitOf(0).release({ ok: false, overloaded: true, retryAfterMs: 1000 }));
+    t.acquire(1, 10, 20);
+    t.acquire(2, 10, 500);
+    t.run();
+    expect(t.granted.map((g) => [g.id, g.at])).toEqual([[0, 0], [1, 1010], [2, 1010]]);
+  });
+
+  it('opens the breaker after failures in a row, probes one call at a time, and closes on success', () => {
+    const t = setup({ maxConcurrency: 4, breakerThreshold: 3, breakerCooldownMs: 1000 });
+    for (let i = 0; i < 3; i += 1) t.acquire(i);
+    t.at(5, () => {
+      for (let i = 0; i < 3; i += 1) t.permitOf(i).release({ ok: false, overloaded: true });
+    });
+    for (let i = 3; i < 6; i += 1) t.acquire(i, 10, 6);
+    t.run();
+    expect(t.limiter.state.breaker).toBe('half-open');
+    // Nothing during the cool-down; then a single probe.
+    expect(t.granted.filter((g) => g.id >= 3).map((g) => [g.id, g.at])).toEqual([[3, 1005]]);
+    t.permitOf(3).release({ ok: true });
+    expect(t.limiter.state.breaker).toBe('closed');
+    expect(t.granted.map((g) => g.id)).toEqual([0, 1, 2, 3, 4, 5]);
+  });
+
+  it('gives up with a FatalError when probes keep failing past give_up', () => {
+    const t = setup({ maxConcurrency: 1, breakerThreshold: 1, breakerCooldownMs: 1000, breakerGiveUpMs: 10_000 });
+    for (let i = 0; i < 6; i += 1) t.acquire(i);
+    // Every call fails 1 ms after it is granted: opens at 1, probes at 1001, 3002, 7003, then gives up.
+    const failing = (): void => {
+      for (const g of t.granted.splice(0)) t.at(1, () => g.permit.release({ ok: false, overloaded: true }));
+    };
+    for (let ms = 0; ms < 30_000; ms += 1) t.at(ms, failing);
+    t.run();
+    expect(t.errors.length).toBeGreaterThan(0);
+    expect(t.errors.every((e) => e.error instanceof FatalError)).toBe(true);
+    expect(String((t.errors[0]?.error as Error).message)).toMatch(/sim\/test: every call failed for \d+ s/);
+    // Once dead, new callers are refused at once.
+    let refused: unknown;
+    t.limiter.acquire(1).subscribe({ error: (error: unknown) => (refused = error) });
+    expect(refused).toBeInstanceOf(FatalError);
+  });
+
+  it('forgets a caller that gives up its place in line', () => {
+    const t = setup({ maxConcurrency: 1 });
+    t.acquire(0);
+    t.run();
+    const subscription = t.limiter.acquire(1).subscribe(() => t.granted.push({ id: 99, at: 0, permit: { release: () => undefined } }));
+    expect(t.limiter.state.waiting).toBe(1);
+    subscription.unsubscribe();
+    expect(t.limiter.state.waiting).toBe(0);
+    t.permitOf(0).release({ ok: true });
+    expect(t.granted.map((g) => g.id)).toEqual([0]);
+  });
+});
+
+describe('limited', () => {
+  const model = (complete: ChatModel['complete']): ChatModel => ({ provider: 'sim', model: 'm', complete });
+
+  it('tells the limiter what happened: tokens, overloads and Retry-After', async () => {
+    const limiter = new ModelLimiter('sim/m', { maxConcurrency: 4 });
+    const ok = limited(model(() => Promise.resolve({ content: 'hi', usage: { input: 5, output: 7 } })), limiter);
+    await ok.complete({ module: 'assistant', messages: [{ role: 'user', content: 'x' }] }, new AbortController().signal);
+    expect(limiter.state).toMatchObject({ inFlight: 0, limit: 4 });
+    const rateLimited = limited(model(() => Promise.reject(new ModelError('rate_limit', '429', { status: 429, retryAfterMs: 50 }))), limiter);
+    await expect(rateLimited.complete({ module: 'assistant', messages: [] }, new AbortController().signal)).rejects.toMatchObject({ kind: 'rate_limit' });
+    expect(limiter.state.limit).toBe(2);
+    expect(limiter.state.pausedForMs).toBeGreaterThan(0);
+  });
+
+  it('aborts a call still waiting for its permit, without calling the model', async () => {
+    const limiter = new ModelLimiter('sim/m', { maxConcurrency: 1 });
+    let calls = 0;
+    let finish: (() => void) | undefined;
+    const slow = limited(
+      model(() => {
+        calls += 1;
+        return new Promise((resolve) => (finish = () => resolve({ content: 'x', usage: { input: 1, output: 1 } })));
+      }),
+      limiter,
+    );
+    const first = slow.complete({ module: 'assistant', messages: [] }, new AbortController().signal);
+    const controller = new AbortController();
+    const second = slow.complete({ module: 'assistant', messages: [] }, controller.signal);
+    controller.abort();
+    await expect(second).rejects.toMatchObject({ kind: 'aborted' });
+    expect(limiter.state.waiting).toBe(0);
+    finish?.();
+    await first;
+    expect(calls).toBe(1);
+  });
+
+  it('estimates a call as prompt characters / 4 plus its completion budget', async () => {
+    expect(estimateTokens({ module: 'assistant', messages: [{ role: 'user', content: 'x'.repeat(400) }], maxCompletionTokens: 50 })).toBe(150);
+    expect(estimateTokens({ module: 'assistant', messages: [] })).toBe(256);
+    expect(await firstValueFrom(new ModelLimiter('a', { maxConcurrency: 1 }).acquire(1))).toHaveProperty('release');
+  });
+});
