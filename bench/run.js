@@ -54,7 +54,7 @@ async function repeat(n, fn) {
 
 /** Starts bench/server.js in its own process. */
 async function startServer(options) {
-  const child = spawn(process.execPath, [join(ROOT, 'bench', 'server.js'), '--latency', String(options.latency), '--rate429', String(options.rate429 ?? 0), '--turns', String(options.turns)], {
+  const child = spawn(process.execPath, [join(ROOT, 'bench', 'server.js'), '--latency', String(options.latency), '--rate429', String(options.rate429 ?? 0), '--turns', String(options.turns), ...(options.rps === undefined ? [] : ['--rps', String(options.rps)])], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const [line] = await once(child.stdout.setEncoding('utf8'), 'data');
@@ -196,7 +196,41 @@ async function memory() {
   return rows;
 }
 
-// ---------------------------------------------------------------- 5. resume
+// ---------------------------------------------------------------- 5. a hard rate limit
+
+/** Achieved accepted-request rate ÷ the server's limit, and the share of requests refused with 429. */
+async function rateLimit() {
+  const limit = 200;
+  const latency = 50;
+  const concurrency = 64;
+  const conversations = QUICK ? 300 : 1200;
+  const input = await personaFile(join(work, `ratelimit-${conversations}.ndjson`), conversations);
+  const known = join(work, 'ratelimit-known.yaml');
+  await writeFile(known, `personaflow:\n  limits:\n    bench: { rpm: ${limit * 60} }\n`);
+  const server = await startServer({ latency, turns: 3, rps: limit });
+  log(`rate limit: server allows ${limit} requests/s, L=${latency} ms, C=${concurrency}, ${conversations} conversations, ${RUNS} runs each`);
+  const rows = [];
+  const variants = [
+    ['personaflow, limit configured', (i) => [BIN, 'generate', input, '-c', known, '--provider', 'openai', '--base-url', server.baseURL, '--model', 'bench', '-j', String(concurrency), ...TURN_ARGS, '--supplement-rounds', '0']],
+    ['personaflow, limit unknown (adaptive)', () => [BIN, 'generate', input, '--provider', 'openai', '--base-url', server.baseURL, '--model', 'bench', '-j', String(concurrency), ...TURN_ARGS, '--supplement-rounds', '0']],
+    ['plain script (SDK retries)', () => [join(ROOT, 'bench', 'plain-script.js'), input, '--base-url', server.baseURL, '--concurrency', String(concurrency), '--turns', '3']],
+  ];
+  for (const [name, args] of variants) {
+    const runs = await repeat(RUNS, async (i) => {
+      await server.reset();
+      const run = await measure(args(i));
+      const counts = await server.stats();
+      const total = counts.ok + counts.limited;
+      const failed = Number(/(\d+) failures/.exec(run.stderr)?.[1] ?? NaN);
+      return { utilisation: steadyRate(counts.done) / limit, wasted: counts.limited / Math.max(1, total), failed, wallS: run.wallS };
+    });
+    rows.push({ name, utilisation: stats(runs.map((r) => r.utilisation)), wasted: stats(runs.map((r) => r.wasted)), failed: stats(runs.map((r) => r.failed)), wallS: stats(runs.map((r) => r.wallS)) });
+  }
+  await server.close();
+  return { limit, latencyMs: latency, concurrency, conversations, rows };
+}
+
+// ---------------------------------------------------------------- 6. resume
 
 async function resume() {
   const lines = QUICK ? 30_000 : 1_000_000;
@@ -286,7 +320,21 @@ function markdown(results) {
     '',
     `Largest ÷ smallest peak RSS: ${(mem.at(-1).peakRssMiB.median / mem[0].peakRssMiB.median).toFixed(2)}.`,
     '',
-    '## 5. Resume',
+    '## 5. Against a hard rate limit',
+    '',
+    ...(results.rateLimit === undefined
+      ? ['Not measured in this run.', '']
+      : [
+          `bench/server.js refuses a request with 429 (and retry-after-ms) when ${results.rateLimit.limit} were accepted in the last second; L = ${results.rateLimit.latencyMs} ms,`,
+          `C = ${results.rateLimit.concurrency}, ${results.rateLimit.conversations} conversations of 5 calls (C / L would be ${Math.round((results.rateLimit.concurrency * 1000) / results.rateLimit.latencyMs)} requests/s). Utilisation = accepted requests/s over the`,
+          'middle 80% ÷ the limit; wasted = share of all requests that got 429.',
+          '',
+          '| client | utilisation | wasted on 429s | failed conversations | wall (s) |',
+          '| --- | --- | --- | --- | --- |',
+          ...results.rateLimit.rows.map((r) => `| ${r.name} | ${fmt(r.utilisation, 2)} | ${fmt(r.wasted, 3)} | ${fmt(r.failed)} | ${fmt(r.wallS, 1)} |`),
+          '',
+        ]),
+    '## 6. Resume',
     '',
     ...(results.resume === undefined
       ? ['Not measured in this run.', '']
@@ -319,7 +367,7 @@ try {
   const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
   const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
   const machine = { date: new Date().toISOString(), commit: `${commit}${dirty ? ' (with uncommitted changes)' : ''}`, node: process.version, cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', quick: QUICK };
-  const results = { machine, engine: await engineOverhead(), little: await littlesLaw(), plain: await plainScript(), mem: await memory(), resume: await resume() };
+  const results = { machine, engine: await engineOverhead(), little: await littlesLaw(), plain: await plainScript(), mem: await memory(), rateLimit: await rateLimit(), resume: await resume() };
   const out = QUICK ? join(work, 'RESULTS') : join(ROOT, 'bench', 'RESULTS');
   await writeFile(`${out}.json`, `${JSON.stringify(results, null, 2)}\n`);
   await writeFile(`${out}.md`, markdown(results));

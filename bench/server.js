@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Benchmark server: a lean OpenAI-compatible chat endpoint on 127.0.0.1 with a fixed latency and optional 429s.
 // Runs as its own process so that it does not share an event loop with the client being measured.
-//   node bench/server.js --latency 50 --rate429 0.1 --turns 3
+//   node bench/server.js --latency 50 --rate429 0.1 --turns 3 [--rps 200]
+// --rps N: a hard limit like a provider's: a request arriving when N were accepted in the last second
+// gets 429 at once, with retry-after-ms until the oldest of those ages out.
 // Prints `{"port": N}` on stdout once listening. GET /stats returns the counts and completion times;
 // POST /reset clears them. The simulated user stops after `--turns` assistant answers.
 import { createServer } from 'node:http';
@@ -13,8 +15,12 @@ const { values } = parseArgs({
     rate429: { type: 'string', default: '0' },
     'retry-after-ms': { type: 'string', default: '250' },
     turns: { type: 'string', default: '3' },
+    rps: { type: 'string' },
   },
 });
+const rps = values.rps === undefined ? undefined : Number(values.rps);
+/** Arrival times of the requests accepted in the last second (--rps). */
+let accepted = [];
 const latency = Number(values.latency);
 const rate429 = Number(values.rate429);
 const retryAfterMs = values['retry-after-ms'];
@@ -69,6 +75,7 @@ const server = createServer((request, response) => {
     ok = 0;
     limited = 0;
     done = [];
+    accepted = [];
     peakInFlight = 0;
     lcg = 12345;
     request.resume();
@@ -78,6 +85,17 @@ const server = createServer((request, response) => {
   const chunks = [];
   request.on('data', (chunk) => chunks.push(chunk));
   request.on('end', () => {
+    if (rps !== undefined) {
+      const now = performance.now();
+      while (accepted.length > 0 && accepted[0] <= now - 1000) accepted.shift();
+      if (accepted.length >= rps) {
+        limited += 1;
+        response.writeHead(429, { 'content-type': 'application/json', 'retry-after-ms': String(Math.ceil(accepted[0] + 1000 - now)) });
+        response.end('{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}');
+        return;
+      }
+      accepted.push(now);
+    }
     inFlight += 1;
     peakInFlight = Math.max(peakInFlight, inFlight);
     setTimeout(() => {

@@ -10,7 +10,7 @@ export interface LimiterOptions {
   readonly tpm?: number | undefined;
   /** Calls in flight at most (the run's --concurrency); the adaptive limit never goes above it. */
   readonly maxConcurrency: number;
-  /** Consecutive overload failures (429, 5xx, timeouts) that open the breaker. Default 8. */
+  /** Failures in a row (429, 5xx, timeouts), with no success for a cool-down's length, that open the breaker. Default 8. */
   readonly breakerThreshold?: number;
   /** First pause when the breaker opens, doubled on each failed probe up to 60 s. Default 5 s. */
   readonly breakerCooldownMs?: number;
@@ -18,6 +18,16 @@ export interface LimiterOptions {
   readonly breakerGiveUpMs?: number;
   readonly scheduler?: SchedulerLike;
 }
+
+/** Share of a configured limit the buckets aim at. */
+export const SAFETY = 0.95;
+
+/**
+ * A Retry-After at least this long pauses every call to the model (the provider says: back off, e.g. a
+ * quota that resets); a shorter one (a window that reopens in a few hundred ms) only delays the call
+ * that got it, since pausing everyone for each of those would leave the limit mostly unused.
+ */
+export const SHARED_PAUSE_MIN_MS = 1000;
 
 /** What a finished call tells the limiter. */
 export interface CallResult {
@@ -102,8 +112,8 @@ export class TokenBucket {
  * is running, and (4) the circuit breaker is not open. The limit starts at `maxConcurrency`, grows by one
  * per `limit` successes (additive increase) and halves on a 429 or a 503/529 overload (multiplicative
  * decrease); other failures (500, timeouts) count only towards the breaker.
- * A Retry-After from any call pauses new calls for all, so retries do not arrive as a herd. After
- * `breakerThreshold` overload failures in a row the breaker opens: no calls for a cool-down, then one
+ * A long Retry-After (≥ 1 s) from any call pauses new calls for all, so retries do not arrive as a herd. After
+ * `breakerThreshold` failures in a row and no success for a cool-down's length the breaker opens: no calls for a cool-down, then one
  * probe; a model that stays down past `breakerGiveUpMs` fails the waiting calls with a FatalError.
  */
 export class ModelLimiter {
@@ -119,6 +129,7 @@ export class ModelLimiter {
   #timer: Subscription | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
   #failuresInARow = 0;
+  #lastSuccess: number;
   #breaker: 'closed' | 'open' | 'half-open' = 'closed';
   #openSince = 0;
   #cooldown: number;
@@ -132,10 +143,13 @@ export class ModelLimiter {
     this.#options = options;
     this.#scheduler = options.scheduler ?? asyncScheduler;
     const now = this.#scheduler.now();
-    this.#requests = options.rpm === undefined ? undefined : new TokenBucket(options.rpm, now);
-    this.#tokens = options.tpm === undefined ? undefined : new TokenBucket(options.tpm, now);
+    // 95% of a configured limit: the provider counts arrivals, and sends that leave exactly on the limit
+    // arrive with jitter, which earns 429s at the edge of its window.
+    this.#requests = options.rpm === undefined ? undefined : new TokenBucket(options.rpm * SAFETY, now);
+    this.#tokens = options.tpm === undefined ? undefined : new TokenBucket(options.tpm * SAFETY, now);
     this.#limit = options.maxConcurrency;
     this.#cooldown = options.breakerCooldownMs ?? 5000;
+    this.#lastSuccess = now;
   }
 
   get state(): LimiterState {
@@ -229,9 +243,10 @@ export class ModelLimiter {
         this.#inFlight -= 1;
         const now = this.#scheduler.now();
         if (result.tokens !== undefined) this.#tokens?.adjust(result.tokens - estimated, now);
-        if (result.retryAfterMs !== undefined && result.retryAfterMs > 0) this.#pausedUntil = Math.max(this.#pausedUntil, now + result.retryAfterMs);
+        if (result.retryAfterMs !== undefined && result.retryAfterMs >= SHARED_PAUSE_MIN_MS) this.#pausedUntil = Math.max(this.#pausedUntil, now + result.retryAfterMs);
         if (result.ok) {
           this.#failuresInARow = 0;
+          this.#lastSuccess = now;
           if (this.#breaker !== 'closed') {
             this.#breaker = 'closed';
             this.#cooldown = this.#options.breakerCooldownMs ?? 5000;
@@ -248,7 +263,10 @@ export class ModelLimiter {
             this.#credit = 0;
           }
           this.#failuresInARow += 1;
-          if (this.#breaker === 'half-open' || this.#failuresInARow >= (this.#options.breakerThreshold ?? 8)) this.#open(now);
+          // Failures in a row *and* no success for a cool-down's length: a burst of 429s from calls that
+          // were in flight together at the edge of a rate window is not a failing model.
+          const failing = this.#failuresInARow >= (this.#options.breakerThreshold ?? 8) && now - this.#lastSuccess >= (this.#options.breakerCooldownMs ?? 5000);
+          if (this.#breaker === 'half-open' || failing) this.#open(now);
         }
         this.#pump();
       },

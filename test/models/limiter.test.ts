@@ -3,7 +3,7 @@ import { fc, test } from '@fast-check/vitest';
 import { VirtualTimeScheduler, firstValueFrom } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { FatalError, ModelError } from '../../src/errors.js';
-import { ModelLimiter, TokenBucket, estimateTokens, limited, type Permit } from '../../src/models/limiter.js';
+import { ModelLimiter, SAFETY, TokenBucket, estimateTokens, limited, type Permit } from '../../src/models/limiter.js';
 import type { ChatModel } from '../../src/models/types.js';
 
 /** A limiter on virtual time, and a log of when each acquire was granted. */
@@ -62,19 +62,20 @@ describe('TokenBucket', () => {
 
 describe('ModelLimiter', () => {
   it('spaces calls to the requests-per-minute limit', () => {
-    const t = setup({ rpm: 2, maxConcurrency: 10 });
+    // Configured limits are aimed at with a 5% margin: 2 / SAFETY a minute configured is 2 a minute sent.
+    const t = setup({ rpm: 2 / SAFETY, maxConcurrency: 10 });
     for (let i = 0; i < 4; i += 1) t.acquire(i);
     t.at(1, () => {
       for (const g of t.granted) g.permit.release({ ok: true });
     });
     t.run();
-    // One at once, then one every 30 s: no burst of a minute's worth.
-    expect(t.granted.map((g) => [g.id, g.at])).toEqual([[0, 0], [1, 30_000], [2, 60_000], [3, 90_000]]);
+    // One at once, then one every 30 s (to the millisecond): no burst of a minute's worth.
+    expect(t.granted.map((g) => [g.id, Math.round(g.at / 10) * 10])).toEqual([[0, 0], [1, 30_000], [2, 60_000], [3, 90_000]]);
   });
 
   it('holds calls back by tokens per minute, estimated first and corrected by the real usage', () => {
     // 1,000 tokens a second, one token of room at the start.
-    const t = setup({ tpm: 60_000, maxConcurrency: 10 });
+    const t = setup({ tpm: 60_000 / SAFETY, maxConcurrency: 10 });
     t.acquire(0, 800);
     t.acquire(1, 800, 800);
     // The first call used only 200 tokens: 600 come back at t=801, so the second waits 198 ms, not 799.
@@ -126,30 +127,38 @@ describe('ModelLimiter', () => {
     expect(t.granted.map((g) => [g.id, g.at])).toEqual([[0, 0], [1, 1010], [2, 1010]]);
   });
 
-  it('opens the breaker after failures in a row, probes one call at a time, and closes on success', () => {
+  it('opens the breaker after failures in a row with no success for a cool-down, probes one call at a time, and closes on success', () => {
     const t = setup({ maxConcurrency: 4, breakerThreshold: 3, breakerCooldownMs: 1000 });
-    for (let i = 0; i < 3; i += 1) t.acquire(i);
+    for (let i = 0; i < 6; i += 1) t.acquire(i);
+    // Three failures in a row soon after the start (the last success, or the start, less than a cool-down ago): still closed.
     t.at(5, () => {
-      for (let i = 0; i < 3; i += 1) t.permitOf(i).release({ ok: false, overloaded: true });
+      for (let i = 0; i < 3; i += 1) t.permitOf(i).release({ ok: false, failing: true });
     });
-    for (let i = 3; i < 6; i += 1) t.acquire(i, 10, 6);
+    t.at(6, () => expect(t.limiter.state.breaker).toBe('closed'));
+    // More failures once a cool-down has passed without a success: open, and a pause for everyone.
+    t.at(1500, () => {
+      for (let i = 3; i < 6; i += 1) t.permitOf(i).release({ ok: false, failing: true });
+      expect(t.limiter.state.breaker).toBe('open');
+    });
+    for (let i = 6; i < 9; i += 1) t.acquire(i, 10, 1501);
     t.run();
     expect(t.limiter.state.breaker).toBe('half-open');
     // Nothing during the cool-down; then a single probe.
-    expect(t.granted.filter((g) => g.id >= 3).map((g) => [g.id, g.at])).toEqual([[3, 1005]]);
-    t.permitOf(3).release({ ok: true });
+    expect(t.granted.filter((g) => g.id >= 6).map((g) => [g.id, g.at])).toEqual([[6, 2500]]);
+    t.permitOf(6).release({ ok: true });
     expect(t.limiter.state.breaker).toBe('closed');
-    expect(t.granted.map((g) => g.id)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(t.granted.map((g) => g.id)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
   });
 
   it('gives up with a FatalError when probes keep failing past give_up', () => {
     const t = setup({ maxConcurrency: 1, breakerThreshold: 1, breakerCooldownMs: 1000, breakerGiveUpMs: 10_000 });
-    for (let i = 0; i < 6; i += 1) t.acquire(i);
-    // Every call fails 1 ms after it is granted: opens at 1, probes at 1001, 3002, 7003, then gives up.
+    for (let i = 0; i < 500; i += 1) t.acquire(i);
+    // Every call fails soon after it is granted: after a cool-down without a success the breaker opens,
+    // probes after 1, 2, 4, 8 s keep failing, and past give_up the calls still waiting fail.
     const failing = (): void => {
       for (const g of t.granted.splice(0)) t.at(1, () => g.permit.release({ ok: false, overloaded: true }));
     };
-    for (let ms = 0; ms < 30_000; ms += 1) t.at(ms, failing);
+    for (let ms = 0; ms < 40_000; ms += 10) t.at(ms, failing);
     t.run();
     expect(t.errors.length).toBeGreaterThan(0);
     expect(t.errors.every((e) => e.error instanceof FatalError)).toBe(true);
@@ -181,7 +190,7 @@ describe('limited', () => {
     const ok = limited(model(() => Promise.resolve({ content: 'hi', usage: { input: 5, output: 7 } })), limiter);
     await ok.complete({ module: 'assistant', messages: [{ role: 'user', content: 'x' }] }, new AbortController().signal);
     expect(limiter.state).toMatchObject({ inFlight: 0, limit: 4 });
-    const rateLimited = limited(model(() => Promise.reject(new ModelError('rate_limit', '429', { status: 429, retryAfterMs: 50 }))), limiter);
+    const rateLimited = limited(model(() => Promise.reject(new ModelError('rate_limit', '429', { status: 429, retryAfterMs: 1500 }))), limiter);
     await expect(rateLimited.complete({ module: 'assistant', messages: [] }, new AbortController().signal)).rejects.toMatchObject({ kind: 'rate_limit' });
     expect(limiter.state.limit).toBe(2);
     expect(limiter.state.pausedForMs).toBeGreaterThan(0);
