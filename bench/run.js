@@ -211,7 +211,7 @@ async function rateLimit() {
   log(`rate limit: server allows ${limit} requests/s, L=${latency} ms, C=${concurrency}, ${conversations} conversations, ${RUNS} runs each`);
   const rows = [];
   const variants = [
-    ['personaflow, limit configured', (i) => [BIN, 'generate', input, '-c', known, '--provider', 'openai', '--base-url', server.baseURL, '--model', 'bench', '-j', String(concurrency), ...TURN_ARGS, '--supplement-rounds', '0']],
+    ['personaflow, limit configured', () => [BIN, 'generate', input, '-c', known, '--provider', 'openai', '--base-url', server.baseURL, '--model', 'bench', '-j', String(concurrency), ...TURN_ARGS, '--supplement-rounds', '0']],
     ['personaflow, limit unknown (adaptive)', () => [BIN, 'generate', input, '--provider', 'openai', '--base-url', server.baseURL, '--model', 'bench', '-j', String(concurrency), ...TURN_ARGS, '--supplement-rounds', '0']],
     ['plain script (SDK retries)', () => [join(ROOT, 'bench', 'plain-script.js'), input, '--base-url', server.baseURL, '--concurrency', String(concurrency), '--turns', '3']],
   ];
