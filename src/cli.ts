@@ -16,6 +16,7 @@ import { generate } from './pipeline.js';
 import { DirSink, outputIn } from './sinks/dir.js';
 import { readOutput, type OutputState, type RunRecord } from './sinks/resume.js';
 import { BrokenPipeError, streamWriter } from './sinks/stdout.js';
+import { figures, formatLine, type ProgressSource } from './sinks/progress.js';
 import { UsageTotals, priceOf } from './sinks/usage.js';
 import { openInput } from './streams/ndjson.js';
 import { stoppable } from './streams/pull.js';
@@ -24,7 +25,11 @@ import { readTasks } from './streams/personas.js';
 import { readTexts } from './streams/texts.js';
 import { interactionId, type Outcome, type Task } from './types.js';
 
+/** The live progress line, when one is shown: cleared before any other line goes to stderr. */
+let live: { clear(): void } | undefined;
+
 const say = (message: string): void => {
+  live?.clear();
   process.stderr.write(`personaflow: ${message}\n`);
 };
 
@@ -55,6 +60,7 @@ interface GenerateFlags {
   resume?: boolean;
   retryFailed?: boolean;
   maxCost?: number;
+  progress?: 'json';
 }
 
 type NoiseMode = 'off' | 'rules' | 'semantic';
@@ -91,6 +97,7 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
   let warnings = 0;
   const warn = (message: string): void => {
     warnings += 1;
+    live?.clear();
     if (warnings <= MAX_WARNINGS) process.stderr.write(`${message}\n`);
     else if (warnings === MAX_WARNINGS + 1) say(`more bad lines follow; only the count is reported from here on`);
   };
@@ -163,6 +170,15 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
       yield task;
     }
   }
+  const display = await startProgress(flags, {
+    interactions: () => totals.interactions,
+    failures: () => totals.failures,
+    retries: () => retries,
+    tokens: () => totals.runTokens,
+    cost: () => (totals.unpriced.length === 0 ? totals.runCost : undefined),
+    input: inputProgress(file, input.stream),
+    limiters: () => new Map([...models.limiters].map(([key, limiter]) => [key, { name: limiter.name, state: limiter.state }])),
+  });
   const finished = new Promise<{ error?: unknown; interrupted?: boolean }>((resolve) => {
     const subscription: Subscription = generate(
       counted(stoppable(tasks, () => stopping || overBudget())),
@@ -218,6 +234,7 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
     process.on('SIGTERM', onSignal);
   });
   const result = await finished;
+  display.stop();
   clearTimeout(grace);
   await queries.dataset?.close();
   // Only our own handlers: a program embedding the CLI may have its own.
@@ -301,6 +318,46 @@ function explainChange(before: RunRecord, now: RunRecord): string {
     .filter((key) => JSON.stringify(before.settings[key]) !== JSON.stringify(now.settings[key]))
     .map((key) => `${key} ${JSON.stringify(before.settings[key] ?? null)} → ${JSON.stringify(now.settings[key] ?? null)}`);
   return changes.length > 0 ? `it was written with other settings (${changes.join(', ')})` : 'it was written with another configuration (the config file changed)';
+}
+
+/** How much of a file input has been read (stdin has no size: undefined). */
+function inputProgress(file: string | undefined, stream: NodeJS.ReadableStream): () => { read: number; size: number } | undefined {
+  if (file === undefined || file === '-') return () => undefined;
+  let size: number | undefined;
+  void stat(file).then((info) => (size = info.size), () => undefined);
+  return () => (size === undefined ? undefined : { read: (stream as unknown as { bytesRead?: number }).bytesRead ?? 0, size });
+}
+
+/**
+ * Progress on stderr: a line redrawn in place (log-update) when stderr is a terminal and not --quiet, or
+ * with `--progress json` one JSON line of the same figures every 5 s. Returns how to stop it.
+ */
+async function startProgress(flags: GenerateFlags, source: ProgressSource): Promise<{ stop(): void }> {
+  const started = Date.now();
+  if (flags.progress === 'json') {
+    const line = (final: boolean): void => void process.stderr.write(`${JSON.stringify({ progress: figures(source, started, Date.now()), ...(final ? { final } : {}) })}\n`);
+    const timer = setInterval(() => line(false), 5000);
+    timer.unref();
+    return {
+      stop: () => {
+        clearInterval(timer);
+        line(true);
+      },
+    };
+  }
+  if (flags.quiet === true || process.stderr.isTTY !== true) return { stop: () => undefined };
+  const { logUpdateStderr } = await import('log-update');
+  live = logUpdateStderr;
+  const render = (): void => logUpdateStderr(formatLine(figures(source, started, Date.now())));
+  const timer = setInterval(render, 250);
+  timer.unref();
+  return {
+    stop: () => {
+      clearInterval(timer);
+      logUpdateStderr.clear();
+      live = undefined;
+    },
+  };
 }
 
 /** Counts the persona lines that produced tasks (tasks of one line come one after the other). */
@@ -451,6 +508,7 @@ export function program(setExitCode: (code: number) => void): Command {
     .option('--force', 'overwrite the output files already in --out DIR (with --resume: continue despite changed settings)')
     .option('--resume', 'continue the run in --out DIR: skip what it holds, retry its failures, append')
     .option('--no-retry-failed', 'with --resume, do not retry the tasks in failures.ndjson')
+    .addOption(new Option('--progress <format>', 'progress as JSON lines on stderr, every 5 s and once at the end (instead of the live line shown when stderr is a terminal)').choices(['json']))
     .option('--max-cost <usd>', 'stop starting conversations before the spend (plus what is in flight) passes this many USD', positiveNumber)
     .addOption(new Option('--provider <name>', 'use this provider for every model').choices(['sim', 'openai', 'openrouter']))
     .option('--model <name>', 'one model for the assistant (replaces the pool) and the user simulator')

@@ -19,6 +19,11 @@ export interface LimiterOptions {
   readonly scheduler?: SchedulerLike;
 }
 
+/** The share of refused (overloaded) calls in a window above which the adaptive limit halves. */
+export const SATURATED = 0.25;
+/** The share at or below which it grows. */
+export const OVERLOAD_TARGET = 0.02;
+
 /** Share of a configured limit the buckets aim at. */
 export const SAFETY = 0.95;
 
@@ -109,9 +114,9 @@ export class TokenBucket {
 /**
  * Admission control for one model (provider + model + key). A call waits until (1) fewer calls are in
  * flight than the adaptive limit, (2) the request and token buckets allow it, (3) no Retry-After pause
- * is running, and (4) the circuit breaker is not open. The limit starts at `maxConcurrency`, grows by one
- * per `limit` successes (additive increase) and halves on a 429 or a 503/529 overload (multiplicative
- * decrease); other failures (500, timeouts) count only towards the breaker.
+ * is running, and (4) the circuit breaker is not open. The limit starts at `maxConcurrency` and is
+ * judged once per window of completions (see `#adapt`): halved when too many calls were refused with a
+ * 429 or a 503/529, grown by a tenth otherwise; other failures (500, timeouts) count only towards the breaker.
  * A long Retry-After (≥ 1 s) from any call pauses new calls for all, so retries do not arrive as a herd. After
  * `breakerThreshold` failures in a row and no success for a cool-down's length the breaker opens: no calls for a cool-down, then one
  * probe; a model that stays down past `breakerGiveUpMs` fails the waiting calls with a FatalError.
@@ -123,7 +128,10 @@ export class ModelLimiter {
   readonly #tokens: TokenBucket | undefined;
   readonly #waiters: Waiter[] = [];
   #limit: number;
-  #credit = 0;
+  /** Completions and overloads (429, 503, 529) since the limit last changed. */
+  #windowCalls = 0;
+  #windowOverloads = 0;
+
   #inFlight = 0;
   #pausedUntil = 0;
   #timer: Subscription | undefined;
@@ -251,17 +259,9 @@ export class ModelLimiter {
             this.#breaker = 'closed';
             this.#cooldown = this.#options.breakerCooldownMs ?? 5000;
           }
-          // Additive increase: one more slot per `limit` successes.
-          this.#credit += 1;
-          if (this.#credit >= this.#limit) {
-            this.#credit = 0;
-            this.#limit = Math.min(this.#options.maxConcurrency, this.#limit + 1);
-          }
+          this.#adapt(false);
         } else if (result.overloaded === true || result.failing === true) {
-          if (result.overloaded === true) {
-            this.#limit = Math.max(1, Math.floor(this.#limit / 2));
-            this.#credit = 0;
-          }
+          if (result.overloaded === true) this.#adapt(true);
           this.#failuresInARow += 1;
           // Failures in a row *and* no success for a cool-down's length: a burst of 429s from calls that
           // were in flight together at the edge of a rate window is not a failing model.
@@ -271,6 +271,24 @@ export class ModelLimiter {
         this.#pump();
       },
     };
+  }
+
+  /**
+   * The adaptive limit, judged once per window (as many completions as the limit, at least 8). More than
+   * SATURATED of the window refused as overloaded (429, 503, 529): halve. At most OVERLOAD_TARGET refused:
+   * grow by a tenth (at least one). In between: hold. A real limit refuses most of what goes past it, so
+   * the limit is followed down; a provider that refuses a steady one call in ten whatever the load (noise,
+   * a shared quota) never halves it, so random 429s cannot shrink a run to a crawl; they are retried.
+   */
+  #adapt(overloaded: boolean): void {
+    this.#windowCalls += 1;
+    if (overloaded) this.#windowOverloads += 1;
+    if (this.#windowCalls < Math.max(8, Math.floor(this.#limit))) return;
+    const share = this.#windowOverloads / this.#windowCalls;
+    this.#windowCalls = 0;
+    this.#windowOverloads = 0;
+    if (share > SATURATED) this.#limit = Math.max(1, Math.floor(this.#limit / 2));
+    else if (share <= OVERLOAD_TARGET) this.#limit = Math.min(this.#options.maxConcurrency, this.#limit + Math.max(1, Math.floor(this.#limit / 10)));
   }
 
   #open(now: number): void {

@@ -52,10 +52,13 @@ export class UsageTotals {
   previousInteractions = 0;
   previousFailures = 0;
   #calls = 0;
+  /** Input and output tokens of this run's calls. */
+  runTokens = 0;
 
   /** One answered model call. */
   call(module: ModelModule, model: ModelRef, usage: TokenUsage): void {
     this.#calls += 1;
+    this.runTokens += usage.input + usage.output;
     const price = priceOf(this.#prices, model.provider, model.model);
     if (price === undefined) this.#unpriced.add(`${model.provider}/${model.model}`);
     else this.#runCost += costOf(price, usage.input, usage.output);

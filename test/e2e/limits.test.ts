@@ -110,3 +110,23 @@ describe('accounting', () => {
     }
   }, 30_000);
 });
+
+describe('progress', () => {
+  it('--progress json prints the figures as JSON lines on stderr, the last one final', async () => {
+    const run = await runCli(['generate', personas, '--provider', 'sim', '--progress', 'json', ...TURNS], { env: { OPENAI_API_KEY: undefined } });
+    expect(run.code, run.stderr).toBe(0);
+    const lines = run.stderr
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as { progress: Record<string, unknown>; final?: boolean });
+    const last = lines.at(-1);
+    expect(last?.final).toBe(true);
+    expect(last?.progress).toMatchObject({ interactions: CONVERSATIONS, failures: 0, input_read: 1, cost_usd: 0, throttled: [] });
+    expect(Object.keys(last?.progress ?? {}).sort()).toEqual(['cost_usd', 'elapsed_s', 'eta_s', 'failures', 'input_read', 'interactions', 'interactions_per_s', 'retries', 'throttled', 'tokens_per_s']);
+  });
+
+  it('shows no live line when stderr is not a terminal', async () => {
+    const run = await runCli(['generate', personas, '--provider', 'sim', ...TURNS], { env: { OPENAI_API_KEY: undefined } });
+    expect(run.stderr).not.toMatch(/tok\/s/);
+  });
+});

@@ -84,21 +84,52 @@ describe('ModelLimiter', () => {
     expect(t.granted.map((g) => [g.id, g.at])).toEqual([[0, 799], [1, 999]]);
   });
 
-  it('lets at most `limit` calls in flight, halves on overload and grows back by one per limit successes', () => {
+  it('lets at most `limit` calls in flight', () => {
     const t = setup({ maxConcurrency: 4 });
     for (let i = 0; i < 6; i += 1) t.acquire(i);
     t.run();
     expect(t.granted.map((g) => g.id)).toEqual([0, 1, 2, 3]);
     expect(t.limiter.state).toMatchObject({ limit: 4, inFlight: 4, waiting: 2 });
-    t.permitOf(0).release({ ok: false, overloaded: true });
-    // Limit 2 with 3 still in flight: nobody new goes.
-    expect(t.limiter.state).toMatchObject({ limit: 2, inFlight: 3, waiting: 2 });
-    t.permitOf(1).release({ ok: true });
-    t.permitOf(2).release({ ok: true });
-    // One in flight under a limit that has grown back to 3 (2 successes at limit 2): two more go.
-    expect(t.limiter.state.limit).toBe(3);
-    expect(t.granted.map((g) => g.id)).toEqual([0, 1, 2, 3, 4, 5]);
-    expect(t.limiter.state.inFlight).toBe(3);
+    t.permitOf(0).release({ ok: true });
+    expect(t.granted.map((g) => g.id)).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  /** Runs `n` calls one after the other; `overloaded(i)` says which get a 429. */
+  const drive = (t: ReturnType<typeof setup>, n: number, overloaded: (i: number, limit: number) => boolean, from = 0): number[] => {
+    const limits: number[] = [];
+    for (let i = from; i < from + n; i += 1) {
+      t.acquire(i);
+      t.run();
+      const limit = t.limiter.state.limit;
+      t.permitOf(i).release(overloaded(i, limit) ? { ok: false, overloaded: true } : { ok: true });
+      limits.push(t.limiter.state.limit);
+    }
+    return limits;
+  };
+
+  it('follows a real limit down: refusals that fall with the load halve the limit until they stop', () => {
+    const t = setup({ maxConcurrency: 64, breakerThreshold: 1_000_000 });
+    // A server that takes 10 calls in flight: above that, the excess share is refused.
+    const limits = drive(t, 2000, (i, limit) => (i % 64) / 64 < Math.max(0, 1 - 10 / limit));
+    expect(limits.at(-1)).toBeLessThanOrEqual(16);
+    expect(Math.min(...limits)).toBeGreaterThanOrEqual(4);
+  });
+
+  it('is not talked down by random 429s that do not depend on its load', () => {
+    const t = setup({ maxConcurrency: 64, breakerThreshold: 1_000_000 });
+    // One call in ten refused, whatever the limit.
+    const limits = drive(t, 3000, (i) => i % 10 === 3);
+    const late = limits.slice(-1000);
+    expect(late.reduce((sum, l) => sum + l, 0) / late.length).toBeGreaterThan(40);
+  });
+
+  it('grows back when refusals stop', () => {
+    const t = setup({ maxConcurrency: 64, breakerThreshold: 1_000_000 });
+    drive(t, 300, (i, limit) => limit > 8 && i % 2 === 0);
+    const low = t.limiter.state.limit;
+    drive(t, 2000, () => false, 300);
+    expect(low).toBeLessThan(64);
+    expect(t.limiter.state.limit).toBe(64);
   });
 
   test.prop([fc.array(fc.constantFrom('ok', 'overload', 'fail'), { maxLength: 200 }), fc.integer({ min: 1, max: 64 })])(
@@ -192,7 +223,6 @@ describe('limited', () => {
     expect(limiter.state).toMatchObject({ inFlight: 0, limit: 4 });
     const rateLimited = limited(model(() => Promise.reject(new ModelError('rate_limit', '429', { status: 429, retryAfterMs: 1500 }))), limiter);
     await expect(rateLimited.complete({ module: 'assistant', messages: [] }, new AbortController().signal)).rejects.toMatchObject({ kind: 'rate_limit' });
-    expect(limiter.state.limit).toBe(2);
     expect(limiter.state.pausedForMs).toBeGreaterThan(0);
   });
 

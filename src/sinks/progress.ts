@@ -1,0 +1,75 @@
+// Progress on stderr: a live line when stderr is a terminal, or JSON lines for machines (--progress json).
+import type { LimiterState } from '../models/limiter.js';
+
+/** The figures a progress display shows, as `--progress json` prints them. */
+export interface ProgressFigures {
+  readonly elapsed_s: number;
+  readonly interactions: number;
+  readonly failures: number;
+  readonly retries: number;
+  readonly interactions_per_s: number;
+  readonly tokens_per_s: number;
+  readonly cost_usd: number | null;
+  /** Share of the input file read (0..1), when the input is a file. */
+  readonly input_read: number | null;
+  /** Seconds left, from how fast the input is being read, when it is a file. */
+  readonly eta_s: number | null;
+  /** Models whose calls are waiting for their limiter (rate limit, adaptive limit, pause or breaker). */
+  readonly throttled: readonly string[];
+}
+
+export interface ProgressSource {
+  readonly interactions: () => number;
+  readonly failures: () => number;
+  readonly retries: () => number;
+  readonly tokens: () => number;
+  /** This run's cost, or undefined when a model has no price. */
+  readonly cost: () => number | undefined;
+  /** Bytes of input read and the input's size, when the input is a file. */
+  readonly input: () => { readonly read: number; readonly size: number } | undefined;
+  readonly limiters: () => ReadonlyMap<string, { readonly name: string; readonly state: LimiterState }>;
+}
+
+/** The figures now, `startedMs` being when the run started. */
+export function figures(source: ProgressSource, startedMs: number, nowMs: number): ProgressFigures {
+  const elapsed = Math.max(0.001, (nowMs - startedMs) / 1000);
+  const interactions = source.interactions();
+  const input = source.input();
+  const share = input === undefined || input.size === 0 ? null : Math.min(1, input.read / input.size);
+  const eta = share === null || share <= 0 ? null : (elapsed * (1 - share)) / share;
+  const throttled = [...source.limiters().values()].filter((limiter) => limiter.state.throttled).map((limiter) => limiter.name);
+  return {
+    elapsed_s: Math.round(elapsed * 10) / 10,
+    interactions,
+    failures: source.failures(),
+    retries: source.retries(),
+    interactions_per_s: Math.round((interactions / elapsed) * 10) / 10,
+    tokens_per_s: Math.round(source.tokens() / elapsed),
+    cost_usd: source.cost() ?? null,
+    input_read: share === null ? null : Math.round(share * 1000) / 1000,
+    eta_s: eta === null ? null : Math.round(eta),
+    throttled: [...new Set(throttled)],
+  };
+}
+
+const duration = (seconds: number): string => {
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+};
+
+/** One human line: `[#####-----] 52% 1,204 done 3 failed 12 retries 18.2/s 9,120 tok/s $0.41 ETA 1m05s throttled: openai/gpt-4o`. */
+export function formatLine(f: ProgressFigures, width = 20): string {
+  const parts: string[] = [];
+  if (f.input_read !== null) {
+    const filled = Math.round(f.input_read * width);
+    parts.push(`[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${Math.floor(f.input_read * 100)}%`);
+  }
+  parts.push(`${f.interactions.toLocaleString('en')} done`, `${f.failures} failed`, `${f.retries} retries`, `${f.interactions_per_s}/s`, `${f.tokens_per_s.toLocaleString('en')} tok/s`);
+  if (f.cost_usd !== null) parts.push(`$${f.cost_usd.toFixed(2)}`);
+  if (f.eta_s !== null) parts.push(`ETA ${duration(f.eta_s)}`);
+  else parts.push(`${duration(f.elapsed_s)} elapsed`);
+  if (f.throttled.length > 0) parts.push(`throttled: ${f.throttled.join(', ')}`);
+  return parts.join('  ');
+}

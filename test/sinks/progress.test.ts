@@ -1,0 +1,55 @@
+import { fc, test } from '@fast-check/vitest';
+import { describe, expect, it } from 'vitest';
+import type { LimiterState } from '../../src/models/limiter.js';
+import { figures, formatLine, type ProgressSource } from '../../src/sinks/progress.js';
+
+const state = (throttled: boolean): LimiterState => ({ limit: 4, inFlight: 4, waiting: throttled ? 3 : 0, pausedForMs: 0, breaker: 'closed', throttled });
+
+function source(overrides: Partial<{ interactions: number; failures: number; retries: number; tokens: number; cost: number | undefined; read: number; size: number | undefined; throttled: string[] }> = {}): ProgressSource {
+  const o = { interactions: 120, failures: 3, retries: 7, tokens: 48_000, cost: 0.42, read: 500, size: 1000 as number | undefined, throttled: [] as string[], ...overrides };
+  return {
+    interactions: () => o.interactions,
+    failures: () => o.failures,
+    retries: () => o.retries,
+    tokens: () => o.tokens,
+    cost: () => o.cost,
+    input: () => (o.size === undefined ? undefined : { read: o.read, size: o.size }),
+    limiters: () => new Map([['a', { name: 'openai/gpt-4o', state: state(o.throttled.includes('openai/gpt-4o')) }], ['b', { name: 'openai/gpt-4o-mini', state: state(o.throttled.includes('openai/gpt-4o-mini')) }]]),
+  };
+}
+
+describe('progress figures', () => {
+  it('computes rates, the share of input read and an ETA from it', () => {
+    const f = figures(source(), 0, 10_000);
+    expect(f).toEqual({ elapsed_s: 10, interactions: 120, failures: 3, retries: 7, interactions_per_s: 12, tokens_per_s: 4800, cost_usd: 0.42, input_read: 0.5, eta_s: 10, throttled: [] });
+  });
+
+  it('has no ETA or share for stdin, and no cost when a model has no price', () => {
+    const f = figures(source({ size: undefined, cost: undefined }), 0, 2000);
+    expect(f).toMatchObject({ input_read: null, eta_s: null, cost_usd: null });
+  });
+
+  it('names the throttled models', () => {
+    expect(figures(source({ throttled: ['openai/gpt-4o'] }), 0, 1000).throttled).toEqual(['openai/gpt-4o']);
+  });
+
+  test.prop([fc.nat(10_000_000), fc.nat(10_000_000), fc.integer({ min: 1, max: 10_000_000 })])('keeps the share in [0, 1] and the ETA non-negative', (read, size, elapsed) => {
+    const f = figures(source({ read, size }), 0, elapsed);
+    if (f.input_read !== null) {
+      expect(f.input_read).toBeGreaterThanOrEqual(0);
+      expect(f.input_read).toBeLessThanOrEqual(1);
+    }
+    if (f.eta_s !== null) expect(f.eta_s).toBeGreaterThanOrEqual(0);
+  });
+});
+
+describe('progress line', () => {
+  it('shows a bar, counts, rates, cost, ETA and throttled models', () => {
+    const line = formatLine(figures(source({ throttled: ['openai/gpt-4o'] }), 0, 65_000), 10);
+    expect(line).toBe('[#####-----] 50%  120 done  3 failed  7 retries  1.8/s  738 tok/s  $0.42  ETA 1m05s  throttled: openai/gpt-4o');
+  });
+
+  it('shows elapsed time instead of an ETA when the input size is unknown', () => {
+    expect(formatLine(figures(source({ size: undefined, cost: undefined }), 0, 3_700_000))).toBe('120 done  3 failed  7 retries  0/s  13 tok/s  1h01m elapsed');
+  });
+});
