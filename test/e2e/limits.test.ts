@@ -130,3 +130,36 @@ describe('progress', () => {
     expect(run.stderr).not.toMatch(/tok\/s/);
   });
 });
+
+describe('--max-cost', () => {
+  it('stops starting conversations before the budget would pass, writes what finished, exits 3 with one line', async () => {
+    const server = await startOpenAIServer({ apiKey: TEST_KEY });
+    try {
+      const config = await yaml('priced.yaml', 'personaflow:\n  prices:\n    test-model: { input: 100, output: 100 }\n');
+      const out = join(dir, 'budget');
+      const run = await runCli(['generate', personas, '-c', config, ...against(server), ...TURNS, '-j', '2', '--max-cost', '0.5', '--out', out]);
+      expect(run.code, run.stderr).toBe(3);
+      expect(run.stderr).toMatch(/budget reached: \$0\.\d{4} spent of --max-cost \$0\.5; no new conversations were started after that\. To continue: .* --resume --max-cost <more>/);
+      const usage = JSON.parse(await readFile(join(out, 'usage.json'), 'utf8')) as { cost: { total: number } };
+      // At $100 a million tokens a conversation costs a few cents: the run stops near the budget, not at the end.
+      const written = (await readFile(join(out, 'interactions.ndjson'), 'utf8')).split('\n').filter((l) => l !== '').length;
+      expect(written).toBeGreaterThan(0);
+      expect(written).toBeLessThan(CONVERSATIONS);
+      expect(usage.cost.total).toBeLessThan(0.5 * 1.5);
+    } finally {
+      await server.close();
+    }
+  }, 30_000);
+
+  it('refuses to start when a model it calls has no price', async () => {
+    const server = await startOpenAIServer({ apiKey: TEST_KEY });
+    try {
+      const run = await runCli(['generate', personas, ...against(server), ...TURNS, '--max-cost', '1']);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(/--max-cost needs a price for every model the run calls; none for openai\/test-model/);
+      expect(server.requests).toHaveLength(0);
+    } finally {
+      await server.close();
+    }
+  });
+});
