@@ -1,7 +1,7 @@
 // Per-model admission: rate limits (token buckets), adaptive concurrency, a shared Retry-After pause, a circuit breaker.
 import { Observable, asyncScheduler, type SchedulerLike, type Subscription } from 'rxjs';
 import { FatalError, ModelError } from '../errors.js';
-import type { ChatModel, ChatRequest, ChatResponse } from './types.js';
+import type { ChatModel, ChatRequest, ChatResponse, RateLimitInfo } from './types.js';
 
 export interface LimiterOptions {
   /** Requests per minute the provider allows this model (unknown: no request bucket). */
@@ -44,6 +44,8 @@ export interface CallResult {
   readonly retryAfterMs?: number | undefined;
   /** Tokens the call really used, to correct the estimate taken from the bucket. */
   readonly tokens?: number | undefined;
+  /** The provider's x-ratelimit-* headers, when it sent them. */
+  readonly rateLimit?: RateLimitInfo | undefined;
 }
 
 export interface Permit {
@@ -124,8 +126,8 @@ export class TokenBucket {
 export class ModelLimiter {
   readonly #options: LimiterOptions;
   readonly #scheduler: SchedulerLike;
-  readonly #requests: TokenBucket | undefined;
-  readonly #tokens: TokenBucket | undefined;
+  #requests: TokenBucket | undefined;
+  #tokens: TokenBucket | undefined;
   readonly #waiters: Waiter[] = [];
   #limit: number;
   /** Completions and overloads (429, 503, 529) since the limit last changed. */
@@ -250,6 +252,7 @@ export class ModelLimiter {
         released = true;
         this.#inFlight -= 1;
         const now = this.#scheduler.now();
+        if (result.rateLimit !== undefined) this.#learn(result.rateLimit, now);
         if (result.tokens !== undefined) this.#tokens?.adjust(result.tokens - estimated, now);
         if (result.retryAfterMs !== undefined && result.retryAfterMs >= SHARED_PAUSE_MIN_MS) this.#pausedUntil = Math.max(this.#pausedUntil, now + result.retryAfterMs);
         if (result.ok) {
@@ -271,6 +274,17 @@ export class ModelLimiter {
         this.#pump();
       },
     };
+  }
+
+  /**
+   * What the provider's x-ratelimit-* headers say: a limit not configured becomes a bucket (aimed at 95%
+   * like a configured one), and nothing remaining pauses new calls until the reset it names.
+   */
+  #learn(info: RateLimitInfo, now: number): void {
+    if (this.#requests === undefined && info.limitRequests !== undefined && info.limitRequests > 0) this.#requests = new TokenBucket(info.limitRequests * SAFETY, now);
+    if (this.#tokens === undefined && info.limitTokens !== undefined && info.limitTokens > 0) this.#tokens = new TokenBucket(info.limitTokens * SAFETY, now);
+    if (info.remainingRequests !== undefined && info.remainingRequests <= 0 && info.resetRequestsMs !== undefined) this.#pausedUntil = Math.max(this.#pausedUntil, now + info.resetRequestsMs);
+    if (info.remainingTokens !== undefined && info.remainingTokens <= 0 && info.resetTokensMs !== undefined) this.#pausedUntil = Math.max(this.#pausedUntil, now + info.resetTokensMs);
   }
 
   /**
@@ -334,7 +348,7 @@ export function limited(model: ChatModel, limiter: ModelLimiter): ChatModel {
   const call = async (request: ChatRequest, signal: AbortSignal, permit: Permit): Promise<ChatResponse> => {
     try {
       const response = await model.complete(request, signal);
-      permit.release({ ok: true, tokens: response.usage.input + response.usage.output });
+      permit.release({ ok: true, tokens: response.usage.input + response.usage.output, rateLimit: response.rateLimit });
       return response;
     } catch (error) {
       permit.release({ ok: false, overloaded: isOverload(error), failing: isFailing(error), retryAfterMs: error instanceof ModelError ? error.retryAfterMs : undefined });

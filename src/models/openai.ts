@@ -2,7 +2,7 @@
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import { ModelError } from '../errors.js';
 import { createFetch } from './transport.js';
-import type { ChatMessage, ChatModel, ChatRequest, ChatResponse, ModelRef } from './types.js';
+import type { ChatMessage, ChatModel, ChatRequest, ChatResponse, ModelRef, RateLimitInfo } from './types.js';
 
 export interface OpenAIModelOptions extends ModelRef {
   readonly apiKey: string;
@@ -15,6 +15,41 @@ export interface OpenAIModelOptions extends ModelRef {
 }
 
 /** Parses Retry-After (seconds or HTTP date) and retry-after-ms into milliseconds. */
+/** `1s`, `6m0s`, `59.77s`, `20ms`, `1h2m3s` (OpenAI's x-ratelimit-reset-* values) in milliseconds. */
+export function parseDuration(text: string | null | undefined): number | undefined {
+  if (text === null || text === undefined) return undefined;
+  const trimmed = text.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Number(trimmed) * 1000;
+  let ms = 0;
+  let matched = '';
+  for (const part of trimmed.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)) {
+    const value = Number(part[1]);
+    ms += part[2] === 'ms' ? value : part[2] === 's' ? value * 1000 : part[2] === 'm' ? value * 60_000 : value * 3_600_000;
+    matched += part[0];
+  }
+  return matched === trimmed && matched !== '' ? ms : undefined;
+}
+
+/** The x-ratelimit-* headers of a response, or undefined when it has none. */
+export function rateLimitOf(headers: Headers | undefined): RateLimitInfo | undefined {
+  if (headers === undefined) return undefined;
+  const number = (name: string): number | undefined => {
+    const value = headers.get(name);
+    if (value === null || value.trim() === '') return undefined;
+    const n = Number(value);
+    return Number.isFinite(n) ? n : undefined;
+  };
+  const info: RateLimitInfo = {
+    limitRequests: number('x-ratelimit-limit-requests'),
+    remainingRequests: number('x-ratelimit-remaining-requests'),
+    resetRequestsMs: parseDuration(headers.get('x-ratelimit-reset-requests')),
+    limitTokens: number('x-ratelimit-limit-tokens'),
+    remainingTokens: number('x-ratelimit-remaining-tokens'),
+    resetTokensMs: parseDuration(headers.get('x-ratelimit-reset-tokens')),
+  };
+  return Object.values(info).some((value) => value !== undefined) ? info : undefined;
+}
+
 export function retryAfterMs(headers: Headers | undefined, now = Date.now()): number | undefined {
   if (headers === undefined) return undefined;
   const ms = headers.get('retry-after-ms');
@@ -98,9 +133,11 @@ export function createOpenAIModel(options: OpenAIModelOptions): ChatModel {
     model: options.model,
     async complete(request: ChatRequest, signal: AbortSignal): Promise<ChatResponse> {
       let body: CompletionShape;
+      let headers: Headers | undefined;
       try {
         const { temperature, maxCompletionTokens: maxTokens } = request;
-        body = await client.chat.completions.create(
+        const answer = await client.chat.completions
+          .create(
           {
             model: options.model,
             // Already plain {role, content} objects built for this call: no second copy per request.
@@ -110,7 +147,10 @@ export function createOpenAIModel(options: OpenAIModelOptions): ChatModel {
             ...(options.topP === undefined ? {} : { top_p: options.topP }),
           },
           { signal },
-        );
+          )
+          .withResponse();
+        body = answer.data;
+        headers = answer.response.headers;
       } catch (error) {
         throw toModelError(error, where, options.apiKey, signal.aborted);
       }
@@ -123,6 +163,7 @@ export function createOpenAIModel(options: OpenAIModelOptions): ChatModel {
           input: typeof usage.prompt_tokens === 'number' ? usage.prompt_tokens : 0,
           output: typeof usage.completion_tokens === 'number' ? usage.completion_tokens : 0,
         },
+        rateLimit: rateLimitOf(headers),
       };
     },
   };

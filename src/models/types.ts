@@ -44,9 +44,20 @@ export interface TokenUsage {
   readonly output: number;
 }
 
+/** What a provider's x-ratelimit-* headers said (OpenAI's names), when it sent them. */
+export interface RateLimitInfo {
+  readonly limitRequests?: number | undefined;
+  readonly remainingRequests?: number | undefined;
+  readonly resetRequestsMs?: number | undefined;
+  readonly limitTokens?: number | undefined;
+  readonly remainingTokens?: number | undefined;
+  readonly resetTokensMs?: number | undefined;
+}
+
 export interface ChatResponse {
   readonly content: string;
   readonly usage: TokenUsage;
+  readonly rateLimit?: RateLimitInfo | undefined;
 }
 
 /** Where a model lives: what `metadata.assistant_model` records. */

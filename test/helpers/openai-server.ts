@@ -61,6 +61,8 @@ export interface FakeOpenAIOptions {
   readonly echoKeyInErrors?: boolean;
   /** A hard limit: more than this many requests in any 1 s window get 429 with retry-after-ms. */
   readonly rps?: number;
+  /** Extra headers on every 200 answer (x-ratelimit-* for instance). */
+  readonly answerHeaders?: Readonly<Record<string, string>>;
 }
 
 export interface FakeOpenAIServer {
@@ -284,7 +286,7 @@ export async function startOpenAIServer(options: FakeOpenAIOptions = {}): Promis
           model: typeof model === 'string' ? model : 'test-model',
           choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
           usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
-        });
+        }, options.answerHeaders);
         return;
       }
     }

@@ -148,6 +148,27 @@ describe('ModelLimiter', () => {
     },
   );
 
+  it("learns the provider's limit from x-ratelimit headers, and waits for the reset when nothing remains", () => {
+    const t = setup({ maxConcurrency: 10 });
+    t.acquire(0);
+    // 120 a minute (114 aimed at): one every ~526 ms from then on.
+    t.at(1, () => t.permitOf(0).release({ ok: true, rateLimit: { limitRequests: 120 } }));
+    for (let i = 1; i < 4; i += 1) t.acquire(i, 10, 2);
+    t.at(100, () => {
+      for (const g of t.granted.slice(1)) g.permit.release({ ok: true });
+    });
+    t.run();
+    const gaps = t.granted.slice(1).map((g, i, all) => g.at - (i === 0 ? 2 : (all[i - 1] as { at: number }).at));
+    expect(gaps.slice(1).every((gap) => Math.abs(gap - 60_000 / 114) <= 1)).toBe(true);
+
+    const u = setup({ maxConcurrency: 10 });
+    u.acquire(0);
+    u.at(5, () => u.permitOf(0).release({ ok: true, rateLimit: { remainingRequests: 0, resetRequestsMs: 2000 } }));
+    u.acquire(1, 10, 6);
+    u.run();
+    expect(u.granted.map((g) => [g.id, g.at])).toEqual([[0, 0], [1, 2005]]);
+  });
+
   it('makes every caller wait out a Retry-After, not only the one that got it', () => {
     const t = setup({ maxConcurrency: 8, breakerThreshold: 100 });
     t.acquire(0);

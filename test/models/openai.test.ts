@@ -1,6 +1,6 @@
 import { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
 import { describe, expect, it } from 'vitest';
-import { createOpenAIModel, redact, retryAfterMs, toModelError } from '../../src/models/openai.js';
+import { createOpenAIModel, parseDuration, redact, retryAfterMs, toModelError } from '../../src/models/openai.js';
 import { startOpenAIServer } from '../helpers/openai-server.js';
 
 const headers = (init: Record<string, string>) => new Headers(init);
@@ -76,6 +76,32 @@ describe('createOpenAIModel against a local server', () => {
     } finally {
       await server.close();
     }
+  });
+
+  it("reads the provider's x-ratelimit-* headers", async () => {
+    const server = await startOpenAIServer({
+      answerHeaders: { 'x-ratelimit-limit-requests': '500', 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '1m2.5s', 'x-ratelimit-limit-tokens': '200000', 'x-ratelimit-reset-tokens': '20ms' },
+    });
+    try {
+      const model = createOpenAIModel({ provider: 'openai', model: 'm', apiKey: 'k', baseURL: server.baseURL, timeoutMs: 5000 });
+      const reply = await model.complete(request, new AbortController().signal);
+      expect(reply.rateLimit).toEqual({ limitRequests: 500, remainingRequests: 0, resetRequestsMs: 62_500, limitTokens: 200_000, remainingTokens: undefined, resetTokensMs: 20 });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it.each([
+    ['1s', 1000],
+    ['6m0s', 360_000],
+    ['59.77s', 59_770],
+    ['20ms', 20],
+    ['1h2m3s', 3_723_000],
+    ['3', 3000],
+    ['soon', undefined],
+    ['', undefined],
+  ])('parses the reset duration %j', (text, ms) => {
+    expect(parseDuration(text)).toBe(ms);
   });
 
   it.each([
