@@ -205,6 +205,7 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
                 onRound: (report) => reports.push(report),
                 onGeneratorError: (personaId, error) => say(`supplement: no new queries for persona ${personaId}: ${describeError(error)}`),
                 stopped: () => stopping || overBudget(),
+                ...(previous === undefined ? {} : { isWritten: (id: string) => previous.done.has(id) }),
               },
         onRetry: () => {
           retries += 1;

@@ -55,6 +55,19 @@ export class GuardError extends Error {
   override readonly name = 'GuardError';
 }
 
+/**
+ * The error that ends a run for a model call that failed for good, or undefined when only its task
+ * fails: a bad key, or an endpoint still unreachable after `attempts`, fails every other call the same
+ * way, so the run stops at once instead of writing thousands of identical failures.
+ */
+export function runEndingError(error: unknown, attempts: number): FatalError | undefined {
+  if (error instanceof FatalError) return error;
+  if (!(error instanceof ModelError)) return undefined;
+  if (error.kind === 'auth') return new FatalError(describeError(error), { cause: error });
+  if (error.kind === 'unreachable') return new FatalError(`${describeError(error)}; still unreachable after ${attempts} attempt(s)`, { cause: error });
+  return undefined;
+}
+
 /** Short, one-line description of any error, safe to print (no stack, no secrets). */
 export function describeError(error: unknown): string {
   if (error instanceof Error) return error.message.split('\n')[0] ?? error.name;

@@ -12,6 +12,9 @@ export interface Rng {
   int(min: number, max: number): number;
 }
 
+/** One item of a non-empty list, drawn uniformly. */
+export const pick = <T>(rng: Rng, items: readonly T[]): T => items[rng.int(0, items.length - 1)] as T;
+
 /**
  * Creates the generator for one purpose of one task. The same (seed, key, purpose) always gives the same
  * sequence, whatever else the run does, so results do not depend on concurrency or completion order.

@@ -1,8 +1,9 @@
 // Prompts for the assistant and the user simulator: template loading and rendering, reply parsing, guards.
 import { readFile } from 'node:fs/promises';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../errors.js';
+import { locateConfigPath } from '../paths.js';
 import type { Features, InteractionMessage } from '../types.js';
 import type { ChatMessage } from './types.js';
 
@@ -16,12 +17,12 @@ export const ASSISTANT_SYSTEM_PROMPT =
   'You are a helpful AI assistant. Answer what the user explicitly asks, accurately and appropriately; ask for missing details when you need them.';
 
 /**
- * Loads a prompt template. `value` is a path (relative to `baseDir`, as PersonaGym resolves it) or
+ * Loads a prompt template. `value` is a path (next to the config file, else from the working directory) or
  * the template text itself when it spans several lines. Undefined means `fallback` (the bundled user simulator).
  */
 export async function loadTemplate(value: string | undefined, baseDir: string, yamlPath: string, fallback = DEFAULT_USER_TEMPLATE): Promise<string> {
   if (value !== undefined && value.includes('\n')) return value;
-  const path = value === undefined ? fallback : isAbsolute(value) ? value : join(baseDir, value);
+  const path = value === undefined ? fallback : locateConfigPath(value, baseDir);
   try {
     return await readFile(path, 'utf8');
   } catch (error) {

@@ -1,7 +1,7 @@
 // Shared by every prompt that asks a model to rewrite or write a user message (distractor, style
 // transfer, query generation): the answer must be the message itself, not a refusal or a report.
 import { Observable, concatMap, of, throwError } from 'rxjs';
-import { ModelError } from '../errors.js';
+import { FatalError, ModelError } from '../errors.js';
 import type { CallHints, ChatMessage, ChatModel, ChatRequest, ChatResponse } from './types.js';
 
 /** Makes one model call; the caller adds retries and usage accounting. */
@@ -124,5 +124,5 @@ export class RejectedAnswerError extends Error {
 }
 
 /** Errors that must end the run rather than one step: a bad key, an endpoint that stays unreachable, an abort. */
-export const isRunError = (error: unknown): boolean => error instanceof ModelError && (error.kind === 'auth' || error.kind === 'unreachable' || error.kind === 'aborted');
+export const isRunError = (error: unknown): boolean => error instanceof FatalError || (error instanceof ModelError && (error.kind === 'auth' || error.kind === 'unreachable' || error.kind === 'aborted'));
 

@@ -2,7 +2,7 @@
 import { ModelError, type ModelErrorKind } from '../errors.js';
 import { wordNet, type Lexicon } from '../noise/lexicon.js';
 import { STRATEGIES } from '../noise/strategies.js';
-import { rngFor, type Rng } from '../rng.js';
+import { pick, rngFor, type Rng } from '../rng.js';
 import type { CallHints, ChatModel, ChatRequest, ChatResponse, ModelRef } from './types.js';
 
 export interface SimOptions {
@@ -47,7 +47,6 @@ function fingerprint(model: string, request: ChatRequest): string {
   return `${model}\u0000${request.module}\u0000${messages.length}\u0000${tail.join('\u0000')}`;
 }
 
-const pick = <T>(rng: Rng, items: readonly T[]): T => items[rng.int(0, items.length - 1)] as T;
 
 const STOPWORDS = new Set(['that', 'this', 'with', 'what', 'from', 'have', 'your', 'about', 'would', 'could', 'should', 'there', 'their', 'which', 'when', 'where', 'help', 'write', 'need', 'some', 'into', 'them', 'then', 'than', 'does', 'just', 'like', 'make', 'want']);
 

@@ -1,10 +1,10 @@
 // From configuration to a Distractor: strategy file, prompt templates, model.
-import { existsSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { LAYERS, loadYamlFile, strategyFileSchema, type Config, type Layer, type StrategyFile } from '../config.js';
 import { ConfigError } from '../errors.js';
 import type { ModelSettings } from '../models/index.js';
 import { PACKAGE_CONFIG_DIR, loadTemplate } from '../models/prompts.js';
+import { locateConfigPath } from '../paths.js';
 import { createDistractor, type Distractor } from './distractor.js';
 
 export const DEFAULT_STRATEGY_FILE = join(PACKAGE_CONFIG_DIR, 'distractor_strategy.yaml');
@@ -26,16 +26,6 @@ export interface DistractorSetup {
   readonly model?: ModelSettings | undefined;
 }
 
-/**
- * A relative path as PersonaGym users write it: next to the config file, or else from the working
- * directory (PersonaGym runs from its repository root). The config-relative path wins when both exist.
- */
-function locate(path: string, baseDir: string): string {
-  if (isAbsolute(path)) return path;
-  const nextToConfig = join(baseDir, path);
-  return existsSync(nextToConfig) || !existsSync(resolve(path)) ? nextToConfig : resolve(path);
-}
-
 /** Loads a strategy file and checks that every layer with a weight has strategies to draw from. */
 export async function loadStrategyFile(path: string): Promise<StrategyFile> {
   const file = await loadYamlFile(path, strategyFileSchema, 'distractor strategy file');
@@ -51,7 +41,7 @@ export async function loadStrategyFile(path: string): Promise<StrategyFile> {
 export async function setUpDistractor(config: Config, baseDir: string, setup: DistractorSetup = {}): Promise<Distractor> {
   const section = config.distractor;
   const semantic = setup.semantic ?? section.use_semantic;
-  const strategyPath = setup.strategyFile ?? (section.strategy_path === undefined ? undefined : locate(section.strategy_path, baseDir));
+  const strategyPath = setup.strategyFile ?? (section.strategy_path === undefined ? undefined : locateConfigPath(section.strategy_path, baseDir));
   // The bundled file also maps rule names to layers in rule mode; a user's file is read only when it is used.
   const strategies = await loadStrategyFile(semantic && strategyPath !== undefined ? strategyPath : DEFAULT_STRATEGY_FILE);
   let templates: Record<Layer, string> | undefined;

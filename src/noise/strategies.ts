@@ -1,6 +1,6 @@
 // Rule-based noise: PersonaGym's legacy strategies and offline versions of its layer strategies.
 // Every function is pure given its Rng: same text, parameters and seed, same output.
-import type { Rng } from '../rng.js';
+import { pick, type Rng } from '../rng.js';
 import type { Lexicon } from './lexicon.js';
 
 /** Parameters a strategy may take (PersonaGym's `noise_strategies` keys). */
@@ -57,7 +57,6 @@ function withWords(original: Tokens, words: readonly string[]): string {
   return `${lead}${words.join(' ')}${trail}`;
 }
 
-const pick = <T>(rng: Rng, items: readonly T[]): T => items[rng.int(0, items.length - 1)] as T;
 const count = (words: number, rate: number | undefined, fallback: number): number => Math.max(1, Math.floor(words * (rate ?? fallback)));
 
 /** PersonaGym's keyboard neighbours. */
@@ -155,10 +154,10 @@ export const synonymReplacement: Strategy = (text, { rng, params, lexicon }) => 
   if (words.length === 0) return text;
   const replaced = new Set<number>();
   for (let n = count(words.length, params.replacement_rate, 0.15); n > 0; n -= 1) {
-    for (let attempt = 0; attempt < 10; attempt += 1) {
-      const index = rng.int(0, words.length - 1);
-      // Each word at most once: a synonym of a synonym drifts from the meaning.
-      if (replaced.has(index)) continue;
+    // Each word at most once (a synonym of a synonym drifts from the meaning): draw among the others.
+    const open = words.flatMap((_, i) => (replaced.has(i) ? [] : [i]));
+    for (let attempt = 0; attempt < 10 && open.length > 0; attempt += 1) {
+      const index = pick(rng, open);
       const match = /^(\W*)([A-Za-z][a-z'-]*)(\W*)$/.exec(words[index] as string);
       if (match === null) continue;
       const [, before, word, after] = match as unknown as [string, string, string, string];

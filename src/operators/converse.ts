@@ -1,6 +1,6 @@
 // converse: run each locked task's conversation turn by turn, with bounded concurrency and one outcome per task.
 import { EMPTY, Observable, catchError, concatMap, defer, expand, last, map, mergeMap, of, throwError, type OperatorFunction, type SchedulerLike } from 'rxjs';
-import { FatalError, GuardError, ModelError, describeError } from '../errors.js';
+import { GuardError, ModelError, describeError, runEndingError } from '../errors.js';
 import { callModel } from '../models/call.js';
 import type { ModelPool } from '../models/pool.js';
 import { DEFAULT_STOP_TOKEN, assistantMessages, guardReply, nudgeFor, parseUserReply, userSimulatorMessages, type GuardReason, type TemplateValues } from '../models/prompts.js';
@@ -275,14 +275,8 @@ function conversation(task: LockedTask, options: ConverseOptions): Observable<Ou
       last(),
       map((s): Outcome => ({ ok: true, interaction: toInteraction(s, options, targetTurns, timestamp()) })),
       catchError((error: unknown) => {
-        // A bad key or an endpoint that stays unreachable through every retry fails every other task the
-        // same way: end the run at once instead of writing thousands of identical failures.
-        if (error instanceof ModelError && error.kind === 'auth') return throwError(() => new FatalError(describeError(error), { cause: error }));
-        if (error instanceof ModelError && error.kind === 'unreachable') {
-          return throwError(() => new FatalError(`${describeError(error)}; still unreachable after ${state.attempts} attempt(s)`, { cause: error }));
-        }
-        if (error instanceof FatalError) return throwError(() => error);
-        return of(toFailure(state, options, error, timestamp()));
+        const fatal = runEndingError(error, state.attempts);
+        return fatal === undefined ? of(toFailure(state, options, error, timestamp())) : throwError(() => fatal);
       }),
     );
   });

@@ -1,5 +1,6 @@
 // noise: texts in, noisy versions out (PersonaGym's NoiseResult), with bounded concurrency and in input order.
-import { Observable, defer, map, mergeMap, range, toArray, concatMap, type OperatorFunction, type SchedulerLike } from 'rxjs';
+import { Observable, catchError, concatMap, defer, map, mergeMap, range, throwError, toArray, type OperatorFunction, type SchedulerLike } from 'rxjs';
+import { runEndingError } from '../errors.js';
 import { callModel } from '../models/call.js';
 import type { ChatModel, ChatRequest, ChatResponse, ModelModule, ModelRef, TokenUsage } from '../models/types.js';
 import type { Distractor, NoiseResult } from '../noise/distractor.js';
@@ -41,6 +42,8 @@ export function retryingCall(options: Pick<NoiseOptions, 'maxRetries' | 'retryDe
         options.onUsage?.(request.module, { provider: model.provider, model: model.model }, response.usage);
         return response;
       }),
+      // As in a conversation: a bad key or a dead endpoint ends the run (the callers pass FatalError on).
+      catchError((error: unknown) => throwError(() => runEndingError(error, attempt) ?? error)),
     );
     });
 }

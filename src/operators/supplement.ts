@@ -1,6 +1,6 @@
 // supplement: after the main pass, new queries for personas that fell short of their target, through the same pipeline.
 import { EMPTY, Observable, catchError, concat, concatMap, defer, from, map, mergeMap, of, tap, throwError, toArray, type MonoTypeOperatorFunction } from 'rxjs';
-import type { Features, Outcome, Task } from '../types.js';
+import { interactionId, type Features, type Outcome, type Task } from '../types.js';
 import { isRunError, type PromptCall } from '../models/rewrite.js';
 import type { QueryGenerator } from '../queries/queryGenerator.js';
 import { rngFor } from '../rng.js';
@@ -44,6 +44,8 @@ export interface SupplementOptions {
   readonly onRound?: (report: RoundReport) => void;
   /** A persona the generator could not top up in a round (it stays short). */
   readonly onGeneratorError?: (personaId: string, error: unknown) => void;
+  /** Interaction ids an earlier run already wrote (--resume): new supplement query ids pass them over. */
+  readonly isWritten?: (interactionId: string) => boolean;
   /** True once the run is stopping (Ctrl-C): no further round starts. */
   readonly stopped?: () => boolean;
 }
@@ -105,8 +107,15 @@ export function supplement(options: SupplementOptions): MonoTypeOperatorFunction
             entry.used.push(...made.map((query) => query.query));
             // Fewer queries than asked: the persona stays short by the rest.
             if (made.length < missing) short.set(entry.personaId, (short.get(entry.personaId) ?? 0) + missing - made.length);
-            return made.map((query, n): Task => {
-              const queryId = `supplement_r${round}_${n}`;
+            let n = 0;
+            const nextQueryId = (): string => {
+              // A resumed run may already hold this round's first ids for the persona: never reuse one.
+              while (options.isWritten?.(interactionId(entry.personaId, `supplement_r${round}_${n}`)) === true) n += 1;
+              n += 1;
+              return `supplement_r${round}_${n - 1}`;
+            };
+            return made.map((query): Task => {
+              const queryId = nextQueryId();
               const key = `${entry.personaId}/${queryId}`;
               return {
                 personaId: entry.personaId,

@@ -1,9 +1,10 @@
 // From configuration to the query side of a run: the query dataset, style transfer, the supplement generator.
 import { existsSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { Config } from '../config.js';
 import type { ModelSettings } from '../models/index.js';
 import { PACKAGE_CONFIG_DIR, loadTemplate } from '../models/prompts.js';
+import { locateConfigPath } from '../paths.js';
 import { QueryDataset } from '../streams/queries.js';
 import { createQueryGenerator, type QueryGenerator } from './queryGenerator.js';
 import { createStyleTransfer, type StyleTransfer } from './styleTransfer.js';
@@ -26,13 +27,6 @@ export interface QuerySetupOptions {
   readonly strict?: boolean;
 }
 
-/** Next to the config file, else from the working directory (PersonaGym runs from its repository root). */
-const locate = (path: string, baseDir: string): string => {
-  if (isAbsolute(path)) return path;
-  const nextToConfig = join(baseDir, path);
-  return existsSync(nextToConfig) || !existsSync(resolve(path)) ? nextToConfig : resolve(path);
-};
-
 /**
  * Opens the query dataset (`--queries`, or PersonaGym's `paths.query_datasets`; a configured file that
  * does not exist is a notice, since personas may carry their own queries), and builds style transfer
@@ -44,7 +38,7 @@ export async function setUpQueries(config: Config, baseDir: string, options: Que
   if (options.queriesFile !== undefined) files = [options.queriesFile];
   else {
     for (const path of config.paths?.query_datasets ?? []) {
-      const located = locate(path, baseDir);
+      const located = locateConfigPath(path, baseDir);
       if (existsSync(located)) files.push(located);
       else options.onNotice?.(`paths.query_datasets: ${path} not found; personas without queries will be skipped`);
     }
@@ -55,17 +49,16 @@ export async function setUpQueries(config: Config, baseDir: string, options: Que
     options.onNotice?.(`${files.join(', ')}: ${dataset.size} usable queries, fewer than queries_per_persona (${qg.selection.queries_per_persona}): each persona without queries gets ${dataset.size}`);
   }
   const model = options.model;
-  const where = (value: string | undefined): string | undefined => (value === undefined || value.includes('\n') ? value : locate(value, baseDir));
   const st = qg.style_transfer;
   let styleTransfer: StyleTransfer | undefined;
   if (st.enabled && model !== undefined) {
-    const template = await loadTemplate(where(st.template), baseDir, 'query_generation.style_transfer.template', join(PACKAGE_CONFIG_DIR, 'prompts', 'style_transfer.txt'));
-    const partialTemplate = st.partial_template === undefined ? undefined : await loadTemplate(where(st.partial_template), baseDir, 'query_generation.style_transfer.partial_template');
+    const template = await loadTemplate(st.template, baseDir, 'query_generation.style_transfer.template', join(PACKAGE_CONFIG_DIR, 'prompts', 'style_transfer.txt'));
+    const partialTemplate = st.partial_template === undefined ? undefined : await loadTemplate(st.partial_template, baseDir, 'query_generation.style_transfer.partial_template');
     styleTransfer = createStyleTransfer({ ...model, template, partialTemplate, probability: st.transfer_probability, validationRetries: 2 });
   }
   let generator: QueryGenerator | undefined;
   if (options.rounds > 0 && model !== undefined) {
-    const template = await loadTemplate(where(qg.generation_template), baseDir, 'query_generation.generation_template', join(PACKAGE_CONFIG_DIR, 'prompts', 'query_generation.txt'));
+    const template = await loadTemplate(qg.generation_template, baseDir, 'query_generation.generation_template', join(PACKAGE_CONFIG_DIR, 'prompts', 'query_generation.txt'));
     generator = createQueryGenerator({ ...model, template, validationRetries: 2 });
   }
   return { dataset, styleTransfer, generator };

@@ -1,11 +1,23 @@
 // Demand-driven line reader for NDJSON files and stdin: reads a chunk only when the consumer asks for a line.
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
+import { ConfigError } from '../errors.js';
 
 /** One line of input, with its 1-based line number, or the reason it could not be read as text. */
 export type Line =
   | { readonly line: number; readonly text: string; readonly error?: undefined }
   | { readonly line: number; readonly text?: undefined; readonly error: string };
+
+/**
+ * What to do with a bad input line: report `FILE:LINE: message` through `onWarning` and go on, or, with
+ * `strict`, end the stream with a ConfigError. One policy for personas, texts and query files.
+ */
+export function badLineReporter(options: { readonly strict?: boolean | undefined; readonly onWarning?: ((message: string) => void) | undefined }): (message: string) => void {
+  return (message) => {
+    if (options.strict === true) throw new ConfigError(`${message} (--strict stops at the first bad line)`);
+    options.onWarning?.(message);
+  };
+}
 
 export interface ReadLinesOptions {
   /** Longest line accepted, in bytes; a longer line is reported and skipped without being held in memory. Default 16 MiB. */

@@ -1,9 +1,8 @@
 // Persona NDJSON → tasks: validation with zod, FILE:LINE reports, persona × query expansion.
 import { z } from 'zod';
-import { ConfigError } from '../errors.js';
 import { rngFor, stableId } from '../rng.js';
 import type { Task } from '../types.js';
-import { readLines, type ReadLinesOptions } from './ndjson.js';
+import { badLineReporter, readLines, type ReadLinesOptions } from './ndjson.js';
 import type { QueryDataset } from './queries.js';
 import { KeySet } from './seen.js';
 
@@ -107,10 +106,7 @@ export function expandPersona(persona: PersonaLine, source: string, options: Pic
  * 16 bytes per task (see KeySet).
  */
 export async function* readTasks(input: AsyncIterable<Buffer | string>, options: TaskOptions): AsyncGenerator<Task> {
-  const report = (message: string): void => {
-    if (options.strict === true) throw new ConfigError(`${message} (--strict stops at the first bad line)`);
-    options.onWarning?.(message);
-  };
+  const report = badLineReporter(options);
   const seen = new KeySet();
   for await (const line of readLines(input, options)) {
     const where = `${options.name}:${line.line}`;

@@ -5,6 +5,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { ConfigError } from '../errors.js';
 import type { Rng } from '../rng.js';
+import { badLineReporter } from './ndjson.js';
 
 /** One query of the dataset. */
 export interface DatasetQuery {
@@ -122,10 +123,7 @@ export class QueryDataset {
   private static async scan(path: string, max: number, options: QueryDatasetOptions, add: (start: number, length: number, position: number) => boolean): Promise<void> {
     let count = 0;
     const name = basename(path);
-    const report = (message: string): void => {
-      if (options.strict === true) throw new ConfigError(`${message} (--strict stops at the first bad line)`);
-      options.onWarning?.(message);
-    };
+    const report = badLineReporter(options);
     const consider = (line: Buffer, start: number, lineNumber: number): boolean => {
       if (max <= 0) return false;
       const text = line.toString('utf8').trim();

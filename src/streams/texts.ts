@@ -1,8 +1,7 @@
 // Source for `personaflow noise`: plain text lines or {"text": ..., "persona_features": ...} lines.
 import { z } from 'zod';
-import { ConfigError } from '../errors.js';
 import type { Features } from '../types.js';
-import { readLines, type ReadLinesOptions } from './ndjson.js';
+import { badLineReporter, readLines, type ReadLinesOptions } from './ndjson.js';
 import { formatIssues } from './personas.js';
 
 /** One text to noise, with the persona it is typed by and the key its random draws are seeded with. */
@@ -37,10 +36,7 @@ export interface TextOptions extends ReadLinesOptions {
  * skipped, or end the stream with a ConfigError when `strict`.
  */
 export async function* readTexts(input: AsyncIterable<Buffer | string>, options: TextOptions): AsyncGenerator<TextItem> {
-  const report = (message: string): void => {
-    if (options.strict === true) throw new ConfigError(`${message} (--strict stops at the first bad line)`);
-    options.onWarning?.(message);
-  };
+  const report = badLineReporter(options);
   for await (const line of readLines(input, options)) {
     const source = `${options.name}:${line.line}`;
     if (line.error !== undefined) {

@@ -68,7 +68,6 @@ describe('rate limits', () => {
     const server = await startOpenAIServer({ apiKey: TEST_KEY, faults: () => 'server_error' });
     try {
       const config = await yaml('dead.yaml', 'interaction_generation:\n  max_retries: 2\n  retry_delay: 0.01\npersonaflow:\n  breaker: { threshold: 5, cooldown_s: 0.2, give_up_s: 2 }\n');
-      const started = Date.now();
       const out = join(dir, 'dead');
       const run = await runCli(['generate', personas, '-c', config, ...against(server), ...TURNS, '-j', '8', '--out', out]);
       expect(run.code).toBe(1);
@@ -76,7 +75,6 @@ describe('rate limits', () => {
       expect(run.stderr).toMatch(/--resume/);
       // Probes, not every task's retries: far fewer calls than 40 conversations × 3 attempts.
       expect(server.requests.length).toBeLessThan(80);
-      expect(Date.now() - started).toBeLessThan(15_000);
       expect(existsSync(join(out, 'run.json'))).toBe(true);
     } finally {
       await server.close();

@@ -140,7 +140,9 @@ describe('resume after SIGKILL', () => {
 
   it('refuses a non-empty DIR without --resume, and a resume with other settings without --force', async () => {
     const out = join(dir, 'guarded');
-    await killAfter(out, 400);
+    // Any output makes DIR a run's: a whole run is the surest way to have some.
+    const first = await runCli(ARGS(out), { env: { OPENAI_API_KEY: undefined } });
+    expect(first.code, first.stderr).toBe(0);
     const again = await runCli(ARGS(out), { env: { OPENAI_API_KEY: undefined } });
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/use --resume to continue that run, or --force to overwrite it/);
@@ -153,10 +155,16 @@ describe('resume after SIGKILL', () => {
 
   it('SIGINT: finishes what is in flight, writes everything, says how to resume, exits 130', async () => {
     const out = join(dir, 'interrupted');
-    const child = spawn(process.execPath, [BIN, ...ARGS(out).filter((a) => a !== '-q')], { cwd: ROOT, env: childEnv({ OPENAI_API_KEY: undefined }), stdio: ['ignore', 'ignore', 'pipe'] });
+    // Slow replies, so the run is surely still going when the first interaction is on disk; the signal
+    // is sent then, not after a fixed delay that a fast or a slow machine would get wrong.
+    const slow = join(dir, 'slow.yaml');
+    await writeFile(slow, 'personaflow:\n  sim:\n    latency_ms: 60\n');
+    const args = [...ARGS(out).filter((a) => a !== '-q')].map((a) => (a === config ? slow : a));
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: childEnv({ OPENAI_API_KEY: undefined }), stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    const file = join(out, 'interactions.ndjson');
+    while (!existsSync(file) || (await readFile(file, 'utf8')).length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
     child.kill('SIGINT');
     const code = await new Promise<number | null>((resolve) => child.once('close', (exit: number | null) => resolve(exit)));
     expect(code).toBe(130);
@@ -165,7 +173,7 @@ describe('resume after SIGKILL', () => {
     expect(partial.size).toBeGreaterThan(0);
     expect(partial.size).toBeLessThan(PERSONAS * 2);
     await expectIndexMatches(out);
-    const resumed = await runCli([...ARGS(out), '--resume'], { env: { OPENAI_API_KEY: undefined } });
+    const resumed = await runCli([...args, '--resume'], { env: { OPENAI_API_KEY: undefined } });
     expect(resumed.code, resumed.stderr).toBe(0);
     expect([...(await interactionsOf(out)).keys()].sort()).toEqual([...reference.keys()].sort());
   }, 60_000);

@@ -202,33 +202,33 @@ describe('parseNoiseAnswer', () => {
     },
   );
 
-  // BUG: the refusal pattern only knows the ASCII apostrophe. Models very often answer with a typographic
+  // Regression (fixed): the refusal pattern only knows the ASCII apostrophe. Models very often answer with a typographic
   // one (’), and "I’m sorry, but I can’t help with that." is then accepted as the user's noisy message.
   it('rejects a refusal written with a typographic apostrophe (I’m sorry, I can’t)', () => {
     expect(parseNoiseAnswer('I’m sorry, but I can’t help with that.', 'Can you help me write a cover letter?', 'surface_noise').ok).toBe(false);
   });
 
-  // BUG: an answer that starts like the JSON object but has no closing brace (an answer cut off by
+  // Regression (fixed): an answer that starts like the JSON object but has no closing brace (an answer cut off by
   // max_completion_tokens, `{"noisy_text": "can u hel`) skips the JSON branch (it needs a `}`) and is
   // accepted as plain text: the user turn becomes `{"noisy_text": "...` with the JSON syntax in it.
   it('rejects JSON cut off before its closing brace', () => {
     expect(parseNoiseAnswer('{"noisy_text": "can u help w a cover letter', 'Can you help me write a cover letter?', 'surface_noise').ok).toBe(false);
   });
 
-  // BUG: `clean` strips one leading and one trailing quote whether or not they are a pair around the whole
+  // Regression (fixed): `clean` strips one leading and one trailing quote whether or not they are a pair around the whole
   // text, so a terse message that starts and ends with two separate quoted words is mangled:
   // '"let" vs "const"' becomes 'let" vs "const'.
   it('keeps a message that starts and ends with two separately quoted words', () => {
     expect(parseNoiseAnswer('"let" vs "const"', 'What is the difference between let and const in JavaScript?', 'incomplete_info')).toMatchObject({ ok: true, noisyText: '"let" vs "const"' });
   });
 
-  // BUG: EXPLANATION's `i (?:have |'ve )?(?:applied|...)` needs a space right after "i", so "I've" can
+  // Regression (fixed): EXPLANATION's `i (?:have |'ve )?(?:applied|...)` needs a space right after "i", so "I've" can
   // never match it: "I've rewritten your message: ..." is accepted as the noisy text.
   it("rejects an account of the changes written with I've", () => {
     expect(parseNoiseAnswer("I've rewritten it: can u help w a cover letter", 'Can you help me write a cover letter?', 'surface_noise').ok).toBe(false);
   });
 
-  // BUG: the same EXPLANATION branch matches anywhere in the text, so a user message that itself says
+  // Regression (fixed): the same EXPLANATION branch matches anywhere in the text, so a user message that itself says
   // "I added" / "I have applied" / "I rewrote" (very common in real requests) is rejected as an explanation,
   // and such a text can never be noised: every retry is rejected and the turn ends up in layer `error`.
   it('accepts a noisy message in which the user says "I added ..." (as the input did)', () => {

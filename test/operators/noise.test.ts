@@ -4,7 +4,7 @@ import { from, lastValueFrom, tap, toArray } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
 import { strategyFileSchema, type Layer, type StrategyFile } from '../../src/config.js';
-import { ModelError } from '../../src/errors.js';
+import { FatalError, ModelError } from '../../src/errors.js';
 import { createSimModel } from '../../src/models/sim.js';
 import type { ChatModel, ChatRequest, ChatResponse, ModelModule, ModelRef, TokenUsage } from '../../src/models/types.js';
 import { createDistractor, type Distractor, type NoiseResult } from '../../src/noise/distractor.js';
@@ -257,7 +257,10 @@ describe('noise', () => {
     const fake = scripted(() => {
       throw new ModelError('auth', '401');
     });
-    await expect(run([item('hello there friend')], { ...base, distractor: semanticWith(fake.model) })).rejects.toMatchObject({ kind: 'auth' });
+    // As in a conversation: the auth failure ends the run as a FatalError that carries it.
+    const error: unknown = await run([item('hello there friend')], { ...base, distractor: semanticWith(fake.model) }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(FatalError);
+    expect(error).toMatchObject({ cause: { kind: 'auth' } });
     expect(fake.requests).toHaveLength(1);
   });
 });
@@ -297,7 +300,7 @@ describe('retryingCall', () => {
     expect(usage).toEqual([]);
   });
 
-  // BUG (latent): `attempt` lives in the closure of the call, not of the subscription, so subscribing to the
+  // Regression (fixed): `attempt` lives in the closure of the call, not of the subscription, so subscribing to the
   // returned observable a second time starts at the attempt number the first subscription ended with
   // (here 2, not 1). The observable is meant to be cold (each subscription a fresh call); the sim model
   // seeds its faults by attempt, so such a re-subscription would see other faults. No caller in src

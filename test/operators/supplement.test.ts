@@ -505,6 +505,15 @@ describe('supplement operator', () => {
     expect(again.map((t) => t.targetTurns)).toEqual(seen.map((t) => t.targetTurns));
   });
 
+  it('never reuses a supplement id an earlier run already wrote (resume)', async () => {
+    const seen: Task[] = [];
+    const source = await failedOutcomes(persona('A', [`${MARK} 1`, `${MARK} 2`]));
+    const written = new Set(['interaction_A_supplement_r1_0', 'interaction_A_supplement_r1_2']);
+    const opts: SupplementOptions = { ...directOptions(fakeGenerator().generator), rounds: 1, isWritten: (id) => written.has(id), run: (tasks) => from(tasks).pipe(map((t) => (seen.push(t), fakeOutcome(t)))) };
+    await lastValueFrom(from(source).pipe(supplement(opts), toArray()));
+    expect(seen.map((t) => t.queryId)).toEqual(['supplement_r1_1', 'supplement_r1_3']);
+  });
+
   it('ignores failures that carry no task', async () => {
     const { generator, calls } = fakeGenerator();
     const [failed] = await failedOutcomes(persona('A', [`${MARK} 1`]));
@@ -605,7 +614,7 @@ describe('supplement: determinism with sim', () => {
     for (const [id, count] of Object.entries(done)) expect(count).toBeLessThanOrEqual(targets[id] as number);
   });
 
-  // BUG: the avoid list is built in completion order (track pushes each failed query as its outcome
+  // Regression (fixed): the avoid list is built in completion order (track pushes each failed query as its outcome
   // arrives), and the query-generation prompt lists it in that order. The sim's answer depends on the
   // prompt, so the supplement queries depend on which failure finished first: a run at concurrency 1
   // and one at concurrency 4 with the same seed generate different supplement queries, although sim

@@ -112,7 +112,7 @@ describe('parseStyleAnswer', () => {
     }
   });
 
-  // BUG: the refusal pattern of rewrite.ts matches at the start of the message, and very common user
+  // Regression (fixed): the refusal pattern of rewrite.ts matches at the start of the message, and very common user
   // requests start the same way: "I can't get Docker to start", "I am unable to log in", "sorry, quick
   // question". Style transfer of such a request into the persona's own words is rejected as "a refusal" on
   // every attempt, so the task keeps its dataset wording (applied: false).
@@ -124,14 +124,14 @@ describe('parseStyleAnswer', () => {
     expect(parseStyleAnswer(answer('I am unable to log in to my bank account after the update, what can I do?'))).toMatchObject({ ok: true });
   });
 
-  // BUG: the other way round, the `sorry,` branch of the refusal pattern is followed by `\b`, which cannot
+  // Regression (fixed): the other way round, the `sorry,` branch of the refusal pattern is followed by `\b`, which cannot
   // match between the comma and the space after it, so the most common refusal opening, "Sorry, but I can't
   // help with that.", is accepted as the adapted query (and would become the user's first message).
   it('rejects a refusal that opens with "Sorry, "', () => {
     expect(parseStyleAnswer(answer("Sorry, but I can't help with rewriting that request.")).ok).toBe(false);
   });
 
-  // BUG: the same holds for the explanation pattern: a user who shares something starts with "here is"/"here's",
+  // Regression (fixed): the same holds for the explanation pattern: a user who shares something starts with "here is"/"here's",
   // so "here's my cover letter, can you tighten it?" is rejected as "an explanation instead of the message".
   it('accepts a message that starts "here\'s my ..."', () => {
     expect(parseStyleAnswer(answer("here's my cover letter, can you make it sound less stiff?"))).toMatchObject({ ok: true });

@@ -389,9 +389,9 @@ describe('crash shapes', () => {
     expect(await expectIndexMatches(dir)).toEqual(first);
   });
 
-  // BUG: an index line `null` (valid JSON, not an object) makes readOutput throw a TypeError
+  // Regression (fixed): an index line `null` (valid JSON, not an object) makes readOutput throw a TypeError
   // (`entry.n` of null) instead of cutting the index there like any other garbage line.
-  it('(d) BUG: a `null` index line is garbage too, not a crash', async () => {
+  it('(d) regression: a `null` index line is garbage too, not a crash', async () => {
     const dir = await fresh();
     const first = some(3);
     await writeRun(dir, first.map(ok));
@@ -403,11 +403,11 @@ describe('crash shapes', () => {
     expect(await expectIndexMatches(dir)).toEqual(first);
   });
 
-  // BUG: an index line that is not valid UTF-8 is read as blank with 0 bytes (linesFrom gives `bytes: 0`
+  // Regression (fixed): an index line that is not valid UTF-8 is read as blank with 0 bytes (linesFrom gives `bytes: 0`
   // to lines readLines could not decode), so it is neither cut nor counted. When a later line is bad,
   // index.ndjson is truncated at a byte count that misses the undecodable line: the cut lands inside
   // a good line, and the rebuilt index lines are appended after that torn fragment.
-  it('(d) BUG: a line of invalid UTF-8 in the index is cut like any other garbage', async () => {
+  it('(d) regression: a line of invalid UTF-8 in the index is cut like any other garbage', async () => {
     const dir = await fresh();
     const first = some(4);
     await writeRun(dir, first.map(ok));
@@ -421,10 +421,10 @@ describe('crash shapes', () => {
     expect(await expectIndexMatches(dir)).toEqual(first);
   });
 
-  // BUG: DirSink.open creates interactions.ndjson, failures.ndjson and index.ndjson one after another; a
+  // Regression (fixed): DirSink.open creates interactions.ndjson, failures.ndjson and index.ndjson one after another; a
   // run killed in between leaves DIR without index.ndjson, and readOutput then rejects with ENOENT
   // (createReadStream on the missing index) instead of treating the missing index as empty.
-  it('BUG: reads a directory whose index.ndjson is missing (killed while DirSink.open created the files)', async () => {
+  it('regression: reads a directory whose index.ndjson is missing (killed while DirSink.open created the files)', async () => {
     const dir = await fresh();
     await writeFile(join(dir, FILES.interactions), '');
     const state = await readOutput(dir);
@@ -595,16 +595,16 @@ describe('UsageTotals.merge', () => {
     });
   });
 
-  // BUG: a module entry that is null (`{"statistics":{"by_module":{"assistant":null}}}`) makes merge throw
+  // Regression (fixed): a module entry that is null (`{"statistics":{"by_module":{"assistant":null}}}`) makes merge throw
   // a TypeError (`value.input_tokens` of null): a damaged usage.json stops the resume instead of being ignored.
-  it('BUG: ignores a null entry inside by_module', () => {
+  it('regression: ignores a null entry inside by_module', () => {
     const usage = new UsageTotals();
     expect(() => usage.merge({ statistics: { by_module: { assistant: null } } })).not.toThrow();
   });
 
-  // BUG: merge folds with `into[key] ??= empty()`, so a usage.json key "__proto__" (JSON.parse makes it an
+  // Regression (fixed): merge folds with `into[key] ??= empty()`, so a usage.json key "__proto__" (JSON.parse makes it an
   // own property) selects Object.prototype, and `+=` then writes input_tokens etc. onto every object.
-  it('BUG: a "__proto__" key in usage.json does not pollute Object.prototype', () => {
+  it('regression: a "__proto__" key in usage.json does not pollute Object.prototype', () => {
     const proto = Object.prototype as unknown as Record<string, unknown>;
     try {
       new UsageTotals().merge(JSON.parse('{"statistics":{"by_model":{"__proto__":{"input_tokens":1,"call_count":1}}}}'));
@@ -659,6 +659,10 @@ describe('fingerprint', () => {
     ['max_workers', (c) => ({ ...c, interaction_generation: { ...c.interaction_generation, max_workers: 99 } })],
     ['api.timeout', (c) => ({ ...c, api: { ...c.api, timeout: 5 } })],
     ['personaflow.sim.latency_ms', (c) => ({ ...c, personaflow: { ...c.personaflow, sim: { ...c.personaflow.sim, latency_ms: 250 } } })],
+    // Limits, prices and the breaker change how fast and at what cost, not what is written.
+    ['personaflow.limits', (c) => ({ ...c, personaflow: { ...c.personaflow, limits: { 'gpt-4o-mini': { rpm: 500 } } } })],
+    ['personaflow.prices', (c) => ({ ...c, personaflow: { ...c.personaflow, prices: { 'gpt-4o-mini': { input: 1, output: 2 } } } })],
+    ['personaflow.breaker', (c) => ({ ...c, personaflow: { ...c.personaflow, breaker: { threshold: 3, cooldown_s: 1, give_up_s: 10 } } })],
     ['personaflow.sim.jitter_ms', (c) => ({ ...c, personaflow: { ...c.personaflow, sim: { ...c.personaflow.sim, jitter_ms: 30 } } })],
     ['api.api_key', (c) => ({ ...c, api: { ...c.api, api_key: 'sk-secret-1234567890' } })],
     ['openrouter.api_key', (c) => ({ ...c, openrouter: { ...c.openrouter, api_key: 'sk-or-other' } })],

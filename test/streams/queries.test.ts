@@ -279,7 +279,7 @@ describe('QueryDataset.open', () => {
     });
   });
 
-  // BUG: a file saved with a UTF-8 byte order mark (common for files written on Windows) is indexed fine,
+  // Regression (fixed): a file saved with a UTF-8 byte order mark (common for files written on Windows) is indexed fine,
   // since the scan trims the line and String.prototype.trim removes U+FEFF, but `get` parses the raw bytes
   // without trimming, so JSON.parse fails on the BOM and reading the first query throws
   // "a query line changed on disk while the run was reading it". Counterexample: "\uFEFF{\"query\":\"a\"}\n".
