@@ -1,4 +1,4 @@
-// The command line: `personaflow generate` and `personaflow noise` (export comes later), Unix manners, exit codes.
+// The command line: `personaflow generate`, `personaflow noise` and `personaflow export` (src/export), Unix manners, exit codes.
 import { stat } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
@@ -13,6 +13,7 @@ import { noise, retryingCall } from './operators/noise.js';
 import type { RoundReport } from './operators/supplement.js';
 import { setUpQueries } from './queries/setup.js';
 import { generate } from './pipeline.js';
+import { exportCommand } from './export/command.js';
 import { DirSink, outputIn } from './sinks/dir.js';
 import { readOutput, type OutputState, type RunRecord } from './sinks/resume.js';
 import { BrokenPipeError, streamWriter } from './sinks/stdout.js';
@@ -545,6 +546,7 @@ export function program(setExitCode: (code: number) => void): Command {
     .action(async (file: string, flags: NoiseFlags) => {
       setExitCode(await runNoise(file, flags));
     });
+  exportCommand(cli.command('export'), setExitCode);
   return cli;
 }
 

@@ -101,6 +101,26 @@ const queryGeneration = z.looseObject({
   generation_template: text.optional(),
 });
 
+/**
+ * PersonaGym's `training_data` (read by `personaflow export`). No defaults here: export applies them, so
+ * a config file's fingerprint (and `--resume` of runs made before this schema) does not change.
+ */
+const trainingData = z.looseObject({
+  format: z
+    .looseObject({
+      include_persona: z.boolean().optional(),
+      include_trajectory: z.boolean().optional(),
+      include_full_conversation: z.boolean().optional(),
+      include_distractor_versions: z.boolean().optional(),
+      include_metadata: z.boolean().optional(),
+    })
+    .optional(),
+  split: z
+    .looseObject({ train: rate.optional(), validation: rate.optional(), test: rate.optional() })
+    .refine((split) => Math.abs((split.train ?? 0) + (split.validation ?? 0) + (split.test ?? 0) - 1) <= 1e-6, { message: 'train + validation + test must add up to 1' })
+    .optional(),
+});
+
 /** PersonaGym's distractor_strategy.yaml. */
 export const strategyFileSchema = z.looseObject({
   layer_weights: z.partialRecord(z.enum(LAYERS), finite.min(0)).default({ surface_noise: 0.5, incomplete_info: 0.3, semantic_ambiguity: 0.2 }),
@@ -144,7 +164,7 @@ export const configSchema = z.looseObject({
   distractor: distractor.default(() => distractor.parse({})),
   query_generation: queryGeneration.default(() => queryGeneration.parse({})),
   paths: z.looseObject({ query_datasets: z.array(text).optional() }).optional(),
-  training_data: z.looseObject({}).optional(),
+  training_data: trainingData.optional(),
   experiment: z.looseObject({ seed: z.number().int().optional() }).optional(),
   personaflow: z
     .strictObject({

@@ -1,0 +1,212 @@
+// `personaflow export`: interactions (a file, a generate --out DIR, or stdin) to training samples, split by persona, with statistics.
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { loadConfig, runSeed } from '../config.js';
+import { ConfigError } from '../errors.js';
+import { FILES } from '../sinks/dir.js';
+import { BrokenPipeError } from '../sinks/stdout.js';
+import { openInput } from '../streams/ndjson.js';
+import { EXPORT_FILES, dirOutput, streamOutput, writeJsonAtomic, type SplitOutput } from './output.js';
+import { FORMATS, SPLITS, type Format, type IncludeFlags, type SplitName } from './samples.js';
+import { checkRatios, parseSplit, type SplitRatios } from './split.js';
+import { ExportStatistics } from './statistics.js';
+import { emptyCounts, exportSamples } from './stream.js';
+
+export interface ExportFlags {
+  config?: string;
+  format?: Format;
+  out?: string;
+  force?: boolean;
+  /** `--split`: ratios, or `none` to turn off the config's split. */
+  split?: SplitRatios | 'none';
+  only?: SplitName;
+  seed?: number;
+  system?: string;
+  clean?: boolean;
+  minTurns?: number;
+  excludeFailedGuards?: boolean;
+  dedupe?: boolean;
+  stats?: string;
+  statsFeature?: string;
+  strict?: boolean;
+  quiet?: boolean;
+}
+
+/** The feature `persona_distribution` counts by, unless `--stats-feature` says otherwise (PersonaGym's example counts roles). */
+export const DEFAULT_STATS_FEATURE = 'role';
+const MAX_WARNINGS = 50;
+
+const say = (message: string): void => void process.stderr.write(`personaflow: ${message}\n`);
+
+/** Where the interactions come from: a file, stdin, or a `generate --out` directory (and its usage.json). */
+async function resolveInput(file: string | undefined): Promise<{ path: string | undefined; usage: string | undefined }> {
+  if (file === undefined || file === '-') return { path: undefined, usage: undefined };
+  const info = await stat(file).catch((error: NodeJS.ErrnoException) => {
+    throw new ConfigError(`${file}: cannot read interactions (${error.code ?? 'error'})`);
+  });
+  if (!info.isDirectory()) return { path: file, usage: undefined };
+  const path = join(file, FILES.interactions);
+  const inner = await stat(path).catch(() => undefined);
+  if (inner === undefined || inner.isDirectory()) throw new ConfigError(`${file}: is a directory without ${FILES.interactions} (expected a \`generate --out\` directory, an interactions file, or - for stdin)`);
+  const usage = join(file, FILES.usage);
+  return { path, usage: (await stat(usage).catch(() => undefined)) === undefined ? undefined : usage };
+}
+
+/** The run's usage.json, or undefined (with a warning) when it cannot be read as JSON. */
+async function readUsage(path: string | undefined, warn: (message: string) => void): Promise<unknown> {
+  if (path === undefined) return undefined;
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as unknown;
+  } catch (error) {
+    warn(`${path}: ignored, not readable as JSON (${(error as Error).message.split('\n')[0] ?? ''})`);
+    return undefined;
+  }
+}
+
+/** Runs `personaflow export` and returns its exit code. */
+export async function runExport(file: string | undefined, flags: ExportFlags): Promise<number> {
+  const started = Date.now();
+  const format = flags.format ?? 'personagym';
+  if (flags.system !== undefined && format === 'personagym') throw new ConfigError('--system applies to --format openai and sharegpt (a personagym sample carries persona_features instead)');
+  if (flags.only !== undefined && flags.out !== undefined) throw new ConfigError('--only writes one split to stdout; with --out every split has its own file');
+  const loaded = await loadConfig(flags.config);
+  const { config } = loaded;
+  const training = config.training_data;
+  const configured = training?.split;
+  let ratios: SplitRatios | undefined;
+  if (flags.split === 'none') ratios = undefined;
+  else if (flags.split !== undefined) ratios = flags.split;
+  else if (configured !== undefined) ratios = checkRatios({ train: configured.train ?? 0, validation: configured.validation ?? 0, test: configured.test ?? 0 }, 'training_data.split');
+  if (flags.only !== undefined && ratios === undefined) throw new ConfigError(`--only ${flags.only} needs a split (--split, or training_data.split in the config)`);
+  const seed = runSeed(config, flags.seed);
+  const include: IncludeFlags = training?.format ?? {};
+  if (flags.quiet !== true) for (const notice of loaded.notices) say(notice);
+
+  const input = await resolveInput(file);
+  let warnings = 0;
+  const warn = (message: string): void => {
+    warnings += 1;
+    if (warnings <= MAX_WARNINGS) process.stderr.write(`${message}\n`);
+    else if (warnings === MAX_WARNINGS + 1) say('more bad lines follow; only the count is reported from here on');
+  };
+  const runUsage = await readUsage(input.usage, warn);
+  const output: SplitOutput = flags.out === undefined ? streamOutput(process.stdout) : await dirOutput(flags.out, flags.force === true);
+  const statistics = new ExportStatistics({ feature: flags.statsFeature ?? DEFAULT_STATS_FEATURE, format, ratios, seed, clean: flags.clean === true });
+  const counts = emptyCounts();
+  const source = openInput(input.path);
+  // With a split on stdout each line says its split (strip it with jq's del(.split)); --only and --out need no field.
+  const tagSplit = ratios !== undefined && flags.out === undefined && flags.only === undefined;
+
+  let stopping = false;
+  const onSignal = (): void => {
+    if (stopping) return;
+    stopping = true;
+    source.stream.destroy();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let broken = false;
+  try {
+    const samples = exportSamples(source.stream, {
+      name: input.path ?? source.name,
+      format,
+      sample: { clean: flags.clean === true, system: flags.system, include },
+      ratios,
+      seed,
+      minTurns: flags.minTurns,
+      excludeGuardRejections: flags.excludeFailedGuards === true,
+      dedupe: flags.dedupe !== false,
+      strict: flags.strict === true,
+      onWarning: warn,
+      stopped: () => stopping,
+    }, counts);
+    for await (const { split, sample, interaction } of samples) {
+      if (flags.only !== undefined && split !== flags.only) continue;
+      await output.write(split, JSON.stringify(tagSplit ? { ...sample, split } : sample));
+      statistics.add(interaction, split);
+    }
+    await output.close();
+  } catch (error) {
+    if (error instanceof BrokenPipeError) broken = true;
+    else {
+      // Ctrl-C destroys the input under the reader: what was read is kept. Anything else (--strict) ends here.
+      await output.close().catch(() => undefined);
+      if (!stopping) throw error;
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  if (broken) return 0;
+
+  const stats = statistics.toJSON({ skipped: counts.skipped, inputLines: counts.lines, interactions: counts.interactions, runUsage });
+  const statsPath = flags.stats ?? (flags.out === undefined ? undefined : join(flags.out, EXPORT_FILES.statistics));
+  if (statsPath !== undefined) {
+    await writeJsonAtomic(statsPath, stats).catch((error: NodeJS.ErrnoException) => {
+      throw new ConfigError(`${statsPath}: cannot write statistics (${error.code ?? 'error'})`);
+    });
+  }
+  if (flags.quiet !== true || stopping) {
+    const { skipped } = counts;
+    const splits = ratios === undefined ? '' : ` (${SPLITS.map((name) => `${name} ${statistics.bySplit[name]}`).join(', ')})`;
+    const left = [
+      [skipped.bad_lines, 'bad lines'],
+      [skipped.below_min_turns, 'below --min-turns'],
+      [skipped.guard_rejections, 'with guard rejections'],
+      [skipped.duplicates, 'duplicates'],
+      [skipped.invalid_samples, `not valid as ${format}`],
+    ].filter(([n]) => (n as number) > 0).map(([n, what]) => `${String(n)} ${String(what)}`);
+    say(
+      `${stopping ? 'interrupted: ' : ''}exported ${statistics.total} ${format} samples${splits} from ${counts.interactions} interactions` +
+        `${left.length === 0 ? '' : `; left out ${left.join(', ')}`} in ${((Date.now() - started) / 1000).toFixed(1)} s` +
+        (flags.out === undefined ? '' : ` → ${flags.out}`),
+    );
+  }
+  return stopping ? 130 : 0;
+}
+
+function integer(min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer ≥ ${min}, got \`${value}\``);
+    return n;
+  };
+}
+
+function splitOption(value: string): SplitRatios | 'none' {
+  try {
+    return parseSplit(value) ?? 'none';
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
+/**
+ * Defines `export` on a command made by `cli.command('export')` (so it inherits the program's settings),
+ * with `setExitCode` receiving the exit code.
+ */
+export function exportCommand(command: Command, setExitCode: (code: number) => void): Command {
+  return command
+    .description('interactions to training samples (personagym, openai or sharegpt), split by persona, with statistics')
+    .argument('[interactions]', 'interactions NDJSON file, a `generate --out` directory, or - for stdin', '-')
+    .option('-c, --config <file>', 'PersonaGym-compatible config.yaml (training_data.format and .split, experiment.seed)')
+    .addOption(new Option('-f, --format <name>', 'sample format').choices(FORMATS).default('personagym'))
+    .option('-o, --out <dir>', 'write train.jsonl, validation.jsonl, test.jsonl and statistics.json into DIR')
+    .option('--force', 'overwrite the export files already in --out DIR')
+    .option('--split <ratios>', 'train,validation,test shares by persona, e.g. 0.8,0.1,0.1; none turns off training_data.split', splitOption)
+    .addOption(new Option('--only <split>', 'write only this split to stdout, without the split field').choices(SPLITS))
+    .option('--seed <n>', 'seed of the split (default: personaflow.seed, experiment.seed, else 42)', integer(0))
+    .option('--system <mode>', 'openai/sharegpt system message: none (default), persona, or the text itself')
+    .option('--clean', 'user turns as the user meant them (metadata.clean_version) instead of the noisy text the assistant saw')
+    .option('--min-turns <n>', 'leave out conversations with fewer user→assistant exchanges', integer(1))
+    .option('--exclude-failed-guards', 'leave out conversations in which the simulator guards rejected a reply (metadata.guard)')
+    .option('--no-dedupe', 'keep conversations whose messages repeat an earlier one (dropped by default)')
+    .option('--stats <file>', 'write statistics.json here (default with --out: DIR/statistics.json)')
+    .option('--stats-feature <name>', `persona feature that persona_distribution counts by (default: ${DEFAULT_STATS_FEATURE})`)
+    .option('--strict', 'stop at the first bad input line instead of reporting and skipping it')
+    .option('-q, --quiet', 'no notices or summary on stderr (warnings and errors still appear)')
+    .action(async (file: string, flags: ExportFlags) => {
+      setExitCode(await runExport(file, flags));
+    });
+}

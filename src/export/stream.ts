@@ -1,0 +1,112 @@
+// The export stream: interaction lines in, validated samples with their split out; filters, dedupe and FILE:LINE reports on the way.
+import { badLineReporter, readLines, type ReadLinesOptions } from '../streams/ndjson.js';
+import { formatIssues } from '../streams/personas.js';
+import { KeySet } from '../streams/seen.js';
+import { SAMPLE_SCHEMAS, conversationOf, hadGuardRejections, interactionInputSchema, toSample, turnsOf, type Format, type InteractionInput, type Sample, type SampleOptions, type SplitName } from './samples.js';
+import { splitOf, type SplitRatios } from './split.js';
+import type { Skipped } from './statistics.js';
+
+export interface ExportStreamOptions extends ReadLinesOptions {
+  /** What messages call the input: `interactions.ndjson`, `stdin`. */
+  readonly name: string;
+  readonly format: Format;
+  readonly sample?: SampleOptions;
+  /** Split by persona with these ratios; undefined: every sample is `train` (no split). */
+  readonly ratios?: SplitRatios | undefined;
+  /** Seed of the split. */
+  readonly seed: number;
+  /** Leave out conversations with fewer user→assistant exchanges. */
+  readonly minTurns?: number | undefined;
+  /** Leave out conversations in which the simulator guards rejected any reply. */
+  readonly excludeGuardRejections?: boolean;
+  /** Leave out a conversation whose messages (as exported) already came. Default true. */
+  readonly dedupe?: boolean;
+  /** Stop at the first bad line (ConfigError) instead of reporting and skipping it. */
+  readonly strict?: boolean;
+  /** Receives `FILE:LINE: message` for every bad line or sample that fails its schema. */
+  readonly onWarning?: (message: string) => void;
+  /** Whether to stop reading (Ctrl-C): checked before each line. */
+  readonly stopped?: () => boolean;
+}
+
+/** One sample on its way out. */
+export interface ExportedSample {
+  readonly split: SplitName;
+  readonly sample: Sample;
+  readonly interaction: InteractionInput;
+  /** `file:LINE`. */
+  readonly source: string;
+}
+
+/** What the stream read and left out, counted as it goes. */
+export interface ExportCounts {
+  lines: number;
+  interactions: number;
+  readonly skipped: Skipped;
+}
+
+export const emptyCounts = (): ExportCounts => ({ lines: 0, interactions: 0, skipped: { bad_lines: 0, below_min_turns: 0, guard_rejections: 0, duplicates: 0, invalid_samples: 0 } });
+
+/**
+ * Reads interaction NDJSON and yields one validated sample per interaction that passes the filters, with
+ * its split. Pulled line by line (the reader reads a chunk only when asked), so memory holds one chunk and
+ * one line, plus 16 bytes per distinct conversation for dedupe. A bad line (not UTF-8, not JSON, not an
+ * interaction) is reported as `FILE:LINE: message` and skipped, or ends the stream under `strict`; so is
+ * a sample its format's schema rejects (an empty message, say).
+ *
+ * @example
+ * for await (const { split, sample } of exportSamples(createReadStream('interactions.ndjson'), { name: 'interactions.ndjson', format: 'openai', seed: 42 })) ...
+ */
+export async function* exportSamples(input: AsyncIterable<Buffer | string>, options: ExportStreamOptions, counts: ExportCounts = emptyCounts()): AsyncGenerator<ExportedSample> {
+  const report = badLineReporter(options);
+  const seen = options.dedupe === false ? undefined : new KeySet();
+  const schema = SAMPLE_SCHEMAS[options.format];
+  for await (const line of readLines(input, options)) {
+    if (options.stopped?.() === true) return;
+    counts.lines += 1;
+    const source = `${options.name}:${line.line}`;
+    if (line.error !== undefined) {
+      counts.skipped.bad_lines += 1;
+      report(`${source}: ${line.error}`);
+      continue;
+    }
+    const text = line.text.trim();
+    if (text === '') continue;
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (error) {
+      counts.skipped.bad_lines += 1;
+      report(`${source}: invalid JSON: ${(error as Error).message}`);
+      continue;
+    }
+    const parsed = interactionInputSchema.safeParse(json);
+    if (!parsed.success) {
+      counts.skipped.bad_lines += 1;
+      report(`${source}: not an interaction: ${formatIssues(parsed.error)}`);
+      continue;
+    }
+    const interaction = parsed.data;
+    counts.interactions += 1;
+    if (options.minTurns !== undefined && turnsOf(interaction) < options.minTurns) {
+      counts.skipped.below_min_turns += 1;
+      continue;
+    }
+    if (options.excludeGuardRejections === true && hadGuardRejections(interaction)) {
+      counts.skipped.guard_rejections += 1;
+      continue;
+    }
+    if (seen !== undefined && !seen.add(JSON.stringify(conversationOf(interaction, options.sample?.clean).map((turn) => [turn.role, turn.content])))) {
+      counts.skipped.duplicates += 1;
+      continue;
+    }
+    const checked = schema.safeParse(toSample(options.format, interaction, options.sample));
+    if (!checked.success) {
+      counts.skipped.invalid_samples += 1;
+      report(`${source}: cannot be exported as ${options.format}: ${formatIssues(checked.error)}`);
+      continue;
+    }
+    const split = options.ratios === undefined ? 'train' : splitOf(options.seed, interaction.persona_id, options.ratios);
+    yield { split, sample: checked.data, interaction, source };
+  }
+}
