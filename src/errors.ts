@@ -13,6 +13,8 @@ export type ModelErrorKind =
   | 'aborted' // we cancelled it
   | 'unknown'; // anything else: a bug, not retried
 
+import type { TokenUsage } from './models/types.js';
+
 const TRANSIENT: ReadonlySet<ModelErrorKind> = new Set(['rate_limit', 'server', 'timeout', 'unreachable', 'network', 'malformed']);
 
 /** A failed model call. `transient` errors are retried; `auth`, and `unreachable` after its retries, end the whole run. */
@@ -22,12 +24,15 @@ export class ModelError extends Error {
   readonly status: number | undefined;
   /** Milliseconds the server asked us to wait (Retry-After, retry-after-ms), if it said. */
   readonly retryAfterMs: number | undefined;
+  /** Tokens the provider billed for this failed attempt (a 200 whose answer was unusable), if it said. */
+  readonly usage: TokenUsage | undefined;
 
-  constructor(kind: ModelErrorKind, message: string, options: { status?: number; retryAfterMs?: number; cause?: unknown } = {}) {
+  constructor(kind: ModelErrorKind, message: string, options: { status?: number; retryAfterMs?: number; usage?: TokenUsage; cause?: unknown } = {}) {
     super(message, { cause: options.cause });
     this.kind = kind;
     this.status = options.status;
     this.retryAfterMs = options.retryAfterMs;
+    this.usage = options.usage;
   }
 
   get transient(): boolean {

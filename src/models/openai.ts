@@ -2,7 +2,7 @@
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import { ModelError } from '../errors.js';
 import { createFetch } from './transport.js';
-import type { ChatMessage, ChatModel, ChatRequest, ChatResponse, ModelRef, RateLimitInfo } from './types.js';
+import type { ChatMessage, ChatModel, ChatRequest, ChatResponse, ModelRef, RateLimitInfo, TokenUsage } from './types.js';
 
 export interface OpenAIModelOptions extends ModelRef {
   readonly apiKey: string;
@@ -100,6 +100,14 @@ export function toModelError(error: unknown, where: string, apiKey: string, call
   return new ModelError('unknown', say(`request failed (${message})`), { cause: error });
 }
 
+/** The usage a completion reports, when it reports any. */
+function usageOf(body: CompletionShape | undefined): TokenUsage | undefined {
+  const usage = body?.usage;
+  if (typeof usage !== 'object' || usage === null) return undefined;
+  const count = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : 0);
+  return { input: count(usage.prompt_tokens), output: count(usage.completion_tokens) };
+}
+
 interface CompletionShape {
   choices?: { message?: { content?: unknown } }[];
   usage?: { prompt_tokens?: unknown; completion_tokens?: unknown };
@@ -155,16 +163,10 @@ export function createOpenAIModel(options: OpenAIModelOptions): ChatModel {
         throw toModelError(error, where, options.apiKey, signal.aborted);
       }
       const content = body?.choices?.[0]?.message?.content;
-      if (typeof content !== 'string') throw new ModelError('malformed', `${where}: response has no choices[0].message.content`);
-      const usage = body.usage ?? {};
-      return {
-        content,
-        usage: {
-          input: typeof usage.prompt_tokens === 'number' ? usage.prompt_tokens : 0,
-          output: typeof usage.completion_tokens === 'number' ? usage.completion_tokens : 0,
-        },
-        rateLimit: rateLimitOf(headers),
-      };
+      const billed = usageOf(body);
+      // A 200 without an answer (a filtered completion, a provider bug) is retried, but it may still be billed.
+      if (typeof content !== 'string') throw new ModelError('malformed', `${where}: response has no choices[0].message.content`, billed === undefined ? {} : { usage: billed });
+      return { content, usage: billed ?? { input: 0, output: 0 }, rateLimit: rateLimitOf(headers) };
     },
   };
 }

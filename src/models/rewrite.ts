@@ -102,6 +102,7 @@ export function askChecked<T>(settings: PromptModel, module: 'style_transfer' | 
     }
     return call(settings.model, {
       module,
+      ...(attempt === 0 ? {} : { operation: 'validation_retry' as const }),
       messages,
       temperature: attempt === 0 ? settings.temperature : Math.min(2, (settings.temperature ?? 0.7) + 0.1 * attempt),
       maxCompletionTokens: settings.maxCompletionTokens,

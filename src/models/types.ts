@@ -29,8 +29,13 @@ export interface CallHints {
   readonly queryGeneration?: { readonly count: number; readonly avoid: readonly string[] };
 }
 
+/** What a call is for within its module; usage.json breaks tokens down by it (`by_operation`). */
+export type ModelOperation = 'reply' | 'follow_up' | 'guard_retry' | 'noise' | 'rewrite' | 'generate' | 'validation_retry';
+
 export interface ChatRequest {
   readonly module: ModelModule;
+  /** Default: the module's first operation (assistant `reply`, user_simulator `follow_up`, ...). */
+  readonly operation?: ModelOperation;
   readonly messages: readonly ChatMessage[];
   readonly temperature?: number;
   readonly maxCompletionTokens?: number;
@@ -53,6 +58,12 @@ export interface RateLimitInfo {
   readonly remainingTokens?: number | undefined;
   readonly resetTokensMs?: number | undefined;
 }
+
+/**
+ * Told about every call the provider billed: answered calls, and failed attempts whose response still
+ * carried usage (`failed`: an empty or unusable answer that was retried).
+ */
+export type UsageListener = (module: ModelModule, model: ModelRef, usage: TokenUsage, call: { readonly operation: ModelOperation; readonly failed: boolean }) => void;
 
 export interface ChatResponse {
   readonly content: string;

@@ -208,6 +208,7 @@ export function createDistractor(options: DistractorOptions): Distractor {
         context
           .call(semantic.model, {
             module: 'distractor',
+            operation: attempt === 0 ? 'noise' : 'validation_retry',
             messages: [
               { role: 'user', content: prompt },
               ...(rejected === undefined

@@ -1,15 +1,14 @@
 // converse: run each locked task's conversation turn by turn, with bounded concurrency and one outcome per task.
 import { EMPTY, Observable, catchError, concatMap, defer, expand, last, map, mergeMap, of, throwError, type OperatorFunction, type SchedulerLike } from 'rxjs';
 import { GuardError, ModelError, describeError, runEndingError } from '../errors.js';
-import { callModel } from '../models/call.js';
 import type { ModelPool } from '../models/pool.js';
 import { DEFAULT_STOP_TOKEN, assistantMessages, guardReply, nudgeFor, parseUserReply, userSimulatorMessages, type GuardReason, type TemplateValues } from '../models/prompts.js';
-import type { ChatModel, ChatRequest, ChatResponse, ModelModule, ModelRef, TokenUsage } from '../models/types.js';
+import type { ChatModel, ChatRequest, ChatResponse, ModelModule, UsageListener } from '../models/types.js';
 import type { Distractor, NoisedText } from '../noise/distractor.js';
 import type { StyleTransfer, StyleTransferResult } from '../queries/styleTransfer.js';
 import { rngFor } from '../rng.js';
 import { addUsage, interactionId, type Interaction, type InteractionMessage, type LockedTask, type Outcome, type UsageEntry } from '../types.js';
-import { retryWithDelay } from './retryWithDelay.js';
+import { retryingCall } from './retryingCall.js';
 
 export interface UserSimulatorOptions {
   readonly model: ChatModel;
@@ -41,8 +40,11 @@ export interface ConverseOptions {
   readonly distractor?: Distractor | undefined;
   /** Called on every retried call (for statistics). */
   readonly onRetry?: (module: ModelModule, error: unknown) => void;
-  /** Called with the tokens of every answered call, including calls of tasks that later fail or are cancelled. */
-  readonly onUsage?: (module: ModelModule, model: ModelRef, usage: TokenUsage) => void;
+  /**
+   * Called with the tokens of every billed call: answered calls (including those of tasks that later fail
+   * or are cancelled) and failed attempts whose response carried usage.
+   */
+  readonly onUsage?: UsageListener;
   readonly scheduler?: SchedulerLike;
   readonly now?: () => Date;
 }
@@ -116,30 +118,24 @@ function conversation(task: LockedTask, options: ConverseOptions): Observable<Ou
     const state: State = { task, messages: [], usage: {}, guard: {}, turns: 0, attempts: 0, done: false, ended: false, closing: '', initialNoise: undefined, followupNoise: [], style: undefined, features: task.personaFeatures, initialQuery: task.initialQuery };
     const timestamp = (): string => now().toISOString();
 
-    const call = (model: ChatModel, request: ChatRequest): Observable<ChatResponse> => {
-      state.attempts = 1;
-      // Each subscription (each retry) sends the attempt number along; sim seeds its faults with it.
-      return defer(() => callModel(model, { ...request, attempt: state.attempts })).pipe(
-        map((response) => {
-          if (request.module === 'assistant' && response.content.trim() === '') throw new ModelError('malformed', `${model.provider}/${model.model}: empty assistant reply`);
-          return response;
-        }),
-        retryWithDelay({
-          maxRetries: options.maxRetries,
-          delayMs: options.retryDelayMs,
-          scheduler: options.scheduler,
-          onRetry: (error) => {
-            state.attempts += 1;
-            options.onRetry?.(request.module, error);
-          },
-        }),
-        map((response) => {
-          addUsage(state.usage, request.module, response.usage);
-          options.onUsage?.(request.module, { provider: model.provider, model: model.model }, response.usage);
-          return response;
-        }),
-      );
-    };
+    const retrying = retryingCall({
+      maxRetries: options.maxRetries,
+      retryDelayMs: options.retryDelayMs,
+      scheduler: options.scheduler,
+      onRetry: (module, error) => {
+        state.attempts += 1;
+        options.onRetry?.(module, error);
+      },
+      onUsage: (module, model, usage, call) => {
+        addUsage(state.usage, module, usage);
+        options.onUsage?.(module, model, usage, call);
+      },
+    });
+    const call = (model: ChatModel, request: ChatRequest): Observable<ChatResponse> =>
+      defer(() => {
+        state.attempts = 1;
+        return retrying(model, request);
+      });
 
     // Noise for one user turn, with its own seeded draws; the clean text goes on when there is no distractor.
     const { distractor } = options;
@@ -217,6 +213,7 @@ function conversation(task: LockedTask, options: ConverseOptions): Observable<Ou
       const base = options.user.temperature ?? 0.8;
       return call(options.user.model, {
         module: 'user_simulator',
+        operation: attempt === 0 ? 'follow_up' : 'guard_retry',
         messages: userSimulatorMessages(options.user.template, values(), nudge),
         temperature: attempt === 0 ? options.user.temperature : Math.min(2, base + 0.1 * attempt),
         maxCompletionTokens: options.user.maxCompletionTokens,

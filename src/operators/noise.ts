@@ -1,12 +1,10 @@
 // noise: texts in, noisy versions out (PersonaGym's NoiseResult), with bounded concurrency and in input order.
-import { Observable, catchError, concatMap, defer, map, mergeMap, range, throwError, toArray, type OperatorFunction, type SchedulerLike } from 'rxjs';
-import { runEndingError } from '../errors.js';
-import { callModel } from '../models/call.js';
-import type { ChatModel, ChatRequest, ChatResponse, ModelModule, ModelRef, TokenUsage } from '../models/types.js';
+import { Observable, concatMap, map, mergeMap, range, toArray, type OperatorFunction, type SchedulerLike } from 'rxjs';
+import type { ModelModule, UsageListener } from '../models/types.js';
 import type { Distractor, NoiseResult } from '../noise/distractor.js';
 import { rngFor } from '../rng.js';
 import type { TextItem } from '../streams/texts.js';
-import { retryWithDelay } from './retryWithDelay.js';
+import { retryingCall } from './retryingCall.js';
 
 export interface NoiseOptions {
   readonly distractor: Distractor;
@@ -18,34 +16,8 @@ export interface NoiseOptions {
   readonly maxRetries: number;
   readonly retryDelayMs: number;
   readonly onRetry?: (module: ModelModule, error: unknown) => void;
-  readonly onUsage?: (module: ModelModule, model: ModelRef, usage: TokenUsage) => void;
+  readonly onUsage?: UsageListener;
   readonly scheduler?: SchedulerLike;
-}
-
-/** A call with retries and usage reporting, for distractor calls outside a conversation. */
-export function retryingCall(options: Pick<NoiseOptions, 'maxRetries' | 'retryDelayMs' | 'onRetry' | 'onUsage' | 'scheduler'>) {
-  return (model: ChatModel, request: ChatRequest): Observable<ChatResponse> =>
-    defer(() => {
-      // Per subscription: a second subscription starts again at attempt 1.
-      let attempt = 1;
-      return defer(() => callModel(model, { ...request, attempt })).pipe(
-      retryWithDelay({
-        maxRetries: options.maxRetries,
-        delayMs: options.retryDelayMs,
-        scheduler: options.scheduler,
-        onRetry: (error) => {
-          attempt += 1;
-          options.onRetry?.(request.module, error);
-        },
-      }),
-      map((response) => {
-        options.onUsage?.(request.module, { provider: model.provider, model: model.model }, response.usage);
-        return response;
-      }),
-      // As in a conversation: a bad key or a dead endpoint ends the run (the callers pass FatalError on).
-      catchError((error: unknown) => throwError(() => runEndingError(error, attempt) ?? error)),
-    );
-    });
 }
 
 /**

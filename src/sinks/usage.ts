@@ -1,5 +1,5 @@
 // Token totals for the run, in PersonaGym's token_usage shape (summary, by_module, by_model).
-import type { ModelModule, ModelRef, TokenUsage } from '../models/types.js';
+import type { ModelModule, ModelOperation, ModelRef, TokenUsage } from '../models/types.js';
 import type { Outcome } from '../types.js';
 
 interface Totals {
@@ -46,6 +46,10 @@ export class UsageTotals {
 
   readonly byModule: Record<string, Totals> = {};
   readonly byModel: Record<string, Totals> = {};
+  /** By `module.operation` (`user_simulator.guard_retry`, `distractor.validation_retry`, ...). */
+  readonly byOperation: Record<string, Totals> = {};
+  /** Attempts that failed but were billed (a 200 whose answer was unusable), already inside every total. */
+  readonly failedAttempts: Totals = empty();
   interactions = 0;
   failures = 0;
   /** Counted by earlier runs into the same directory (resume). */
@@ -55,8 +59,8 @@ export class UsageTotals {
   /** Input and output tokens of this run's calls. */
   runTokens = 0;
 
-  /** One answered model call. */
-  call(module: ModelModule, model: ModelRef, usage: TokenUsage): void {
+  /** One billed model call: answered, or a failed attempt that came back with usage (`failed`). */
+  call(module: ModelModule, model: ModelRef, usage: TokenUsage, detail: { readonly operation?: ModelOperation; readonly failed?: boolean } = {}): void {
     this.#calls += 1;
     this.runTokens += usage.input + usage.output;
     const price = priceOf(this.#prices, model.provider, model.model);
@@ -64,11 +68,13 @@ export class UsageTotals {
     else this.#runCost += costOf(price, usage.input, usage.output);
     add(this.byModule, module, usage);
     add(this.byModel, `${model.provider}/${model.model}`, usage);
+    if (detail.operation !== undefined) add(this.byOperation, `${module}.${detail.operation}`, usage);
+    if (detail.failed === true) add({ failed: this.failedAttempts }, 'failed', usage);
   }
 
   /** Adds a previous usage.json (a resumed run keeps counting from it); anything else is ignored. */
   merge(previous: unknown): void {
-    const statistics = (previous as { statistics?: { by_module?: unknown; by_model?: unknown } } | undefined)?.statistics;
+    const statistics = (previous as { statistics?: { by_module?: unknown; by_model?: unknown; by_operation?: unknown; failed_attempts?: unknown } } | undefined)?.statistics;
     const fold = (into: Record<string, Totals>, from: unknown): void => {
       if (typeof from !== 'object' || from === null) return;
       for (const [key, value] of Object.entries(from as Record<string, unknown>)) {
@@ -84,6 +90,8 @@ export class UsageTotals {
     };
     fold(this.byModule, statistics?.by_module);
     fold(this.byModel, statistics?.by_model);
+    fold(this.byOperation, statistics?.by_operation);
+    fold({ failed: this.failedAttempts }, { failed: statistics?.failed_attempts });
     const counts = previous as { interactions?: unknown; failures?: unknown } | undefined;
     this.previousInteractions += Number(counts?.interactions) || 0;
     this.previousFailures += Number(counts?.failures) || 0;
@@ -147,6 +155,8 @@ export class UsageTotals {
         },
         by_module: this.byModule,
         by_model: this.byModel,
+        by_operation: this.byOperation,
+        failed_attempts: this.failedAttempts,
       },
       cost: this.cost(),
       interactions: this.previousInteractions + this.interactions,

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, TEST_KEY, against, runCli } from '../helpers/cli.js';
-import { startOpenAIServer } from '../helpers/openai-server.js';
+import { randomFaults, startOpenAIServer } from '../helpers/openai-server.js';
 
 let dir: string;
 let personas: string;
@@ -83,6 +83,53 @@ describe('rate limits', () => {
 });
 
 describe('accounting', () => {
+  it('counts failed attempts the server billed, by module, by operation and per interaction', async () => {
+    // 20% of requests fail; empty answers and answers without choices still carry usage, as real providers bill them.
+    const server = await startOpenAIServer({ apiKey: TEST_KEY, faults: randomFaults({ seed: 5, rate: 0.2, mix: ['empty', 'no_choices', 'server_error'] }) });
+    try {
+      const out = join(dir, 'billed');
+      const config = await yaml('billed.yaml', 'interaction_generation:\n  max_retries: 8\n  retry_delay: 0.01\n');
+      const run = await runCli(['generate', personas, '-c', config, ...against(server), ...TURNS, '--out', out]);
+      expect(run.code, run.stderr).toBe(0);
+      type Counts = { call_count: number; input_tokens: number; output_tokens: number };
+      const usage = JSON.parse(await readFile(join(out, 'usage.json'), 'utf8')) as {
+        statistics: { summary: { total_calls: number; total_input_tokens: number; total_output_tokens: number }; by_operation: Record<string, Counts>; failed_attempts: Counts };
+      };
+      const billed = server.requests.filter((r) => r.usage !== undefined);
+      const sum = (requests: typeof billed, side: 'prompt' | 'completion'): number => requests.reduce((total, r) => total + (r.usage?.[side] ?? 0), 0);
+      expect(new Set(server.requests.map((r) => r.fault))).toEqual(new Set(['ok', 'empty', 'no_choices', 'server_error']));
+      expect(usage.statistics.summary).toEqual({
+        total_calls: billed.length,
+        total_input_tokens: sum(billed, 'prompt'),
+        total_output_tokens: sum(billed, 'completion'),
+        total_tokens: sum(billed, 'prompt') + sum(billed, 'completion'),
+      });
+      // Failed attempts: no choices from anyone, and empty assistant replies (an empty simulator reply is a guard re-ask).
+      const failed = billed.filter((r) => r.fault === 'no_choices' || (r.fault === 'empty' && r.role === 'assistant'));
+      expect(usage.statistics.failed_attempts).toMatchObject({ call_count: failed.length, input_tokens: sum(failed, 'prompt'), output_tokens: sum(failed, 'completion') });
+      const ops = usage.statistics.by_operation;
+      expect(ops['assistant.reply']?.call_count).toBe(billed.filter((r) => r.role === 'assistant').length);
+      const simulator = billed.filter((r) => r.role === 'user_simulator');
+      expect((ops['user_simulator.follow_up']?.call_count ?? 0) + (ops['user_simulator.guard_retry']?.call_count ?? 0)).toBe(simulator.length);
+      // Every billed call belongs to one conversation: the interactions' own usage adds up to the totals.
+      const lines = (await readFile(join(out, 'interactions.ndjson'), 'utf8')).trim().split('\n');
+      const metadata = lines.map((line) => (JSON.parse(line) as { metadata: { usage: Record<string, { calls: number; input_tokens: number }>; guard: Record<string, number> } }).metadata);
+      const perInteraction = metadata.map((m) => Object.values(m.usage));
+      // Each rejected simulator reply (an empty one among them) was asked again: the guard re-asks, plus
+      // those of them that came back without choices and were retried as the same operation.
+      const rejected = metadata.reduce((total, m) => total + Object.values(m.guard).reduce((a, b) => a + b, 0), 0);
+      const reasks = ops['user_simulator.guard_retry']?.call_count ?? 0;
+      expect(reasks).toBeGreaterThanOrEqual(rejected);
+      expect(reasks).toBeLessThanOrEqual(rejected + simulator.filter((r) => r.fault === 'no_choices').length);
+      expect(rejected).toBeGreaterThanOrEqual(simulator.filter((r) => r.fault === 'empty').length);
+      expect(perInteraction.flat().reduce((total, u) => total + u.calls, 0)).toBe(billed.length);
+      expect(perInteraction.flat().reduce((total, u) => total + u.input_tokens, 0)).toBe(sum(billed, 'prompt'));
+    } finally {
+      await server.close();
+    }
+  }, 60_000);
+
+
   it('usage.json equals the usage the server returned, per module and in total', async () => {
     const server = await startOpenAIServer({ apiKey: TEST_KEY });
     try {

@@ -17,8 +17,10 @@ export type Fault =
   | { readonly kind: 'stall' }
   /** 200, content-type application/json, a body that is not JSON. */
   | { readonly kind: 'malformed' }
-  /** 200, valid JSON, but no `choices`. */
+  /** 200, valid JSON, but no `choices`; still billed: the body carries usage (recorded in `usage`). */
   | { readonly kind: 'no_choices' }
+  /** 200 with an empty assistant message and usage (billed; recorded in `usage`). */
+  | { readonly kind: 'empty' }
   /** 401 as for a wrong key. */
   | { readonly kind: 'unauthorized' };
 
@@ -41,7 +43,7 @@ export interface RecordedRequest {
   fault: FaultKind;
   /** The message content it answered with, for replies that had one. */
   reply?: string;
-  /** The usage the server returned with a 200. */
+  /** The usage the server returned with a 200 (answers, and the billed `no_choices` / `empty` faults). */
   usage?: { prompt: number; completion: number };
 }
 
@@ -98,6 +100,10 @@ interface ChatBody {
   messages?: { role?: unknown; content?: unknown }[];
 }
 
+/** The prompt tokens the server bills: a character count over 4, as a stand-in tokenizer. */
+const promptTokensOf = (body: unknown): number =>
+  Math.max(1, Math.ceil(((body as ChatBody).messages ?? []).reduce((sum, m) => sum + textOf(m.content).length, 0) / 4));
+
 const asFault = (fault: Fault | FaultKind): Fault => (typeof fault === 'string' ? { kind: fault } : fault);
 
 /** Small deterministic hash (FNV-1a), for replies and seeded fault mixes. */
@@ -110,6 +116,13 @@ export function hash(text: string): number {
   return h >>> 0;
 }
 
+/** MurmurHash3's finaliser: FNV-1a leaves the high bits of short, similar strings nearly equal. */
+function mix32(h: number): number {
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
 /**
  * A fault policy that injects a fault into a fraction `rate` of requests (chosen by a hash of seed and
  * arrival index, so the same sequence of requests gets the same faults), cycling through `mix` in order so
@@ -118,7 +131,7 @@ export function hash(text: string): number {
 export function randomFaults(options: { readonly seed: number; readonly rate: number; readonly mix: readonly (Fault | FaultKind)[] }): (request: RecordedRequest) => Fault {
   let injected = 0;
   return (request) => {
-    const draw = hash(`${options.seed}:${request.index}`) / 2 ** 32;
+    const draw = mix32(hash(`${options.seed}:${request.index}`)) / 2 ** 32;
     if (draw >= options.rate || options.mix.length === 0) return { kind: 'ok' };
     const fault = options.mix[injected % options.mix.length]!;
     injected += 1;
@@ -262,9 +275,25 @@ export async function startOpenAIServer(options: FakeOpenAIOptions = {}): Promis
         response.end(text);
         return;
       }
-      case 'no_choices':
-        sendJson(response, 200, { id: `chatcmpl-${request.index}`, object: 'chat.completion', created: Math.floor(Date.now() / 1000), model: 'test-model' });
+      case 'no_choices': {
+        const promptTokens = promptTokensOf(body);
+        request.usage = { prompt: promptTokens, completion: 0 };
+        sendJson(response, 200, { id: `chatcmpl-${request.index}`, object: 'chat.completion', created: Math.floor(Date.now() / 1000), model: 'test-model', usage: { prompt_tokens: promptTokens, completion_tokens: 0, total_tokens: promptTokens } });
         return;
+      }
+      case 'empty': {
+        const promptTokens = promptTokensOf(body);
+        request.usage = { prompt: promptTokens, completion: 1 };
+        sendJson(response, 200, {
+          id: `chatcmpl-${request.index}`,
+          object: 'chat.completion',
+          created: Math.floor(Date.now() / 1000),
+          model: 'test-model',
+          choices: [{ index: 0, message: { role: 'assistant', content: '' }, finish_reason: 'stop' }],
+          usage: { prompt_tokens: promptTokens, completion_tokens: 1, total_tokens: promptTokens + 1 },
+        });
+        return;
+      }
       case 'unauthorized': {
         const sent = (authorization ?? '').replace(/^Bearer\s+/i, '');
         const shown = options.echoKeyInErrors === true ? sent : `${sent.slice(0, 3)}***${sent.slice(-2)}`;
@@ -274,8 +303,7 @@ export async function startOpenAIServer(options: FakeOpenAIOptions = {}): Promis
       case 'ok': {
         const content = replyFor(request, options);
         request.reply = content;
-        const promptChars = ((body as ChatBody).messages ?? []).reduce((sum, m) => sum + textOf(m.content).length, 0);
-        const promptTokens = Math.max(1, Math.ceil(promptChars / 4));
+        const promptTokens = promptTokensOf(body);
         const completionTokens = Math.max(1, content.split(/\s+/).length);
         const model = (body as ChatBody).model;
         request.usage = { prompt: promptTokens, completion: completionTokens };

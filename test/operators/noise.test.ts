@@ -1,4 +1,4 @@
-// noise / inOrder / retryingCall: texts in, NoiseResults out, in input order, with bounded concurrency.
+// noise / inOrder: texts in, NoiseResults out, in input order, with bounded concurrency.
 import { fc, test } from '@fast-check/vitest';
 import { from, lastValueFrom, tap, toArray } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
@@ -9,7 +9,7 @@ import { createSimModel } from '../../src/models/sim.js';
 import type { ChatModel, ChatRequest, ChatResponse, ModelModule, ModelRef, TokenUsage } from '../../src/models/types.js';
 import { createDistractor, type Distractor, type NoiseResult } from '../../src/noise/distractor.js';
 import { loadStrategyFile, DEFAULT_STRATEGY_FILE } from '../../src/noise/setup.js';
-import { inOrder, noise, retryingCall, type NoiseOptions } from '../../src/operators/noise.js';
+import { inOrder, noise, type NoiseOptions } from '../../src/operators/noise.js';
 import type { TextItem } from '../../src/streams/texts.js';
 import { scripted } from '../helpers/fixtures.js';
 
@@ -262,63 +262,6 @@ describe('noise', () => {
     expect(error).toBeInstanceOf(FatalError);
     expect(error).toMatchObject({ cause: { kind: 'auth' } });
     expect(fake.requests).toHaveLength(1);
-  });
-});
-
-describe('retryingCall', () => {
-  it('retries a server error, numbering the attempts, and reports usage once', async () => {
-    const fake = scripted((_request, call) => {
-      if (call < 3) throw new ModelError('server', `500 #${call}`, { status: 500 });
-      return 'fine';
-    });
-    const usage: unknown[] = [];
-    const retried: unknown[] = [];
-    const call = retryingCall({ maxRetries: 3, retryDelayMs: 0, onUsage: (...args) => usage.push(args), onRetry: (...args) => retried.push(args) });
-    const response = await lastValueFrom(call(fake.model, { module: 'distractor', messages: [{ role: 'user', content: 'hi' }] }));
-    expect(response).toEqual({ content: 'fine', usage: { input: 10, output: 5 } });
-    expect(fake.requests.map((request) => request.attempt)).toEqual([1, 2, 3]);
-    expect(retried).toEqual([
-      ['distractor', expect.objectContaining({ message: '500 #1' })],
-      ['distractor', expect.objectContaining({ message: '500 #2' })],
-    ]);
-    expect(usage).toEqual([['distractor', { provider: 'sim', model: 'scripted' }, { input: 10, output: 5 }]]);
-  });
-
-  it('gives up after maxRetries and does not retry a permanent error', async () => {
-    const always = scripted(() => {
-      throw new ModelError('server', 'still down');
-    });
-    const usage: unknown[] = [];
-    const call = retryingCall({ maxRetries: 2, retryDelayMs: 0, onUsage: (...args) => usage.push(args) });
-    await expect(lastValueFrom(call(always.model, { module: 'distractor', messages: [] }))).rejects.toMatchObject({ kind: 'server', message: 'still down' });
-    expect(always.requests).toHaveLength(3);
-    const permanent = scripted(() => {
-      throw new ModelError('bad_request', '400');
-    });
-    await expect(lastValueFrom(call(permanent.model, { module: 'distractor', messages: [] }))).rejects.toMatchObject({ kind: 'bad_request' });
-    expect(permanent.requests).toHaveLength(1);
-    expect(usage).toEqual([]);
-  });
-
-  // Regression (fixed): `attempt` lives in the closure of the call, not of the subscription, so subscribing to the
-  // returned observable a second time starts at the attempt number the first subscription ended with
-  // (here 2, not 1). The observable is meant to be cold (each subscription a fresh call); the sim model
-  // seeds its faults by attempt, so such a re-subscription would see other faults. No caller in src
-  // re-subscribes today.
-  it('makes a fresh request per subscription, starting again at attempt 1', async () => {
-    let fail = true;
-    const fake = scripted(() => {
-      if (fail) {
-        fail = false;
-        throw new ModelError('rate_limit', '429', { status: 429, retryAfterMs: 0 });
-      }
-      return 'ok';
-    });
-    const call = retryingCall({ maxRetries: 1, retryDelayMs: 0 });
-    const observable = call(fake.model, { module: 'distractor', messages: [] });
-    await lastValueFrom(observable);
-    await lastValueFrom(observable);
-    expect(fake.requests.map((request) => request.attempt)).toEqual([1, 2, 1]);
   });
 });
 

@@ -595,6 +595,28 @@ describe('UsageTotals.merge', () => {
     });
   });
 
+  it('keeps the breakdown by operation and the billed failed attempts across a resume', () => {
+    const previous = new UsageTotals();
+    previous.call('user_simulator', user, { input: 8, output: 2 }, { operation: 'follow_up' });
+    previous.call('user_simulator', user, { input: 9, output: 3 }, { operation: 'guard_retry' });
+    previous.call('assistant', assistant, { input: 4, output: 0 }, { operation: 'reply', failed: true });
+    const usage = new UsageTotals();
+    usage.merge(JSON.parse(JSON.stringify(previous)));
+    usage.call('user_simulator', user, { input: 1, output: 1 }, { operation: 'guard_retry' });
+    usage.call('assistant', assistant, { input: 5, output: 1 }, { operation: 'reply', failed: true });
+    expect(usage.toJSON()).toMatchObject({
+      statistics: {
+        summary: { total_calls: 5, total_input_tokens: 27, total_output_tokens: 7 },
+        by_operation: {
+          'user_simulator.follow_up': { call_count: 1, input_tokens: 8 },
+          'user_simulator.guard_retry': { call_count: 2, input_tokens: 10, output_tokens: 4 },
+          'assistant.reply': { call_count: 2, input_tokens: 9, output_tokens: 1 },
+        },
+        failed_attempts: { call_count: 2, input_tokens: 9, output_tokens: 1, total_tokens: 10 },
+      },
+    });
+  });
+
   // Regression (fixed): a module entry that is null (`{"statistics":{"by_module":{"assistant":null}}}`) makes merge throw
   // a TypeError (`value.input_tokens` of null): a damaged usage.json stops the resume instead of being ignored.
   it('regression: ignores a null entry inside by_module', () => {
