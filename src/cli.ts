@@ -9,7 +9,8 @@ import { buildModels } from './models/index.js';
 import { DEFAULT_STOP_TOKEN, loadTemplate } from './models/prompts.js';
 import type { Distractor } from './noise/distractor.js';
 import { setUpDistractor } from './noise/setup.js';
-import { noise, retryingCall } from './operators/noise.js';
+import { noise } from './operators/noise.js';
+import { retryingCall } from './operators/retryingCall.js';
 import type { RoundReport } from './operators/supplement.js';
 import { setUpQueries } from './queries/setup.js';
 import { generate } from './pipeline.js';
@@ -173,6 +174,7 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
   }
   const display = await startProgress(flags, {
     interactions: () => totals.interactions,
+    begun: () => begun,
     failures: () => totals.failures,
     retries: () => retries,
     tokens: () => totals.runTokens,
@@ -201,7 +203,7 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
             : {
                 rounds,
                 generator: queries.generator,
-                call: retryingCall({ maxRetries: ig.max_retries, retryDelayMs: ig.retry_delay * 1000, onRetry: () => (retries += 1), onUsage: (module, model, usage) => totals.call(module, model, usage) }),
+                call: retryingCall({ maxRetries: ig.max_retries, retryDelayMs: ig.retry_delay * 1000, onRetry: () => (retries += 1), onUsage: (module, model, usage, call) => totals.call(module, model, usage, call) }),
                 concurrency,
                 onRound: (report) => reports.push(report),
                 onGeneratorError: (personaId, error) => say(`supplement: no new queries for persona ${personaId}: ${describeError(error)}`),
@@ -211,7 +213,7 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
         onRetry: () => {
           retries += 1;
         },
-        onUsage: (module, model, usage) => totals.call(module, model, usage),
+        onUsage: (module, model, usage, call) => totals.call(module, model, usage, call),
       },
       write,
     ).subscribe({ error: (error: unknown) => resolve({ error, interrupted: stopping }), complete: () => resolve({ interrupted: stopping }) });
@@ -448,7 +450,7 @@ async function runNoise(file: string | undefined, flags: NoiseFlags): Promise<nu
       maxRetries: config.interaction_generation.max_retries,
       retryDelayMs: config.interaction_generation.retry_delay * 1000,
       onRetry: () => (retries += 1),
-      onUsage: (module, model, usage) => totals.call(module, model, usage),
+      onUsage: (module, model, usage, call) => totals.call(module, model, usage, call),
     }), concatMap(async (results) => {
       for (const result of results) await stdout.push(JSON.stringify(result));
       return results;

@@ -12,7 +12,13 @@ export interface ProgressFigures {
   readonly cost_usd: number | null;
   /** Share of the input file read (0..1), when the input is a file. */
   readonly input_read: number | null;
-  /** Seconds left, from how fast the input is being read, when it is a file. */
+  /**
+   * Conversations this run will settle: exact once the whole input file is read (`total_exact`), before that
+   * estimated from the tasks begun per byte read; null when reading stdin (its size is unknown).
+   */
+  readonly total: number | null;
+  readonly total_exact: boolean;
+  /** Seconds left at the rate conversations have been settling, when the total is known or estimated. */
   readonly eta_s: number | null;
   /** Models whose calls are waiting for their limiter (rate limit, adaptive limit, pause or breaker). */
   readonly throttled: readonly string[];
@@ -20,6 +26,8 @@ export interface ProgressFigures {
 
 export interface ProgressSource {
   readonly interactions: () => number;
+  /** Conversations begun (taken from the input into the pipeline) in this run. */
+  readonly begun: () => number;
   readonly failures: () => number;
   readonly retries: () => number;
   readonly tokens: () => number;
@@ -35,8 +43,15 @@ export function figures(source: ProgressSource, startedMs: number, nowMs: number
   const elapsed = Math.max(0.001, (nowMs - startedMs) / 1000);
   const interactions = source.interactions();
   const input = source.input();
-  const share = input === undefined || input.size === 0 ? null : Math.min(1, input.read / input.size);
-  const eta = share === null || share <= 0 ? null : (elapsed * (1 - share)) / share;
+  const settled = interactions + source.failures();
+  const read = input === undefined || input.size === 0 ? null : Math.min(1, input.read / input.size);
+  // Bytes are not conversations: the share done is conversations settled over conversations to settle,
+  // where that total is the tasks begun so far scaled up by the bytes still unread.
+  const exact = read === 1;
+  const begun = source.begun();
+  const estimate = read === null || read === 0 || begun === 0 ? null : exact ? begun : Math.round(begun / read);
+  const total = estimate === null ? null : Math.max(estimate, settled);
+  const eta = total === null || settled === 0 ? null : ((total - settled) * elapsed) / settled;
   const throttled = [...source.limiters().values()].filter((limiter) => limiter.state.throttled).map((limiter) => limiter.name);
   return {
     elapsed_s: Math.round(elapsed * 10) / 10,
@@ -46,7 +61,9 @@ export function figures(source: ProgressSource, startedMs: number, nowMs: number
     interactions_per_s: Math.round((interactions / elapsed) * 10) / 10,
     tokens_per_s: Math.round(source.tokens() / elapsed),
     cost_usd: source.cost() ?? null,
-    input_read: share === null ? null : Math.round(share * 1000) / 1000,
+    input_read: read === null ? null : Math.round(read * 1000) / 1000,
+    total,
+    total_exact: exact,
     eta_s: eta === null ? null : Math.round(eta),
     throttled: [...new Set(throttled)],
   };
@@ -59,14 +76,19 @@ const duration = (seconds: number): string => {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 };
 
-/** One human line: `[#####-----] 52% 1,204 done 3 failed 12 retries 18.2/s 9,120 tok/s $0.41 ETA 1m05s throttled: openai/gpt-4o`. */
+/** One human line: `[#####-----] 52% 1,204/~2,310 done 3 failed 12 retries 18.2/s 9,120 tok/s $0.41 ETA 1m05s throttled: openai/gpt-4o`. */
 export function formatLine(f: ProgressFigures, width = 20): string {
   const parts: string[] = [];
-  if (f.input_read !== null) {
-    const filled = Math.round(f.input_read * width);
-    parts.push(`[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${Math.floor(f.input_read * 100)}%`);
+  const settled = f.interactions + f.failures;
+  if (f.total !== null) {
+    const share = f.total === 0 ? 1 : Math.min(1, settled / f.total);
+    const filled = Math.round(share * width);
+    parts.push(`[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${Math.floor(share * 100)}%`);
+    parts.push(`${f.interactions.toLocaleString('en')}/${f.total_exact ? '' : '~'}${f.total.toLocaleString('en')} done`);
+  } else {
+    parts.push(`${f.interactions.toLocaleString('en')} done`);
   }
-  parts.push(`${f.interactions.toLocaleString('en')} done`, `${f.failures} failed`, `${f.retries} retries`, `${f.interactions_per_s}/s`, `${f.tokens_per_s.toLocaleString('en')} tok/s`);
+  parts.push(`${f.failures} failed`, `${f.retries} retries`, `${f.interactions_per_s}/s`, `${f.tokens_per_s.toLocaleString('en')} tok/s`);
   if (f.cost_usd !== null) parts.push(`$${f.cost_usd.toFixed(2)}`);
   if (f.eta_s !== null) parts.push(`ETA ${duration(f.eta_s)}`);
   else parts.push(`${duration(f.elapsed_s)} elapsed`);

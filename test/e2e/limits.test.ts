@@ -1,11 +1,11 @@
 // End to end: rate limits against a local server with a hard requests-per-second limit, the circuit breaker, exact accounting.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, TEST_KEY, against, runCli } from '../helpers/cli.js';
+import { BIN, ROOT, TEST_KEY, against, childEnv, runCli } from '../helpers/cli.js';
 import { randomFaults, startOpenAIServer } from '../helpers/openai-server.js';
 
 let dir: string;
@@ -167,8 +167,35 @@ describe('progress', () => {
     const last = lines.at(-1);
     expect(last?.final).toBe(true);
     expect(last?.progress).toMatchObject({ interactions: CONVERSATIONS, failures: 0, input_read: 1, cost_usd: 0, throttled: [] });
-    expect(Object.keys(last?.progress ?? {}).sort()).toEqual(['cost_usd', 'elapsed_s', 'eta_s', 'failures', 'input_read', 'interactions', 'interactions_per_s', 'retries', 'throttled', 'tokens_per_s']);
+    expect(last?.progress).toMatchObject({ total: CONVERSATIONS, total_exact: true });
+    expect(Object.keys(last?.progress ?? {}).sort()).toEqual(['cost_usd', 'elapsed_s', 'eta_s', 'failures', 'input_read', 'interactions', 'interactions_per_s', 'retries', 'throttled', 'tokens_per_s', 'total', 'total_exact']);
   });
+
+  // A real terminal: util-linux `script` runs the CLI on a pseudo-terminal and copies what it draws.
+  const script = spawnSync('script', ['--version'], { encoding: 'utf8' }).status === 0;
+  it.skipIf(!script)('redraws one live line on a terminal, with the figures moving, and clears it before the summary', async () => {
+    const config = await yaml('slow.yaml', 'personaflow:\n  sim: { latency_ms: 60 }\n');
+    const out = join(dir, 'tty');
+    const command = `stty cols 200 rows 40; exec ${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} generate ${JSON.stringify(personas)} -c ${JSON.stringify(config)} --provider sim ${TURNS.join(' ')} -j 4 --out ${JSON.stringify(out)}`;
+    const child = spawn('script', ['-q', '-e', '-c', command, '/dev/null'], { cwd: ROOT, env: childEnv({ OPENAI_API_KEY: undefined }), stdio: ['pipe', 'pipe', 'pipe'] });
+    let drawn = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (drawn += chunk));
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    expect(code, drawn).toBe(0);
+    // Each redraw is the line itself; log-update erases the previous one with ESC[2K (erase line) first.
+    const frames = [...drawn.matchAll(/\[[#-]{20}\] (\d+)%\s+(\d+)\/~?(\d+) done\s+0 failed\s+\d+ retries\s+[\d.]+\/s\s+[\d,]+ tok\/s\s+\$0\.00\s+(ETA \S+|\S+ elapsed)/g)];
+    expect(frames.length).toBeGreaterThanOrEqual(3);
+    const done = frames.map((frame) => Number(frame[2]));
+    expect(done).toEqual([...done].sort((a, b) => a - b));
+    expect(done.at(-1)).toBeGreaterThan(done[0]!);
+    // The share is conversations settled, not bytes read (the small file is read at once): it moves with them.
+    for (const frame of frames) expect(Number(frame[1])).toBe(Math.floor((100 * Number(frame[2])) / Number(frame[3])));
+    expect(Number(frames[0]![1])).toBeLessThan(50);
+    expect(drawn).toContain('\u001b[2K');
+    // The summary comes after the last frame, on a cleared line, and names every conversation.
+    const summary = drawn.slice(drawn.lastIndexOf(frames.at(-1)![0]));
+    expect(summary).toMatch(new RegExp(`${CONVERSATIONS} interactions`));
+  }, 60_000);
 
   it('shows no live line when stderr is not a terminal', async () => {
     const run = await runCli(['generate', personas, '--provider', 'sim', ...TURNS], { env: { OPENAI_API_KEY: undefined } });

@@ -5,10 +5,11 @@ import { figures, formatLine, type ProgressSource } from '../../src/sinks/progre
 
 const state = (throttled: boolean): LimiterState => ({ limit: 4, inFlight: 4, waiting: throttled ? 3 : 0, pausedForMs: 0, breaker: 'closed', throttled });
 
-function source(overrides: Partial<{ interactions: number; failures: number; retries: number; tokens: number; cost: number | undefined; read: number; size: number | undefined; throttled: string[] }> = {}): ProgressSource {
-  const o = { interactions: 120, failures: 3, retries: 7, tokens: 48_000, cost: 0.42, read: 500, size: 1000 as number | undefined, throttled: [] as string[], ...overrides };
+function source(overrides: Partial<{ interactions: number; begun: number; failures: number; retries: number; tokens: number; cost: number | undefined; read: number; size: number | undefined; throttled: string[] }> = {}): ProgressSource {
+  const o = { interactions: 120, begun: 140, failures: 3, retries: 7, tokens: 48_000, cost: 0.42, read: 500, size: 1000 as number | undefined, throttled: [] as string[], ...overrides };
   return {
     interactions: () => o.interactions,
+    begun: () => o.begun,
     failures: () => o.failures,
     retries: () => o.retries,
     tokens: () => o.tokens,
@@ -19,9 +20,21 @@ function source(overrides: Partial<{ interactions: number; failures: number; ret
 }
 
 describe('progress figures', () => {
-  it('computes rates, the share of input read and an ETA from it', () => {
+  it('estimates the total from the tasks begun per byte read, and the ETA from the settling rate', () => {
+    // 140 begun in half the file: ~280 in all; 123 settled in 10 s, 157 to go at 12.3/s.
     const f = figures(source(), 0, 10_000);
-    expect(f).toEqual({ elapsed_s: 10, interactions: 120, failures: 3, retries: 7, interactions_per_s: 12, tokens_per_s: 4800, cost_usd: 0.42, input_read: 0.5, eta_s: 10, throttled: [] });
+    expect(f).toEqual({ elapsed_s: 10, interactions: 120, failures: 3, retries: 7, interactions_per_s: 12, tokens_per_s: 4800, cost_usd: 0.42, input_read: 0.5, total: 280, total_exact: false, eta_s: 13, throttled: [] });
+  });
+
+  it('knows the total exactly once the whole file is read, however fast it was read', () => {
+    // A small file is read at once: the share is conversations settled, not bytes read.
+    const f = figures(source({ read: 1000, begun: 40, interactions: 10, failures: 0 }), 0, 5_000);
+    expect(f).toMatchObject({ input_read: 1, total: 40, total_exact: true, eta_s: 15 });
+    expect(formatLine(f, 10)).toMatch(/^\[###-------\] 25% {2}10\/40 done /);
+  });
+
+  it('has no ETA before the first conversation settles', () => {
+    expect(figures(source({ interactions: 0, failures: 0 }), 0, 5_000).eta_s).toBeNull();
   });
 
   it('has no ETA or share for stdin, and no cost when a model has no price', () => {
@@ -33,8 +46,10 @@ describe('progress figures', () => {
     expect(figures(source({ throttled: ['openai/gpt-4o'] }), 0, 1000).throttled).toEqual(['openai/gpt-4o']);
   });
 
-  test.prop([fc.nat(10_000_000), fc.nat(10_000_000), fc.integer({ min: 1, max: 10_000_000 })])('keeps the share in [0, 1] and the ETA non-negative', (read, size, elapsed) => {
-    const f = figures(source({ read, size }), 0, elapsed);
+  test.prop([fc.nat(10_000_000), fc.nat(10_000_000), fc.integer({ min: 1, max: 10_000_000 }), fc.nat(1000), fc.nat(1000)])('keeps the share in [0, 1], the total at least what settled, the ETA non-negative', (read, size, elapsed, begun, settled) => {
+    const f = figures(source({ read, size, begun: Math.max(begun, settled), interactions: settled, failures: 0 }), 0, elapsed);
+    if (f.total !== null) expect(f.total).toBeGreaterThanOrEqual(settled);
+    expect(formatLine(f)).toMatch(/^(\[[#-]{20}\] (\d|[1-9]\d|100)% {2})?\d[\d,]*(\/~?[\d,]+)? done/);
     if (f.input_read !== null) {
       expect(f.input_read).toBeGreaterThanOrEqual(0);
       expect(f.input_read).toBeLessThanOrEqual(1);
@@ -46,7 +61,7 @@ describe('progress figures', () => {
 describe('progress line', () => {
   it('shows a bar, counts, rates, cost, ETA and throttled models', () => {
     const line = formatLine(figures(source({ throttled: ['openai/gpt-4o'] }), 0, 65_000), 10);
-    expect(line).toBe('[#####-----] 50%  120 done  3 failed  7 retries  1.8/s  738 tok/s  $0.42  ETA 1m05s  throttled: openai/gpt-4o');
+    expect(line).toBe('[####------] 43%  120/~280 done  3 failed  7 retries  1.8/s  738 tok/s  $0.42  ETA 1m23s  throttled: openai/gpt-4o');
   });
 
   it('shows elapsed time instead of an ETA when the input size is unknown', () => {
