@@ -70,7 +70,7 @@ export function noiseOfTurns(interaction: InteractionInput): TurnNoise[] {
     }
     const turn = message.metadata?.turn;
     const entry = followups.find((f) => f.turn === turn) ?? followups.find((f) => f.used_version === message.content);
-    const candidates = entry !== undefined && Array.isArray(entry.noisy_versions) ? entry.noisy_versions : [];
+    const candidates: unknown[] = entry !== undefined && Array.isArray(entry.noisy_versions) ? entry.noisy_versions : [];
     const sent = candidates.find((v) => isRecord(v) && v.noisy_text === message.content) ?? candidates[0];
     out.push(describeVersion(sent, entry?.semantic_noise));
   }

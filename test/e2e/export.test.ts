@@ -1,0 +1,176 @@
+// End to end: `personaflow export` as a child process, over a directory that `generate --provider sim` wrote.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, ROOT, childEnv, runCli } from '../helpers/cli.js';
+
+interface Interaction {
+  interaction_id: string;
+  persona_id: string;
+  persona_features: Record<string, unknown>;
+  messages: { role: string; content: string; metadata: Record<string, unknown> }[];
+  num_turns: number;
+  metadata: Record<string, unknown>;
+}
+
+const lines = (text: string): string[] => text.split('\n').filter((line) => line.trim() !== '');
+const parse = <T>(text: string): T[] => lines(text).map((line) => JSON.parse(line) as T);
+
+const ROLES = ['nurse', 'engineer', 'teacher', 'student'];
+/** `count` personas with two queries each. */
+const personas = (count: number): string =>
+  Array.from({ length: count }, (_, i) =>
+    JSON.stringify({
+      persona_id: `persona_${i}`,
+      persona_features: { role: ROLES[i % ROLES.length], communication_style: i % 2 === 0 ? 'casual' : 'formal' },
+      queries: [
+        { query_id: 'a', original_query: `How do I plan task ${i}?` },
+        { query_id: 'b', original_query: `Explain topic number ${i} to me.` },
+      ],
+    }),
+  ).join('\n') + '\n';
+
+let dir: string;
+let generated: string;
+let interactions: Interaction[];
+let interactionsText: string;
+
+beforeAll(async () => {
+  if (!existsSync(join(ROOT, 'dist', 'cli.js'))) spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
+  dir = await mkdtemp(join(tmpdir(), 'personaflow-export-e2e-'));
+  await writeFile(join(dir, 'personas.ndjson'), personas(40));
+  generated = join(dir, 'run');
+  const run = await runCli(['generate', join(dir, 'personas.ndjson'), '--provider', 'sim', '--noise', 'rules', '--seed', '7', '--out', generated, '-q']);
+  expect(run.code, run.stderr).toBe(0);
+  interactionsText = await readFile(join(generated, 'interactions.ndjson'), 'utf8');
+  interactions = parse<Interaction>(interactionsText);
+  expect(interactions).toHaveLength(80);
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('personaflow export --out', () => {
+  it('writes train/validation/test.jsonl split by persona and statistics.json that agree with a recount', async () => {
+    const out = join(dir, 'export1');
+    const run = await runCli(['export', generated, '--split', '0.6,0.2,0.2', '--seed', '3', '--out', out]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toMatch(/^personaflow: exported 80 personagym samples \(train \d+, validation \d+, test \d+\) from 80 interactions in [\d.]+ s → /);
+    const files = { train: 'train.jsonl', validation: 'validation.jsonl', test: 'test.jsonl' } as const;
+    const bySplit: Record<string, { persona_id: string; sample_id: string; num_turns: number; prompt_trajectory: string[] }[]> = {};
+    for (const [split, name] of Object.entries(files)) bySplit[split] = parse(await readFile(join(out, name), 'utf8'));
+    const all = Object.values(bySplit).flat();
+    // Every interaction exactly once, no persona in two splits.
+    expect(all.map((s) => s.sample_id).sort()).toEqual(interactions.map((i) => i.interaction_id.replace(/^interaction_/, 'sample_')).sort());
+    const personaSplit = new Map<string, string>();
+    for (const [split, samples] of Object.entries(bySplit)) {
+      for (const s of samples) {
+        expect(personaSplit.get(s.persona_id) ?? split).toBe(split);
+        personaSplit.set(s.persona_id, split);
+      }
+    }
+    const stats = JSON.parse(await readFile(join(out, 'statistics.json'), 'utf8'));
+    expect(stats.total_samples).toBe(80);
+    expect(stats.samples_by_split).toEqual({ train: bySplit.train!.length, validation: bySplit.validation!.length, test: bySplit.test!.length });
+    expect(stats.unique_personas).toBe(40);
+    const turns = interactions.reduce((sum, i) => sum + i.num_turns, 0);
+    expect(stats.avg_turns).toBeCloseTo(turns / 80, 3);
+    const userTurns = interactions.reduce((sum, i) => sum + i.messages.filter((m) => m.role === 'user').length, 0);
+    expect(stats.avg_trajectory_length).toBeCloseTo(userTurns / 80, 3);
+    const histogram: Record<string, number> = {};
+    for (const i of interactions) histogram[i.num_turns] = (histogram[i.num_turns] ?? 0) + 1;
+    expect(stats.turn_histogram).toEqual(histogram);
+    const noised = interactions.filter((i) => i.messages.some((m) => m.metadata.was_noised === true)).length;
+    expect(stats.distractor_stats.samples_with_noise).toBe(noised);
+    expect(stats.distractor_stats.noise_rate).toBeCloseTo(noised / 80, 3);
+    expect(stats.persona_distribution).toEqual({ nurse: 20, engineer: 20, teacher: 20, student: 20 });
+    expect(stats.token_usage.run).toEqual(JSON.parse(await readFile(join(generated, 'usage.json'), 'utf8')));
+    expect(stats.export.split).toEqual({ train: 0.6, validation: 0.2, test: 0.2, by: 'persona_id', seed: 3 });
+    expect(typeof stats.created_at).toBe('string');
+  });
+
+  it('refuses a directory that already holds an export unless --force', async () => {
+    const out = join(dir, 'export2');
+    expect((await runCli(['export', generated, '--out', out, '-q'])).code).toBe(0);
+    const again = await runCli(['export', generated, '--out', out, '--format', 'openai']);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain('already holds train.jsonl, validation.jsonl, test.jsonl, statistics.json; use --force');
+    const forced = await runCli(['export', generated, '--out', out, '--format', 'openai', '--force', '-q']);
+    expect(forced.code, forced.stderr).toBe(0);
+    // Without a split everything is train, and the other files are there, empty.
+    expect(lines(await readFile(join(out, 'train.jsonl'), 'utf8'))).toHaveLength(80);
+    expect(await readFile(join(out, 'test.jsonl'), 'utf8')).toBe('');
+    expect(parse<{ messages: unknown[] }>(await readFile(join(out, 'train.jsonl'), 'utf8'))[0]).toHaveProperty('messages');
+  });
+
+  it('takes the split from training_data.split in a PersonaGym config', async () => {
+    const out = join(dir, 'export3');
+    const run = await runCli(['export', generated, '-c', 'test/fixtures/personagym-config.yaml', '--out', out, '-q']);
+    expect(run.code, run.stderr).toBe(0);
+    const stats = JSON.parse(await readFile(join(out, 'statistics.json'), 'utf8'));
+    expect(stats.export.split).toEqual({ train: 0.8, validation: 0.1, test: 0.1, by: 'persona_id', seed: 42 });
+  });
+});
+
+describe('personaflow export on stdin and stdout', () => {
+  it('one stream with a split field, as jq consumes it; --only gives one split without the field', async () => {
+    const run = await runCli(['export', '-', '--format', 'sharegpt', '--split', '0.5,0.25,0.25', '-q'], { input: interactionsText });
+    expect(run.code, run.stderr).toBe(0);
+    const samples = parse<{ conversations: { from: string; value: string }[]; split: string }>(run.stdout);
+    expect(samples).toHaveLength(80);
+    // jq -r .split | sort | uniq -c
+    const counts: Record<string, number> = {};
+    for (const s of samples) counts[s.split] = (counts[s.split] ?? 0) + 1;
+    expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(80);
+    // jq -c 'select(.split == "train") | del(.split)'
+    const train = samples.filter((s) => s.split === 'train').map(({ split: _split, ...rest }) => rest);
+    const only = await runCli(['export', '-', '--format', 'sharegpt', '--split', '0.5,0.25,0.25', '--only', 'train', '-q'], { input: interactionsText });
+    expect(only.code, only.stderr).toBe(0);
+    expect(parse(only.stdout)).toEqual(train);
+    // The user turns, in order, as the assistant saw them.
+    const first = interactions[0]!;
+    const sample = samples.find((s) => s.conversations[0]!.value === first.messages[0]!.content)!;
+    expect(sample.conversations.filter((t) => t.from === 'human').map((t) => t.value)).toEqual(first.messages.filter((m) => m.role === 'user').map((m) => m.content));
+  });
+
+  it('reports a bad line as FILE:LINE and goes on; --strict exits 2', async () => {
+    const [a, b] = lines(interactionsText);
+    const file = join(dir, 'bad.ndjson');
+    await writeFile(file, `${a}\n{"interaction_id": \n${b}\n`);
+    const run = await runCli(['export', file, '--format', 'openai', '-q']);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2: invalid JSON`));
+    expect(lines(run.stdout)).toHaveLength(2);
+    const strict = await runCli(['export', '-', '--strict'], { input: `${a}\nnot json\n` });
+    expect(strict.code).toBe(2);
+    expect(strict.stderr).toMatch(/stdin:2: invalid JSON: .* \(--strict stops at the first bad line\)/);
+  });
+
+  it('usage errors exit 2', async () => {
+    const split = await runCli(['export', generated, '--split', '0.5,0.5']);
+    expect(split.code).toBe(2);
+    expect(split.stderr).toContain('expected three ratios train,validation,test');
+    const system = await runCli(['export', generated, '--system', 'persona']);
+    expect(system.code).toBe(2);
+    expect(system.stderr).toContain('--system applies to --format openai and sharegpt');
+    const missing = await runCli(['export', join(dir, 'nothing-here')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('cannot read interactions (ENOENT)');
+  });
+
+  it('| head -n 1 ends quietly with exit 0', async () => {
+    const big = join(dir, 'big.ndjson');
+    const line = lines(interactionsText)[0]!;
+    await writeFile(big, Array.from({ length: 3000 }, (_, i) => line.replace(/"interaction_id":"[^"]*"/, `"interaction_id":"interaction_x_${i}"`)).join('\n'));
+    const child = spawn('bash', ['-c', `set -o pipefail; "${process.execPath}" "${BIN}" export "${big}" --no-dedupe -q | head -n 1 > /dev/null`], { env: childEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    expect(code, stderr).toBe(0);
+    expect(stderr).toBe('');
+  });
+});
