@@ -23,4 +23,8 @@ export { loadConfig, configSchema, strategyFileSchema } from './config.js';
 export { generate, type GenerateOptions } from './pipeline.js';
 export { ModelError, FatalError, ConfigError, GuardError } from './errors.js';
 export { rngFor } from './rng.js';
+export { exportSamples, emptyCounts, type ExportStreamOptions, type ExportedSample, type ExportCounts } from './export/stream.js';
+export { toSample, toPersonaGym, toOpenAI, toShareGPT, interactionInputSchema, personaGymSampleSchema, openAISampleSchema, shareGPTSampleSchema, type Format, type SplitName, type SampleOptions, type PersonaGymSample, type OpenAISample, type ShareGPTSample } from './export/samples.js';
+export { splitOf, parseSplit, type SplitRatios } from './export/split.js';
+export { ExportStatistics } from './export/statistics.js';
 export type { Task, LockedTask, Interaction, Failure, Outcome } from './types.js';
