@@ -1,14 +1,12 @@
 // Prompts for the assistant and the user simulator: template loading and rendering, reply parsing, guards.
 import { readFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { ConfigError } from '../errors.js';
-import { locateConfigPath } from '../paths.js';
+import { PACKAGE_CONFIG_DIR, locateConfigPath } from '../paths.js';
 import type { Features, InteractionMessage } from '../types.js';
 import type { ChatMessage } from './types.js';
 
-/** Where the package's own config/ lives (dist/models → ../../config). */
-export const PACKAGE_CONFIG_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'config');
+export { PACKAGE_CONFIG_DIR };
 export const DEFAULT_USER_TEMPLATE = join(PACKAGE_CONFIG_DIR, 'prompts', 'user_simulator.txt');
 
 export const DEFAULT_STOP_TOKEN = '###STOP###';

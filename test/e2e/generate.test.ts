@@ -1,5 +1,5 @@
 // End to end: the built CLI as a child process, against a real local OpenAI-compatible server with injected faults.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { randomFaults, startOpenAIServer, unusedPort, type FakeOpenAIOptions, type FakeOpenAIServer } from '../helpers/openai-server.js';
 
-import { BIN, ROOT, TEST_KEY, against, childEnv, runCli, type Run } from '../helpers/cli.js';
+import { BIN, ROOT, TEST_KEY, against, childEnv, runCli, type Run, ensureBuilt } from '../helpers/cli.js';
 
 interface Message {
   role: string;
@@ -143,12 +143,7 @@ function expectNoCrash(run: Run): void {
   expect(run.stderr).not.toMatch(/Unhandled|uncaught/i);
 }
 
-beforeAll(() => {
-  if (!existsSync(join(ROOT, 'dist', 'cli.js'))) {
-    const build = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8', shell: process.platform === 'win32' });
-    if (build.status !== 0) throw new Error(`npm run build failed:\n${build.stdout}\n${build.stderr}`);
-  }
-}, 120_000);
+beforeAll(ensureBuilt, 120_000);
 
 beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'personaflow-e2e-'));

@@ -5,7 +5,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, ROOT, TEST_KEY, against, childEnv, runCli } from '../helpers/cli.js';
+import { BIN, ROOT, TEST_KEY, against, childEnv, runCli, ensureBuilt } from '../helpers/cli.js';
 import { randomFaults, startOpenAIServer } from '../helpers/openai-server.js';
 
 let dir: string;
@@ -13,7 +13,7 @@ let personas: string;
 const CONVERSATIONS = 40;
 
 beforeAll(async () => {
-  if (!existsSync(join(ROOT, 'dist', 'cli.js'))) spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
+  ensureBuilt();
   dir = await mkdtemp(join(tmpdir(), 'personaflow-limits-e2e-'));
   personas = join(dir, 'personas.ndjson');
   await writeFile(personas, Array.from({ length: CONVERSATIONS }, (_, i) => JSON.stringify({ persona_id: `p${i}`, queries: [{ query_id: 'q1', original_query: `question number ${i}` }] })).join('\n'));

@@ -1,17 +1,15 @@
 // End to end: `personaflow noise`, and `generate` with the distractor on, as child processes (sim and a local server).
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ROOT, TEST_KEY, runCli } from '../helpers/cli.js';
+import { TEST_KEY, runCli, ensureBuilt } from '../helpers/cli.js';
 import { startOpenAIServer } from '../helpers/openai-server.js';
 
 let dir: string;
 beforeAll(async () => {
-  if (!existsSync(join(ROOT, 'dist', 'cli.js'))) spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
+  ensureBuilt();
   dir = await mkdtemp(join(tmpdir(), 'personaflow-noise-e2e-'));
 });
 afterAll(async () => {

@@ -1,16 +1,14 @@
 // End to end: --queries for personas without queries, style transfer, and supplement rounds, against a local server.
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, TEST_KEY, against, runCli } from '../helpers/cli.js';
+import { TEST_KEY, against, runCli, ensureBuilt } from '../helpers/cli.js';
 import { startOpenAIServer, type RecordedRequest } from '../helpers/openai-server.js';
 
 let dir: string;
 beforeAll(async () => {
-  if (!existsSync(join(ROOT, 'dist', 'cli.js'))) spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
+  ensureBuilt();
   dir = await mkdtemp(join(tmpdir(), 'personaflow-queries-e2e-'));
 });
 afterAll(async () => {

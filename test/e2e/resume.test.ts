@@ -1,12 +1,12 @@
 // End to end: generate --out killed with SIGKILL at random moments, then resumed, equals an uninterrupted run.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, ROOT, childEnv, runCli } from '../helpers/cli.js';
+import { BIN, ROOT, childEnv, runCli, ensureBuilt } from '../helpers/cli.js';
 
 let dir: string;
 let personas: string;
@@ -14,7 +14,7 @@ let config: string;
 const PERSONAS = 80;
 
 beforeAll(async () => {
-  if (!existsSync(join(ROOT, 'dist', 'cli.js'))) spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
+  ensureBuilt();
   dir = await mkdtemp(join(tmpdir(), 'personaflow-resume-e2e-'));
   personas = join(dir, 'personas.ndjson');
   const styles = ['casual', 'formal', 'concise'];

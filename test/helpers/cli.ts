@@ -1,11 +1,19 @@
 // Runs the built CLI as a child process, with a clean environment: shared by the end-to-end tests.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const BIN = join(ROOT, 'bin', 'personaflow.js');
 export const TEST_KEY = 'sk-e2e-test-key-4242';
+
+/** Builds the CLI (its bundle is what bin/personaflow.js runs) when a test file runs before any build. */
+export function ensureBuilt(): void {
+  if (existsSync(join(ROOT, 'dist', 'cli.bundle.js'))) return;
+  const build = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8', shell: process.platform === 'win32' });
+  if (build.status !== 0) throw new Error(`npm run build failed:\n${build.stdout}\n${build.stderr}`);
+}
 
 export interface Run {
   readonly code: number | null;
