@@ -51,6 +51,7 @@ interface GenerateFlags {
   model?: string;
   baseUrl?: string;
   concurrency?: number;
+  threads?: number;
   seed?: number;
   minTurns?: number;
   maxTurns?: number;
@@ -90,7 +91,7 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
   const mode = noiseMode(config, flags.noise);
   const rounds = flags.supplementRounds ?? ig.max_supplement_rounds;
   const qg = config.query_generation;
-  const models = buildModels(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, seed, concurrency, distractor: mode === 'semantic', queries: qg.style_transfer.enabled || rounds > 0 });
+  const models = buildModels(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, seed, concurrency, threads: flags.threads, baseDir: loaded.baseDir, distractor: mode === 'semantic', queries: qg.style_transfer.enabled || rounds > 0 });
   const template = await loadTemplate(ig.user_model.system_prompt_template, loaded.baseDir, 'interaction_generation.user_model.system_prompt_template');
   const distractor: Distractor | undefined = mode === 'off' ? undefined : await setUpDistractor(config, loaded.baseDir, { semantic: mode === 'semantic', model: models.distractor });
   if (flags.quiet !== true) for (const notice of [...loaded.notices, ...models.notices]) say(notice);
@@ -238,6 +239,7 @@ async function runGenerate(file: string | undefined, flags: GenerateFlags): Prom
     process.on('SIGTERM', onSignal);
   });
   const result = await finished;
+  await models.close(); // a loaded llama model is released here
   display.stop();
   clearTimeout(grace);
   await queries.dataset?.close();
@@ -419,7 +421,7 @@ async function runNoise(file: string | undefined, flags: NoiseFlags): Promise<nu
   const { config } = loaded;
   const seed = runSeed(config, flags.seed);
   const semantic = flags.semantic ?? config.distractor.use_semantic;
-  const models = semantic ? buildModels(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, seed, concurrency: flags.concurrency ?? config.interaction_generation.max_workers, distractor: true }) : undefined;
+  const models = semantic ? buildModels(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, seed, concurrency: flags.concurrency ?? config.interaction_generation.max_workers, baseDir: loaded.baseDir, distractor: true }) : undefined;
   const distractor = await setUpDistractor(config, loaded.baseDir, { semantic, strategyFile: flags.strategy, model: models?.distractor });
   if (flags.quiet !== true) for (const notice of [...loaded.notices, ...(models?.notices ?? [])]) say(notice);
   await assertReadable(file, 'text');
@@ -463,6 +465,7 @@ async function runNoise(file: string | undefined, flags: NoiseFlags): Promise<nu
       complete: () => resolve({}),
     });
   });
+  await models?.close();
   try {
     await stdout.flush();
   } catch (error) {
@@ -514,10 +517,11 @@ export function program(setExitCode: (code: number) => void): Command {
     .option('--no-retry-failed', 'with --resume, do not retry the tasks in failures.ndjson')
     .addOption(new Option('--progress <format>', 'progress as JSON lines on stderr, every 5 s and once at the end (instead of the live line shown when stderr is a terminal)').choices(['json']))
     .option('--max-cost <usd>', 'stop starting conversations before the spend (plus what is in flight) passes this many USD', positiveNumber)
-    .addOption(new Option('--provider <name>', 'use this provider for every model').choices(['sim', 'openai', 'openrouter']))
+    .addOption(new Option('--provider <name>', 'use this provider for every model').choices(['sim', 'openai', 'openrouter', 'llama']))
     .option('--model <name>', 'one model for the assistant (replaces the pool) and the user simulator')
     .option('--base-url <url>', 'OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp server, LM Studio)')
     .option('-j, --concurrency <n>', 'conversations in flight at once (max_workers)', integer(1))
+    .option('--threads <n>', 'threads per llama model (default: threads in the config, else half the cores)', integer(1))
     .option('--seed <n>', 'run seed: same seed, same interactions (with sim)', integer(0))
     .option('--min-turns <n>', 'fewest user→assistant exchanges', integer(1))
     .option('--max-turns <n>', 'most user→assistant exchanges', integer(1))
@@ -540,7 +544,7 @@ export function program(setExitCode: (code: number) => void): Command {
     .option('--versions <n>', 'noisy versions per text', integer(1), 1)
     .option('--seed <n>', 'run seed: same seed, same noise', integer(0))
     .option('-j, --concurrency <n>', 'texts in flight at once (with --semantic)', integer(1))
-    .addOption(new Option('--provider <name>', 'provider of the distractor model').choices(['sim', 'openai', 'openrouter']))
+    .addOption(new Option('--provider <name>', 'provider of the distractor model').choices(['sim', 'openai', 'openrouter', 'llama']))
     .option('--model <name>', 'the distractor model')
     .option('--base-url <url>', 'OpenAI-compatible endpoint for the distractor model')
     .option('--strict', 'stop at the first bad input line')

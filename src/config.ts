@@ -27,6 +27,8 @@ const endpoint = {
   endpoint: text.optional(),
   headers: z.record(z.string(), z.string()).optional(),
   default_headers: z.record(z.string(), z.string()).optional(),
+  /** llama: threads that evaluate tokens (default half the cores). */
+  threads: positiveInt.optional(),
 };
 
 const poolEntry = z.looseObject({ ...endpoint, model: text, weight: finite.min(0).default(1), inference: inference.optional() });

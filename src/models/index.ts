@@ -7,8 +7,9 @@ import { ModelLimiter, limited } from './limiter.js';
 import { createPool, type ModelPool, type PoolEntry } from './pool.js';
 import { createSimModel, type SimOptions } from './sim.js';
 import type { ChatModel } from './types.js';
+import { checkModel, createLlamaModel, resolveModelPath, type LlamaChatModel } from './llama.js';
 
-export const PROVIDERS = ['sim', 'openai', 'openrouter'] as const;
+export const PROVIDERS = ['sim', 'openai', 'openrouter', 'llama'] as const;
 export const OPENROUTER_BASE_URL = 'https://openrouter.ai/api/v1';
 
 /**
@@ -45,6 +46,10 @@ export interface ModelFlags {
   readonly queries?: boolean | undefined;
   /** The run's concurrency: each model's adaptive limit stays at or below it. Default 16. */
   readonly concurrency?: number | undefined;
+  /** `--threads`: threads of every llama model (default: its `threads`, then `api.threads`, then half the cores). */
+  readonly threads?: number | undefined;
+  /** Relative llama model paths from the config file are resolved against it (the config file's directory); `--model` against the working directory. */
+  readonly baseDir?: string | undefined;
 }
 
 interface Spec {
@@ -60,6 +65,8 @@ interface Spec {
   /** Where `baseUrl` came from, for messages. */
   readonly baseUrlPath: string;
   readonly headers: Record<string, string> | undefined;
+  /** llama: threads that evaluate tokens. */
+  readonly threads: number | undefined;
 }
 
 export interface ModelSettings {
@@ -79,6 +86,8 @@ export interface RunModels {
   readonly notices: string[];
   /** One admission controller per distinct model (provider, model, endpoint, key), shared by all its uses. */
   readonly limiters: ReadonlyMap<string, ModelLimiter>;
+  /** Releases what the models hold (a loaded llama model); call once when the run ends. */
+  close(): Promise<void>;
 }
 
 const PLACEHOLDER = /^(|xxx|YOUR_[A-Z_]*HERE)$/;
@@ -93,6 +102,7 @@ interface EndpointFields {
   endpoint?: string | undefined;
   headers?: Record<string, string> | undefined;
   default_headers?: Record<string, string> | undefined;
+  threads?: number | undefined;
 }
 
 /**
@@ -113,6 +123,7 @@ function specs(config: Config, flags: ModelFlags): { assistant: Spec[]; user: Sp
     baseUrl: entry.base_url ?? baseOf(entry.endpoint),
     baseUrlPath: `${path}.${entry.base_url === undefined ? 'endpoint' : 'base_url'}`,
     headers: entry.headers ?? entry.default_headers,
+    threads: entry.threads,
   });
   const single = (path: string, model: string | undefined) => {
     if (model === undefined) throw new ConfigError(`${path}: needs \`model\` (or api.model)`);
@@ -224,7 +235,8 @@ export function buildModels(config: Config, flags: ModelFlags, env: NodeJS.Proce
     }
   }
   const notices: string[] = [];
-  const real = all.filter((spec) => spec.provider !== 'sim');
+  // Models that need a key: sim and llama run here.
+  const real = all.filter((spec) => spec.provider !== 'sim' && spec.provider !== 'llama');
   const endpoints = new Map(real.map((spec) => [spec, endpointOf(spec, config, env)]));
   const missing = real.filter((spec) => {
     const endpoint = endpoints.get(spec) as Endpoint;
@@ -267,7 +279,10 @@ export function buildModels(config: Config, flags: ModelFlags, env: NodeJS.Proce
     }
     return limiter;
   };
+  const llamas = new Map<string, LlamaChatModel>();
   const make = (spec: Spec): ChatModel => {
+    // A local model needs no key, so it is only simulated when asked (--provider sim).
+    if (spec.provider === 'llama' && flags.provider !== 'sim') return limited(llamaModel(spec), limiterFor('llama', spec.model, undefined));
     if (simulated || spec.provider === 'sim') {
       const model = createSimModel({ provider: 'sim', model: spec.model }, simOptions);
       return limited(model, limiterFor('sim', spec.model, undefined));
@@ -285,6 +300,27 @@ export function buildModels(config: Config, flags: ModelFlags, env: NodeJS.Proce
       topP: config.api.inference?.top_p,
       ...(spec.headers === undefined ? {} : { headers: spec.headers }),
     });
+  /** One llama model per file and thread count, shared by the assistant, the simulator and the helpers that use it. */
+  const llamaModel = (spec: Spec): ChatModel => {
+    const baseDir = spec.path === '--model' ? process.cwd() : (flags.baseDir ?? process.cwd());
+    const threads = flags.threads ?? spec.threads ?? config.api.threads;
+    const key = `${resolveModelPath(spec.model, baseDir)}#${threads ?? ''}`;
+    let model = llamas.get(key);
+    if (model === undefined) {
+      const problem = checkModel(spec.model, baseDir);
+      if (problem !== undefined) throw new ConfigError(`${spec.path === '--model' ? '--model' : `${spec.path}.model`}: ${problem}`);
+      model = createLlamaModel({
+        model: spec.model,
+        baseDir,
+        threads,
+        sequences: flags.concurrency ?? config.interaction_generation.max_workers,
+        seed: runSeed(config, flags.seed),
+        log: (line) => process.stderr.write(`personaflow: ${line}\n`),
+      });
+      llamas.set(key, model);
+    }
+    return model;
+  };
   const entries: PoolEntry[] = assistant.map((spec) => ({ model: make(spec), weight: spec.weight, temperature: spec.temperature, maxCompletionTokens: spec.maxCompletionTokens }));
   let pool: ModelPool;
   try {
@@ -293,5 +329,8 @@ export function buildModels(config: Config, flags: ModelFlags, env: NodeJS.Proce
     throw new ConfigError(`interaction_generation.assistant_model: ${(error as Error).message}`);
   }
   const settings = (spec: Spec): ModelSettings => ({ model: make(spec), temperature: spec.temperature, maxCompletionTokens: spec.maxCompletionTokens });
-  return { pool, user: settings(user), distractor: distractor === undefined ? undefined : settings(distractor), queries: queries === undefined ? undefined : settings(queries), notices, limiters };
+  const close = async (): Promise<void> => {
+    await Promise.all([...llamas.values()].map((model) => model.close()));
+  };
+  return { pool, user: settings(user), distractor: distractor === undefined ? undefined : settings(distractor), queries: queries === undefined ? undefined : settings(queries), notices, limiters, close };
 }
