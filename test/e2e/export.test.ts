@@ -1,11 +1,10 @@
 // End to end: `personaflow export` as a child process, over a directory that `generate --provider sim` wrote.
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, ROOT, childEnv, runCli } from '../helpers/cli.js';
+import { BIN, childEnv, ensureBuilt, runCli } from '../helpers/cli.js';
 
 interface Interaction {
   interaction_id: string;
@@ -39,7 +38,7 @@ let interactions: Interaction[];
 let interactionsText: string;
 
 beforeAll(async () => {
-  if (!existsSync(join(ROOT, 'dist', 'cli.js'))) spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
+  ensureBuilt();
   dir = await mkdtemp(join(tmpdir(), 'personaflow-export-e2e-'));
   await writeFile(join(dir, 'personas.ndjson'), personas(40));
   generated = join(dir, 'run');
