@@ -257,7 +257,9 @@ export function createLlamaModel(options: LlamaModelOptions): LlamaChatModel {
     } catch (error) {
       if (signal.aborted) throw error instanceof ModelError && error.kind === 'aborted' ? error : aborted(where, error);
       if (error instanceof ModelError || error instanceof FatalError) throw error;
-      throw new ModelError('unknown', `${where}: ${describeError(error)}`, { cause: error });
+      // A prompt the context cannot hold fails the same way on every retry, like a 400 context_length_exceeded.
+      const kind = /context|too long/i.test(describeError(error)) ? 'bad_request' : 'unknown';
+      throw new ModelError(kind, `${where}: ${describeError(error)}`, { cause: error });
     } finally {
       release(state, sequence);
     }
