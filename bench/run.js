@@ -86,7 +86,9 @@ const summaryOf = (stderr) => {
   return { interactions: Number(match[1]), failures: Number(match[2]), calls: Number(match[3]), retries: Number(match[4]) };
 };
 
-const TURN_ARGS = ['--min-turns', '3', '--max-turns', '3'];
+// No supplement rounds: the plain script has none, and a round after a few failed conversations would
+// add a generator call and a short tail of new conversations that the other side never runs.
+const TURN_ARGS = ['--min-turns', '3', '--max-turns', '3', '--supplement-rounds', '0'];
 const CALLS_PER_CONVERSATION = 5; // 3 assistant answers, 2 simulated-user follow-ups
 
 // ---------------------------------------------------------------- 1. engine overhead

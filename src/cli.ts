@@ -1,6 +1,7 @@
 // The command line: `personaflow generate`, `personaflow noise` and `personaflow export` (src/export), Unix manners, exit codes.
 import { stat } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { concatMap, pipe, type Subscription } from 'rxjs';
 import { fingerprint, loadConfig, runSeed } from './config.js';
@@ -12,6 +13,7 @@ import { setUpDistractor } from './noise/setup.js';
 import { noise } from './operators/noise.js';
 import { retryingCall } from './operators/retryingCall.js';
 import type { RoundReport } from './operators/supplement.js';
+import { PACKAGE_ROOT } from './paths.js';
 import { setUpQueries } from './queries/setup.js';
 import { generate } from './pipeline.js';
 import { exportCommand } from './export/command.js';
@@ -491,7 +493,7 @@ async function assertReadable(file: string | undefined, what: string): Promise<v
 
 function version(): string {
   try {
-    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
     return pkg.version;
   } catch {
     return '0.0.0';

@@ -4,11 +4,17 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
- * The package root. This module sits one level under it both as dist/paths.js and inside the CLI's
- * single-file bundle (dist/cli.bundle.js), so `..` from here is the root either way: modules deeper in
- * dist/ must take the package's files from here, not from their own location.
+ * The package root: the nearest directory above this module that holds config/default.yaml. This module
+ * runs as dist/paths.js and inside the CLI's bundle (dist/bundle/), so a fixed `..` would not do.
  */
-export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const PACKAGE_ROOT = packageRoot(dirname(fileURLToPath(import.meta.url)));
+
+function packageRoot(from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'config', 'default.yaml'))) return dir;
+    if (dirname(dir) === dir) return resolve(from, '..');
+  }
+}
 
 /** config/ of the package: default.yaml, prompts, distractor strategies. */
 export const PACKAGE_CONFIG_DIR = join(PACKAGE_ROOT, 'config');

@@ -10,7 +10,7 @@ export const TEST_KEY = 'sk-e2e-test-key-4242';
 
 /** Builds the CLI (its bundle is what bin/personaflow.js runs) when a test file runs before any build. */
 export function ensureBuilt(): void {
-  if (existsSync(join(ROOT, 'dist', 'cli.bundle.js'))) return;
+  if (existsSync(join(ROOT, 'dist', 'bundle', 'cli.js'))) return;
   const build = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8', shell: process.platform === 'win32' });
   if (build.status !== 0) throw new Error(`npm run build failed:\n${build.stdout}\n${build.stderr}`);
 }
