@@ -29,8 +29,9 @@ export const SAFETY = 0.95;
 
 /**
  * A Retry-After at least this long pauses every call to the model (the provider says: back off, e.g. a
- * quota that resets); a shorter one (a window that reopens in a few hundred ms) only delays the call
- * that got it, since pausing everyone for each of those would leave the limit mostly unused.
+ * quota that resets); a shorter one (a window that reopens in a few hundred ms) keeps the refused call's
+ * slot until then instead, since pausing everyone for each of those would leave the limit mostly unused
+ * when 429s come now and then, while a saturated limit refuses many calls and so holds many slots.
  */
 export const SHARED_PAUSE_MIN_MS = 1000;
 
@@ -250,8 +251,20 @@ export class ModelLimiter {
       release: (result) => {
         if (released) return;
         released = true;
-        this.#inFlight -= 1;
         const now = this.#scheduler.now();
+        // A 429 with a short Retry-After keeps its slot until then, as if the call were still in flight:
+        // the caller comes back after that wait, and in the meantime the slot does not go to the next
+        // caller in line, which would only be refused too (an instant 429 would otherwise let a whole
+        // queue through to be refused in a few milliseconds and all come back at the same instant).
+        const hold = result.overloaded === true && result.retryAfterMs !== undefined && result.retryAfterMs > 0 && result.retryAfterMs < SHARED_PAUSE_MIN_MS ? result.retryAfterMs : 0;
+        if (hold > 0) {
+          this.#scheduler.schedule(() => {
+            this.#inFlight -= 1;
+            this.#pump();
+          }, hold);
+        } else {
+          this.#inFlight -= 1;
+        }
         if (result.rateLimit !== undefined) this.#learn(result.rateLimit, now);
         if (result.tokens !== undefined) this.#tokens?.adjust(result.tokens - estimated, now);
         if (result.retryAfterMs !== undefined && result.retryAfterMs >= SHARED_PAUSE_MIN_MS) this.#pausedUntil = Math.max(this.#pausedUntil, now + result.retryAfterMs);

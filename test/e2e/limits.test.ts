@@ -46,7 +46,9 @@ describe('rate limits', () => {
   }, 30_000);
 
   it('with the limit unknown, adapts: every task completes and 429s become rarer as the run goes on', async () => {
-    const server = await startOpenAIServer({ apiKey: TEST_KEY, rps: 25 });
+    // Answers take 40 ms, as a model's do: 25 requests a second need about one call in flight, and -j 32
+    // starts far above that. (With instant answers no concurrency limit could hold a rate: see README.)
+    const server = await startOpenAIServer({ apiKey: TEST_KEY, rps: 25, latencyMs: 40 });
     try {
       const config = await yaml('unknown.yaml', 'interaction_generation:\n  max_retries: 10\n  retry_delay: 0.05\npersonaflow:\n  breaker: { threshold: 1000 }\n');
       const run = await runCli(['generate', personas, '-c', config, ...against(server), ...TURNS, '-j', '32', '--out', join(dir, 'unknown')]);

@@ -63,6 +63,8 @@ export interface FakeOpenAIOptions {
   readonly echoKeyInErrors?: boolean;
   /** A hard limit: more than this many requests in any 1 s window get 429 with retry-after-ms. */
   readonly rps?: number;
+  /** Milliseconds before each answer (a model's generation time); refusals (429, errors) come at once. */
+  readonly latencyMs?: number;
   /** Extra headers on every 200 answer (x-ratelimit-* for instance). */
   readonly answerHeaders?: Readonly<Record<string, string>>;
 }
@@ -307,14 +309,17 @@ export async function startOpenAIServer(options: FakeOpenAIOptions = {}): Promis
         const completionTokens = Math.max(1, content.split(/\s+/).length);
         const model = (body as ChatBody).model;
         request.usage = { prompt: promptTokens, completion: completionTokens };
-        sendJson(response, 200, {
-          id: `chatcmpl-${request.index}`,
-          object: 'chat.completion',
-          created: Math.floor(Date.now() / 1000),
-          model: typeof model === 'string' ? model : 'test-model',
-          choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
-          usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
-        }, options.answerHeaders);
+        const answer = (): void =>
+          sendJson(response, 200, {
+            id: `chatcmpl-${request.index}`,
+            object: 'chat.completion',
+            created: Math.floor(Date.now() / 1000),
+            model: typeof model === 'string' ? model : 'test-model',
+            choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
+            usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
+          }, options.answerHeaders);
+        if (options.latencyMs === undefined) answer();
+        else setTimeout(answer, options.latencyMs);
         return;
       }
     }

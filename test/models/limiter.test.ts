@@ -179,6 +179,26 @@ describe('ModelLimiter', () => {
     expect(t.granted.map((g) => [g.id, g.at])).toEqual([[0, 0], [1, 1010], [2, 1010]]);
   });
 
+  it('keeps the slot of a call refused with a short Retry-After until then, so the line does not rush in to be refused', () => {
+    const t = setup({ maxConcurrency: 2, breakerThreshold: 100 });
+    for (let i = 0; i < 5; i += 1) t.acquire(i);
+    t.at(10, () => t.permitOf(0).release({ ok: false, overloaded: true, retryAfterMs: 300 }));
+    t.at(20, () => t.permitOf(1).release({ ok: true }));
+    t.at(400, () => t.permitOf(2).release({ ok: true }));
+    t.run();
+    // 1's success frees its slot at once (2 goes at 20); 0's 429 holds its slot until 310 (then 3 goes).
+    expect(t.granted.map((g) => [g.id, g.at])).toEqual([[0, 0], [1, 0], [2, 20], [3, 310], [4, 400]]);
+  });
+
+  it('frees the slot of an overload without Retry-After, and of other failures, at once', () => {
+    const t = setup({ maxConcurrency: 1, breakerThreshold: 100 });
+    for (let i = 0; i < 3; i += 1) t.acquire(i);
+    t.at(10, () => t.permitOf(0).release({ ok: false, overloaded: true }));
+    t.at(20, () => t.permitOf(1).release({ ok: false, failing: true, retryAfterMs: 200 }));
+    t.run();
+    expect(t.granted.map((g) => [g.id, g.at])).toEqual([[0, 0], [1, 10], [2, 20]]);
+  });
+
   it('opens the breaker after failures in a row with no success for a cool-down, probes one call at a time, and closes on success', () => {
     const t = setup({ maxConcurrency: 4, breakerThreshold: 3, breakerCooldownMs: 1000 });
     for (let i = 0; i < 6; i += 1) t.acquire(i);
