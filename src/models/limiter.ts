@@ -119,7 +119,7 @@ export class TokenBucket {
  * flight than the adaptive limit, (2) the request and token buckets allow it, (3) no Retry-After pause
  * is running, and (4) the circuit breaker is not open. The limit starts at `maxConcurrency` and is
  * judged once per window of completions (see `#adapt`): halved when too many calls were refused with a
- * 429 or a 503/529, grown by a tenth otherwise; other failures (500, timeouts) count only towards the breaker.
+ * 429 or a 503/529, grown by one (additive increase) when almost none were; other failures (500, timeouts) count only towards the breaker.
  * A long Retry-After (≥ 1 s) from any call pauses new calls for all, so retries do not arrive as a herd. After
  * `breakerThreshold` failures in a row and no success for a cool-down's length the breaker opens: no calls for a cool-down, then one
  * probe; a model that stays down past `breakerGiveUpMs` fails the waiting calls with a FatalError.
@@ -303,7 +303,8 @@ export class ModelLimiter {
   /**
    * The adaptive limit, judged once per window (as many completions as the limit, at least 8). More than
    * SATURATED of the window refused as overloaded (429, 503, 529): halve. At most OVERLOAD_TARGET refused:
-   * grow by a tenth (at least one). In between: hold. A real limit refuses most of what goes past it, so
+   * grow by one: additive increase, one more call in flight per window, as TCP grows by one segment a
+   * round trip. In between: hold. A real limit refuses most of what goes past it, so
    * the limit is followed down; a provider that refuses a steady one call in ten whatever the load (noise,
    * a shared quota) never halves it, so random 429s cannot shrink a run to a crawl; they are retried.
    */
@@ -315,7 +316,7 @@ export class ModelLimiter {
     this.#windowCalls = 0;
     this.#windowOverloads = 0;
     if (share > SATURATED) this.#limit = Math.max(1, Math.floor(this.#limit / 2));
-    else if (share <= OVERLOAD_TARGET) this.#limit = Math.min(this.#options.maxConcurrency, this.#limit + Math.max(1, Math.floor(this.#limit / 10)));
+    else if (share <= OVERLOAD_TARGET) this.#limit = Math.min(this.#options.maxConcurrency, this.#limit + 1);
   }
 
   #open(now: number): void {

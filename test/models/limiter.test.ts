@@ -127,8 +127,10 @@ describe('ModelLimiter', () => {
     const t = setup({ maxConcurrency: 64, breakerThreshold: 1_000_000 });
     drive(t, 300, (i, limit) => limit > 8 && i % 2 === 0);
     const low = t.limiter.state.limit;
-    drive(t, 2000, () => false, 300);
+    // Additive increase: one more per window of max(8, limit) completions.
+    const limits = drive(t, 3000, () => false, 300);
     expect(low).toBeLessThan(64);
+    expect(limits.every((limit, i) => i === 0 || limit - (limits[i - 1] as number) <= 1)).toBe(true);
     expect(t.limiter.state.limit).toBe(64);
   });
 
