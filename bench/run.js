@@ -10,6 +10,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { personaFile } from './make-personas.js';
+import { llamaBench, llamaMarkdown, llamaUnavailable } from './llama.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = join(ROOT, 'bin', 'personaflow.js');
@@ -305,7 +306,7 @@ function markdown(results) {
     '',
     'bench/plain-script.js: openai SDK (its default retries), p-limit, the same 3-turn loop, JSON.stringify per line. Both',
     'against the same server in the same run, L = 50 ms; 429s carry `retry-after-ms: 250`. Ratio = successful interactions/s',
-    'ours ÷ theirs, wall clock from spawn to exit (start-up included: ~0.3 s for us, ~0.1 s for the script); steady ratio =',
+    'ours ÷ theirs, wall clock from spawn to exit (start-up included: ~0.2 s for us, ~0.2 s for the script); steady ratio =',
     'calls/s over the middle 80% of answered calls, ours ÷ theirs.',
     '',
     '| C | 429 rate | ours interactions/s | plain interactions/s | ratio | steady ratio | ours failures | plain failures | ours CPU s | plain CPU s |',
@@ -349,6 +350,9 @@ function markdown(results) {
           `| ${results.resume.interactions.toLocaleString('en')} | ${fmt(results.resume.resumeS, 1)} | ${fmt(results.resume.peakRssMiB)} |`,
           '',
         ]),
+    '## 7. A local model in process (llama provider, ../shared/models/stories260K.gguf)',
+    '',
+    ...(results.llama === undefined ? ['Not measured in this run.', ''] : typeof results.llama === 'string' ? [`Skipped: ${results.llama}.`, ''] : [llamaMarkdown(results.llama), '']),
     '## Targets',
     '',
     ...targets(results).map(([met, text]) => `- ${met ? 'met' : '**missed**'}: ${text}`),
@@ -369,7 +373,7 @@ try {
   const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
   const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
   const machine = { date: new Date().toISOString(), commit: `${commit}${dirty ? ' (with uncommitted changes)' : ''}`, node: process.version, cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', quick: QUICK };
-  const results = { machine, engine: await engineOverhead(), little: await littlesLaw(), plain: await plainScript(), mem: await memory(), rateLimit: await rateLimit(), resume: await resume() };
+  const results = { machine, engine: await engineOverhead(), little: await littlesLaw(), plain: await plainScript(), mem: await memory(), rateLimit: await rateLimit(), resume: await resume(), llama: llamaUnavailable() ?? (await llamaBench({ runs: RUNS, quick: QUICK })) };
   const out = QUICK ? join(work, 'RESULTS') : join(ROOT, 'bench', 'RESULTS');
   await writeFile(`${out}.json`, `${JSON.stringify(results, null, 2)}\n`);
   await writeFile(`${out}.md`, markdown(results));

@@ -22,9 +22,9 @@ function add(into: Record<string, Totals>, key: string, usage: TokenUsage): void
 /** USD per million input and output tokens, by `model` or `provider/model` (the longer key wins). */
 export type PriceTable = Readonly<Record<string, { readonly input: number; readonly output: number }>>;
 
-/** The price of a model: `provider/model` first, then the bare model name; sim is free. */
+/** The price of a model: `provider/model` first, then the bare model name; sim and local llama models are free. */
 export function priceOf(prices: PriceTable, provider: string, model: string): { input: number; output: number } | undefined {
-  if (provider === 'sim') return { input: 0, output: 0 };
+  if (provider === 'sim' || provider === 'llama') return { input: 0, output: 0 };
   return prices[`${provider}/${model}`] ?? prices[model];
 }
 
