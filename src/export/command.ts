@@ -64,10 +64,26 @@ async function readUsage(path: string | undefined, warn: (message: string) => vo
   }
 }
 
+const sameFile = async (a: string, b: string): Promise<boolean> => {
+  const [x, y] = await Promise.all([stat(a).catch(() => undefined), stat(b).catch(() => undefined)]);
+  return x !== undefined && y !== undefined && x.dev === y.dev && x.ino === y.ino;
+};
+
+/** Refuses an input file that the export would truncate or replace (`export D/train.jsonl --out D --force`). */
+async function refuseOverwritingInput(input: string | undefined, flags: ExportFlags): Promise<void> {
+  if (input === undefined) return;
+  const targets = flags.out === undefined ? [] : Object.values(EXPORT_FILES).map((name) => ({ path: join(flags.out as string, name), flag: `--out ${flags.out as string}` }));
+  if (flags.stats !== undefined) targets.push({ path: flags.stats, flag: `--stats ${flags.stats}` });
+  for (const { path, flag } of targets) {
+    if (await sameFile(input, path)) throw new ConfigError(`${input}: is the input, and ${flag} would overwrite it; write the export somewhere else`);
+  }
+}
+
 /** Runs `personaflow export` and returns its exit code. */
 export async function runExport(file: string | undefined, flags: ExportFlags): Promise<number> {
   const started = Date.now();
   const format = flags.format ?? 'personagym';
+  if (flags.system !== undefined && flags.system.trim() === '') throw new ConfigError('--system needs none, persona or a system message text, got an empty one');
   if (flags.system !== undefined && format === 'personagym') throw new ConfigError('--system applies to --format openai and sharegpt (a personagym sample carries persona_features instead)');
   if (flags.only !== undefined && flags.out !== undefined) throw new ConfigError('--only writes one split to stdout; with --out every split has its own file');
   const loaded = await loadConfig(flags.config);
@@ -90,6 +106,7 @@ export async function runExport(file: string | undefined, flags: ExportFlags): P
     if (warnings <= MAX_WARNINGS) process.stderr.write(`${message}\n`);
     else if (warnings === MAX_WARNINGS + 1) say('more bad lines follow; only the count is reported from here on');
   };
+  await refuseOverwritingInput(input.path, flags);
   const runUsage = await readUsage(input.usage, warn);
   const output: SplitOutput = flags.out === undefined ? streamOutput(process.stdout) : await dirOutput(flags.out, flags.force === true);
   const statistics = new ExportStatistics({ feature: flags.statsFeature ?? DEFAULT_STATS_FEATURE, format, ratios, seed, clean: flags.clean === true });
@@ -155,6 +172,7 @@ export async function runExport(file: string | undefined, flags: ExportFlags): P
       [skipped.below_min_turns, 'below --min-turns'],
       [skipped.guard_rejections, 'with guard rejections'],
       [skipped.duplicates, 'duplicates'],
+      [skipped.duplicate_ids, 'duplicate sample ids'],
       [skipped.invalid_samples, `not valid as ${format}`],
     ].filter(([n]) => (n as number) > 0).map(([n, what]) => `${String(n)} ${String(what)}`);
     say(
@@ -166,12 +184,25 @@ export async function runExport(file: string | undefined, flags: ExportFlags): P
   return stopping ? 130 : 0;
 }
 
-function integer(min: number) {
+/**
+ * A commander parser for an integer option written in decimal digits: `--seed ''` (an unset shell
+ * variable), ` 0x10 `, `1e3` or `7.0` are refused, not read as 0, 16, 1000 or 7 the way `Number()` would.
+ *
+ * @example
+ * command.option('--seed <n>', 'run seed', integerOption(0)) // --seed 7 → 7; --seed '' → error: expected an integer ≥ 0, got ``
+ */
+export function integerOption(min: number): (value: string) => number {
   return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer ≥ ${min}, got \`${value}\``);
+    const n = /^[+-]?\d+$/.test(value) ? Number(value) : Number.NaN;
+    if (!Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer ≥ ${min}, got \`${value}\``);
     return n;
   };
+}
+
+/** `--system`: none, persona or a text; an empty text (`--system "$UNSET"`) would give samples that every trainer rejects. */
+function systemOption(value: string): string {
+  if (value.trim() === '') throw new InvalidArgumentError(`expected none, persona or a system message text, got \`${value}\``);
+  return value;
 }
 
 function splitOption(value: string): SplitRatios | 'none' {
@@ -196,10 +227,10 @@ export function exportCommand(command: Command, setExitCode: (code: number) => v
     .option('--force', 'overwrite the export files already in --out DIR')
     .option('--split <ratios>', 'train,validation,test shares by persona, e.g. 0.8,0.1,0.1; none turns off training_data.split', splitOption)
     .addOption(new Option('--only <split>', 'write only this split to stdout, without the split field').choices(SPLITS))
-    .option('--seed <n>', 'seed of the split (default: personaflow.seed, experiment.seed, else 42)', integer(0))
-    .option('--system <mode>', 'openai/sharegpt system message: none (default), persona, or the text itself')
+    .option('--seed <n>', 'seed of the split (default: personaflow.seed, experiment.seed, else 42)', integerOption(0))
+    .option('--system <mode>', 'openai/sharegpt system message: none (default), persona, or the text itself', systemOption)
     .option('--clean', 'user turns as the user meant them (metadata.clean_version) instead of the noisy text the assistant saw')
-    .option('--min-turns <n>', 'leave out conversations with fewer user→assistant exchanges', integer(1))
+    .option('--min-turns <n>', 'leave out conversations with fewer user→assistant exchanges', integerOption(1))
     .option('--exclude-failed-guards', 'leave out conversations in which the simulator guards rejected a reply (metadata.guard)')
     .option('--no-dedupe', 'keep conversations whose messages repeat an earlier one (dropped by default)')
     .option('--stats <file>', 'write statistics.json here (default with --out: DIR/statistics.json)')

@@ -1,6 +1,6 @@
 // Where export writes: buffered lines to stdout or to train/validation/test .jsonl files, and statistics.json replaced atomically.
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { ConfigError } from '../errors.js';
@@ -69,7 +69,9 @@ export async function existingExport(dir: string): Promise<string[]> {
 
 /**
  * train.jsonl, validation.jsonl and test.jsonl in DIR (all three, empty when a split gets nothing, so
- * scripts can count on them). A DIR that already holds export files is refused unless `force`.
+ * scripts can count on them). A DIR that already holds export files is refused unless `force`; with
+ * `force` they are all removed first, statistics.json included, so no file of the earlier export is left
+ * beside the new ones (when statistics go elsewhere with `--stats`, or a `--strict` run stops early).
  */
 export async function dirOutput(dir: string, force: boolean): Promise<SplitOutput> {
   await mkdir(dir, { recursive: true }).catch((error: NodeJS.ErrnoException) => {
@@ -77,6 +79,11 @@ export async function dirOutput(dir: string, force: boolean): Promise<SplitOutpu
   });
   const existing = await existingExport(dir);
   if (existing.length > 0 && !force) throw new ConfigError(`--out ${dir}: the directory already holds ${existing.join(', ')}; use --force to overwrite them`);
+  for (const name of existing) {
+    await rm(join(dir, name), { force: true }).catch((error: NodeJS.ErrnoException) => {
+      throw new ConfigError(`--out ${dir}: cannot remove the earlier ${name} (${error.code ?? 'error'})`);
+    });
+  }
   const streams = {} as Record<SplitName, WriteStream>;
   const writers = {} as Record<SplitName, LineWriter>;
   for (const split of SPLITS) {

@@ -79,23 +79,46 @@ export type PersonaGymSample = z.infer<typeof personaGymSampleSchema>;
 
 const chatMessage = z.strictObject({ role: z.enum(['system', 'user', 'assistant']), content: z.string().min(1, 'is empty') });
 
-/** One line of OpenAI's chat fine-tuning JSONL: an optional system message, then user/assistant turns. */
+type Role = ChatTurn['role'];
+
+/**
+ * Where a chat breaks what trainers expect (an optional system message first, then user and assistant
+ * strictly alternating, the user first and the assistant last), or undefined when it does not.
+ * LLaMA-Factory's ShareGPT converter, for one, drops a record that does not alternate this way.
+ */
+export function alternationIssue(roles: readonly Role[], names: Readonly<Record<Role, string>> = { system: 'system', user: 'user', assistant: 'assistant' }): string | undefined {
+  const start = roles[0] === 'system' ? 1 : 0;
+  if (roles.length - start === 0) return `needs ${names.user} and ${names.assistant} turns`;
+  for (let i = start; i < roles.length; i += 1) {
+    const role = roles[i] as Role;
+    const expected: Role = (i - start) % 2 === 0 ? 'user' : 'assistant';
+    if (role === 'system') return `${names.system} may only come first`;
+    if (role !== expected) return `turn ${i} is ${names[role]}, expected ${names[expected]} (${names.user} and ${names.assistant} alternate, ${names.user} first)`;
+  }
+  if (roles.at(-1) !== 'assistant') return `the last turn is ${names.user}, must be ${names.assistant} (nothing answers it)`;
+  return undefined;
+}
+
+/** A zod check that runs `alternationIssue` on the roles `roleOf` reads. */
+const alternates =
+  <T>(roleOf: (item: T) => Role, names?: Readonly<Record<Role, string>>) =>
+  (items: T[], context: z.core.$RefinementCtx<T[]>): void => {
+    const issue = alternationIssue(items.map(roleOf), names);
+    if (issue !== undefined) context.addIssue({ code: 'custom', message: issue });
+  };
+
+/** One line of OpenAI's chat fine-tuning JSONL: an optional system message, then user/assistant turns alternating, user first, assistant last. */
 export const openAISampleSchema = z.strictObject({
-  messages: z
-    .array(chatMessage)
-    .refine((messages) => messages.some((m) => m.role === 'assistant'), 'needs at least one assistant message')
-    .refine((messages) => messages.findIndex((m) => m.role === 'system') <= 0 && messages.filter((m) => m.role === 'system').length <= 1, 'a system message may only come first'),
+  messages: z.array(chatMessage).superRefine(alternates((m) => m.role)),
 });
 export type OpenAISample = z.infer<typeof openAISampleSchema>;
 
 const shareGPTTurn = z.strictObject({ from: z.enum(['system', 'human', 'gpt']), value: z.string().min(1, 'is empty') });
+const SHAREGPT_FROM = { system: 'system', human: 'user', gpt: 'assistant' } as const;
 
-/** One ShareGPT record: `conversations` of human/gpt turns, an optional system turn first. */
+/** One ShareGPT record: `conversations` of human/gpt turns alternating, human first and gpt last, an optional system turn first. */
 export const shareGPTSampleSchema = z.strictObject({
-  conversations: z
-    .array(shareGPTTurn)
-    .refine((turns) => turns.some((t) => t.from === 'gpt'), 'needs at least one gpt turn')
-    .refine((turns) => turns.findIndex((t) => t.from === 'system') <= 0 && turns.filter((t) => t.from === 'system').length <= 1, 'a system turn may only come first'),
+  conversations: z.array(shareGPTTurn).superRefine(alternates((t) => SHAREGPT_FROM[t.from], { system: 'system', user: 'human', assistant: 'gpt' })),
 });
 export type ShareGPTSample = z.infer<typeof shareGPTSampleSchema>;
 
@@ -199,20 +222,47 @@ export function systemMessage(interaction: InteractionInput, system: string | un
   return `You are talking with a user who has this profile:\n${formatPersona(featuresOf(interaction))}\nAdapt your answers to this user.`;
 }
 
+/**
+ * The turns a chat trainer can learn from: assistant turns before the first user turn (a greeting) and
+ * user turns after the last assistant turn (a goodbye nobody answered) are dropped, since ShareGPT and
+ * OpenAI trainers expect the user first and the assistant last.
+ */
+export function answeredTurns(turns: readonly ChatTurn[]): ChatTurn[] {
+  const first = turns.findIndex((t) => t.role === 'user');
+  let last = turns.length - 1;
+  while (last >= 0 && turns[last]?.role !== 'assistant') last -= 1;
+  return first === -1 || last < first ? [] : turns.slice(first, last + 1);
+}
+
+/**
+ * The messages of an openai or sharegpt sample, as written: the `--system` message, if any, then the
+ * answered user and assistant turns (see `answeredTurns`).
+ */
+export function chatOf(interaction: InteractionInput, options: SampleOptions = {}): ChatTurn[] {
+  const system = systemMessage(interaction, options.system);
+  const turns = answeredTurns(conversationOf(interaction, options.clean));
+  return system === undefined ? turns : [{ role: 'system', content: system }, ...turns];
+}
+
 /** One OpenAI chat fine-tuning line: `{"messages": [...]}`. */
 export function toOpenAI(interaction: InteractionInput, options: SampleOptions = {}): OpenAISample {
-  const system = systemMessage(interaction, options.system);
-  const turns = conversationOf(interaction, options.clean);
-  return { messages: [...(system === undefined ? [] : [{ role: 'system' as const, content: system }]), ...turns.map((t) => ({ role: t.role, content: t.content }))] };
+  return { messages: chatOf(interaction, options).map((t) => ({ role: t.role, content: t.content })) };
 }
 
 const SHAREGPT_ROLE = { system: 'system', user: 'human', assistant: 'gpt' } as const;
 
 /** One ShareGPT record: `{"conversations": [{"from": "human"|"gpt"|"system", "value": ...}]}`. */
 export function toShareGPT(interaction: InteractionInput, options: SampleOptions = {}): ShareGPTSample {
-  const system = systemMessage(interaction, options.system);
-  const turns = conversationOf(interaction, options.clean);
-  return { conversations: [...(system === undefined ? [] : [{ from: 'system' as const, value: system }]), ...turns.map((t) => ({ from: SHAREGPT_ROLE[t.role], value: t.content }))] };
+  return { conversations: chatOf(interaction, options).map((t) => ({ from: SHAREGPT_ROLE[t.role], value: t.content })) };
+}
+
+/**
+ * The conversation of `interaction` as `format` writes it, roles and texts, system message included: two
+ * interactions with the same key give the same conversation in the export (what dedupe compares).
+ */
+export function conversationKey(format: Format, interaction: InteractionInput, options: SampleOptions = {}): string {
+  const turns = format === 'personagym' ? conversationOf(interaction, options.clean) : chatOf(interaction, options);
+  return JSON.stringify(turns.map((t) => [t.role, t.content]));
 }
 
 /** The sample of `interaction` in `format` (not yet validated; see `SAMPLE_SCHEMAS`). */

@@ -15,6 +15,8 @@ export interface Skipped {
   below_min_turns: number;
   guard_rejections: number;
   duplicates: number;
+  /** Interactions whose sample id an earlier one had (with another conversation). */
+  duplicate_ids: number;
   invalid_samples: number;
 }
 
@@ -84,9 +86,14 @@ interface UsageSum {
   total_tokens: number;
 }
 
-const increment = (into: Record<string, number>, key: string, by = 1): void => {
-  into[key] = (into[key] ?? 0) + by;
+// Counts live in Maps, not plain objects: a feature value, model or strategy may be any string, and
+// "constructor", "toString" or "__proto__" would read or write Object.prototype on a `{}`.
+const increment = (into: Map<string, number>, key: string, by = 1): void => {
+  into.set(key, (into.get(key) ?? 0) + by);
 };
+
+/** A plain object for JSON, in the given order; `Object.fromEntries` defines own properties, `__proto__` too. */
+const toRecord = <T>(entries: Iterable<readonly [string, T]>): Record<string, T> => Object.fromEntries(entries);
 
 export interface StatisticsOptions {
   /** The persona feature `persona_distribution` counts samples by. */
@@ -112,17 +119,17 @@ export class ExportStatistics {
   #minTurns = Infinity;
   #maxTurns = 0;
   #userTurns = 0;
-  readonly #histogram: Record<string, number> = {};
+  readonly #histogram = new Map<string, number>();
   #noisedSamples = 0;
   #noisedTurns = 0;
-  readonly #layers: Record<string, number> = {};
-  readonly #turnLayers: Record<string, number> = {};
-  readonly #strategies: Record<string, number> = {};
-  readonly #distractorTypes: Record<string, number> = {};
-  readonly #distribution: Record<string, number> = {};
+  readonly #layers = new Map<string, number>();
+  readonly #turnLayers = new Map<string, number>();
+  readonly #strategies = new Map<string, number>();
+  readonly #distractorTypes = new Map<string, number>();
+  readonly #distribution = new Map<string, number>();
   #distinct = 0;
-  readonly #models: Record<string, number> = {};
-  readonly #usage: Record<string, UsageSum> = {};
+  readonly #models = new Map<string, number>();
+  readonly #usage = new Map<string, UsageSum>();
 
   constructor(options: StatisticsOptions) {
     this.#options = options;
@@ -162,9 +169,10 @@ export class ExportStatistics {
     }
     increment(this.#distractorTypes, typeof metadata.distractor_type === 'string' ? metadata.distractor_type : 'none');
 
-    const value = featuresOf(interaction)[this.#options.feature];
+    const features = featuresOf(interaction);
+    const value = Object.hasOwn(features, this.#options.feature) ? features[this.#options.feature] : undefined;
     const key = value === undefined || value === null ? '(none)' : typeof value === 'string' ? value : JSON.stringify(value);
-    if (Object.hasOwn(this.#distribution, key)) increment(this.#distribution, key);
+    if (this.#distribution.has(key)) increment(this.#distribution, key);
     else if (this.#distinct < MAX_DISTINCT) {
       this.#distinct += 1;
       increment(this.#distribution, key);
@@ -175,8 +183,9 @@ export class ExportStatistics {
 
     if (isRecord(metadata.usage)) {
       for (const [module, entry] of Object.entries(metadata.usage)) {
-        if (!isRecord(entry) || module === '__proto__') continue;
-        const sum = Object.hasOwn(this.#usage, module) ? (this.#usage[module] as UsageSum) : (this.#usage[module] = { calls: 0, input_tokens: 0, output_tokens: 0, total_tokens: 0 });
+        if (!isRecord(entry)) continue;
+        let sum = this.#usage.get(module);
+        if (sum === undefined) this.#usage.set(module, (sum = { calls: 0, input_tokens: 0, output_tokens: 0, total_tokens: 0 }));
         const input = Number(entry.input_tokens) || 0;
         const output = Number(entry.output_tokens) || 0;
         sum.calls += Number(entry.calls) || 0;
@@ -195,9 +204,9 @@ export class ExportStatistics {
   toJSON(extra: { skipped: Skipped; inputLines: number; interactions: number; runUsage?: unknown; createdAt?: string }): Record<string, unknown> {
     const n = this.#total;
     const round = (value: number): number => Number(value.toFixed(4));
-    const sortedKeys = (counts: Record<string, number>): Record<string, number> => Object.fromEntries(Object.entries(counts).sort(([a], [b]) => Number(a) - Number(b)));
-    const byCount = (counts: Record<string, number>): Record<string, number> => Object.fromEntries(Object.entries(counts).sort(([ka, a], [kb, b]) => b - a || ka.localeCompare(kb)));
-    const exportedTotals = Object.values(this.#usage).reduce((sum, u) => ({ calls: sum.calls + u.calls, input_tokens: sum.input_tokens + u.input_tokens, output_tokens: sum.output_tokens + u.output_tokens, total_tokens: sum.total_tokens + u.total_tokens }), { calls: 0, input_tokens: 0, output_tokens: 0, total_tokens: 0 });
+    const sortedKeys = (counts: Map<string, number>): Record<string, number> => toRecord([...counts].sort(([a], [b]) => Number(a) - Number(b)));
+    const byCount = (counts: Map<string, number>): Record<string, number> => toRecord([...counts].sort(([ka, a], [kb, b]) => b - a || ka.localeCompare(kb)));
+    const exportedTotals = [...this.#usage.values()].reduce((sum, u) => ({ calls: sum.calls + u.calls, input_tokens: sum.input_tokens + u.input_tokens, output_tokens: sum.output_tokens + u.output_tokens, total_tokens: sum.total_tokens + u.total_tokens }), { calls: 0, input_tokens: 0, output_tokens: 0, total_tokens: 0 });
     return {
       total_samples: n,
       samples_by_split: { ...this.#bySplit },
@@ -223,7 +232,7 @@ export class ExportStatistics {
       persona_distribution: byCount(this.#distribution),
       assistant_models: byCount(this.#models),
       token_usage: {
-        exported: { summary: exportedTotals, by_module: this.#usage },
+        exported: { summary: exportedTotals, by_module: toRecord(this.#usage) },
         run: extra.runUsage ?? null,
       },
       export: {

@@ -2,7 +2,7 @@
 import { badLineReporter, readLines, type ReadLinesOptions } from '../streams/ndjson.js';
 import { formatIssues } from '../streams/personas.js';
 import { KeySet } from '../streams/seen.js';
-import { SAMPLE_SCHEMAS, conversationOf, hadGuardRejections, interactionInputSchema, toSample, turnsOf, type Format, type InteractionInput, type Sample, type SampleOptions, type SplitName } from './samples.js';
+import { SAMPLE_SCHEMAS, conversationKey, hadGuardRejections, interactionInputSchema, sampleId, toSample, turnsOf, type Format, type InteractionInput, type Sample, type SampleOptions, type SplitName } from './samples.js';
 import { splitOf, type SplitRatios } from './split.js';
 import type { Skipped } from './statistics.js';
 
@@ -19,11 +19,14 @@ export interface ExportStreamOptions extends ReadLinesOptions {
   readonly minTurns?: number | undefined;
   /** Leave out conversations in which the simulator guards rejected any reply. */
   readonly excludeGuardRejections?: boolean;
-  /** Leave out a conversation whose messages (as exported) already came. Default true. */
+  /**
+   * Leave out a conversation whose messages (as exported, system message included) already came. Default
+   * true. A second interaction with an earlier one's sample id is left out (and reported) either way.
+   */
   readonly dedupe?: boolean;
   /** Stop at the first bad line (ConfigError) instead of reporting and skipping it. */
   readonly strict?: boolean;
-  /** Receives `FILE:LINE: message` for every bad line or sample that fails its schema. */
+  /** Receives `FILE:LINE: message` for every bad line, sample that fails its schema, or repeated sample id. */
   readonly onWarning?: (message: string) => void;
   /** Whether to stop reading (Ctrl-C): checked before each line. */
   readonly stopped?: () => boolean;
@@ -45,14 +48,19 @@ export interface ExportCounts {
   readonly skipped: Skipped;
 }
 
-export const emptyCounts = (): ExportCounts => ({ lines: 0, interactions: 0, skipped: { bad_lines: 0, below_min_turns: 0, guard_rejections: 0, duplicates: 0, invalid_samples: 0 } });
+export const emptyCounts = (): ExportCounts => ({ lines: 0, interactions: 0, skipped: { bad_lines: 0, below_min_turns: 0, guard_rejections: 0, duplicates: 0, duplicate_ids: 0, invalid_samples: 0 } });
 
 /**
  * Reads interaction NDJSON and yields one validated sample per interaction that passes the filters, with
  * its split. Pulled line by line (the reader reads a chunk only when asked), so memory holds one chunk and
- * one line, plus 16 bytes per distinct conversation for dedupe. A bad line (not UTF-8, not JSON, not an
- * interaction) is reported as `FILE:LINE: message` and skipped, or ends the stream under `strict`; so is
- * a sample its format's schema rejects (an empty message, say).
+ * one line, plus 16 bytes per exported sample for each of the two dedupe checks. A bad line (not UTF-8,
+ * not JSON, not an interaction) is reported as `FILE:LINE: message` and skipped, or ends the stream under
+ * `strict`; so is a sample its format's schema rejects (an empty message, say).
+ *
+ * Sample ids are unique in the output: an interaction whose sample id (`sample_<persona_id>_<query_id>`,
+ * deterministic per persona × query) came before with another conversation, say from a second run
+ * appended to the file, is left out and reported as `FILE:LINE: duplicate sample id ...`; the first
+ * is kept. One that repeats an earlier conversation too is a plain duplicate, left out without a word.
  *
  * @example
  * for await (const { split, sample } of exportSamples(createReadStream('interactions.ndjson'), { name: 'interactions.ndjson', format: 'openai', seed: 42 })) ...
@@ -60,6 +68,7 @@ export const emptyCounts = (): ExportCounts => ({ lines: 0, interactions: 0, ski
 export async function* exportSamples(input: AsyncIterable<Buffer | string>, options: ExportStreamOptions, counts: ExportCounts = emptyCounts()): AsyncGenerator<ExportedSample> {
   const report = badLineReporter(options);
   const seen = options.dedupe === false ? undefined : new KeySet();
+  const ids = new KeySet();
   const schema = SAMPLE_SCHEMAS[options.format];
   for await (const line of readLines(input, options)) {
     if (options.stopped?.() === true) return;
@@ -96,16 +105,25 @@ export async function* exportSamples(input: AsyncIterable<Buffer | string>, opti
       counts.skipped.guard_rejections += 1;
       continue;
     }
-    if (seen !== undefined && !seen.add(JSON.stringify(conversationOf(interaction, options.sample?.clean).map((turn) => [turn.role, turn.content])))) {
-      counts.skipped.duplicates += 1;
-      continue;
-    }
     const checked = schema.safeParse(toSample(options.format, interaction, options.sample));
     if (!checked.success) {
       counts.skipped.invalid_samples += 1;
       report(`${source}: cannot be exported as ${options.format}: ${formatIssues(checked.error)}`);
       continue;
     }
+    const key = seen === undefined ? undefined : conversationKey(options.format, interaction, options.sample);
+    if (key !== undefined && seen?.has(key) === true) {
+      counts.skipped.duplicates += 1;
+      continue;
+    }
+    const id = sampleId(interaction);
+    if (ids.has(id)) {
+      counts.skipped.duplicate_ids += 1;
+      options.onWarning?.(`${source}: duplicate sample id ${id} (interaction_id ${interaction.interaction_id}) came before: left out, the first one is kept`);
+      continue;
+    }
+    ids.add(id);
+    if (key !== undefined) seen?.add(key);
     const split = options.ratios === undefined ? 'train' : splitOf(options.seed, interaction.persona_id, options.ratios);
     yield { split, sample: checked.data, interaction, source };
   }

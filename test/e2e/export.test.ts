@@ -106,6 +106,34 @@ describe('personaflow export --out', () => {
     expect(parse<{ messages: unknown[] }>(await readFile(join(out, 'train.jsonl'), 'utf8'))[0]).toHaveProperty('messages');
   });
 
+  it('--force removes the earlier export first: no old statistics.json beside the new files (--stats elsewhere, or a --strict run that stops)', async () => {
+    const out = join(dir, 'export-force');
+    const [a, b, c] = lines(interactionsText);
+    expect((await runCli(['export', generated, '--out', out, '-q'])).code).toBe(0);
+    const elsewhere = join(dir, 'elsewhere.json');
+    const fewer = await runCli(['export', '-', '--out', out, '--force', '--stats', elsewhere, '-q'], { input: `${a}\n${b}\n` });
+    expect(fewer.code, fewer.stderr).toBe(0);
+    expect(lines(await readFile(join(out, 'train.jsonl'), 'utf8'))).toHaveLength(2);
+    await expect(readFile(join(out, 'statistics.json'), 'utf8')).rejects.toThrow(/ENOENT/);
+    expect(JSON.parse(await readFile(elsewhere, 'utf8')).total_samples).toBe(2);
+    // An earlier full export, then a --strict run over it that stops at line 2: what it wrote, and nothing older.
+    expect((await runCli(['export', generated, '--out', out, '--force', '-q'])).code).toBe(0);
+    const strict = await runCli(['export', '-', '--out', out, '--force', '--strict', '-q'], { input: `${c}\nnot json\n` });
+    expect(strict.code).toBe(2);
+    expect(lines(await readFile(join(out, 'train.jsonl'), 'utf8')).length).toBeLessThanOrEqual(1);
+    await expect(readFile(join(out, 'statistics.json'), 'utf8')).rejects.toThrow(/ENOENT/);
+  });
+
+  it('refuses to export a file into itself (export D/train.jsonl --out D --force)', async () => {
+    const out = join(dir, 'export-self');
+    expect((await runCli(['export', generated, '--out', out, '--format', 'openai', '-q'])).code).toBe(0);
+    const before = await readFile(join(out, 'train.jsonl'), 'utf8');
+    const run = await runCli(['export', join(out, 'train.jsonl'), '--out', out, '--force']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(`${join(out, 'train.jsonl')}: is the input, and --out ${out} would overwrite it`);
+    expect(await readFile(join(out, 'train.jsonl'), 'utf8')).toBe(before);
+  });
+
   it('takes the split from training_data.split in a PersonaGym config', async () => {
     const out = join(dir, 'export3');
     const run = await runCli(['export', generated, '-c', 'test/fixtures/personagym-config.yaml', '--out', out, '-q']);
@@ -161,10 +189,27 @@ describe('personaflow export on stdin and stdout', () => {
     expect(missing.stderr).toContain('cannot read interactions (ENOENT)');
   });
 
+  it('an empty --system (--system "$UNSET") is a usage error, not an export of nothing that exits 0', async () => {
+    for (const text of ['', '  ']) {
+      const run = await runCli(['export', generated, '--format', 'openai', '--system', text]);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toContain(`option '--system <mode>' argument '${text}' is invalid. expected none, persona or a system message text`);
+    }
+  });
+
+  it('--seed and --min-turns take decimal integers only: "", " 0x10 " and "1e3" are usage errors', async () => {
+    for (const seed of ['', ' 0x10 ', '1e3', '7.5']) {
+      const run = await runCli(['export', generated, '--split', '0.5,0.5,0', '--seed', seed]);
+      expect(run.code, seed).toBe(2);
+      expect(run.stderr).toContain(`expected an integer ≥ 0, got \`${seed}\``);
+    }
+    expect((await runCli(['export', generated, '--min-turns', '0x2'])).code).toBe(2);
+  });
+
   it('| head -n 1 ends quietly with exit 0', async () => {
     const big = join(dir, 'big.ndjson');
     const line = lines(interactionsText)[0]!;
-    await writeFile(big, Array.from({ length: 3000 }, (_, i) => line.replace(/"interaction_id":"[^"]*"/, `"interaction_id":"interaction_x_${i}"`)).join('\n'));
+    await writeFile(big, Array.from({ length: 3000 }, (_, i) => line.replace(/"interaction_id":"[^"]*"/, `"interaction_id":"interaction_x_${i}"`).replace(/"query_id":"[^"]*"/, `"query_id":"x_${i}"`)).join('\n'));
     const child = spawn('bash', ['-c', `set -o pipefail; "${process.execPath}" "${BIN}" export "${big}" --no-dedupe -q | head -n 1 > /dev/null`], { env: childEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));

@@ -51,6 +51,10 @@ export const interaction = (personas = 20): fc.Arbitrary<TestInteraction> =>
       };
     });
 
+/** The same interactions, each with a query of its own (`q<index>`), so no two share a sample id. */
+export const withDistinctIds = (items: readonly TestInteraction[]): TestInteraction[] =>
+  items.map((item, n) => ({ ...item, interaction_id: `interaction_${item.persona_id}_q${n}`, metadata: { ...item.metadata, query_id: `q${n}` } }));
+
 export const ndjson = (items: readonly unknown[]): string => items.map((item) => `${JSON.stringify(item)}\n`).join('');
 
 /** Everything an async generator yields. */

@@ -61,6 +61,36 @@ describe('formats against hand-written fixtures', () => {
     expect(SAMPLE_SCHEMAS.sharegpt.safeParse({ conversations: [{ from: 'human', value: 'hi' }, { from: 'gpt', value: 'ok' }], extra: 1 }).success).toBe(false);
   });
 
+  it('the chat schemas ask for what ShareGPT trainers check: user/assistant alternating, the user first, the assistant last', () => {
+    const openai = (...roles: string[]) => SAMPLE_SCHEMAS.openai.safeParse({ messages: roles.map((role) => ({ role, content: 'x' })) });
+    const sharegpt = (...from: string[]) => SAMPLE_SCHEMAS.sharegpt.safeParse({ conversations: from.map((f) => ({ from: f, value: 'x' })) });
+    expect(openai('user', 'assistant').success).toBe(true);
+    expect(openai('system', 'user', 'assistant', 'user', 'assistant').success).toBe(true);
+    expect(sharegpt('system', 'human', 'gpt').success).toBe(true);
+    expect(openai('user', 'assistant', 'user').error?.issues[0]?.message).toMatchInlineSnapshot(`"the last turn is user, must be assistant (nothing answers it)"`);
+    expect(sharegpt('gpt', 'human', 'gpt').error?.issues[0]?.message).toMatchInlineSnapshot(`"turn 0 is gpt, expected human (human and gpt alternate, human first)"`);
+    expect(sharegpt('human', 'human', 'gpt').error?.issues[0]?.message).toMatchInlineSnapshot(`"turn 1 is human, expected gpt (human and gpt alternate, human first)"`);
+    expect(sharegpt('system').error?.issues[0]?.message).toMatchInlineSnapshot(`"needs human and gpt turns"`);
+    expect(sharegpt('system', 'human', 'system', 'gpt').success).toBe(false);
+  });
+
+  it('openai and sharegpt leave out a closing user turn nobody answered and assistant turns before the first user turn', () => {
+    const chat = interactionInputSchema.parse({
+      interaction_id: 'i1',
+      persona_id: 'p',
+      messages: [
+        { role: 'assistant', content: 'Hi! How can I help?' },
+        { role: 'user', content: 'plan my week' },
+        { role: 'assistant', content: 'Sure.' },
+        { role: 'user', content: 'thanks, bye' },
+      ],
+    });
+    expect(toShareGPT(chat, { system: 'Be brief.' })).toEqual({ conversations: [{ from: 'system', value: 'Be brief.' }, { from: 'human', value: 'plan my week' }, { from: 'gpt', value: 'Sure.' }] });
+    expect(toOpenAI(chat).messages).toEqual([{ role: 'user', content: 'plan my week' }, { role: 'assistant', content: 'Sure.' }]);
+    // PersonaGym's TrainingSample keeps the conversation whole.
+    expect(toPersonaGym(chat).full_conversation).toHaveLength(4);
+  });
+
   it('guard rejections are read from metadata.guard', () => {
     expect(hadGuardRejections(input)).toBe(true);
     expect(hadGuardRejections({ ...input, metadata: { ...input.metadata, guard: {} } })).toBe(false);

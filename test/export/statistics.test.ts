@@ -68,6 +68,7 @@ describe('ExportStatistics', () => {
           "skipped": {
             "bad_lines": 0,
             "below_min_turns": 0,
+            "duplicate_ids": 0,
             "duplicates": 0,
             "guard_rejections": 0,
             "invalid_samples": 0,
@@ -117,5 +118,37 @@ describe('ExportStatistics', () => {
         "unique_personas": 1,
       }
     `);
+  });
+
+  /** A one-exchange interaction of a persona with this role (and metadata). */
+  const plain = (id: string, role: string, metadata: Record<string, unknown> = {}) =>
+    interactionInputSchema.parse({ interaction_id: id, persona_id: id, persona_features: { role }, messages: [{ role: 'user', content: 'q' }, { role: 'assistant', content: 'a' }], metadata });
+  const statsOf = (...items: ReturnType<typeof plain>[]): Record<string, unknown> => {
+    const stats = new ExportStatistics({ feature: 'role', format: 'personagym', ratios: undefined, seed: 42, clean: false });
+    for (const item of items) stats.add(item, 'train');
+    return stats.toJSON({ skipped: emptyCounts().skipped, inputLines: items.length, interactions: items.length, createdAt: 'x' });
+  };
+
+  it('counts roles named like Object.prototype properties ("constructor", "toString", "__proto__") like any other value', () => {
+    const json = statsOf(plain('i1', 'constructor'), plain('i2', 'constructor'), plain('i3', 'toString'), plain('i4', '__proto__'));
+    const distribution = json.persona_distribution as Record<string, unknown>;
+    expect(Object.values(distribution).every((n) => typeof n === 'number')).toBe(true);
+    expect(Object.values(distribution).reduce<number>((sum, n) => sum + (n as number), 0)).toBe(json.total_samples);
+    const own = (key: string): unknown => (Object.hasOwn(distribution, key) ? distribution[key] : undefined);
+    expect([own('constructor'), own('toString'), own('__proto__')]).toEqual([2, 1, 1]);
+    // As written to statistics.json and read back.
+    expect(JSON.parse(JSON.stringify(distribution))).toEqual(JSON.parse('{"constructor":2,"__proto__":1,"toString":1}'));
+  });
+
+  it('counts a model or usage module called "toString" or "__proto__" like any other', () => {
+    const json = statsOf(plain('i1', 'nurse', { assistant_model: { model: 'toString' }, usage: JSON.parse('{"__proto__":{"calls":1,"input_tokens":2,"output_tokens":3}}') }));
+    expect(json.assistant_models).toEqual({ toString: 1 });
+    expect(JSON.stringify((json.token_usage as { exported: unknown }).exported)).toBe('{"summary":{"calls":1,"input_tokens":2,"output_tokens":3,"total_tokens":5},"by_module":{"__proto__":{"calls":1,"input_tokens":2,"output_tokens":3,"total_tokens":5}}}');
+  });
+
+  it('--stats-feature constructor reads the persona feature, not Object.prototype.constructor', () => {
+    const stats = new ExportStatistics({ feature: 'constructor', format: 'personagym', ratios: undefined, seed: 42, clean: false });
+    stats.add(plain('i1', 'nurse'), 'train');
+    expect(stats.toJSON({ skipped: emptyCounts().skipped, inputLines: 1, interactions: 1, createdAt: 'x' }).persona_distribution).toEqual({ '(none)': 1 });
   });
 });

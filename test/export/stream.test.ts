@@ -4,15 +4,15 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
 import { ExportStatistics } from '../../src/export/statistics.js';
 import { emptyCounts, exportSamples, type ExportStreamOptions } from '../../src/export/stream.js';
-import { collect, interaction, ndjson, type TestInteraction } from './arbitraries.js';
+import { collect, interaction, ndjson, withDistinctIds, type TestInteraction } from './arbitraries.js';
 
 const source = (text: string): AsyncIterable<Buffer> => Readable.from([Buffer.from(text)]);
 const options = (extra: Partial<ExportStreamOptions> = {}): ExportStreamOptions => ({ name: 'in.ndjson', format: 'personagym', seed: 42, ...extra });
 const RATIOS = { train: 0.6, validation: 0.2, test: 0.2 };
 
-/** Interactions with distinct conversations (so dedupe keeps all of them). */
+/** Interactions with distinct conversations and sample ids (so dedupe keeps all of them). */
 const distinct = (max: number): fc.Arbitrary<TestInteraction[]> =>
-  fc.uniqueArray(interaction(12), { maxLength: max, selector: (i) => JSON.stringify(i.messages.map((m) => [m.role, m.content])) });
+  fc.uniqueArray(interaction(12), { maxLength: max, selector: (i) => JSON.stringify(i.messages.map((m) => [m.role, m.content])) }).map(withDistinctIds);
 
 describe('exportSamples', () => {
   test.prop([distinct(40), fc.integer({ min: 0, max: 1000 })])('every interaction lands in exactly one split, and no persona in two', async (items, seed) => {
@@ -33,23 +33,27 @@ describe('exportSamples', () => {
   });
 
   test.prop([fc.array(interaction(8), { maxLength: 40 }), fc.integer({ min: 1, max: 6 }), fc.boolean(), fc.boolean()])(
-    'filters: what comes out is exactly what passes --min-turns, --exclude-failed-guards and dedupe (the first of identical conversations)',
+    'filters: what comes out is exactly what passes --min-turns, --exclude-failed-guards, dedupe (the first of identical conversations) and the first of each sample id',
     async (items, minTurns, excludeGuards, dedupe) => {
       const counts = emptyCounts();
       const out = await collect(exportSamples(source(ndjson(items)), options({ minTurns, excludeGuardRejections: excludeGuards, dedupe }), counts));
       const seen = new Set<string>();
+      const ids = new Set<string>();
       const expected = items.filter((i) => {
         if (i.num_turns < minTurns) return false;
         if (excludeGuards && Object.keys(i.metadata.guard as object).length > 0) return false;
         const key = JSON.stringify(i.messages.map((m) => [m.role, m.content]));
         if (dedupe && seen.has(key)) return false;
+        const id = `sample_${i.persona_id}_${i.metadata.query_id as string}`;
+        if (ids.has(id)) return false;
         seen.add(key);
+        ids.add(id);
         return true;
       });
       expect(out.map((o) => o.interaction)).toEqual(expected);
       const { skipped } = counts;
       expect(counts.interactions).toBe(items.length);
-      expect(skipped.below_min_turns + skipped.guard_rejections + skipped.duplicates + out.length).toBe(items.length);
+      expect(skipped.below_min_turns + skipped.guard_rejections + skipped.duplicates + skipped.duplicate_ids + out.length).toBe(items.length);
     },
   );
 
@@ -77,8 +81,63 @@ describe('exportSamples', () => {
     expect(warnings[0]).toMatch(/^in\.ndjson:1: cannot be exported as openai: messages\[1\]\.content: is empty/);
   });
 
+  it('a sharegpt or openai conversation ending with an unanswered user turn loses that turn, so it ends with the assistant', async () => {
+    const input = ndjson([{ interaction_id: 'i1', persona_id: 'p1', messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello' }, { role: 'user', content: 'thanks, bye' }] }]);
+    const [sharegpt] = await collect(exportSamples(source(input), options({ format: 'sharegpt' })));
+    expect(sharegpt?.sample).toEqual({ conversations: [{ from: 'human', value: 'hi' }, { from: 'gpt', value: 'hello' }] });
+    const [openai] = await collect(exportSamples(source(input), options({ format: 'openai' })));
+    expect(openai?.sample).toEqual({ messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello' }] });
+  });
+
+  it('a sharegpt conversation that starts with an assistant greeting starts with the first human turn', async () => {
+    const input = ndjson([{ interaction_id: 'i1', persona_id: 'p1', messages: [{ role: 'assistant', content: 'Hi! How can I help?' }, { role: 'user', content: 'plan my week' }, { role: 'assistant', content: 'Sure.' }] }]);
+    const out = await collect(exportSamples(source(input), options({ format: 'sharegpt' })));
+    expect(out.map((o) => o.sample)).toEqual([{ conversations: [{ from: 'human', value: 'plan my week' }, { from: 'gpt', value: 'Sure.' }] }]);
+  });
+
+  it('a conversation that does not alternate (two user turns in a row) is reported as FILE:LINE, not written', async () => {
+    const input = ndjson([{ interaction_id: 'i1', persona_id: 'p1', messages: [{ role: 'user', content: 'a' }, { role: 'user', content: 'b' }, { role: 'assistant', content: 'c' }] }]);
+    const warnings: string[] = [];
+    const counts = emptyCounts();
+    expect(await collect(exportSamples(source(input), options({ format: 'sharegpt', onWarning: (m) => warnings.push(m) }), counts))).toEqual([]);
+    expect(counts.skipped.invalid_samples).toBe(1);
+    expect(warnings).toMatchInlineSnapshot(`
+      [
+        "in.ndjson:1: cannot be exported as sharegpt: conversations: turn 1 is human, expected gpt (human and gpt alternate, human first)",
+      ]
+    `);
+  });
+
+  it('sample ids are unique: of two interactions with one interaction_id and different texts, the first is kept and the second reported', async () => {
+    const chat = (answer: string) => ({ interaction_id: 'interaction_p1_q1', persona_id: 'p1', persona_features: { role: 'nurse' }, messages: [{ role: 'user', content: 'plan my shifts' }, { role: 'assistant', content: answer }], metadata: { query_id: 'q1' } });
+    const input = ndjson([chat('Sleep first.'), chat('Eat first.'), chat('Sleep first.')]);
+    const warnings: string[] = [];
+    const counts = emptyCounts();
+    const out = await collect(exportSamples(source(input), options({ onWarning: (m) => warnings.push(m) }), counts));
+    expect(out.map((o) => [(o.sample as { sample_id: string }).sample_id, o.interaction.messages[1]?.content])).toEqual([['sample_p1_q1', 'Sleep first.']]);
+    // The third line repeats the first conversation: a plain duplicate, not reported.
+    expect(counts.skipped).toMatchObject({ duplicates: 1, duplicate_ids: 1 });
+    expect(warnings).toMatchInlineSnapshot(`
+      [
+        "in.ndjson:2: duplicate sample id sample_p1_q1 (interaction_id interaction_p1_q1) came before: left out, the first one is kept",
+      ]
+    `);
+    // --no-dedupe keeps identical conversations, but not two samples with one id.
+    const undeduped = await collect(exportSamples(source(input), options({ dedupe: false })));
+    expect(undeduped).toHaveLength(1);
+  });
+
+  it('dedupe compares what is written: with --system persona, the same turns under two personas are two samples', async () => {
+    const chat = (id: string, role: string) => ({ interaction_id: id, persona_id: id, persona_features: { role }, messages: [{ role: 'user', content: 'help me sleep' }, { role: 'assistant', content: 'Try a routine.' }] });
+    const input = ndjson([chat('i1', 'nurse'), chat('i2', 'pilot'), chat('i3', 'nurse')]);
+    const out = await collect(exportSamples(source(input), options({ format: 'openai', sample: { system: 'persona' } })));
+    expect(out.map((o) => o.interaction.interaction_id)).toEqual(['i1', 'i2']);
+    // Without the system message the three lines are one conversation.
+    expect(await collect(exportSamples(source(input), options({ format: 'openai' })))).toHaveLength(1);
+  });
+
   it('without a split everything is train', async () => {
-    const items = fc.sample(interaction(), { numRuns: 5, seed: 2 });
+    const items = withDistinctIds(fc.sample(interaction(), { numRuns: 5, seed: 2 }));
     const out = await collect(exportSamples(source(ndjson(items)), options({ dedupe: false })));
     expect(out.map((o) => o.split)).toEqual(items.map(() => 'train'));
   });
