@@ -2,7 +2,7 @@
 import { stat } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { concatMap, pipe, type Subscription } from 'rxjs';
 import { fingerprint, loadConfig, runSeed } from './config.js';
 import { ConfigError, FatalError, describeError } from './errors.js';
@@ -13,6 +13,7 @@ import { setUpDistractor } from './noise/setup.js';
 import { noise } from './operators/noise.js';
 import { retryingCall } from './operators/retryingCall.js';
 import type { RoundReport } from './operators/supplement.js';
+import { integerOption, positiveNumberOption } from './options.js';
 import { PACKAGE_ROOT } from './paths.js';
 import { setUpQueries } from './queries/setup.js';
 import { generate } from './pipeline.js';
@@ -36,14 +37,6 @@ const say = (message: string): void => {
   live?.clear();
   process.stderr.write(`personaflow: ${message}\n`);
 };
-
-function integer(min: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer ≥ ${min}, got \`${value}\``);
-    return n;
-  };
-}
 
 interface GenerateFlags {
   config?: string;
@@ -396,12 +389,6 @@ function targetsLine(personas: number, reports: readonly RoundReport[], rounds: 
   return `targets met: ${parts.join(', ')}${end}`;
 }
 
-function positiveNumber(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a positive number, got \`${value}\``);
-  return n;
-}
-
 interface NoiseFlags {
   config?: string;
   semantic?: boolean;
@@ -518,18 +505,18 @@ export function program(setExitCode: (code: number) => void): Command {
     .option('--resume', 'continue the run in --out DIR: skip what it holds, retry its failures, append')
     .option('--no-retry-failed', 'with --resume, do not retry the tasks in failures.ndjson')
     .addOption(new Option('--progress <format>', 'progress as JSON lines on stderr, every 5 s and once at the end (instead of the live line shown when stderr is a terminal)').choices(['json']))
-    .option('--max-cost <usd>', 'stop starting conversations before the spend (plus what is in flight) passes this many USD', positiveNumber)
+    .option('--max-cost <usd>', 'stop starting conversations before the spend (plus what is in flight) passes this many USD', positiveNumberOption)
     .addOption(new Option('--provider <name>', 'use this provider for every model').choices(['sim', 'openai', 'openrouter', 'llama']))
     .option('--model <name>', 'one model for the assistant (replaces the pool) and the user simulator')
     .option('--base-url <url>', 'OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp server, LM Studio)')
-    .option('-j, --concurrency <n>', 'conversations in flight at once (max_workers)', integer(1))
-    .option('--threads <n>', 'threads per llama model (default: threads in the config, else half the cores)', integer(1))
-    .option('--seed <n>', 'run seed: same seed, same interactions (with sim)', integer(0))
-    .option('--min-turns <n>', 'fewest user→assistant exchanges', integer(1))
-    .option('--max-turns <n>', 'most user→assistant exchanges', integer(1))
+    .option('-j, --concurrency <n>', 'conversations in flight at once (max_workers)', integerOption(1))
+    .option('--threads <n>', 'threads per llama model (default: threads in the config, else half the cores)', integerOption(1))
+    .option('--seed <n>', 'run seed: same seed, same interactions (with sim)', integerOption(0))
+    .option('--min-turns <n>', 'fewest user→assistant exchanges', integerOption(1))
+    .option('--max-turns <n>', 'most user→assistant exchanges', integerOption(1))
     .option('--strict', 'stop at the first bad input line instead of reporting and skipping it')
     .option('--queries <file>', 'query dataset (PersonaGym query.jsonl) for personas that carry no queries')
-    .option('--supplement-rounds <n>', 'rounds of new queries for personas short of their target (max_supplement_rounds)', integer(0))
+    .option('--supplement-rounds <n>', 'rounds of new queries for personas short of their target (max_supplement_rounds)', integerOption(0))
     .addOption(new Option('--noise <mode>', 'noise user turns: off, rules (legacy strategies) or semantic (LLM, three layers); default from distractor.enabled / use_semantic').choices(['off', 'rules', 'semantic']))
     .option('-q, --quiet', 'no notices or summary on stderr (warnings and errors still appear)')
     .action(async (file: string, flags: GenerateFlags) => {
@@ -543,9 +530,9 @@ export function program(setExitCode: (code: number) => void): Command {
     .option('--semantic', 'the three-layer LLM distractor instead of the rule-based strategies (default: distractor.use_semantic)')
     .option('--no-semantic', 'the rule-based strategies even when the config says use_semantic')
     .option('--strategy <file>', 'strategy file in distractor_strategy.yaml format (with --semantic)')
-    .option('--versions <n>', 'noisy versions per text', integer(1), 1)
-    .option('--seed <n>', 'run seed: same seed, same noise', integer(0))
-    .option('-j, --concurrency <n>', 'texts in flight at once (with --semantic)', integer(1))
+    .option('--versions <n>', 'noisy versions per text', integerOption(1), 1)
+    .option('--seed <n>', 'run seed: same seed, same noise', integerOption(0))
+    .option('-j, --concurrency <n>', 'texts in flight at once (with --semantic)', integerOption(1))
     .addOption(new Option('--provider <name>', 'provider of the distractor model').choices(['sim', 'openai', 'openrouter', 'llama']))
     .option('--model <name>', 'the distractor model')
     .option('--base-url <url>', 'OpenAI-compatible endpoint for the distractor model')

@@ -12,6 +12,7 @@ import { FORMATS, SPLITS, type Format, type IncludeFlags, type SplitName } from 
 import { checkRatios, parseSplit, type SplitRatios } from './split.js';
 import { ExportStatistics } from './statistics.js';
 import { emptyCounts, exportSamples } from './stream.js';
+import { integerOption } from '../options.js';
 
 export interface ExportFlags {
   config?: string;
@@ -184,20 +185,6 @@ export async function runExport(file: string | undefined, flags: ExportFlags): P
   return stopping ? 130 : 0;
 }
 
-/**
- * A commander parser for an integer option written in decimal digits: `--seed ''` (an unset shell
- * variable), ` 0x10 `, `1e3` or `7.0` are refused, not read as 0, 16, 1000 or 7 the way `Number()` would.
- *
- * @example
- * command.option('--seed <n>', 'run seed', integerOption(0)) // --seed 7 → 7; --seed '' → error: expected an integer ≥ 0, got ``
- */
-export function integerOption(min: number): (value: string) => number {
-  return (value: string): number => {
-    const n = /^[+-]?\d+$/.test(value) ? Number(value) : Number.NaN;
-    if (!Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer ≥ ${min}, got \`${value}\``);
-    return n;
-  };
-}
 
 /** `--system`: none, persona or a text; an empty text (`--system "$UNSET"`) would give samples that every trainer rejects. */
 function systemOption(value: string): string {
