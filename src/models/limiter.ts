@@ -136,6 +136,8 @@ export class ModelLimiter {
   #windowOverloads = 0;
 
   #inFlight = 0;
+  /** When the slots kept by 429s with a short Retry-After come free (see `release`). */
+  #held: number[] = [];
   #pausedUntil = 0;
   #timer: Subscription | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
@@ -163,6 +165,12 @@ export class ModelLimiter {
     this.#lastSuccess = now;
   }
 
+  /** Calls in flight plus slots still kept by 429s at `now`. */
+  #busy(now: number): number {
+    if (this.#held.length > 0) this.#held = this.#held.filter((until) => until > now);
+    return this.#inFlight + this.#held.length;
+  }
+
   get state(): LimiterState {
     const now = this.#scheduler.now();
     return {
@@ -171,7 +179,7 @@ export class ModelLimiter {
       waiting: this.#waiters.length,
       pausedForMs: Math.max(0, this.#pausedUntil - now),
       breaker: this.#breaker,
-      throttled: this.#waiters.length > 0 && (this.#inFlight >= this.#limit || this.#pausedUntil > now || this.#breaker !== 'closed'),
+      throttled: this.#waiters.length > 0 && (this.#busy(now) >= this.#limit || this.#pausedUntil > now || this.#breaker !== 'closed'),
     };
   }
 
@@ -182,7 +190,7 @@ export class ModelLimiter {
   tryAcquire(estimatedTokens: number): Permit | undefined {
     if (this.#waiters.length > 0 || this.#dead !== undefined || this.#breaker !== 'closed') return undefined;
     const now = this.#scheduler.now();
-    if (this.#inFlight >= Math.floor(this.#limit) || now < this.#pausedUntil) return undefined;
+    if (this.#busy(now) >= Math.floor(this.#limit) || now < this.#pausedUntil) return undefined;
     if ((this.#requests?.waitFor(1, now) ?? 0) > 0 || (this.#tokens?.waitFor(estimatedTokens, now) ?? 0) > 0) return undefined;
     this.#requests?.take(1, now);
     this.#tokens?.take(estimatedTokens, now);
@@ -229,7 +237,11 @@ export class ModelLimiter {
       }
       // Half-open: one probe at a time.
       const limit = this.#breaker === 'half-open' ? 1 : Math.floor(this.#limit);
-      if (this.#inFlight >= limit || now < this.#pausedUntil) break;
+      if (this.#busy(now) >= limit || now < this.#pausedUntil) {
+        // Only kept slots stand in the way: come back when the first of them frees.
+        if (this.#inFlight < limit && now >= this.#pausedUntil) this.#wake(Math.min(...this.#held));
+        break;
+      }
       const next = this.#waiters[0] as Waiter;
       const wait = Math.max(this.#requests?.waitFor(1, now) ?? 0, this.#tokens?.waitFor(next.tokens, now) ?? 0);
       if (wait > 0) {
@@ -257,14 +269,9 @@ export class ModelLimiter {
         // caller in line, which would only be refused too (an instant 429 would otherwise let a whole
         // queue through to be refused in a few milliseconds and all come back at the same instant).
         const hold = result.overloaded === true && result.retryAfterMs !== undefined && result.retryAfterMs > 0 && result.retryAfterMs < SHARED_PAUSE_MIN_MS ? result.retryAfterMs : 0;
-        if (hold > 0) {
-          this.#scheduler.schedule(() => {
-            this.#inFlight -= 1;
-            this.#pump();
-          }, hold);
-        } else {
-          this.#inFlight -= 1;
-        }
+        // A timestamp, not a timer: a run whose last call got a 429 ends without waiting it out.
+        this.#inFlight -= 1;
+        if (hold > 0) this.#held.push(now + hold);
         if (result.rateLimit !== undefined) this.#learn(result.rateLimit, now);
         if (result.tokens !== undefined) this.#tokens?.adjust(result.tokens - estimated, now);
         if (result.retryAfterMs !== undefined && result.retryAfterMs >= SHARED_PAUSE_MIN_MS) this.#pausedUntil = Math.max(this.#pausedUntil, now + result.retryAfterMs);

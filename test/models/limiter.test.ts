@@ -192,6 +192,20 @@ describe('ModelLimiter', () => {
     expect(t.granted.map((g) => [g.id, g.at])).toEqual([[0, 0], [1, 0], [2, 20], [3, 310], [4, 400]]);
   });
 
+  it('keeps that slot without a timer: with nobody waiting, nothing is left scheduled to hold the run open', () => {
+    const t = setup({ maxConcurrency: 2, breakerThreshold: 100 });
+    t.acquire(0);
+    t.run();
+    t.permitOf(0).release({ ok: false, overloaded: true, retryAfterMs: 300 });
+    expect(t.scheduler.actions).toHaveLength(0);
+    expect(t.limiter.state).toMatchObject({ inFlight: 0, throttled: false });
+    // One slot of two is kept until 300: a second caller still goes at once, a third waits for 300.
+    t.acquire(1, 10, 10);
+    t.acquire(2, 10, 20);
+    t.run();
+    expect(t.granted.map((g) => [g.id, g.at])).toEqual([[0, 0], [1, 10], [2, 300]]);
+  });
+
   it('frees the slot of an overload without Retry-After, and of other failures, at once', () => {
     const t = setup({ maxConcurrency: 1, breakerThreshold: 100 });
     for (let i = 0; i < 3; i += 1) t.acquire(i);
