@@ -2,6 +2,7 @@
 // `npm run bench`: engine overhead, efficiency against Little's law, personaflow against a plain script,
 // and peak memory, measured in one run on this machine; writes bench/RESULTS.md and bench/results.json.
 // BENCH_QUICK=1 runs a small version of everything (to check the harness, not to quote);
+// BENCH_ONLY=little,plain re-measures some sections (engine little plain mem rateLimit resume llama);
 // `node bench/run.js --report` rewrites RESULTS.md from RESULTS.json without measuring.
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -271,12 +272,15 @@ function targets(results) {
   ];
 }
 
+const SECTION_NUMBERS = { engine: 1, little: 2, plain: 3, mem: 4, rateLimit: 5, resume: 6, llama: 7 };
+
 function markdown(results) {
   const { machine, engine, little, plain, mem } = results;
   const lines = [
     '# Benchmark results',
     '',
     `Written by \`npm run bench\` on ${machine.date}: commit ${machine.commit}, Node ${machine.node}, ${machine.cores} cores (${machine.cpu}).`,
+    ...(results.earlier === undefined ? [] : [`Sections ${results.earlier.sections.map((name) => SECTION_NUMBERS[name]).join(', ')} are from the full run of ${results.earlier.date} (commit ${results.earlier.commit}); the others were re-measured (BENCH_ONLY).`]),
     'Each figure is the median of the runs, with min–max in parentheses; ratios come from the same run. The machine is small and',
     'shared, so read the ratios, not the third digit.',
     '',
@@ -373,7 +377,23 @@ try {
   const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
   const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
   const machine = { date: new Date().toISOString(), commit: `${commit}${dirty ? ' (with uncommitted changes)' : ''}`, node: process.version, cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', quick: QUICK };
-  const results = { machine, engine: await engineOverhead(), little: await littlesLaw(), plain: await plainScript(), mem: await memory(), rateLimit: await rateLimit(), resume: await resume(), llama: llamaUnavailable() ?? (await llamaBench({ runs: RUNS, quick: QUICK })) };
+  const sections = {
+    engine: engineOverhead,
+    little: littlesLaw,
+    plain: plainScript,
+    mem: memory,
+    rateLimit,
+    resume,
+    llama: async () => llamaUnavailable() ?? (await llamaBench({ runs: RUNS, quick: QUICK })),
+  };
+  // BENCH_ONLY=little,plain re-measures those sections after a change to the hot path and keeps the
+  // others from the last full run's RESULTS.json; the report says which sections came from which run.
+  const only = process.env.BENCH_ONLY?.split(',').map((name) => name.trim()).filter((name) => name !== '');
+  const unknown = (only ?? []).filter((name) => !(name in sections));
+  if (unknown.length > 0) throw new Error(`BENCH_ONLY: no section ${unknown.join(', ')} (sections: ${Object.keys(sections).join(', ')})`);
+  const previous = only === undefined ? undefined : JSON.parse(await readFile(join(ROOT, 'bench', 'RESULTS.json'), 'utf8'));
+  const results = { machine, ...(previous === undefined ? {} : { earlier: { ...previous.machine, sections: Object.keys(sections).filter((name) => !only.includes(name)) } }) };
+  for (const [name, measureSection] of Object.entries(sections)) results[name] = only === undefined || only.includes(name) ? await measureSection() : previous[name];
   const out = QUICK ? join(work, 'RESULTS') : join(ROOT, 'bench', 'RESULTS');
   await writeFile(`${out}.json`, `${JSON.stringify(results, null, 2)}\n`);
   await writeFile(`${out}.md`, markdown(results));
