@@ -67,7 +67,9 @@ describe('rate limits', () => {
   }, 60_000);
 
   it('a dead server opens the breaker and the run stops early with one clear line, leaving a resumable DIR', async () => {
-    const server = await startOpenAIServer({ apiKey: TEST_KEY, faults: () => 'server_error' });
+    // Failing takes 20 ms, as a real upstream error does: how many calls get through before the breaker
+    // opens then depends on the breaker, not on how fast this machine can be refused.
+    const server = await startOpenAIServer({ apiKey: TEST_KEY, faults: () => 'server_error', latencyMs: 20 });
     try {
       const config = await yaml('dead.yaml', 'interaction_generation:\n  max_retries: 2\n  retry_delay: 0.01\npersonaflow:\n  breaker: { threshold: 5, cooldown_s: 0.2, give_up_s: 2 }\n');
       const out = join(dir, 'dead');

@@ -63,7 +63,7 @@ export interface FakeOpenAIOptions {
   readonly echoKeyInErrors?: boolean;
   /** A hard limit: more than this many requests in any 1 s window get 429 with retry-after-ms. */
   readonly rps?: number;
-  /** Milliseconds before each answer (a model's generation time); refusals (429, errors) come at once. */
+  /** Milliseconds before each answer and each 5xx (the model's, or the failing upstream's, time); 429s and 401s come at once. */
   readonly latencyMs?: number;
   /** Extra headers on every 200 answer (x-ratelimit-* for instance). */
   readonly answerHeaders?: Readonly<Record<string, string>>;
@@ -264,9 +264,12 @@ export async function startOpenAIServer(options: FakeOpenAIOptions = {}): Promis
       case 'rate_limit':
         sendJson(response, 429, errorBody('Rate limit reached for test-model, please retry later.', 'requests', 'rate_limit_exceeded'), fault.retryAfter === undefined ? {} : { 'retry-after': fault.retryAfter });
         return;
-      case 'server_error':
-        sendJson(response, fault.status ?? 500, errorBody('The server had an error while processing your request.', 'server_error', null));
+      case 'server_error': {
+        const fail = (): void => sendJson(response, fault.status ?? 500, errorBody('The server had an error while processing your request.', 'server_error', null));
+        if (options.latencyMs === undefined) fail();
+        else setTimeout(fail, options.latencyMs);
         return;
+      }
       case 'stall':
         response.writeHead(200, { 'content-type': 'application/json', 'content-length': '4096' });
         response.write('{"id": "chatcmpl-stalled", "object": "chat.completion", "choices": [');
