@@ -107,16 +107,19 @@ const queryGeneration = z.looseObject({
  * PersonaGym's `training_data` (read by `personaflow export`). No defaults here: export applies them, so
  * a config file's fingerprint (and `--resume` of runs made before this schema) does not change.
  */
+const trainingFormat = z.looseObject({
+  include_persona: z.boolean().optional(),
+  include_trajectory: z.boolean().optional(),
+  include_full_conversation: z.boolean().optional(),
+  include_distractor_versions: z.boolean().optional(),
+  include_metadata: z.boolean().optional(),
+});
+
+/** PersonaGym's `training_data.format` switches, as the config schema reads them. */
+export type TrainingFormat = z.infer<typeof trainingFormat>;
+
 const trainingData = z.looseObject({
-  format: z
-    .looseObject({
-      include_persona: z.boolean().optional(),
-      include_trajectory: z.boolean().optional(),
-      include_full_conversation: z.boolean().optional(),
-      include_distractor_versions: z.boolean().optional(),
-      include_metadata: z.boolean().optional(),
-    })
-    .optional(),
+  format: trainingFormat.optional(),
   split: z
     .looseObject({ train: rate.optional(), validation: rate.optional(), test: rate.optional() })
     .refine((split) => Math.abs((split.train ?? 0) + (split.validation ?? 0) + (split.test ?? 0) - 1) <= 1e-6, { message: 'train + validation + test must add up to 1' })

@@ -1,5 +1,6 @@
 // Interactions to training samples: PersonaGym's TrainingSample, OpenAI chat fine-tuning and ShareGPT lines, each with its zod schema.
 import { z } from 'zod';
+import type { TrainingFormat } from '../config.js';
 import { formatPersona } from '../models/prompts.js';
 import type { Features } from '../types.js';
 
@@ -35,13 +36,7 @@ export type SplitName = 'train' | 'validation' | 'test';
 export const SPLITS: readonly SplitName[] = ['train', 'validation', 'test'];
 
 /** PersonaGym's `training_data.format` switches; every one defaults to true, as PersonaGym's collector has it. */
-export interface IncludeFlags {
-  readonly include_persona?: boolean | undefined;
-  readonly include_trajectory?: boolean | undefined;
-  readonly include_full_conversation?: boolean | undefined;
-  readonly include_distractor_versions?: boolean | undefined;
-  readonly include_metadata?: boolean | undefined;
-}
+export type IncludeFlags = Readonly<TrainingFormat>;
 
 export interface SampleOptions {
   /** Use each noised user message's `metadata.clean_version` instead of the text the assistant saw. */

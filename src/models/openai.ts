@@ -14,7 +14,6 @@ export interface OpenAIModelOptions extends ModelRef {
   readonly topP?: number | undefined;
 }
 
-/** Parses Retry-After (seconds or HTTP date) and retry-after-ms into milliseconds. */
 /** `1s`, `6m0s`, `59.77s`, `20ms`, `1h2m3s` (OpenAI's x-ratelimit-reset-* values) in milliseconds. */
 export function parseDuration(text: string | null | undefined): number | undefined {
   if (text === null || text === undefined) return undefined;
@@ -50,6 +49,7 @@ export function rateLimitOf(headers: Headers | undefined): RateLimitInfo | undef
   return Object.values(info).some((value) => value !== undefined) ? info : undefined;
 }
 
+/** Parses Retry-After (seconds or HTTP date) and retry-after-ms into milliseconds. */
 export function retryAfterMs(headers: Headers | undefined, now = Date.now()): number | undefined {
   if (headers === undefined) return undefined;
   const ms = headers.get('retry-after-ms');
