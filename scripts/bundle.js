@@ -2,12 +2,34 @@
 // Bundles the built CLI (dist/cli.js and the packages it imports) into dist/bundle/, which
 // bin/personaflow.js loads. Node resolves and instantiates each ES module separately: the CLI's ~450
 // module files (rxjs alone is 225) took ~0.45 s to load on a 2-core machine before any work began; the
-// bundle loads in ~0.12 s. What the CLI imports only when needed (the openai SDK and its HTTP client,
+// bundle loads in ~0.1 s. What the CLI imports only when needed (the openai SDK,
 // the progress line) goes into chunks of its own, loaded as before only by the runs that use them, so a
 // sim run does not parse and keep them (~25 MiB more RSS when they were in the one file).
 // The library (dist/index.js) stays unbundled for importers.
+import { rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { build } from 'esbuild';
 
+const require = createRequire(import.meta.url);
+/**
+ * rxjs and yaml send Node to their CommonJS builds, which a bundler cannot tree-shake and which run
+ * every module of the package at load: take their ES builds instead (the same code, as ES modules).
+ */
+const esmBuilds = {
+  name: 'esm-builds',
+  setup(b) {
+    const entries = { rxjs: ['dist/cjs/index.js', 'dist/esm/index.js'], yaml: ['dist/index.js', 'browser/index.js'] };
+    b.onResolve({ filter: /^(rxjs|yaml)$/ }, ({ path }) => {
+      const [cjs, esm] = entries[path];
+      const resolved = require.resolve(path);
+      if (!resolved.endsWith(cjs)) throw new Error(`${path} no longer resolves to ${cjs} (got ${resolved}): check scripts/bundle.js`);
+      return { path: resolved.slice(0, -cjs.length) + esm };
+    });
+  },
+};
+
+// Chunk names are content hashes: clear the old ones so that dist/ holds only what this build wrote.
+await rm('dist/bundle', { recursive: true, force: true });
 await build({
   entryPoints: ['dist/cli.js'],
   outdir: 'dist/bundle',
@@ -22,4 +44,5 @@ await build({
   // Bundled CommonJS packages call require() for Node's built-ins; an ES module has none of its own.
   banner: { js: "import { createRequire as __personaflowRequire } from 'node:module'; const require = __personaflowRequire(import.meta.url);" },
   logLevel: 'warning',
+  plugins: [esmBuilds],
 });

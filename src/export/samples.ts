@@ -1,5 +1,5 @@
 // Interactions to training samples: PersonaGym's TrainingSample, OpenAI chat fine-tuning and ShareGPT lines, each with its zod schema.
-import { z } from 'zod';
+import * as z from 'zod';
 import type { TrainingFormat } from '../config.js';
 import { formatPersona } from '../models/prompts.js';
 import type { Features } from '../types.js';

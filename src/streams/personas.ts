@@ -1,5 +1,5 @@
 // Persona NDJSON → tasks: validation with zod, FILE:LINE reports, persona × query expansion.
-import { z } from 'zod';
+import * as z from 'zod';
 import { rngFor, stableId } from '../rng.js';
 import type { Task } from '../types.js';
 import { badLineReporter, readLines, type ReadLinesOptions } from './ndjson.js';

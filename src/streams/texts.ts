@@ -1,5 +1,5 @@
 // Source for `personaflow noise`: plain text lines or {"text": ..., "persona_features": ...} lines.
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Features } from '../types.js';
 import { badLineReporter, readLines, type ReadLinesOptions } from './ndjson.js';
 import { formatIssues } from './personas.js';
