@@ -1,48 +1,70 @@
-// HTTP for the openai SDK: a fetch built on undici's request API, with one keep-alive pool per endpoint.
-import { Agent, request } from 'undici';
+// HTTP for the openai SDK: a fetch built on node:http(s) requests, with keep-alive agents per model.
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+
+/** The request headers as node:http wants them: a plain object (the SDK hands over a Headers). */
+function headerObject(headers: RequestInit['headers']): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (headers instanceof Headers) headers.forEach((value, name) => (out[name] = value));
+  else if (Array.isArray(headers)) for (const [name, value] of headers) out[name as string] = value as string;
+  else if (headers !== undefined) Object.assign(out, headers);
+  return out;
+}
+
+/** The response headers as a WHATWG Headers, which the SDK reads (x-request-id, retry-after, ...). */
+function headersOf(response: IncomingMessage): Headers {
+  const headers = new Headers();
+  const raw = response.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) headers.append(raw[i] as string, raw[i + 1] as string);
+  return headers;
+}
 
 /**
- * A `fetch` for the openai SDK's `fetch` option, on `undici.request` instead of WHATWG fetch. The SDK
- * stays in charge of building requests, mapping errors and parsing; only the transport changes. The body
- * is read in full before the response is returned, so the SDK's timeout covers the whole call.
+ * A `fetch` for the openai SDK's `fetch` option, on node:http and node:https instead of WHATWG fetch. The
+ * SDK stays in charge of building requests, mapping errors and parsing; only the transport changes. The
+ * body is read in full before the response is returned, so the SDK's timeout covers the whole call.
  *
  * The response is a small object with what the SDK reads from a non-streaming answer (status, ok,
  * headers, url, json, text; body is null) rather than a WHATWG Response, whose stream machinery costs
- * as much again. Measured on this machine against a local server: ~0.5 ms of CPU per call instead of
- * ~0.95 with the global fetch, and CPU per call is what caps the calls one process keeps in flight
- * (bench/RESULTS.md). The e2e tests run the real SDK through this transport, faults included, so an
- * SDK release that starts reading something else from responses shows up there.
- * Connections are kept alive and unbounded in number: the pipeline's concurrency is the limit.
+ * as much again. Measured on this machine against a local server: ~0.11 ms of CPU per call for the
+ * transport, against ~0.4 ms for the global fetch, and CPU per call is what caps the calls one process
+ * keeps in flight (bench/RESULTS.md). node:http costs the same per call as undici's request API, which
+ * this used before, and needs no megabyte of HTTP client to be parsed at start-up. The e2e tests run
+ * the real SDK through this transport, faults included, so an SDK release that starts reading something
+ * else from responses shows up there. Connections are kept alive and unbounded in number: the
+ * pipeline's concurrency is the limit.
  */
 export function createFetch(): typeof fetch {
-  const agent = new Agent({ keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000, connections: null });
-  return (async (input: string | URL | Request, init: RequestInit = {}) => {
-    const url = typeof input === 'string' || input instanceof URL ? String(input) : input.url;
-    const response = await request(url, {
-      method: (init.method ?? 'GET') as 'GET',
-      headers: init.headers as Record<string, string> | undefined,
-      body: init.body as string | undefined,
-      signal: init.signal ?? undefined,
-      dispatcher: agent,
+  const agents = { 'http:': new HttpAgent({ keepAlive: true, maxSockets: Infinity, scheduling: 'lifo' }), 'https:': new HttpsAgent({ keepAlive: true, maxSockets: Infinity, scheduling: 'lifo' }) };
+  return (input: string | URL | Request, init: RequestInit = {}) => {
+    const url = new URL(typeof input === 'string' || input instanceof URL ? String(input) : input.url);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') return Promise.reject(new TypeError(`unsupported protocol ${url.protocol}`));
+    const body = typeof init.body === 'string' ? init.body : undefined;
+    // One end(body) with the whole body: node:http sends it with a Content-Length, not chunked.
+    const options: RequestOptions = { method: init.method ?? 'GET', headers: headerObject(init.headers), agent: agents[url.protocol], signal: init.signal ?? undefined };
+    return new Promise<Response>((resolve, reject) => {
+      const request = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, options, (response) => {
+        response.setEncoding('utf8');
+        let text = '';
+        response.on('data', (chunk: string) => (text += chunk));
+        response.on('error', reject);
+        response.on('end', () => {
+          const status = response.statusCode ?? 0;
+          resolve({
+            status,
+            ok: status >= 200 && status < 300,
+            statusText: response.statusMessage ?? '',
+            headers: headersOf(response),
+            url: url.href,
+            body: null,
+            bodyUsed: false,
+            json: () => Promise.resolve(JSON.parse(text) as unknown),
+            text: () => Promise.resolve(text),
+          } as unknown as Response);
+        });
+      });
+      request.on('error', reject);
+      request.end(body);
     });
-    const text = await response.body.text();
-    const headers = new Headers();
-    for (const [name, value] of Object.entries(response.headers)) {
-      if (value === undefined) continue;
-      if (Array.isArray(value)) for (const item of value) headers.append(name, item);
-      else headers.set(name, value);
-    }
-    const status = response.statusCode;
-    return {
-      status,
-      ok: status >= 200 && status < 300,
-      statusText: '',
-      headers,
-      url,
-      body: null,
-      bodyUsed: false,
-      json: () => Promise.resolve(JSON.parse(text) as unknown),
-      text: () => Promise.resolve(text),
-    } as unknown as Response;
-  });
+  };
 }
