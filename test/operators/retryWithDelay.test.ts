@@ -115,4 +115,10 @@ describe('retryDelay', () => {
     expect(retryDelay(limited, 1, { delayMs: 10 }, () => 0)).toBe(2000);
     expect(retryDelay(limited, 1, { delayMs: 10 }, () => 0.99)).toBeLessThanOrEqual(2200);
   });
+
+  it('spreads the retries of a long Retry-After, and takes a short one (under a second) exactly', () => {
+    const hinted = (ms: number) => new ModelError('rate_limit', '429', { retryAfterMs: ms });
+    expect(new Set([0, 0.5, 0.99].map((r) => retryDelay(hinted(1000), 1, { delayMs: 10 }, () => r))).size).toBe(3);
+    for (const ms of [0, 1, 250, 999]) for (const r of [0, 0.5, 0.99]) expect(retryDelay(hinted(ms), 1, { delayMs: 10 }, () => r)).toBe(ms);
+  });
 });
