@@ -90,15 +90,28 @@ export interface PromptModel {
 
 export type Checked<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
 
+/** What askChecked asks: the prompt, for which module, and what a re-ask says after the reason. */
+export interface CheckedPrompt {
+  readonly module: 'style_transfer' | 'query_generation' | 'distractor';
+  readonly prompt: string;
+  readonly hints: CallHints;
+  /** The re-ask after `That answer was rejected (reason).` Default: `Answer again with the JSON object only.` */
+  readonly again?: string;
+}
+
 /**
  * Asks, checks, and asks again with the rejected answer and the reason, up to `validationRetries`
- * times; then errors with the last reason. Model errors pass through (the caller's `call` retries them).
+ * times, a little warmer each time; then errors with a RejectedAnswerError naming the last reason.
+ * `check` gets the answer and its attempt number (0 for the first). Model errors pass through (the
+ * caller's `call` retries them). Style transfer, query generation and the semantic distractor ask this way.
  */
-export function askChecked<T>(settings: PromptModel, module: 'style_transfer' | 'query_generation', prompt: string, hints: CallHints, call: PromptCall, check: (content: string) => Checked<T>): Observable<T> {
+export function askChecked<T>(settings: PromptModel, asked: CheckedPrompt, call: PromptCall, check: (content: string, attempt: number) => Checked<T>): Observable<T> {
+  const { module, prompt, hints } = asked;
+  const again = asked.again ?? 'Answer again with the JSON object only.';
   const ask = (attempt: number, previous: { answer: string; reason: string } | undefined): Observable<T> => {
     const messages: ChatMessage[] = [{ role: 'user', content: prompt }];
     if (previous !== undefined) {
-      messages.push({ role: 'assistant', content: previous.answer }, { role: 'user', content: `That answer was rejected (${previous.reason}). Answer again with the JSON object only.` });
+      messages.push({ role: 'assistant', content: previous.answer }, { role: 'user', content: `That answer was rejected (${previous.reason}). ${again}` });
     }
     return call(settings.model, {
       module,
@@ -109,7 +122,7 @@ export function askChecked<T>(settings: PromptModel, module: 'style_transfer' | 
       hints,
     }).pipe(
       concatMap((response) => {
-        const checked = check(response.content);
+        const checked = check(response.content, attempt);
         if (checked.ok) return of(checked.value);
         if (attempt < settings.validationRetries) return ask(attempt + 1, { answer: response.content, reason: checked.reason });
         return throwError(() => new RejectedAnswerError(`${module} answer rejected ${attempt + 1} time(s), last: ${checked.reason}`));

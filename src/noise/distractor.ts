@@ -1,8 +1,8 @@
 // The distractor: PersonaGym's rule-based (legacy) and semantic three-layer noise, one text at a time.
-import { Observable, catchError, concatMap, defer, map, of, throwError } from 'rxjs';
+import { Observable, catchError, defer, map, of, throwError } from 'rxjs';
 import { LAYERS, type Layer, type RuleStrategyConfig, type StrategyFile } from '../config.js';
 import { formatPersona } from '../models/prompts.js';
-import { cleanRewrite, isRunError, normalise, rewriteProblem, type PromptCall } from '../models/rewrite.js';
+import { askChecked, cleanRewrite, isRunError, normalise, rewriteProblem, type Checked, type PromptCall } from '../models/rewrite.js';
 import type { ChatModel } from '../models/types.js';
 import type { Rng } from '../rng.js';
 import type { Features } from '../types.js';
@@ -204,48 +204,35 @@ export function createDistractor(options: DistractorOptions): Distractor {
       const strategies = names.map((name, i) => `${i + 1}. **${name}**: ${table[name]?.description ?? name.replace(/_/g, ' ')}`).join('\n');
       const prompt = semantic.templates[layer]
         .replace(/\{(persona|text|strategies|layer)\}/g, (_, key: string) => (key === 'persona' ? formatPersona(context.persona) : key === 'text' ? text : key === 'layer' ? layer : strategies));
-      const ask = (attempt: number, rejected: { readonly answer: string; readonly reason: string } | undefined): Observable<NoiseResult> =>
-        context
-          .call(semantic.model, {
-            module: 'distractor',
-            operation: attempt === 0 ? 'noise' : 'validation_retry',
-            messages: [
-              { role: 'user', content: prompt },
-              ...(rejected === undefined
-                ? []
-                : [
-                    { role: 'assistant' as const, content: rejected.answer },
-                    { role: 'user' as const, content: `That answer was rejected (${rejected.reason}). Answer again with the JSON object only, with the rewritten message in "noisy_text".` },
-                  ]),
-            ],
-            temperature: attempt === 0 ? semantic.temperature : Math.min(2, (semantic.temperature ?? 0.7) + 0.1 * attempt),
-            maxCompletionTokens: semantic.maxCompletionTokens,
-            hints: { persona: context.persona, distractor: { text, layer, strategies: names } },
-          })
-          .pipe(
-            concatMap((response) => {
-              const answer = parseNoiseAnswer(response.content, text, layer);
-              if (answer.ok) {
-                // The model's own list, when it names strategies it was asked for; else what it was asked.
-                const claimed = (answer.applied ?? []).filter((name) => names.includes(name));
-                return of<NoiseResult>({
-                  original_text: text,
-                  noisy_text: answer.noisyText,
-                  layer,
-                  layer_index: LAYERS.indexOf(layer) + 1,
-                  applied_strategies: claimed.length > 0 ? claimed : names,
-                  extracted_semantics: answer.semantics,
-                  metadata: { ...(answer.slotsDropped.length === 0 ? {} : { slots_dropped: answer.slotsDropped }), ...(attempt === 0 ? {} : { rejected_answers: attempt }) },
-                });
-              }
-              if (attempt < semantic.validationRetries) return ask(attempt + 1, { answer: response.content, reason: answer.reason });
-              return of(failed(text, layer, names, `answer rejected ${attempt + 1} time(s), last: ${answer.reason}`));
-            }),
-          );
-      return ask(0, undefined).pipe(
+      const check = (content: string, attempt: number): Checked<NoiseResult> => {
+        const answer = parseNoiseAnswer(content, text, layer);
+        if (!answer.ok) return answer;
+        // The model's own list, when it names strategies it was asked for; else what it was asked.
+        const claimed = (answer.applied ?? []).filter((name) => names.includes(name));
+        return {
+          ok: true,
+          value: {
+            original_text: text,
+            noisy_text: answer.noisyText,
+            layer,
+            layer_index: LAYERS.indexOf(layer) + 1,
+            applied_strategies: claimed.length > 0 ? claimed : names,
+            extracted_semantics: answer.semantics,
+            metadata: { ...(answer.slotsDropped.length === 0 ? {} : { slots_dropped: answer.slotsDropped }), ...(attempt === 0 ? {} : { rejected_answers: attempt }) },
+          },
+        };
+      };
+      const asked = {
+        module: 'distractor',
+        prompt,
+        hints: { persona: context.persona, distractor: { text, layer, strategies: names } },
+        again: 'Answer again with the JSON object only, with the rewritten message in "noisy_text".',
+      } as const;
+      return askChecked(semantic, asked, context.call, check).pipe(
         catchError((error: unknown) => {
           // A bad key or an unreachable endpoint ends the run (converse turns them into a FatalError);
-          // anything else that outlived its retries leaves this one text clean, as PersonaGym does.
+          // anything else that outlived its retries, rejected answers included, leaves this one text
+          // clean, as PersonaGym does.
           if (isRunError(error)) return throwError(() => error);
           return of(failed(text, layer, names, error instanceof Error ? error.message : String(error)));
         }),

@@ -46,7 +46,7 @@ export function createQueryGenerator(options: QueryGeneratorOptions): QueryGener
       defer(() => {
         const list = avoid.length === 0 ? '(none yet)' : avoid.map((query) => `- ${query}`).join('\n');
         const prompt = options.template.replace(/\{(persona|count|avoid)\}/g, (_, key: string) => (key === 'persona' ? formatPersona(persona) : key === 'count' ? String(count) : list));
-        return askChecked(options, 'query_generation', prompt, { persona, queryGeneration: { count, avoid } }, call, (content) => parseQueriesAnswer(content, count, avoid));
+        return askChecked(options, { module: 'query_generation', prompt, hints: { persona, queryGeneration: { count, avoid } } }, call, (content) => parseQueriesAnswer(content, count, avoid));
       }),
   };
 }

@@ -74,7 +74,7 @@ export function createStyleTransfer(options: StyleTransferOptions): StyleTransfe
         const prompt = template.replace(/\{(persona|query|target_length|target_turns)\}/g, (_, key: string) =>
           key === 'persona' ? formatPersona(persona) : key === 'query' ? query : key === 'target_length' ? length : String(targetTurns),
         );
-        return askChecked(options, 'style_transfer', prompt, { persona, styleTransfer: { query, targetLength: length } }, call, (content) => parseStyleAnswer(content, query)).pipe(
+        return askChecked(options, { module: 'style_transfer', prompt, hints: { persona, styleTransfer: { query, targetLength: length } } }, call, (content) => parseStyleAnswer(content, query)).pipe(
           concatMap(({ adapted, domain, scenario }) => of<StyleTransferResult>({ applied: true, adapted_query: adapted, inferred_domain: domain, inferred_scenario: scenario, target_length: length, prompt_type: partial ? 'partial' : 'full' })),
           catchError((error: unknown) => {
             if (isRunError(error)) return throwError(() => error);
