@@ -19,4 +19,13 @@ describe('KeySet', () => {
     for (let i = 0; i < 50_000; i += 7) expect(set.add(`persona_${i}/q1`)).toBe(false);
     expect(set.size).toBe(50_000);
   });
+
+  it('takes at most 16 bytes a key once past its first table, at every size', () => {
+    const set = new KeySet();
+    for (let i = 0; i < 300_000; i += 1) {
+      set.add(`persona_${i}/q1`);
+      if (set.bytes > 8 * 1024 && i % 997 === 0) expect(set.bytes / set.size).toBeLessThanOrEqual(16.1);
+    }
+    expect(set.bytes / set.size).toBeGreaterThan(10);
+  });
 });
