@@ -310,7 +310,7 @@ function markdown(results) {
     '',
     'bench/plain-script.js: openai SDK (its default retries), p-limit, the same 3-turn loop, JSON.stringify per line. Both',
     'against the same server in the same run, L = 50 ms; 429s carry `retry-after-ms: 250`. Ratio = successful interactions/s',
-    'ours ÷ theirs, wall clock from spawn to exit (start-up included: ~0.2 s for us, ~0.2 s for the script); steady ratio =',
+    'ours ÷ theirs, wall clock from spawn to exit (start-up included: ~0.16 s from spawn to first request for either); steady ratio =',
     'calls/s over the middle 80% of answered calls, ours ÷ theirs.',
     '',
     '| C | 429 rate | ours interactions/s | plain interactions/s | ratio | steady ratio | ours failures | plain failures | ours CPU s | plain CPU s |',

@@ -103,7 +103,7 @@ export function expandPersona(persona: PersonaLine, source: string, options: Pic
  * `onWarning` and skipped, or end the stream with a ConfigError when `strict`. Blank lines are ignored.
  * A persona × query that already came earlier in the input (the same interaction id) is reported and
  * skipped, so no interaction is generated, billed or written twice; remembering the ids costs about
- * 16 bytes per task (see KeySet).
+ * at most 16 bytes per task (see KeySet).
  */
 export async function* readTasks(input: AsyncIterable<Buffer | string>, options: TaskOptions): AsyncGenerator<Task> {
   const report = badLineReporter(options);
