@@ -1,6 +1,11 @@
 // HTTP for the openai SDK: a fetch built on node:http(s) requests, with keep-alive agents per model.
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Readable } from 'node:stream';
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+
+/** Decoders for a compressed body. The SDK asks for none, but a proxy may compress all the same. */
+const DECODERS: Readonly<Record<string, () => NodeJS.ReadWriteStream>> = { gzip: createGunzip, 'x-gzip': createGunzip, deflate: createInflate, br: createBrotliDecompress };
 
 /** The request headers as node:http wants them: a plain object (the SDK hands over a Headers). */
 function headerObject(headers: RequestInit['headers']): Record<string, string> {
@@ -44,11 +49,13 @@ export function createFetch(): typeof fetch {
     const options: RequestOptions = { method: init.method ?? 'GET', headers: headerObject(init.headers), agent: agents[url.protocol], signal: init.signal ?? undefined };
     return new Promise<Response>((resolve, reject) => {
       const request = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, options, (response) => {
-        response.setEncoding('utf8');
-        let text = '';
-        response.on('data', (chunk: string) => (text += chunk));
         response.on('error', reject);
-        response.on('end', () => {
+        const decoder = DECODERS[String(response.headers['content-encoding']).trim().toLowerCase()]?.();
+        const body = (decoder === undefined ? response : response.pipe(decoder).on('error', reject)) as Readable;
+        body.setEncoding('utf8');
+        let text = '';
+        body.on('data', (chunk: string) => (text += chunk));
+        body.on('end', () => {
           const status = response.statusCode ?? 0;
           resolve({
             status,

@@ -8,6 +8,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createFetch } from '../../src/models/transport.js';
 import { ensureBuilt, runCli } from '../helpers/cli.js';
@@ -83,6 +84,34 @@ describe('createFetch over HTTP', () => {
     expect(response.headers.get('x-request-id')).toBe('req_1');
     expect(response.headers.get('set-cookie')).toBe('a=1, b=2');
     expect(await response.json()).toEqual({ ok: true, text: 'héllo' });
+  });
+
+  it.each(['gzip', 'deflate', 'br'])('decodes a %s body that a proxy compressed unasked', async (encoding) => {
+    const json = JSON.stringify({ choices: [{ message: { content: 'ünïcode '.repeat(200) } }] });
+    const compressed = encoding === 'gzip' ? gzipSync(json) : encoding === 'deflate' ? deflateSync(json) : brotliCompressSync(json);
+    const server = await listen(
+      createServer(
+        reading((_request, _body, response) => {
+          response.writeHead(200, { 'content-type': 'application/json', 'content-encoding': encoding });
+          response.end(compressed);
+        }),
+      ),
+      'http',
+    );
+    expect(await (await createFetch()(server.url, { method: 'POST', body: '{}' })).text()).toBe(json);
+  });
+
+  it('rejects a body that says gzip and is not', async () => {
+    const server = await listen(
+      createServer(
+        reading((_request, _body, response) => {
+          response.writeHead(200, { 'content-encoding': 'gzip' });
+          response.end('{"not":"gzip"}');
+        }),
+      ),
+      'http',
+    );
+    await expect(createFetch()(server.url, { method: 'POST', body: '{}' })).rejects.toThrow();
   });
 
   it('passes error statuses through with their body and headers', async () => {
