@@ -6,7 +6,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { concatMap, pipe, type Subscription } from 'rxjs';
 import { fingerprint, loadConfig, runSeed } from './config.js';
 import { ConfigError, FatalError, describeError } from './errors.js';
-import { buildModels } from './models/index.js';
+import { buildDistractorModel, buildModels } from './models/index.js';
 import { DEFAULT_STOP_TOKEN, loadTemplate } from './models/prompts.js';
 import type { Distractor } from './noise/distractor.js';
 import { setUpDistractor } from './noise/setup.js';
@@ -410,7 +410,8 @@ async function runNoise(file: string | undefined, flags: NoiseFlags): Promise<nu
   const { config } = loaded;
   const seed = runSeed(config, flags.seed);
   const semantic = flags.semantic ?? config.distractor.use_semantic;
-  const models = semantic ? buildModels(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, seed, concurrency: flags.concurrency ?? config.interaction_generation.max_workers, baseDir: loaded.baseDir, distractor: true }) : undefined;
+  // Only the distractor's model: noise never calls the assistant or the user simulator, so their keys and files are not needed.
+  const models = semantic ? buildDistractorModel(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, seed, concurrency: flags.concurrency ?? config.interaction_generation.max_workers, baseDir: loaded.baseDir }) : undefined;
   const distractor = await setUpDistractor(config, loaded.baseDir, { semantic, strategyFile: flags.strategy, model: models?.distractor });
   if (flags.quiet !== true) for (const notice of [...loaded.notices, ...(models?.notices ?? [])]) say(notice);
   await assertReadable(file, 'text');

@@ -1,4 +1,4 @@
-// Builds the run's chat models from the configuration: providers, keys, base URLs, the assistant pool and the user simulator.
+// Builds the chat models a command calls from the configuration: providers, keys, base URLs, the assistant pool, the user simulator, the helpers.
 import { ConfigError } from '../errors.js';
 import { expandEnv, runSeed, type Config } from '../config.js';
 import type { OpenAIModelOptions } from './openai.js';
@@ -34,7 +34,7 @@ export type Provider = (typeof PROVIDERS)[number];
 export interface ModelFlags {
   /** `--provider`: every model of the run uses it (`sim` keeps the configured model names). */
   readonly provider?: string | undefined;
-  /** `--model`: one model for the assistant (replacing the pool) and the user simulator. */
+  /** `--model`: one model for the assistant (replacing the pool), the user simulator and the helpers. */
   readonly model?: string | undefined;
   /** `--base-url`: endpoint for every OpenAI-compatible model; a key becomes optional. */
   readonly baseUrl?: string | undefined;
@@ -75,19 +75,31 @@ export interface ModelSettings {
   readonly maxCompletionTokens: number | undefined;
 }
 
-export interface RunModels {
+/** What built models hold beside the models themselves. */
+export interface Resources {
+  /** Said once on stderr before the run (the sim fallback). */
+  readonly notices: string[];
+  /** One admission controller per distinct model (provider, model, endpoint, key), shared by all its uses. */
+  readonly limiters: ReadonlyMap<string, ModelLimiter>;
+  /** Releases what the models hold (a loaded llama model); call once when the run ends. */
+  close(): Promise<void>;
+}
+
+export interface RunModels extends Resources {
   readonly pool: ModelPool;
   readonly user: ModelSettings;
   /** The semantic distractor's model, when `flags.distractor` asked for it. */
   readonly distractor: ModelSettings | undefined;
   /** Style transfer's and query generation's model, when `flags.queries` asked for it. */
   readonly queries: ModelSettings | undefined;
-  /** True when no key was configured and every model is simulated. */
-  readonly notices: string[];
-  /** One admission controller per distinct model (provider, model, endpoint, key), shared by all its uses. */
-  readonly limiters: ReadonlyMap<string, ModelLimiter>;
-  /** Releases what the models hold (a loaded llama model); call once when the run ends. */
-  close(): Promise<void>;
+}
+
+/** The flags of a command that builds one helper model only (`distractor` / `queries` do not apply). */
+export type HelperFlags = Omit<ModelFlags, 'distractor' | 'queries'>;
+
+/** The model of a command that calls only the semantic distractor (`personaflow noise --semantic`). */
+export interface DistractorModel extends Resources {
+  readonly distractor: ModelSettings;
 }
 
 const PLACEHOLDER = /^(|xxx|YOUR_[A-Z_]*HERE)$/;
@@ -105,29 +117,37 @@ interface EndpointFields {
   threads?: number | undefined;
 }
 
+/** The endpoint fields every model section shares, with `path` for messages. */
+const endpointFields = (entry: EndpointFields, path: string) => ({
+  path,
+  apiKey: entry.api_key,
+  apiKeyEnv: entry.api_key_env,
+  baseUrl: entry.base_url ?? baseOf(entry.endpoint),
+  baseUrlPath: `${path}.${entry.base_url === undefined ? 'endpoint' : 'base_url'}`,
+  headers: entry.headers ?? entry.default_headers,
+  threads: entry.threads,
+});
+
+/** `--provider` for every model; `--base-url` for every OpenAI-compatible one. */
+function withFlags(spec: Spec, flags: ModelFlags): Spec {
+  const provider = flags.provider ?? spec.provider;
+  return flags.baseUrl !== undefined && provider === 'openai' ? { ...spec, provider, baseUrl: flags.baseUrl, baseUrlPath: '--base-url' } : { ...spec, provider };
+}
+
 /**
- * The models a run calls, PersonaGym's way: a pool or one assistant model, and the user model; each
+ * The conversation's models, PersonaGym's way: a pool or one assistant model, and the user model; each
  * without its own provider or model falls back to `api.provider` / `api.model`, and a pool entry without
  * `inference` to `api.inference`.
  */
-function specs(config: Config, flags: ModelFlags): { assistant: Spec[]; user: Spec; distractor: Spec | undefined; queries: Spec | undefined } {
+function conversationSpecs(config: Config, flags: ModelFlags): { assistant: Spec[]; user: Spec } {
   const ig = config.interaction_generation;
   const am = ig.assistant_model;
   const fallback = config.api.inference ?? {};
   const defaultProvider = config.api.provider ?? 'openai';
   const assistant: Spec[] = [];
-  const common = (entry: EndpointFields, path: string) => ({
-    path,
-    apiKey: entry.api_key,
-    apiKeyEnv: entry.api_key_env,
-    baseUrl: entry.base_url ?? baseOf(entry.endpoint),
-    baseUrlPath: `${path}.${entry.base_url === undefined ? 'endpoint' : 'base_url'}`,
-    headers: entry.headers ?? entry.default_headers,
-    threads: entry.threads,
-  });
   const single = (path: string, model: string | undefined) => {
     if (model === undefined) throw new ConfigError(`${path}: needs \`model\` (or api.model)`);
-    return { provider: am.provider ?? defaultProvider, model, weight: 1, temperature: am.temperature, maxCompletionTokens: am.max_completion_tokens ?? am.max_tokens, ...common(am, path) };
+    return { provider: am.provider ?? defaultProvider, model, weight: 1, temperature: am.temperature, maxCompletionTokens: am.max_completion_tokens ?? am.max_tokens, ...endpointFields(am, path) };
   };
   if (flags.model !== undefined) assistant.push({ ...single('interaction_generation.assistant_model', flags.model), path: '--model' });
   else if (am.model_pool === undefined) assistant.push(single('interaction_generation.assistant_model', am.model ?? config.api.model));
@@ -139,7 +159,7 @@ function specs(config: Config, flags: ModelFlags): { assistant: Spec[]; user: Sp
         weight: entry.weight,
         temperature: entry.inference?.temperature ?? fallback.temperature,
         maxCompletionTokens: entry.inference?.max_completion_tokens ?? entry.inference?.max_tokens ?? fallback.max_completion_tokens ?? fallback.max_tokens,
-        ...common(entry, `interaction_generation.assistant_model.model_pool[${index}]`),
+        ...endpointFields(entry, `interaction_generation.assistant_model.model_pool[${index}]`),
       });
     });
   }
@@ -152,31 +172,36 @@ function specs(config: Config, flags: ModelFlags): { assistant: Spec[]; user: Sp
     weight: 1,
     temperature: um.temperature,
     maxCompletionTokens: um.max_completion_tokens ?? um.max_tokens,
-    ...common(um, 'interaction_generation.user_model'),
+    ...endpointFields(um, 'interaction_generation.user_model'),
     ...(flags.model === undefined ? {} : { path: '--model' }),
   };
-  /** A model of its own section (`distractor.llm`, `query_generation.llm`), falling back to `api`. */
-  const helper = (wanted: boolean | undefined, section: typeof config.distractor.llm, path: string, maxTokens: number): Spec | undefined => {
-    if (wanted !== true) return undefined;
-    const model = flags.model ?? section.model ?? config.api.model;
-    if (model === undefined) throw new ConfigError(`${path}: needs \`model\` (or api.model)`);
-    return {
-      provider: section.provider ?? defaultProvider,
+  return { assistant: assistant.map((spec) => withFlags(spec, flags)), user: withFlags(user, flags) };
+}
+
+/** The models outside the conversation, each in a section of its own. */
+const HELPERS = {
+  distractor: { path: 'distractor.llm', section: (config: Config) => config.distractor.llm, maxTokens: 512 },
+  queries: { path: 'query_generation.llm', section: (config: Config) => config.query_generation.llm, maxTokens: 1024 },
+} as const;
+
+/** A helper's model from its own section (`distractor.llm`, `query_generation.llm`), falling back to `api`. */
+function helperSpec(config: Config, flags: ModelFlags, helper: keyof typeof HELPERS): Spec {
+  const { path, maxTokens } = HELPERS[helper];
+  const section = HELPERS[helper].section(config);
+  const model = flags.model ?? section.model ?? config.api.model;
+  if (model === undefined) throw new ConfigError(`${path}: needs \`model\` (or api.model)`);
+  return withFlags(
+    {
+      provider: section.provider ?? config.api.provider ?? 'openai',
       model,
       weight: 1,
       temperature: section.temperature ?? 0.7,
       maxCompletionTokens: section.max_completion_tokens ?? section.max_tokens ?? maxTokens,
-      ...common(section, path),
+      ...endpointFields(section, path),
       ...(flags.model === undefined ? {} : { path: '--model' }),
-    };
-  };
-  const distractor = helper(flags.distractor, config.distractor.llm, 'distractor.llm', 512);
-  const queries = helper(flags.queries, config.query_generation.llm, 'query_generation.llm', 1024);
-  const override = (spec: Spec): Spec => {
-    const provider = flags.provider ?? spec.provider;
-    return flags.baseUrl !== undefined && provider === 'openai' ? { ...spec, provider, baseUrl: flags.baseUrl, baseUrlPath: '--base-url' } : { ...spec, provider };
-  };
-  return { assistant: assistant.map(override), user: override(user), distractor: distractor === undefined ? undefined : override(distractor), queries: queries === undefined ? undefined : override(queries) };
+    },
+    flags,
+  );
 }
 
 interface Endpoint {
@@ -218,17 +243,24 @@ function endpointOf(spec: Spec, config: Config, env: NodeJS.ProcessEnv): Endpoin
   return { apiKey, baseURL, wanted, custom };
 }
 
-/**
- * Creates the models a run calls. Keys are looked up only for those models, so the key of a provider
- * the run never calls is not needed. With no `--provider` and no key anywhere, every model becomes `sim`
- * (model names kept) and a notice says so; a key missing for some models only is an error.
- */
-export function buildModels(config: Config, flags: ModelFlags, env: NodeJS.ProcessEnv = process.env): RunModels {
+function checkProviderFlag(flags: ModelFlags): void {
   if (flags.provider !== undefined && !(PROVIDERS as readonly string[]).includes(flags.provider)) {
     throw new ConfigError(`--provider: expected one of ${PROVIDERS.join(', ')}, got \`${flags.provider}\``);
   }
-  const { assistant, user, distractor, queries } = specs(config, flags);
-  const all = [...assistant, user, ...[distractor, queries].filter((spec): spec is Spec => spec !== undefined)];
+}
+
+interface Built {
+  /** The model of one of the specs given to {@link buildSpecs}. */
+  readonly settings: (spec: Spec) => ModelSettings;
+  readonly resources: Resources;
+}
+
+/**
+ * Creates the models of `all`, the models a command calls, and nothing else: keys are looked up, and
+ * llama files checked, only for them. With no `--provider` and no key for any of them, every one becomes
+ * `sim` (model names kept) and a notice says so; a key missing for some only is an error.
+ */
+function buildSpecs(config: Config, flags: ModelFlags, all: readonly Spec[], env: NodeJS.ProcessEnv): Built {
   for (const spec of all) {
     if (!(PROVIDERS as readonly string[]).includes(spec.provider)) {
       throw new ConfigError(`${spec.path}.provider: \`${spec.provider}\` is not supported; use ${PROVIDERS.join(', ')} (OpenRouter serves anthropic/... models; any OpenAI-compatible server works with provider openai and base_url)`);
@@ -321,16 +353,51 @@ export function buildModels(config: Config, flags: ModelFlags, env: NodeJS.Proce
     }
     return model;
   };
-  const entries: PoolEntry[] = assistant.map((spec) => ({ model: make(spec), weight: spec.weight, temperature: spec.temperature, maxCompletionTokens: spec.maxCompletionTokens }));
+  const settings = (spec: Spec): ModelSettings => ({ model: make(spec), temperature: spec.temperature, maxCompletionTokens: spec.maxCompletionTokens });
+  const close = async (): Promise<void> => {
+    await Promise.all([...llamas.values()].map((model) => model.close()));
+  };
+  return { settings, resources: { notices, limiters, close } };
+}
+
+/**
+ * Creates the models of a generate run: the assistant pool, the user simulator, and the helpers `flags`
+ * asks for. Keys are looked up only for those models, so the key of a provider the run never calls is
+ * not needed (see {@link buildSpecs} for the sim fallback).
+ */
+export function buildModels(config: Config, flags: ModelFlags, env: NodeJS.ProcessEnv = process.env): RunModels {
+  checkProviderFlag(flags);
+  const { assistant, user } = conversationSpecs(config, flags);
+  const distractor = flags.distractor === true ? helperSpec(config, flags, 'distractor') : undefined;
+  const queries = flags.queries === true ? helperSpec(config, flags, 'queries') : undefined;
+  const built = buildSpecs(config, flags, [...assistant, user, ...[distractor, queries].filter((spec): spec is Spec => spec !== undefined)], env);
+  const entries: PoolEntry[] = assistant.map((spec) => {
+    const { model, temperature, maxCompletionTokens } = built.settings(spec);
+    return { model, weight: spec.weight, temperature, maxCompletionTokens };
+  });
   let pool: ModelPool;
   try {
     pool = createPool(entries);
   } catch (error) {
     throw new ConfigError(`interaction_generation.assistant_model: ${(error as Error).message}`);
   }
-  const settings = (spec: Spec): ModelSettings => ({ model: make(spec), temperature: spec.temperature, maxCompletionTokens: spec.maxCompletionTokens });
-  const close = async (): Promise<void> => {
-    await Promise.all([...llamas.values()].map((model) => model.close()));
+  return {
+    pool,
+    user: built.settings(user),
+    distractor: distractor === undefined ? undefined : built.settings(distractor),
+    queries: queries === undefined ? undefined : built.settings(queries),
+    ...built.resources,
   };
-  return { pool, user: settings(user), distractor: distractor === undefined ? undefined : settings(distractor), queries: queries === undefined ? undefined : settings(queries), notices, limiters, close };
+}
+
+/**
+ * Creates only the semantic distractor's model (`distractor.llm`, falling back to `api`), for commands
+ * that call nothing else (`personaflow noise`): the assistant's and the user simulator's keys and model
+ * files are never looked at. `--provider`, `--model` and `--base-url` apply to it as in a generate run.
+ */
+export function buildDistractorModel(config: Config, flags: HelperFlags, env: NodeJS.ProcessEnv = process.env): DistractorModel {
+  checkProviderFlag(flags);
+  const spec = helperSpec(config, flags, 'distractor');
+  const built = buildSpecs(config, flags, [spec], env);
+  return { distractor: built.settings(spec), ...built.resources };
 }

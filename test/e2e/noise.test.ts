@@ -104,6 +104,27 @@ describe('personaflow noise', () => {
     }
   });
 
+  it("--semantic builds only the distractor's model: an assistant whose provider has no key does not stop it", async () => {
+    const server = await startOpenAIServer({ apiKey: TEST_KEY });
+    try {
+      const config = join(dir, 'distractor-only.yaml');
+      // The assistant on OpenRouter without OPENROUTER_API_KEY; the distractor on the local server with OPENAI_API_KEY.
+      await writeFile(config, `interaction_generation:\n  assistant_model:\n    provider: openrouter\n    model: anthropic/claude-haiku-4.5\ndistractor:\n  llm:\n    provider: openai\n    model: noise-model\n    base_url: ${server.baseURL}\n`);
+      const file = join(dir, 'distractor-only.txt');
+      await writeFile(file, `${TEXTS.join('\n')}\n`);
+      const run = await runCli(['noise', file, '--semantic', '--config', config], { env: { OPENROUTER_API_KEY: undefined } });
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stderr).not.toMatch(/API key|sim provider/);
+      const results = lines(run.stdout).map((line) => noiseResult.parse(line));
+      expect(results).toHaveLength(3);
+      expect(results.every((result) => result.noisy_text.endsWith(' pls, kinda urgent'))).toBe(true);
+      expect(server.requests).toHaveLength(3);
+      expect(server.requests.every((r) => r.role === 'distractor' && (r.body as { model: string }).model === 'noise-model')).toBe(true);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('a strategy file with a bad value is a usage error naming file, line and path', async () => {
     const strategy = join(dir, 'bad-strategy.yaml');
     await writeFile(strategy, 'layer_weights:\n  surface_noise: 1\nstrategies:\n  surface_noise:\n    typo_misspelling:\n      probability: 1.5\n');

@@ -1,0 +1,86 @@
+// buildDistractorModel against buildModels: a command builds, and looks up keys and model files for, only the models it calls.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig, type Config } from '../../src/config.js';
+import { buildDistractorModel, buildModels } from '../../src/models/index.js';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'personaflow-build-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function configOf(text: string): Promise<Config> {
+  const path = join(dir, `c${Math.random().toString(36).slice(2)}.yaml`);
+  await writeFile(path, text);
+  return (await loadConfig(path)).config;
+}
+
+/** An environment that records every variable looked up in it. */
+function watchedEnv(values: Record<string, string>): { env: NodeJS.ProcessEnv; read: Set<string> } {
+  const read = new Set<string>();
+  const env = new Proxy(values, {
+    get: (target, name) => {
+      if (typeof name === 'string') read.add(name);
+      return target[name as string];
+    },
+    has: (target, name) => {
+      if (typeof name === 'string') read.add(name);
+      return name in target;
+    },
+  });
+  return { env, read };
+}
+
+// The assistant and the user simulator on openai (default.yaml), the distractor on OpenRouter.
+const OPENROUTER_DISTRACTOR = 'distractor:\n  llm:\n    provider: openrouter\n    model: meta-llama/llama-3.1-8b-instruct\n';
+
+describe('buildDistractorModel', () => {
+  it("needs only the distractor's key: OPENAI_API_KEY is never read, while generate's full build asks for it", async () => {
+    const config = await configOf(OPENROUTER_DISTRACTOR);
+    const { env, read } = watchedEnv({ OPENROUTER_API_KEY: 'sk-or-test' });
+    const models = buildDistractorModel(config, {}, env);
+    expect(models.distractor.model).toMatchObject({ provider: 'openrouter', model: 'meta-llama/llama-3.1-8b-instruct' });
+    expect(models.notices).toEqual([]);
+    expect([...models.limiters.keys()]).toHaveLength(1);
+    expect(read).toContain('OPENROUTER_API_KEY');
+    expect(read).not.toContain('OPENAI_API_KEY');
+    await models.close();
+
+    // generate calls the assistant and the user simulator too: one of its models without a key is an error.
+    expect(() => buildModels(config, { distractor: true }, { OPENROUTER_API_KEY: 'sk-or-test' })).toThrowErrorMatchingInlineSnapshot(
+      `[ConfigError: interaction_generation.assistant_model: no API key for openai/gpt-4o-mini: set OPENAI_API_KEY (or api_key / api_key_env in the config)]`,
+    );
+  });
+
+  it("falls back to sim with no key for the distractor, naming only the distractor's variable", async () => {
+    const config = await configOf(OPENROUTER_DISTRACTOR);
+    const models = buildDistractorModel(config, {}, {});
+    expect(models.distractor.model).toMatchObject({ provider: 'sim', model: 'meta-llama/llama-3.1-8b-instruct' });
+    expect(models.notices).toEqual(['no API key found (OPENROUTER_API_KEY not set): using the built-in sim provider; replies are simulated, offline']);
+  });
+
+  it('keeps --provider, --model and --base-url, and names the YAML path of a missing key', async () => {
+    const config = await configOf(OPENROUTER_DISTRACTOR);
+    const local = buildDistractorModel(config, { provider: 'openai', baseUrl: 'http://127.0.0.1:9/v1', model: 'noise-model' }, {});
+    expect(local.distractor.model).toMatchObject({ provider: 'openai', model: 'noise-model' });
+    expect(local.notices).toEqual([]);
+    expect(() => buildDistractorModel(config, { provider: 'openai' }, {})).toThrowErrorMatchingInlineSnapshot(
+      `[ConfigError: distractor.llm: no API key for openai/meta-llama/llama-3.1-8b-instruct: set OPENAI_API_KEY (or api_key / api_key_env in the config)]`,
+    );
+    expect(() => buildDistractorModel(config, { provider: 'anthropic' }, {})).toThrow(/--provider: expected one of/);
+  });
+
+  it("does not check a llama assistant's model file it never loads", async () => {
+    const config = await configOf(`interaction_generation:\n  assistant_model:\n    provider: llama\n    model: ./missing.gguf\n${OPENROUTER_DISTRACTOR}`);
+    const env = { OPENAI_API_KEY: 'sk-test', OPENROUTER_API_KEY: 'sk-or-test' };
+    const models = buildDistractorModel(config, {}, env);
+    expect(models.distractor.model).toMatchObject({ provider: 'openrouter' });
+    await models.close();
+    expect(() => buildModels(config, { distractor: true }, env)).toThrow(/^interaction_generation\.assistant_model\.model: llama model file not found: .*missing\.gguf$/);
+  });
+});
