@@ -15,7 +15,7 @@ export { callModel } from './models/call.js';
 export { createSimModel, type SimOptions } from './models/sim.js';
 export { createOpenAIModel, type OpenAIModelOptions } from './models/openai.js';
 export { createPool, type ModelPool, type PoolEntry } from './models/pool.js';
-export { buildModels } from './models/index.js';
+export { buildDistractorModel, buildModels } from './models/index.js';
 export type { ChatModel, ChatRequest, ChatResponse, ChatMessage, ModelRef, TokenUsage } from './models/types.js';
 export { DirSink } from './sinks/dir.js';
 export { Batcher } from './sinks/batcher.js';
