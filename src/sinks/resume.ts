@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import { open, readFile, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError } from '../errors.js';
+import { DEFAULT_MAX_LINE_BYTES, byteLines } from '../streams/ndjson.js';
 import { KeySet } from '../streams/seen.js';
 import type { IndexEntry } from './dir.js';
 
@@ -75,12 +76,24 @@ export async function cutTornLine(path: string): Promise<number> {
   }
 }
 
+/** One line of an output file, for resume. */
+interface OutputLine {
+  /** The line as text (no newline), or undefined when it is not valid UTF-8 or is over the limit (`overlong`). */
+  readonly text: string | undefined;
+  readonly overlong: boolean;
+  /** Byte offset of the line, and the bytes it takes, its newline included. */
+  readonly offset: number;
+  readonly bytes: number;
+}
+
 /**
  * Lines of a file from byte `from`, as text with the byte offset and length (newline included) of
- * each; a line that is not valid UTF-8 comes as `text: undefined` with its true length. A missing file
- * has no lines. (readLines in src/streams would hide the byte length of a bad line.)
+ * each, split by byteLines: a line that is not valid UTF-8 comes as `text: undefined` with its true
+ * length, and so does one longer than `maxLineBytes`, flagged `overlong` and never held whole. A missing
+ * file has no lines. After cutTornLine every file ends with a newline; a remainder would come as a
+ * line without one.
  */
-async function* linesFrom(path: string, from: number): AsyncGenerator<{ text: string | undefined; offset: number; bytes: number }> {
+async function* linesFrom(path: string, from: number, maxLineBytes: number | undefined): AsyncGenerator<OutputLine> {
   const decoder = new TextDecoder('utf-8', { fatal: true });
   const decode = (bytes: Buffer): string | undefined => {
     try {
@@ -89,20 +102,11 @@ async function* linesFrom(path: string, from: number): AsyncGenerator<{ text: st
       return undefined;
     }
   };
-  let offset = from;
-  let carry: Buffer = Buffer.alloc(0);
   let stream;
   try {
     stream = createReadStream(path, { start: from });
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      const data = carry.length === 0 ? chunk : Buffer.concat([carry, chunk]);
-      let start = 0;
-      for (let newline = data.indexOf(10); newline >= 0; newline = data.indexOf(10, start)) {
-        yield { text: decode(data.subarray(start, newline)), offset, bytes: newline + 1 - start };
-        offset += newline + 1 - start;
-        start = newline + 1;
-      }
-      carry = data.subarray(start);
+    for await (const line of byteLines(stream, { start: from, maxLineBytes })) {
+      yield { text: line.overlong ? undefined : decode(line.bytes), overlong: line.overlong, offset: line.offset, bytes: line.length };
     }
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
@@ -110,8 +114,11 @@ async function* linesFrom(path: string, from: number): AsyncGenerator<{ text: st
   } finally {
     stream?.destroy();
   }
-  // After cutTornLine every file ends with a newline; a remainder is reported as a line without one.
-  if (carry.length > 0) yield { text: decode(carry), offset, bytes: carry.length };
+}
+
+export interface ReadOutputOptions {
+  /** Longest line read from DIR's files, in bytes, as for input files (readLines). Default 16 MiB. */
+  readonly maxLineBytes?: number;
 }
 
 /**
@@ -120,7 +127,7 @@ async function* linesFrom(path: string, from: number): AsyncGenerator<{ text: st
  * (from the index, ~100 bytes a line, rather than from the interactions themselves) and those that
  * failed. Memory: 16 bytes an id (KeySet).
  */
-export async function readOutput(dir: string): Promise<OutputState> {
+export async function readOutput(dir: string, options: ReadOutputOptions = {}): Promise<OutputState> {
   const path = (name: string): string => join(dir, name);
   const repairs: string[] = [];
   for (const name of ['interactions.ndjson', 'index.ndjson', 'failures.ndjson']) {
@@ -141,11 +148,12 @@ export async function readOutput(dir: string): Promise<OutputState> {
     done.add(id);
     if (queryId.startsWith('supplement_r')) compensated.set(personaId, (compensated.get(personaId) ?? 0) + 1);
   };
-  for await (const line of linesFrom(path('index.ndjson'), 0)) {
+  for await (const line of linesFrom(path('index.ndjson'), 0, options.maxLineBytes)) {
     if (line.text !== undefined && line.text.trim() === '') {
       indexBytes += line.bytes;
       continue;
     }
+    // A line that is not UTF-8 or is over the limit (`text` undefined) is garbage like one that is not an entry.
     let entry: IndexEntry | undefined;
     try {
       const parsed: unknown = line.text === undefined ? undefined : JSON.parse(line.text);
@@ -171,7 +179,11 @@ export async function readOutput(dir: string): Promise<OutputState> {
   let missingIndex = '';
   if (end < size) {
     let rebuilt = 0;
-    for await (const line of linesFrom(path('interactions.ndjson'), end)) {
+    for await (const line of linesFrom(path('interactions.ndjson'), end, options.maxLineBytes)) {
+      // Too long to read within the memory bound: its id cannot be known, so, as for a line that is not JSON, resuming could write it twice.
+      if (line.overlong) {
+        throw new ConfigError(`${path('interactions.ndjson')}: the line at byte ${line.offset} takes ${line.bytes} bytes, over the limit of ${options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES} a line, so its interaction cannot be read and resuming could write it twice. Remove that line, then resume`);
+      }
       if (line.text === undefined || line.text.trim() === '') {
         end += line.bytes;
         continue;
@@ -193,7 +205,7 @@ export async function readOutput(dir: string): Promise<OutputState> {
   }
   const failed = new KeySet();
   let failedCount = 0;
-  for await (const line of linesFrom(path('failures.ndjson'), 0)) {
+  for await (const line of linesFrom(path('failures.ndjson'), 0, options.maxLineBytes)) {
     if (line.text === undefined || line.text.trim() === '') continue;
     let failure: { interaction_id?: unknown } | null;
     try {

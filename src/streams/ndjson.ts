@@ -24,72 +24,133 @@ export interface ReadLinesOptions {
   readonly maxLineBytes?: number;
 }
 
+export interface ByteLinesOptions extends ReadLinesOptions {
+  /** Byte offset of the source's first byte in its file (a stream opened with `start`): where offsets count from. Default 0. */
+  readonly start?: number;
+}
+
+/** One line of a byte stream, where it lies in the input, and its bytes. */
+export interface ByteLine {
+  /** 1-based line number within the source. */
+  readonly line: number;
+  /** Byte offset of the line's first byte: `start` plus the bytes before it. */
+  readonly offset: number;
+  /**
+   * The line without its `\n` (a `\r` before it is kept), or empty when `overlong`. May be a view into the
+   * source's chunk: valid until the next line is asked for; copy it to keep it.
+   */
+  readonly bytes: Buffer;
+  /** Bytes the line takes in the input, its `\n` included: the next line starts at `offset + length`. */
+  readonly length: number;
+  /** Longer than maxLineBytes (the `\n` not counted): its bytes were never held, and `bytes` is empty. */
+  readonly overlong: boolean;
+  /** Ended by a `\n`; only the last line of the input can be false. */
+  readonly terminated: boolean;
+}
+
 const NEWLINE = 0x0a;
 const CARRIAGE_RETURN = 0x0d;
+/** Longest line read by default, in bytes (16 MiB): a persona, query or output line is far shorter. */
+export const DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024;
+const EMPTY = Buffer.alloc(0);
 
 /**
- * Splits a byte stream into lines. Pulling is lazy: `for await` reads the next chunk only when the
- * lines already split are consumed, so memory stays at one chunk plus one line whatever the input size.
- * Handles CRLF, a missing final newline, lines split across chunks, invalid UTF-8 (reported per line)
- * and over-long lines (reported, skipped). Blank lines are yielded too; callers decide what they mean.
+ * Splits a byte stream into lines: byteLines, with its results made by `make`.
+ * readLines and byteLines share this one loop; readLines passes a `make` that decodes, so it costs no
+ * second async generator (one more promise per line) and no intermediate object per line.
+ */
+async function* splitLines<T>(
+  source: AsyncIterable<Buffer | string>,
+  maxLineBytes: number,
+  start: number,
+  make: (line: number, offset: number, bytes: Buffer, length: number, overlong: boolean, terminated: boolean) => T,
+): AsyncGenerator<T> {
+  let offset = start;
+  let lineNumber = 0;
+  // The current line's pieces from earlier chunks (copies), and its byte count so far, kept or not.
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  let overlong = false;
+
+  for await (const raw of source) {
+    const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
+    let from = 0;
+    for (let newline = chunk.indexOf(NEWLINE); newline !== -1; newline = chunk.indexOf(NEWLINE, from)) {
+      const size = pendingBytes + newline - from;
+      let bytes: Buffer = EMPTY;
+      if (overlong || size > maxLineBytes) overlong = true;
+      else if (pending.length === 0) bytes = chunk.subarray(from, newline);
+      else {
+        pending.push(chunk.subarray(from, newline));
+        bytes = Buffer.concat(pending, size);
+      }
+      lineNumber += 1;
+      const line = make(lineNumber, offset, bytes, size + 1, overlong, true);
+      offset += size + 1;
+      pending = [];
+      pendingBytes = 0;
+      overlong = false;
+      from = newline + 1;
+      yield line;
+    }
+    if (from < chunk.length) {
+      pendingBytes += chunk.length - from;
+      if (overlong) continue;
+      if (pendingBytes > maxLineBytes) {
+        overlong = true;
+        pending = [];
+      } else {
+        // Copy: the stream may reuse its buffer, and a view would pin the whole chunk.
+        pending.push(Buffer.from(chunk.subarray(from)));
+      }
+    }
+  }
+  if (pendingBytes > 0) {
+    const bytes = overlong ? EMPTY : pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending, pendingBytes);
+    yield make(lineNumber + 1, offset, bytes, pendingBytes, overlong, false);
+  }
+}
+
+/**
+ * The one place where bytes are split into lines, with where each lies: readLines, the query index
+ * (src/streams/queries.ts) and resume (src/sinks/resume.ts) all build on it. Pulling is lazy: `for await`
+ * reads the next chunk only when the lines already split are consumed. A line inside one chunk is a
+ * view into it; a line across chunks is kept as a list of copied pieces, joined once when its `\n`
+ * arrives. A line stops being kept as soon as it passes maxLineBytes and comes out `overlong`, its
+ * length still counted. So memory stays at one chunk plus one line of at most maxLineBytes, whatever
+ * the input. A missing final newline still ends a line (`terminated: false`); empty input has no lines.
+ *
+ * @example
+ * for await (const { offset, length } of byteLines(createReadStream(path, { start }), { start })) index(offset, length);
+ */
+export function byteLines(source: AsyncIterable<Buffer | string>, options: ByteLinesOptions = {}): AsyncGenerator<ByteLine> {
+  return splitLines(source, options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES, options.start ?? 0, (line, offset, bytes, length, overlong, terminated): ByteLine => ({ line, offset, bytes, length, overlong, terminated }));
+}
+
+/**
+ * Splits a byte stream into text lines: byteLines, with a `\r` before the `\n` dropped and each line
+ * decoded as strict UTF-8. Lazy like byteLines: one chunk plus one line in memory whatever the input
+ * size. Handles CRLF, a missing final newline, lines split across chunks, invalid UTF-8 (reported per
+ * line), a byte-order mark at the start, and over-long lines (reported, skipped). Blank lines are
+ * yielded too; callers decide what they mean.
  *
  * @example
  * for await (const { line, text } of readLines(createReadStream('personas.ndjson'))) console.log(line, text);
  */
-export async function* readLines(source: AsyncIterable<Buffer | string>, options: ReadLinesOptions = {}): AsyncGenerator<Line> {
-  const maxLineBytes = options.maxLineBytes ?? 16 * 1024 * 1024;
+export function readLines(source: AsyncIterable<Buffer | string>, options: ReadLinesOptions = {}): AsyncGenerator<Line> {
+  const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
   const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
-  let overlong = false;
-  let lineNumber = 0;
-
-  const finish = (tail: Buffer): Line => {
-    lineNumber += 1;
-    if (overlong) {
-      overlong = false;
-      pending = [];
-      pendingBytes = 0;
-      return { line: lineNumber, error: `line longer than ${maxLineBytes} bytes, skipped` };
-    }
-    let bytes = pending.length === 0 ? tail : Buffer.concat([...pending, tail]);
-    pending = [];
-    pendingBytes = 0;
-    if (bytes.length > 0 && bytes[bytes.length - 1] === CARRIAGE_RETURN) bytes = bytes.subarray(0, -1);
+  return splitLines(source, maxLineBytes, 0, (line, _offset, bytes, _length, overlong): Line => {
+    if (overlong) return { line, error: `line longer than ${maxLineBytes} bytes, skipped` };
+    let text: string;
     try {
-      const text = decoder.decode(bytes);
-      // A byte-order mark is only one at the very start of the input.
-      return { line: lineNumber, text: lineNumber === 1 && text.startsWith('\uFEFF') ? text.slice(1) : text };
+      text = decoder.decode(bytes.length > 0 && bytes[bytes.length - 1] === CARRIAGE_RETURN ? bytes.subarray(0, -1) : bytes);
     } catch {
-      return { line: lineNumber, error: 'invalid UTF-8' };
+      return { line, error: 'invalid UTF-8' };
     }
-  };
-
-  for await (const raw of source) {
-    const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
-    let start = 0;
-    let newline = chunk.indexOf(NEWLINE, start);
-    while (newline !== -1) {
-      const piece = chunk.subarray(start, newline);
-      if (!overlong && pendingBytes + piece.length > maxLineBytes) overlong = true;
-      yield finish(overlong ? Buffer.alloc(0) : piece);
-      start = newline + 1;
-      newline = chunk.indexOf(NEWLINE, start);
-    }
-    if (start < chunk.length && !overlong) {
-      const rest = chunk.subarray(start);
-      if (pendingBytes + rest.length > maxLineBytes) {
-        overlong = true;
-        pending = [];
-        pendingBytes = 0;
-      } else {
-        // Copy: the stream may reuse its buffer, and a subarray would pin the whole chunk.
-        pending.push(Buffer.from(rest));
-        pendingBytes += rest.length;
-      }
-    }
-  }
-  if (pendingBytes > 0 || overlong) yield finish(Buffer.alloc(0));
+    // A byte-order mark is only one at the very start of the input.
+    return { line, text: line === 1 && text.startsWith('\uFEFF') ? text.slice(1) : text };
+  });
 }
 
 /** Opens `path` for reading, or stdin for `-` / undefined; the name is what error messages call it. */

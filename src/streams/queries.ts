@@ -5,7 +5,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { ConfigError } from '../errors.js';
 import type { Rng } from '../rng.js';
-import { badLineReporter } from './ndjson.js';
+import { DEFAULT_MAX_LINE_BYTES, badLineReporter, byteLines, type ByteLine } from './ndjson.js';
 
 /** One query of the dataset. */
 export interface DatasetQuery {
@@ -58,6 +58,8 @@ export interface QueryDatasetOptions {
   readonly maxQueries?: number | undefined;
   readonly strict?: boolean;
   readonly onWarning?: (message: string) => void;
+  /** Longest query line, in bytes; a longer one is reported as `FILE:LINE` and skipped without being held. Default 16 MiB. */
+  readonly maxLineBytes?: number;
 }
 
 /**
@@ -124,9 +126,14 @@ export class QueryDataset {
     let count = 0;
     const name = basename(path);
     const report = badLineReporter(options);
-    const consider = (line: Buffer, start: number, lineNumber: number): boolean => {
+    const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+    const consider = ({ line: lineNumber, bytes, offset, overlong }: ByteLine): boolean => {
       if (max <= 0) return false;
-      const text = line.toString('utf8').trim();
+      if (overlong) {
+        report(`${path}:${lineNumber}: line longer than ${maxLineBytes} bytes, skipped`);
+        return true;
+      }
+      const text = bytes.toString('utf8').trim();
       if (text === '') return true;
       let json: unknown;
       try {
@@ -141,29 +148,14 @@ export class QueryDataset {
         return true;
       }
       count += 1;
-      return add(start, line.length, count - 1);
+      // The length without the newline (a CR is kept, and trimmed when read back).
+      return add(offset, bytes.length, count - 1);
     };
     let stream: ReturnType<typeof createReadStream> | undefined;
     try {
       stream = createReadStream(path);
-      let carry: Buffer = Buffer.alloc(0);
-      let position = 0;
-      let lineNumber = 0;
-      let more = true;
-      for await (const chunk of stream as AsyncIterable<Buffer>) {
-        const data = carry.length === 0 ? chunk : Buffer.concat([carry, chunk]);
-        const base = position - carry.length;
-        let from = 0;
-        for (let newline = data.indexOf(10, from); newline >= 0 && more; newline = data.indexOf(10, from)) {
-          lineNumber += 1;
-          more = consider(data.subarray(from, newline), base + from, lineNumber);
-          from = newline + 1;
-        }
-        position += chunk.length;
-        carry = data.subarray(from);
-        if (!more) break;
-      }
-      if (more && carry.length > 0) consider(carry, position - carry.length, lineNumber + 1);
+      // Leaving the loop ends byteLines, which stops reading the file.
+      for await (const line of byteLines(stream, { maxLineBytes })) if (!consider(line)) break;
     } catch (error) {
       if (error instanceof ConfigError) throw error;
       throw new ConfigError(`${path}: cannot read query file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);

@@ -421,6 +421,56 @@ describe('crash shapes', () => {
     expect(await expectIndexMatches(dir)).toEqual(first);
   });
 
+  // Lines over maxLineBytes are never held: an index line is garbage (cut there, the rest rebuilt), an interaction line
+  // cannot be read (refused, as one that is not JSON), a failure line is passed over (as one that is not JSON).
+  describe('over-long lines', () => {
+    const limit = 2048;
+
+    it('an index line over the limit is cut like garbage, and the entries after it are rebuilt with their offsets', async () => {
+      const dir = await fresh();
+      const first = some(4);
+      await writeRun(dir, first.map(ok));
+      const data = await readFile(join(dir, FILES.interactions), 'utf8');
+      expect(Math.max(...lines(data).map((line) => Buffer.byteLength(line)))).toBeLessThan(limit);
+      const indexLines = lines(await readFile(join(dir, FILES.index), 'utf8'));
+      // Entry 2, still valid JSON, padded past the limit.
+      const padded = [indexLines[0]!, `${indexLines[1]!}${' '.repeat(limit)}`, ...indexLines.slice(2)];
+      await writeFile(join(dir, FILES.index), padded.map((line) => `${line}\n`).join(''));
+
+      const state = await readOutput(dir, { maxLineBytes: limit });
+      expect(state.repairs).toEqual(['index.ndjson: cut after entry 1, the last one that matches interactions.ndjson', 'index.ndjson: 3 interaction(s) were not indexed yet; their index lines are added']);
+      expect(await readFile(join(dir, FILES.index), 'utf8')).toBe(`${indexLines[0]!}\n`);
+      expect(lines(state.missingIndex)).toEqual(indexLines.slice(1));
+      expect(state).toMatchObject({ count: 4, offset: Buffer.byteLength(data) });
+      await writeRun(dir, [], { resume: state });
+      expect(await expectIndexMatches(dir)).toEqual(first);
+    });
+
+    it('an interaction over the limit after the last index entry is refused, at its byte offset', async () => {
+      const dir = await fresh();
+      const first = [...some(2), interaction('p1', 'q_long', 'é'.repeat(limit)), ...some(1, 3)];
+      await writeRun(dir, first.map(ok));
+      const index = await readIndex(dir);
+      await writeFile(join(dir, FILES.index), `${JSON.stringify(index[0])}\n`);
+      const long = index[2]!;
+      const reading = readOutput(dir, { maxLineBytes: limit });
+      await expect(reading).rejects.toBeInstanceOf(ConfigError);
+      await expect(reading).rejects.toThrow(`interactions.ndjson: the line at byte ${long.offset} takes ${long.bytes} bytes, over the limit of ${limit} a line, so its interaction cannot be read`);
+      // Under the default limit it is read and indexed.
+      expect(lines((await readOutput(dir)).missingIndex)).toEqual(index.slice(1).map((entry) => JSON.stringify(entry)));
+    });
+
+    it('a failure line over the limit is passed over; the failures after it still count', async () => {
+      const dir = await fresh();
+      const long = { ...failure('p2', 'q2'), error: { kind: 'server', message: 'x'.repeat(limit) } } as Failure;
+      await writeRun(dir, [failed(failure('p1', 'q1')), failed(long), failed(failure('p3', 'q3'))]);
+      const state = await readOutput(dir, { maxLineBytes: limit });
+      expect(state.failedCount).toBe(2);
+      expect(['interaction_p1_q1', 'interaction_p2_q2', 'interaction_p3_q3'].map((id) => state.failed.has(id))).toEqual([true, false, true]);
+      expect((await readOutput(dir)).failedCount).toBe(3);
+    });
+  });
+
   // Regression (fixed): DirSink.open creates interactions.ndjson, failures.ndjson and index.ndjson one after another; a
   // run killed in between leaves DIR without index.ndjson, and readOutput then rejects with ENOENT
   // (createReadStream on the missing index) instead of treating the missing index as empty.

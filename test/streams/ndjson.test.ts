@@ -1,8 +1,9 @@
-// readLines: splitting a byte stream into numbered lines, table-style, plus chunking properties and laziness.
+// byteLines: the one line splitter (offsets, lengths, over-long lines, memory), chunking properties;
+// readLines on top of it: numbered text lines, table-style, plus chunking properties and laziness.
 /* eslint-disable @typescript-eslint/require-await -- test sources are async generators over in-memory data: no await, like a stream whose data is ready */
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
-import { readLines, type Line } from '../../src/streams/ndjson.js';
+import { byteLines, readLines, type ByteLine, type Line } from '../../src/streams/ndjson.js';
 
 type Chunk = Buffer | string | readonly number[];
 
@@ -226,5 +227,140 @@ describe('readLines', () => {
       for await (const line of readLines(failing())) seen.push(line);
     }).rejects.toThrow('disk on fire');
     expect(seen).toEqual([ok(1, 'a')]);
+  });
+});
+
+describe('byteLines', () => {
+  /** Collects the lines, copying each line's bytes when it arrives (they may be a view into the chunk). */
+  async function collectBytes(source: AsyncIterable<Buffer | string>, options: { start?: number; maxLineBytes?: number } = {}): Promise<ByteLine[]> {
+    const out: ByteLine[] = [];
+    for await (const line of byteLines(source, options)) out.push({ ...line, bytes: Buffer.from(line.bytes) });
+    return out;
+  }
+
+  /** Yields copies of `parts` through one shared buffer, overwritten once the reader asks for more, as a stream may. */
+  async function* reusing(parts: readonly Buffer[]): AsyncGenerator<Buffer> {
+    const shared = Buffer.alloc(Math.max(1, ...parts.map((part) => part.length)));
+    for (const part of parts) {
+      const view = shared.subarray(0, part.length);
+      part.copy(view);
+      yield view;
+      view.fill(0x3f);
+    }
+  }
+
+  const line = (fields: Partial<ByteLine> & Pick<ByteLine, 'line' | 'offset' | 'length'>): ByteLine => ({ bytes: Buffer.alloc(0), overlong: false, terminated: true, ...fields });
+
+  it('gives each line its number, offset from `start`, bytes (CR kept) and length (newline included)', async () => {
+    expect(await collectBytes(chunks(['ab\r\n\nc', 'dé\nxyz']), { start: 100 })).toEqual([
+      line({ line: 1, offset: 100, bytes: Buffer.from('ab\r'), length: 4 }),
+      line({ line: 2, offset: 104, length: 1 }),
+      line({ line: 3, offset: 105, bytes: Buffer.from('cdé'), length: 5 }),
+      line({ line: 4, offset: 110, bytes: Buffer.from('xyz'), length: 3, terminated: false }),
+    ]);
+  });
+
+  it('flags a line over maxLineBytes with an empty buffer and its full length, wherever it ends', async () => {
+    expect(await collectBytes(chunks(['12345\n123', '456\nok\n1', '234567']), { maxLineBytes: 5 })).toEqual([
+      line({ line: 1, offset: 0, bytes: Buffer.from('12345'), length: 6 }),
+      line({ line: 2, offset: 6, length: 7, overlong: true }),
+      line({ line: 3, offset: 13, bytes: Buffer.from('ok'), length: 3 }),
+      line({ line: 4, offset: 16, length: 7, overlong: true, terminated: false }),
+    ]);
+  });
+
+  it('skips a huge line without holding it, and counts its length for the offsets after it', async () => {
+    const chunkBytes = 64 * 1024;
+    const chunkCount = 2048; // 128 MiB of one line, through one reused buffer
+    const shared = Buffer.alloc(chunkBytes, 'x');
+    let peak = 0;
+    const baseline = process.memoryUsage().arrayBuffers;
+    async function* huge(): AsyncGenerator<Buffer | string> {
+      yield 'first\n';
+      for (let i = 0; i < chunkCount; i += 1) {
+        peak = Math.max(peak, process.memoryUsage().arrayBuffers - baseline);
+        yield shared;
+      }
+      yield '\nafter\n';
+    }
+    const size = chunkBytes * chunkCount;
+    expect(await collectBytes(huge(), { maxLineBytes: 1024 * 1024 })).toEqual([
+      line({ line: 1, offset: 0, bytes: Buffer.from('first'), length: 6 }),
+      line({ line: 2, offset: 6, length: size + 1, overlong: true }),
+      line({ line: 3, offset: 6 + size + 1, bytes: Buffer.from('after'), length: 6 }),
+    ]);
+    expect(peak).toBeLessThan(32 * 1024 * 1024);
+  });
+
+  it('joins a line spread over many small chunks once, from copies of them', async () => {
+    const parts = Array.from({ length: 300 }, (_, i) => Buffer.from(String.fromCharCode(97 + (i % 26))));
+    const text = parts.map((part) => part.toString()).join('');
+    expect(await collectBytes(reusing([...parts, Buffer.from('\n')]))).toEqual([line({ line: 1, offset: 0, bytes: Buffer.from(text), length: 301 })]);
+  });
+
+  it('stops reading when the consumer stops', async () => {
+    let pulled = 0;
+    async function* source(): AsyncGenerator<string> {
+      for (let i = 0; i < 100; i += 1) {
+        pulled += 1;
+        yield `${i}\n`;
+      }
+    }
+    for await (const { line: number } of byteLines(source())) if (number === 2) break;
+    expect(pulled).toBe(2);
+  });
+
+  // Property: random lines (empty, CRLF, multi-byte, some over the limit), cut into random chunks.
+  const piece = fc.oneof(
+    fc.string({ unit: fc.constantFrom('a', ' ', '"', 'é', '€', '😀', '\r', '\t'), maxLength: 6 }),
+    fc.string({ unit: fc.constantFrom('x', 'é', '😀'), minLength: 5, maxLength: 40 }),
+  );
+  const arbInput = fc.record({
+    lines: fc.array(fc.record({ text: piece, crlf: fc.boolean() }), { maxLength: 20 }),
+    finalNewline: fc.boolean(),
+    positions: fc.array(fc.nat(), { maxLength: 40 }),
+    maxLineBytes: fc.integer({ min: 1, max: 24 }),
+    start: fc.oneof(fc.constant(0), fc.nat({ max: 2 ** 40 })),
+  });
+
+  test.prop([arbInput])('offsets and lengths tile the input, bytes are the lines, over-long lines are flagged and never held', async ({ lines, finalNewline, positions, maxLineBytes, start }) => {
+    // Each line's bytes as byteLines should give them (a CR before the LF is part of the line).
+    const contents = lines.map(({ text, crlf }) => Buffer.from(crlf ? `${text}\r` : text));
+    const terminated = contents.map(() => true);
+    // Without a final newline the last line ends the input; an empty one then does not exist.
+    if (!finalNewline && contents.length > 0 && (contents[contents.length - 1] as Buffer).length > 0) terminated[terminated.length - 1] = false;
+    const input = Buffer.concat(contents.map((content, i) => (terminated[i] === true ? Buffer.concat([content, Buffer.from('\n')]) : content)));
+
+    const got = await collectBytes(reusing(cut(input, positions)), { start, maxLineBytes });
+
+    expect(got.map((l) => l.line)).toEqual(contents.map((_, i) => i + 1));
+    let offset = start;
+    for (const [i, l] of got.entries()) {
+      const content = contents[i] as Buffer;
+      expect(l.offset).toBe(offset);
+      expect(l.terminated).toBe(terminated[i]);
+      expect(l.length).toBe(content.length + (l.terminated ? 1 : 0));
+      expect(input.subarray(l.offset - start, l.offset - start + l.length).toString('latin1')).toBe(Buffer.concat([content, Buffer.from(l.terminated ? '\n' : '')]).toString('latin1'));
+      expect(l.overlong).toBe(content.length > maxLineBytes);
+      // A line over the limit never comes out as bytes: it was not held.
+      expect(l.bytes.length).toBeLessThanOrEqual(maxLineBytes);
+      expect(l.bytes.equals(l.overlong ? Buffer.alloc(0) : content)).toBe(true);
+      offset += l.length;
+    }
+    expect(offset - start).toBe(input.length);
+  });
+
+  test.prop([fc.array(fc.nat(), { maxLength: 40 }), fc.array(fc.nat(), { maxLength: 40 })])('cuts the same lines however the bytes are chunked', async (positionsA, positionsB) => {
+    const input = Buffer.from('one\r\n\ntwo é😀\n' + 'x'.repeat(30) + '\nthree\nlast');
+    const a = await collectBytes(chunks(cut(input, positionsA)), { maxLineBytes: 16 });
+    expect(await collectBytes(reusing(cut(input, positionsB)), { maxLineBytes: 16 })).toEqual(a);
+    expect(a.map((l) => [l.offset, l.length, l.overlong])).toEqual([
+      [0, 5, false],
+      [5, 1, false],
+      [6, 11, false],
+      [17, 31, true],
+      [48, 6, false],
+      [54, 4, false],
+    ]);
   });
 });

@@ -292,6 +292,26 @@ describe('QueryDataset.open', () => {
     });
   });
 
+  it('reports a line over maxLineBytes as PATH:LINE and skips it; the lines after it keep their numbers and offsets', async () => {
+    const long = JSON.stringify({ query_id: 'long', query: `${'ü'.repeat(40)}?` }); // valid, but 100 bytes
+    const content = [jsonl({ query_id: 'a', query: 'Première question 😀' }), `${long}\r\n`, jsonl('not json', { query_id: 'b', query: 'Zweite Frage' }), long].join('');
+    const path = await writeQueries(content);
+    await withDataset(path, { maxLineBytes: 64 }, async (dataset, warnings) => {
+      expect(warnings).toEqual([`${path}:2: line longer than 64 bytes, skipped`, expect.stringMatching(new RegExp(`^${escape(path)}:3: invalid JSON`)), `${path}:5: line longer than 64 bytes, skipped`]);
+      // Read back from disk by offset and length: right only if the skipped line was counted.
+      expect(await all(dataset)).toEqual([
+        { queryId: 'query.jsonl:a', text: 'Première question 😀', metadata: undefined },
+        { queryId: 'query.jsonl:b', text: 'Zweite Frage', metadata: undefined },
+      ]);
+    });
+    await expect(QueryDataset.open(path, { maxLineBytes: 64, strict: true })).rejects.toThrow(new RegExp(`^${escape(path)}:2: line longer than 64 bytes, skipped.*--strict`));
+    // Under the default limit (16 MiB) the same file is all queries but the bad one.
+    await withDataset(path, {}, async (dataset, warnings) => {
+      expect(dataset.size).toBe(4);
+      expect(warnings).toHaveLength(1);
+    });
+  });
+
   // ---------------------------------------------------------------------------------------------------------
   // Property: random files against an independent model of what should be indexed and reported.
 
