@@ -184,15 +184,17 @@ export async function readOutput(dir: string, options: ReadOutputOptions = {}): 
       if (line.overlong) {
         throw new ConfigError(`${path('interactions.ndjson')}: the line at byte ${line.offset} takes ${line.bytes} bytes, over the limit of ${options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES} a line, so its interaction cannot be read and resuming could write it twice. Remove that line, then resume`);
       }
-      if (line.text === undefined || line.text.trim() === '') {
+      if (line.text !== undefined && line.text.trim() === '') {
         end += line.bytes;
         continue;
       }
       let interaction: { interaction_id: string; persona_id: string; num_turns: number; metadata: { query_id: string } };
       try {
+        // Not UTF-8 (text undefined) is refused like not JSON: skipping it would let its interaction be written again.
+        if (line.text === undefined) throw new SyntaxError('not UTF-8');
         interaction = JSON.parse(line.text) as typeof interaction;
       } catch {
-        throw new ConfigError(`${path('interactions.ndjson')}: the line at byte ${line.offset} is not JSON; the file was changed by something else, so resuming could write an interaction twice. Fix or remove that line, then resume`);
+        throw new ConfigError(`${path('interactions.ndjson')}: the line at byte ${line.offset} is not JSON (or not UTF-8); the file was changed by something else, so resuming could write an interaction twice. Fix or remove that line, then resume`);
       }
       count += 1;
       rebuilt += 1;

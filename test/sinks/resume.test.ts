@@ -460,6 +460,18 @@ describe('crash shapes', () => {
       expect(lines((await readOutput(dir)).missingIndex)).toEqual(index.slice(1).map((entry) => JSON.stringify(entry)));
     });
 
+    it('an interaction that is not UTF-8 after the last index entry is refused like one that is not JSON', async () => {
+      const dir = await fresh();
+      await writeRun(dir, some(3).map(ok));
+      const index = await readIndex(dir);
+      await writeFile(join(dir, FILES.index), `${JSON.stringify(index[0])}\n`);
+      // Entry 2's line with one byte made invalid UTF-8, its length unchanged.
+      const data = await readFile(join(dir, FILES.interactions));
+      data[index[1]!.offset + 5] = 0xff;
+      await writeFile(join(dir, FILES.interactions), data);
+      await expect(readOutput(dir)).rejects.toThrow(`interactions.ndjson: the line at byte ${index[1]!.offset} is not JSON (or not UTF-8)`);
+    });
+
     it('a failure line over the limit is passed over; the failures after it still count', async () => {
       const dir = await fresh();
       const long = { ...failure('p2', 'q2'), error: { kind: 'server', message: 'x'.repeat(limit) } } as Failure;
