@@ -23,12 +23,12 @@ const log = (text) => process.stderr.write(`bench: ${text}\n`);
 // ---------------------------------------------------------------- helpers
 
 /** Runs node with the rusage preload; resolves with wall time, CPU seconds, peak RSS and stderr. */
-async function measure(args) {
+async function measure(args, env = {}) {
   const rusageFile = join(work, `rusage-${Math.random().toString(36).slice(2)}.json`);
   const started = performance.now();
   const child = spawn(process.execPath, ['--require', join(ROOT, 'bench', 'rusage.cjs'), ...args], {
     cwd: ROOT,
-    env: { ...process.env, BENCH_RUSAGE: rusageFile, OPENAI_API_KEY: '', OPENROUTER_API_KEY: '' },
+    env: { ...process.env, BENCH_RUSAGE: rusageFile, OPENAI_API_KEY: '', OPENROUTER_API_KEY: '', ...env },
     stdio: ['ignore', 'ignore', 'pipe'], // stdout to /dev/null: the data is written and thrown away
   });
   let stderr = '';
@@ -193,8 +193,13 @@ async function memory() {
     const input = await personaFile(join(work, `memory-${lines}.ndjson`), lines);
     const runs = lines >= 1_000_000 ? Math.min(RUNS, 2) : RUNS;
     log(`memory: ${lines} persona lines, sim, zero latency, 2 turns, output to /dev/null, ${runs} runs`);
-    const results = await repeat(runs, () => measure([BIN, 'generate', input, '--provider', 'sim', '--min-turns', '2', '--max-turns', '2', '-q']));
-    rows.push({ lines, peakRssMiB: stats(results.map((r) => r.peakRssMiB)), wallS: stats(results.map((r) => r.wallS)) });
+    const args = [BIN, 'generate', input, '--provider', 'sim', '--min-turns', '2', '--max-turns', '2', '-q'];
+    const results = await repeat(runs, () => measure(args));
+    // One more run, with a full GC every 250 ms (which changes the peak, so it is not one of the above): what is live.
+    const liveFile = join(work, `live-${lines}.json`);
+    await measure(['--expose-gc', '--require', join(ROOT, 'bench', 'live-heap.cjs'), ...args], { BENCH_LIVE_HEAP: liveFile });
+    const live = JSON.parse(await readFile(liveFile, 'utf8'));
+    rows.push({ lines, peakRssMiB: stats(results.map((r) => r.peakRssMiB)), wallS: stats(results.map((r) => r.wallS)), liveHeapMiB: live.heap / 2 ** 20, liveBuffersMiB: live.buffers / 2 ** 20 });
     await rm(input);
   }
   return rows;
@@ -320,10 +325,13 @@ function markdown(results) {
     '## 4. Peak memory while streaming',
     '',
     'sim, zero latency, 2 turns, default concurrency (16), output to /dev/null; peak RSS from the process itself (getrusage).',
+    'Live heap and live buffers: the largest heap in use and array buffers after a full GC, sampled every 250 ms in one more run',
+    '(bench/live-heap.cjs, --expose-gc). The buffers hold the dedupe set of task ids (at most 16 bytes a task) and stream chunks;',
+    'the rest of the peak is the young generation and the garbage V8 lets pile up in the old generation between full GCs.',
     '',
-    '| persona lines | peak RSS (MiB) | wall (s) |',
-    '| --- | --- | --- |',
-    ...mem.map((r) => `| ${r.lines.toLocaleString('en')} | ${fmt(r.peakRssMiB)} | ${fmt(r.wallS, 1)} |`),
+    '| persona lines | peak RSS (MiB) | wall (s) | live heap (MiB) | live buffers (MiB) |',
+    '| --- | --- | --- | --- | --- |',
+    ...mem.map((r) => `| ${r.lines.toLocaleString('en')} | ${fmt(r.peakRssMiB)} | ${fmt(r.wallS, 1)} | ${r.liveHeapMiB === undefined ? '—' : r.liveHeapMiB.toFixed(1)} | ${r.liveBuffersMiB === undefined ? '—' : r.liveBuffersMiB.toFixed(1)} |`),
     '',
     `Largest ÷ smallest peak RSS: ${(mem.at(-1).peakRssMiB.median / mem[0].peakRssMiB.median).toFixed(2)}.`,
     '',

@@ -1,7 +1,7 @@
-// End to end: generate --out killed with SIGKILL at random moments, then resumed, equals an uninterrupted run.
+// End to end: generate --out killed with SIGKILL at random points of its progress, then resumed, equals an uninterrupted run.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -34,16 +34,31 @@ afterAll(async () => {
 
 const ARGS = (out: string): string[] => ['generate', personas, '-c', config, '--out', out, '--seed', '11', '-j', '8', '-q'];
 
-/** Starts generate and SIGKILLs it after `ms` (or lets it finish first). */
-function killAfter(out: string, ms: number): Promise<void> {
-  const child = spawn(process.execPath, [BIN, ...ARGS(out)], { cwd: ROOT, env: childEnv({ OPENAI_API_KEY: undefined }), stdio: 'ignore' });
-  const timer = setTimeout(() => child.kill('SIGKILL'), ms);
-  return new Promise((resolve) =>
+/**
+ * Starts generate (a resume when `resume`) and SIGKILLs it once its interactions.ndjson has grown by
+ * `bytes`, or lets it finish first. Progress, not time, picks the moment, so the kills land at the same
+ * points of a run on a fast machine and on a slow one (0: as soon as the run has started writing).
+ */
+async function killAfterGrowth(out: string, resume: boolean, bytes: number): Promise<void> {
+  const file = join(out, 'interactions.ndjson');
+  const size = async (): Promise<number> => (await stat(file).catch(() => undefined))?.size ?? 0;
+  const before = await size();
+  const child = spawn(process.execPath, [BIN, ...ARGS(out), ...(resume ? ['--resume'] : [])], { cwd: ROOT, env: childEnv({ OPENAI_API_KEY: undefined }), stdio: 'ignore' });
+  let running = true;
+  const closed = new Promise<void>((resolve) =>
     child.once('close', () => {
-      clearTimeout(timer);
+      running = false;
       resolve();
     }),
   );
+  while (running) {
+    if (existsSync(file) && (await size()) - before >= bytes) {
+      child.kill('SIGKILL');
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  await closed;
 }
 
 /** The interactions of a directory, timestamps removed, by id; fails on a torn line. */
@@ -88,22 +103,16 @@ describe('resume after SIGKILL', () => {
     expect(reference.size).toBe(PERSONAS * 2);
   });
 
-  it('loses nothing and writes nothing twice, whenever the kills land', async () => {
+  it('loses nothing and writes nothing twice, wherever the kills land', async () => {
+    const total = (await stat(join(dir, 'reference', 'interactions.ndjson'))).size;
     let attempt = 0;
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.integer({ min: 150, max: 1500 }), { minLength: 1, maxLength: 3 }), async (kills) => {
+      // Each kill after a share (in thousandths) of the whole run's output has been written since its start.
+      fc.asyncProperty(fc.array(fc.integer({ min: 0, max: 1000 }), { minLength: 1, maxLength: 3 }), async (kills) => {
         attempt += 1;
         const out = join(dir, `killed-${attempt}`);
-        for (const [i, ms] of kills.entries()) {
-          if (i === 0) await killAfter(out, ms);
-          else {
-            // Later kills hit a resumed run.
-            const child = spawn(process.execPath, [BIN, ...ARGS(out), '--resume'], { cwd: ROOT, env: childEnv({ OPENAI_API_KEY: undefined }), stdio: 'ignore' });
-            const timer = setTimeout(() => child.kill('SIGKILL'), ms);
-            await new Promise((resolve) => child.once('close', resolve));
-            clearTimeout(timer);
-          }
-        }
+        // Later kills hit a resumed run.
+        for (const [i, share] of kills.entries()) await killAfterGrowth(out, i > 0, Math.floor((total * share) / 1000));
         const resumed = await runCli([...ARGS(out), '--resume'], { env: { OPENAI_API_KEY: undefined } });
         expect(resumed.code, resumed.stderr).toBe(0);
         const result = await interactionsOf(out);
