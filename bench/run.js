@@ -383,7 +383,8 @@ if (process.argv.includes('--report')) {
 
 try {
   const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
-  const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
+  // The results files themselves do not count: a BENCH_ONLY run starts from the last run's, uncommitted.
+  const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', '.', ':!bench/RESULTS.md', ':!bench/RESULTS.json'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
   const machine = { date: new Date().toISOString(), commit: `${commit}${dirty ? ' (with uncommitted changes)' : ''}`, node: process.version, cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', quick: QUICK };
   const sections = {
     engine: engineOverhead,
