@@ -1,11 +1,30 @@
 // HTTP for the openai SDK: a fetch built on node:http(s) requests, with keep-alive agents per model.
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import type { Readable } from 'node:stream';
-import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import { pipeline, type Readable } from 'node:stream';
+import { constants, createBrotliDecompress, createGunzip, createInflate, type ZlibOptions } from 'node:zlib';
 
-/** Decoders for a compressed body. The SDK asks for none, but a proxy may compress all the same. */
-const DECODERS: Readonly<Record<string, () => NodeJS.ReadWriteStream>> = { gzip: createGunzip, 'x-gzip': createGunzip, deflate: createInflate, br: createBrotliDecompress };
+/**
+ * Decoders for a compressed body. The SDK asks for none, but a proxy may compress all the same. As
+ * fetch does, a body cut short of its trailer (an empty 429, say) gives what it holds, not an error.
+ */
+const LENIENT: ZlibOptions = { flush: constants.Z_SYNC_FLUSH, finishFlush: constants.Z_SYNC_FLUSH };
+const DECODERS: Readonly<Record<string, () => NodeJS.ReadWriteStream>> = {
+  gzip: () => createGunzip(LENIENT),
+  'x-gzip': () => createGunzip(LENIENT),
+  deflate: () => createInflate(LENIENT),
+  br: () => createBrotliDecompress({ flush: constants.BROTLI_OPERATION_FLUSH, finishFlush: constants.BROTLI_OPERATION_FLUSH }),
+};
+
+/** Longest body read, in characters (a chat completion is a few KiB): a bigger one, a gzip bomb say, fails the call. */
+export const MAX_BODY_CHARS = 64 * 1024 * 1024;
+
+/**
+ * Idle keep-alive sockets are closed after this long, or sooner when the server announces a shorter
+ * `Keep-Alive: timeout` (Node's agent honours the hint only under its own timeout). Not a limit on calls:
+ * a socket timeout on a call in progress only emits an event; the SDK's deadline governs calls.
+ */
+const IDLE_SOCKET_MS = 60_000;
 
 /** The request headers as node:http wants them: a plain object (the SDK hands over a Headers). */
 function headerObject(headers: RequestInit['headers']): Record<string, string> {
@@ -40,7 +59,8 @@ function headersOf(response: IncomingMessage): Headers {
  * pipeline's concurrency is the limit.
  */
 export function createFetch(): typeof fetch {
-  const agents = { 'http:': new HttpAgent({ keepAlive: true, maxSockets: Infinity, scheduling: 'lifo' }), 'https:': new HttpsAgent({ keepAlive: true, maxSockets: Infinity, scheduling: 'lifo' }) };
+  const agentOptions = { keepAlive: true, maxSockets: Infinity, scheduling: 'lifo', timeout: IDLE_SOCKET_MS } as const;
+  const agents = { 'http:': new HttpAgent(agentOptions), 'https:': new HttpsAgent(agentOptions) };
   return (input: string | URL | Request, init: RequestInit = {}) => {
     const url = new URL(typeof input === 'string' || input instanceof URL ? String(input) : input.url);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') return Promise.reject(new TypeError(`unsupported protocol ${url.protocol}`));
@@ -49,14 +69,33 @@ export function createFetch(): typeof fetch {
     const options: RequestOptions = { method: init.method ?? 'GET', headers: headerObject(init.headers), agent: agents[url.protocol], signal: init.signal ?? undefined };
     return new Promise<Response>((resolve, reject) => {
       const request = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, options, (response) => {
+        const status = response.statusCode ?? 0;
+        const encoding = String(response.headers['content-encoding']).trim().toLowerCase();
+        const empty = status === 204 || status === 304 || response.headers['content-length'] === '0';
+        const decoder = empty ? undefined : DECODERS[encoding]?.();
+        let body: Readable = response;
         response.on('error', reject);
-        const decoder = DECODERS[String(response.headers['content-encoding']).trim().toLowerCase()]?.();
-        const body = (decoder === undefined ? response : response.pipe(decoder).on('error', reject)) as Readable;
+        if (decoder !== undefined) {
+          // pipeline destroys the response too when decoding fails, so its socket is not left paused in the pool.
+          body = pipeline(response, decoder, (error) => {
+            if (error) reject(error);
+          }) as unknown as Readable;
+        }
         body.setEncoding('utf8');
         let text = '';
-        body.on('data', (chunk: string) => (text += chunk));
+        body.on('data', (chunk: string) => {
+          if (text.length + chunk.length > MAX_BODY_CHARS) {
+            const error = new Error(`response body over ${MAX_BODY_CHARS} characters`);
+            response.destroy(error);
+            body.destroy(error);
+            reject(error);
+            return;
+          }
+          text += chunk;
+        });
         body.on('end', () => {
-          const status = response.statusCode ?? 0;
+          // A byte order mark is not part of the JSON (fetch's text() drops it too).
+          if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
           resolve({
             status,
             ok: status >= 200 && status < 300,

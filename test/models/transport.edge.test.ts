@@ -1,5 +1,6 @@
-// Review of src/models/transport.ts (node:http(s) as the openai SDK's fetch): bugs pinned with it.fails,
-// so the suite stays green while they exist. Each test says what goes wrong; flip it.fails to it once fixed.
+// src/models/transport.ts at its edges, from a review of the node:http(s) transport: a decoding error,
+// a gzip bomb, an empty gzip-labelled 429, a byte order mark, the server's keep-alive timeout. Each
+// failed before its fix.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -56,11 +57,11 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const chat = { module: 'assistant', messages: [{ role: 'user', content: 'hi' }] } as const;
 
-describe('transport review', () => {
-  // BUG (transport.ts:53-54): a decoder error rejects the call but leaves `response` unpiped and paused:
+describe('createFetch at its edges', () => {
+  // Was a bug: a decoder error rejects the call but leaves `response` unpiped and paused:
   // the socket is neither read to its end (and returned to the pool) nor destroyed. It stays open,
   // held by nobody, for as long as the server keeps it: one leaked connection per such answer.
-  it.fails('closes or reuses the connection after a body that says gzip and is not (large body)', async () => {
+  it('closes or reuses the connection after a body that says gzip and is not (large body)', async () => {
     let calls = 0;
     const server = await listen(
       createServer(
@@ -82,11 +83,11 @@ describe('transport review', () => {
     expect(server.open()).toBeLessThanOrEqual(1);
   });
 
-  // BUG (transport.ts:56-57): the decoded body is unbounded (`text += chunk`). A ~570 KB gzip body inflates
+  // Was a bug: the decoded body is unbounded (`text += chunk`). A ~570 KB gzip body inflates
   // past V8's longest string, and the RangeError is thrown inside the stream's 'data' listener, not
   // into the promise: an uncaught exception that kills the whole process (a CLI run loses every task
   // in flight) instead of failing one call. Decoding, new in this change, makes it cheap for a server.
-  it.fails('fails the call, not the process, on a gzip bomb', async () => {
+  it('fails the call, not the process, on a gzip bomb', async () => {
     ensureBuilt();
     const transport = pathToFileURL(join(ROOT, 'dist', 'models', 'transport.js')).href;
     const script = `
@@ -124,12 +125,12 @@ describe('transport review', () => {
     expect({ code, stdout }).toEqual({ code: 0, stdout: 'rejected\n' });
   }, 60_000);
 
-  // BUG (transport.ts:53): every `content-encoding: gzip` body goes through createGunzip with its default
+  // Was a bug: every `content-encoding: gzip` body goes through createGunzip with its default
   // Z_FINISH, so an empty body (a proxy's 429 with `content-length: 0`) or one without its trailer
   // rejects with "unexpected end of file", where fetch returns the response. The SDK then sees a
   // connection error: the 429 becomes a 'network' error, its Retry-After is lost, and the limiter
   // neither pauses nor counts an overload.
-  it.fails('keeps the status and Retry-After of a 429 whose empty body is labelled gzip', async () => {
+  it('keeps the status and Retry-After of a 429 whose empty body is labelled gzip', async () => {
     const server = await listen(
       createServer(
         answering((_request, response) => {
@@ -142,10 +143,10 @@ describe('transport review', () => {
     await expect(model.complete(chat, new AbortController().signal)).rejects.toMatchObject({ kind: 'rate_limit', retryAfterMs: 3000 });
   });
 
-  // BUG (transport.ts:55, 68-69): setEncoding('utf8') keeps a leading byte order mark, which fetch's text() and
+  // Was a bug: setEncoding('utf8') keeps a leading byte order mark, which fetch's text() and
   // json() (and undici's body.text(), used before this change) drop. A server that sends one gets
   // every answer rejected as malformed JSON, retried, and failed.
-  it.fails('reads a JSON answer that starts with a UTF-8 byte order mark', async () => {
+  it('reads a JSON answer that starts with a UTF-8 byte order mark', async () => {
     const server = await listen(
       createServer(
         answering((_request, response) => {
@@ -158,13 +159,13 @@ describe('transport review', () => {
     await expect(model.complete(chat, new AbortController().signal)).resolves.toMatchObject({ content: 'hello' });
   });
 
-  // BUG (transport.ts:43): the agents have no `timeout`, and Node 20's Agent applies a server's
+  // Was a bug: the agents have no `timeout`, and Node 20's Agent applies a server's
   // `Keep-Alive: timeout=N` hint only when it is shorter than the agent's own timeout, so the hint is
   // ignored and an idle socket is reused after the server said it closes it (undici, used before,
   // honoured the hint). A call sent as the server closes it fails with ECONNRESET / socket hang up:
   // e.g. every call released together at the end of a shared Retry-After pause as long as the
   // server's keep-alive (Node servers announce timeout=5).
-  it.fails('does not reuse a connection past the keep-alive timeout the server announced', async () => {
+  it('does not reuse a connection past the keep-alive timeout the server announced', async () => {
     const server = await listen(
       createServer(
         answering((_request, response) => {
