@@ -12,14 +12,15 @@ import { build } from 'esbuild';
 
 const require = createRequire(import.meta.url);
 /**
- * rxjs and yaml send Node to their CommonJS builds, which a bundler cannot tree-shake and which run
- * every module of the package at load: take their ES builds instead (the same code, as ES modules).
+ * rxjs sends Node to its CommonJS build, which a bundler cannot tree-shake and which runs every module
+ * of the package at load: take its ES build instead (the same code, as ES modules). yaml keeps its
+ * Node build: its ES build is the browser one, which warns with console.warn, not process.emitWarning.
  */
 const esmBuilds = {
   name: 'esm-builds',
   setup(b) {
-    const entries = { rxjs: ['dist/cjs/index.js', 'dist/esm/index.js'], yaml: ['dist/index.js', 'browser/index.js'] };
-    b.onResolve({ filter: /^(rxjs|yaml)$/ }, ({ path }) => {
+    const entries = { rxjs: ['dist/cjs/index.js', 'dist/esm/index.js'] };
+    b.onResolve({ filter: /^rxjs$/ }, ({ path }) => {
       const [cjs, esm] = entries[path];
       const resolved = require.resolve(path);
       if (!resolved.endsWith(cjs)) throw new Error(`${path} no longer resolves to ${cjs} (got ${resolved}): check scripts/bundle.js`);

@@ -24,9 +24,9 @@ export interface RetryWithDelayOptions {
  * The wait before retry number `retry` (1-based). With a Retry-After of a second or more (a quota or a
  * window the model's limiter pauses every call for), that hint plus up to 10% (at most 1 s), so that the
  * calls told the same instant do not all come back at once. A shorter hint is taken exactly, as the
- * openai SDK takes it: the limiter keeps each such call's slot until then, which is what spaces the
- * calls a saturated window refused, while 10% of a few hundred milliseconds spreads nothing and only
- * adds to every retry. Without a hint, "equal jitter" exponential backoff: half of `delayMs · 2^(retry-1)`
+ * openai SDK takes it: for a refused call (429, 503/529) the limiter keeps its slot until then, which is
+ * what spaces the calls a saturated window refused, while 10% of a few hundred milliseconds spreads
+ * nothing and only adds to every retry. Without a hint, "equal jitter" exponential backoff: half of `delayMs · 2^(retry-1)`
  * fixed, half random, capped at `maxDelayMs`.
  */
 export function retryDelay(error: unknown, retry: number, options: Pick<RetryWithDelayOptions, 'delayMs' | 'maxDelayMs'>, random: () => number): number {
