@@ -103,10 +103,6 @@ const queryGeneration = z.looseObject({
   generation_template: text.optional(),
 });
 
-/**
- * PersonaGym's `training_data` (read by `personaflow export`). No defaults here: export applies them, so
- * a config file's fingerprint (and `--resume` of runs made before this schema) does not change.
- */
 const trainingFormat = z.looseObject({
   include_persona: z.boolean().optional(),
   include_trajectory: z.boolean().optional(),
@@ -118,6 +114,10 @@ const trainingFormat = z.looseObject({
 /** PersonaGym's `training_data.format` switches, as the config schema reads them. */
 export type TrainingFormat = z.infer<typeof trainingFormat>;
 
+/**
+ * PersonaGym's `training_data` (read by `personaflow export`). No defaults here: export applies them, so
+ * a config file's fingerprint (and `--resume` of runs made before this schema) does not change.
+ */
 const trainingData = z.looseObject({
   format: trainingFormat.optional(),
   split: z

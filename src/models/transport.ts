@@ -85,8 +85,8 @@ export function createFetch(): typeof fetch {
         let text = '';
         body.on('data', (chunk: string) => {
           if (text.length + chunk.length > MAX_BODY_CHARS) {
+            // Destroying the last stream destroys the response too (pipeline does it when decoding).
             const error = new Error(`response body over ${MAX_BODY_CHARS} characters`);
-            response.destroy(error);
             body.destroy(error);
             reject(error);
             return;

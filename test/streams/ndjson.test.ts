@@ -34,6 +34,27 @@ function cut(bytes: Buffer, positions: readonly number[]): Buffer[] {
 
 const ok = (line: number, text: string): Line => ({ line, text });
 
+/**
+ * `first`, then one line of 128 MiB through one reused 64 KiB buffer (as streams may reuse theirs, so
+ * all memory growth comes from the reader), then `after`; `peak()` is the array-buffer growth seen.
+ */
+function hugeLine(): { source: AsyncGenerator<Buffer | string>; size: number; peak: () => number } {
+  const chunkBytes = 64 * 1024;
+  const chunkCount = 2048;
+  const shared = Buffer.alloc(chunkBytes, 'x');
+  let peak = 0;
+  const baseline = process.memoryUsage().arrayBuffers;
+  async function* source(): AsyncGenerator<Buffer | string> {
+    yield 'first\n';
+    for (let i = 0; i < chunkCount; i += 1) {
+      peak = Math.max(peak, process.memoryUsage().arrayBuffers - baseline);
+      yield shared;
+    }
+    yield '\nafter\n';
+  }
+  return { source: source(), size: chunkBytes * chunkCount, peak: () => peak };
+}
+
 describe('readLines', () => {
   it.each<{ name: string; input: Chunk[]; expected: Line[] }>([
     { name: 'empty input', input: [], expected: [] },
@@ -101,25 +122,12 @@ describe('readLines', () => {
     });
 
     it('does not hold a huge line in memory while skipping it', async () => {
-      // The source reuses one buffer, as streams may: all memory growth would come from the reader.
-      const chunkBytes = 64 * 1024;
-      const chunkCount = 2048; // 128 MiB of one line
-      const shared = Buffer.alloc(chunkBytes, 'x');
-      let peak = 0;
-      const baseline = process.memoryUsage().arrayBuffers;
-      async function* huge(): AsyncGenerator<Buffer | string> {
-        yield 'first\n';
-        for (let i = 0; i < chunkCount; i += 1) {
-          peak = Math.max(peak, process.memoryUsage().arrayBuffers - baseline);
-          yield shared;
-        }
-        yield '\nafter\n';
-      }
+      const huge = hugeLine();
       const lines: Line[] = [];
-      for await (const line of readLines(huge(), { maxLineBytes: 1024 * 1024 })) lines.push(line);
+      for await (const line of readLines(huge.source, { maxLineBytes: 1024 * 1024 })) lines.push(line);
       expect(lines).toEqual([ok(1, 'first'), { line: 2, error: 'line longer than 1048576 bytes, skipped' }, ok(3, 'after')]);
       // Holding the line would need 128 MiB; skipping it needs at most about maxLineBytes.
-      expect(peak).toBeLessThan(32 * 1024 * 1024);
+      expect(huge.peak()).toBeLessThan(32 * 1024 * 1024);
     });
   });
 
@@ -270,26 +278,14 @@ describe('byteLines', () => {
   });
 
   it('skips a huge line without holding it, and counts its length for the offsets after it', async () => {
-    const chunkBytes = 64 * 1024;
-    const chunkCount = 2048; // 128 MiB of one line, through one reused buffer
-    const shared = Buffer.alloc(chunkBytes, 'x');
-    let peak = 0;
-    const baseline = process.memoryUsage().arrayBuffers;
-    async function* huge(): AsyncGenerator<Buffer | string> {
-      yield 'first\n';
-      for (let i = 0; i < chunkCount; i += 1) {
-        peak = Math.max(peak, process.memoryUsage().arrayBuffers - baseline);
-        yield shared;
-      }
-      yield '\nafter\n';
-    }
-    const size = chunkBytes * chunkCount;
-    expect(await collectBytes(huge(), { maxLineBytes: 1024 * 1024 })).toEqual([
+    const huge = hugeLine();
+    const { size } = huge;
+    expect(await collectBytes(huge.source, { maxLineBytes: 1024 * 1024 })).toEqual([
       line({ line: 1, offset: 0, bytes: Buffer.from('first'), length: 6 }),
       line({ line: 2, offset: 6, length: size + 1, overlong: true }),
       line({ line: 3, offset: 6 + size + 1, bytes: Buffer.from('after'), length: 6 }),
     ]);
-    expect(peak).toBeLessThan(32 * 1024 * 1024);
+    expect(huge.peak()).toBeLessThan(32 * 1024 * 1024);
   });
 
   it('joins a line spread over many small chunks once, from copies of them', async () => {
