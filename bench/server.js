@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Benchmark server: a lean OpenAI-compatible chat endpoint on 127.0.0.1 with a fixed latency and optional 429s.
 // Runs as its own process so that it does not share an event loop with the client being measured.
-//   node bench/server.js --latency 50 --rate429 0.1 --turns 3 [--rps 200]
+//   node bench/server.js --latency 50 --rate429 0.1 --turns 3 [--rps 200] [--retry-after ms|seconds|date --retry-after-ms 1000]
 // --rps N: a hard limit like a provider's: a request arriving when N were accepted in the last second
 // gets 429 at once, with retry-after-ms until the oldest of those ages out.
 // Prints `{"port": N}` on stdout once listening. GET /stats returns the counts and completion times;
@@ -14,6 +14,9 @@ const { values } = parseArgs({
     latency: { type: 'string', default: '50' },
     rate429: { type: 'string', default: '0' },
     'retry-after-ms': { type: 'string', default: '250' },
+    // How a random 429 says when to come back: `ms` (retry-after-ms and a rounded-up retry-after, as
+    // OpenAI sends), `seconds` (only `Retry-After: <seconds>`), `date` (only an HTTP date that far ahead).
+    'retry-after': { type: 'string', default: 'ms' },
     turns: { type: 'string', default: '3' },
     rps: { type: 'string' },
   },
@@ -24,6 +27,15 @@ let accepted = [];
 const latency = Number(values.latency);
 const rate429 = Number(values.rate429);
 const retryAfterMs = values['retry-after-ms'];
+const retryAfterForm = values['retry-after'];
+if (!['ms', 'seconds', 'date'].includes(retryAfterForm)) throw new Error(`--retry-after: ms | seconds | date, got ${retryAfterForm}`);
+/** The headers of a random 429, in the form --retry-after asks for. */
+const retryHeaders = () => {
+  const seconds = Math.ceil(Number(retryAfterMs) / 1000);
+  if (retryAfterForm === 'seconds') return { 'retry-after': String(seconds) };
+  if (retryAfterForm === 'date') return { 'retry-after': new Date(Date.now() + Number(retryAfterMs)).toUTCString() };
+  return { 'retry-after-ms': retryAfterMs, 'retry-after': String(seconds) };
+};
 const turns = Number(values.turns);
 
 let ok = 0;
@@ -102,7 +114,7 @@ const server = createServer((request, response) => {
       inFlight -= 1;
       if (random() < rate429) {
         limited += 1;
-        response.writeHead(429, { 'content-type': 'application/json', 'retry-after-ms': retryAfterMs, 'retry-after': String(Math.ceil(Number(retryAfterMs) / 1000)) });
+        response.writeHead(429, { 'content-type': 'application/json', ...retryHeaders() });
         response.end('{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}');
         return;
       }

@@ -13,7 +13,7 @@ export type ModelErrorKind =
   | 'aborted' // we cancelled it
   | 'unknown'; // anything else: a bug, not retried
 
-import type { TokenUsage } from './models/types.js';
+import type { RateLimitInfo, TokenUsage } from './models/types.js';
 
 const TRANSIENT: ReadonlySet<ModelErrorKind> = new Set(['rate_limit', 'server', 'timeout', 'unreachable', 'network', 'malformed']);
 
@@ -26,13 +26,16 @@ export class ModelError extends Error {
   readonly retryAfterMs: number | undefined;
   /** Tokens the provider billed for this failed attempt (a 200 whose answer was unusable), if it said. */
   readonly usage: TokenUsage | undefined;
+  /** The x-ratelimit-* headers of the refusal, when the provider sent them. */
+  readonly rateLimit: RateLimitInfo | undefined;
 
-  constructor(kind: ModelErrorKind, message: string, options: { status?: number; retryAfterMs?: number; usage?: TokenUsage; cause?: unknown } = {}) {
+  constructor(kind: ModelErrorKind, message: string, options: { status?: number; retryAfterMs?: number | undefined; usage?: TokenUsage; rateLimit?: RateLimitInfo | undefined; cause?: unknown } = {}) {
     super(message, { cause: options.cause });
     this.kind = kind;
     this.status = options.status;
     this.retryAfterMs = options.retryAfterMs;
     this.usage = options.usage;
+    this.rateLimit = options.rateLimit;
   }
 
   get transient(): boolean {

@@ -87,7 +87,7 @@ export function toModelError(error: unknown, where: string, apiKey: string, call
     const apiError = error as APIError<number, Headers | undefined>;
     const status = apiError.status;
     const detail = apiError.message.replace(/^\d{3}\s*/, '').slice(0, 200);
-    const options = { status, retryAfterMs: retryAfterMs(apiError.headers) };
+    const options = { status, retryAfterMs: retryAfterMs(apiError.headers), rateLimit: rateLimitOf(apiError.headers) };
     if (status === 401 || status === 403) return new ModelError('auth', say(`authentication failed (${status}): ${detail}`), options);
     if (status === 429) return new ModelError('rate_limit', say(`rate limited (429): ${detail}`), options);
     if (status === 408) return new ModelError('timeout', say(`request timeout (408)`), options);

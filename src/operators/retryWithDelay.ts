@@ -1,7 +1,7 @@
 // retryWithDelay: re-subscribe to a failed cold call after an exponential, jittered delay that honours Retry-After.
 import { asyncScheduler, retry, throwError, timer, type MonoTypeOperatorFunction, type SchedulerLike } from 'rxjs';
 import { ModelError, isTransient } from '../errors.js';
-import { SHARED_PAUSE_MIN_MS } from '../models/limiter.js';
+import { LONG_RETRY_AFTER_MS } from '../limits/pause.js';
 
 export interface RetryWithDelayOptions {
   /** Retries after the first attempt (PersonaGym's `max_retries`); 0 disables retrying. */
@@ -21,17 +21,16 @@ export interface RetryWithDelayOptions {
 }
 
 /**
- * The wait before retry number `retry` (1-based). With a Retry-After of a second or more (a quota or a
- * window the model's limiter pauses every call for), that hint plus up to 10% (at most 1 s), so that the
- * calls told the same instant do not all come back at once. A shorter hint is taken exactly, as the
- * openai SDK takes it: for a refused call (429, 503/529) the limiter keeps its slot until then, which is
- * what spaces the calls a saturated window refused, while 10% of a few hundred milliseconds spreads
- * nothing and only adds to every retry. Without a hint, "equal jitter" exponential backoff: half of `delayMs · 2^(retry-1)`
- * fixed, half random, capped at `maxDelayMs`.
+ * The wait before retry number `retry` (1-based). A Retry-After is taken exactly, as the openai SDK
+ * takes it: a lone refused call comes back when it was told to, and while it waits the limiter keeps its
+ * slot (a refused call's slot is what spaces the calls a saturated window refused). A hint of
+ * LONG_RETRY_AFTER_MS or more pauses the whole model; every caller told that comes back at about the same
+ * moment, so it gets up to 10% more (at most 1 s) to spread them. Without a hint, "equal jitter"
+ * exponential backoff: half of `delayMs · 2^(retry-1)` fixed, half random, capped at `maxDelayMs`.
  */
 export function retryDelay(error: unknown, retry: number, options: Pick<RetryWithDelayOptions, 'delayMs' | 'maxDelayMs'>, random: () => number): number {
   const hinted = error instanceof ModelError ? error.retryAfterMs : undefined;
-  if (hinted !== undefined) return hinted < SHARED_PAUSE_MIN_MS ? hinted : Math.round(hinted + random() * Math.min(1000, hinted * 0.1));
+  if (hinted !== undefined) return hinted < LONG_RETRY_AFTER_MS ? hinted : Math.round(hinted + random() * Math.min(1000, hinted * 0.1));
   const ceiling = Math.min(options.maxDelayMs ?? 60_000, options.delayMs * 2 ** (retry - 1));
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
 }

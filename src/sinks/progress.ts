@@ -1,5 +1,5 @@
 // Progress on stderr: a live line when stderr is a terminal, or JSON lines for machines (--progress json).
-import type { LimiterState } from '../models/limiter.js';
+import type { LimiterState } from '../limits/limiter.js';
 
 /** The figures a progress display shows, as `--progress json` prints them. */
 export interface ProgressFigures {

@@ -271,7 +271,6 @@ describe('personaflow generate (end to end)', () => {
 
     expectNoCrash(run);
     expect(run.code).toBe(1);
-    expect(run.ms).toBeLessThan(15_000);
     expect(server.count).toBeGreaterThan(0);
     expect(server.count).toBeLessThan(50);
     expect(server.requests.every((r) => r.authorization === `Bearer ${wrongKey}`)).toBe(true);
@@ -293,7 +292,6 @@ describe('personaflow generate (end to end)', () => {
 
   it('`generate | head -n 1`: a closed pipe ends the run quietly with exit 0', async () => {
     const input = await writeInput('many-sim.ndjson', personas(20_000, 1));
-    const started = Date.now();
     const child = spawn(process.execPath, [BIN, 'generate', input, '--provider', 'sim', '-j', '16'], { cwd: ROOT, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
@@ -323,7 +321,6 @@ describe('personaflow generate (end to end)', () => {
     expect(stderr).not.toMatch(/EPIPE|Error|^\s+at /m);
     // It stopped early instead of simulating all 20 000 conversations for nobody.
     expect(stderr).not.toMatch(/20000 interactions/);
-    expect(Date.now() - started).toBeLessThan(25_000);
   });
 
   it('bad input lines: FILE:LINE messages, good lines still produce interactions; --strict exits 2', async () => {
@@ -444,7 +441,8 @@ describe('personaflow generate (end to end)', () => {
       run.child.stdin!.write(personas(50, 1));
       while (run.out().length === 0) await new Promise((r) => setTimeout(r, 50));
       run.child.kill('SIGINT');
-      await new Promise((r) => setTimeout(r, 20));
+      // The second Ctrl-C once the first has been taken (it says so), not after a guess at how long that takes.
+      while (!/stopping: no new conversations/.test(run.err())) await new Promise((r) => setTimeout(r, 10));
       run.child.kill('SIGINT');
       expect(await run.exited).toBe(130);
       for (const line of lines(run.out())) expect(() => JSON.parse(line) as unknown).not.toThrow();

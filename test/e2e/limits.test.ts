@@ -1,4 +1,7 @@
 // End to end: rate limits against a local server with a hard requests-per-second limit, the circuit breaker, exact accounting.
+// Only what does not depend on the machine's speed is asserted here (every task accounted for, exit codes, messages,
+// files, usage equal to what the server billed); rates, shares of 429s and counts before the breaker opens are
+// asserted in virtual time (test/limits/simulation.test.ts).
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -22,6 +25,8 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+const readLines = async (path: string): Promise<string[]> => (await readFile(path, 'utf8')).split('\n').filter((line) => line !== '');
+
 const yaml = async (name: string, text: string): Promise<string> => {
   const path = join(dir, name);
   await writeFile(path, text);
@@ -31,21 +36,20 @@ const yaml = async (name: string, text: string): Promise<string> => {
 const TURNS = ['--min-turns', '2', '--max-turns', '2', '--supplement-rounds', '0'];
 
 describe('rate limits', () => {
-  it('with the limit configured, stays under it: at most a small share of requests get 429', async () => {
+  it('with the limit configured: every task written, every 429 retried', async () => {
     const server = await startOpenAIServer({ apiKey: TEST_KEY, rps: 25 });
     try {
       const config = await yaml('known.yaml', 'interaction_generation:\n  max_retries: 6\n  retry_delay: 0.05\npersonaflow:\n  limits:\n    test-model: { rpm: 1500 }\n');
       const run = await runCli(['generate', personas, '-c', config, ...against(server), ...TURNS, '-j', '16', '--out', join(dir, 'known')]);
       expect(run.code, run.stderr).toBe(0);
-      const limited = server.requests.filter((r) => r.fault === 'rate_limit').length;
-      expect(server.requests.length).toBeGreaterThanOrEqual(CONVERSATIONS * 3);
-      expect(limited / server.requests.length).toBeLessThan(0.05);
+      expect(await readLines(join(dir, 'known', 'interactions.ndjson'))).toHaveLength(CONVERSATIONS);
+      expect(server.requests.filter((r) => r.fault === 'ok')).toHaveLength(CONVERSATIONS * 3);
     } finally {
       await server.close();
     }
   }, 30_000);
 
-  it('with the limit unknown, adapts: every task completes and 429s become rarer as the run goes on', async () => {
+  it('with the limit unknown: every task completes, whatever share of requests the server refuses', async () => {
     // Answers take 40 ms, as a model's do: 25 requests a second need about one call in flight, and -j 32
     // starts far above that. (With instant answers no concurrency limit could hold a rate: see README.)
     const server = await startOpenAIServer({ apiKey: TEST_KEY, rps: 25, latencyMs: 40 });
@@ -53,22 +57,15 @@ describe('rate limits', () => {
       const config = await yaml('unknown.yaml', 'interaction_generation:\n  max_retries: 10\n  retry_delay: 0.05\npersonaflow:\n  breaker: { threshold: 1000 }\n');
       const run = await runCli(['generate', personas, '-c', config, ...against(server), ...TURNS, '-j', '32', '--out', join(dir, 'unknown')]);
       expect(run.code, run.stderr).toBe(0);
-      const interactions = (await readFile(join(dir, 'unknown', 'interactions.ndjson'), 'utf8')).split('\n').filter((l) => l !== '');
-      expect(interactions).toHaveLength(CONVERSATIONS);
-      const share = (part: typeof server.requests): number => part.filter((r) => r.fault === 'rate_limit').length / Math.max(1, part.length);
-      const half = Math.floor(server.requests.length / 2);
-      const first = share(server.requests.slice(0, half));
-      const second = share(server.requests.slice(half));
-      expect(first).toBeGreaterThan(0);
-      expect(second).toBeLessThan(first);
+      expect(await readLines(join(dir, 'unknown', 'interactions.ndjson'))).toHaveLength(CONVERSATIONS);
+      expect(server.requests.filter((r) => r.fault === 'ok')).toHaveLength(CONVERSATIONS * 3);
     } finally {
       await server.close();
     }
   }, 60_000);
 
   it('a dead server opens the breaker and the run stops early with one clear line, leaving a resumable DIR', async () => {
-    // Failing takes 20 ms, as a real upstream error does: how many calls get through before the breaker
-    // opens then depends on the breaker, not on how fast this machine can be refused.
+    // How many calls get through before the breaker opens is asserted in virtual time; here, that the run stops with one line.
     const server = await startOpenAIServer({ apiKey: TEST_KEY, faults: () => 'server_error', latencyMs: 20 });
     try {
       const config = await yaml('dead.yaml', 'interaction_generation:\n  max_retries: 2\n  retry_delay: 0.01\npersonaflow:\n  breaker: { threshold: 5, cooldown_s: 0.2, give_up_s: 2 }\n');
@@ -77,8 +74,6 @@ describe('rate limits', () => {
       expect(run.code).toBe(1);
       expect(run.stderr).toMatch(/openai\/test-model: every call failed for \d+ s \(429s, 5xx or timeouts\) and probes did not get through; stopping/);
       expect(run.stderr).toMatch(/--resume/);
-      // Probes, not every task's retries: far fewer calls than 40 conversations × 3 attempts.
-      expect(server.requests.length).toBeLessThan(80);
       expect(existsSync(join(out, 'run.json'))).toBe(true);
     } finally {
       await server.close();

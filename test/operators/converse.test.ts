@@ -1,6 +1,6 @@
 import { fc, test } from '@fast-check/vitest';
 import { NEVER, Subject, concat, from, lastValueFrom, of, take, tap, toArray, type Observable } from 'rxjs';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { FatalError, ModelError } from '../../src/errors.js';
 import { lockModel } from '../../src/operators/lockModel.js';
 import { converse, type ConverseOptions } from '../../src/operators/converse.js';
@@ -111,8 +111,10 @@ describe('converse', () => {
   it('passes a source error through after the outcomes before it', async () => {
     const boom = new Error('reader failed');
     const seen: Outcome[] = [];
-    const source = concat(of(locked(task())), new Promise<never>((_resolve, reject) => setTimeout(() => reject(boom), 50)));
-    await expect(lastValueFrom(source.pipe(converse(options({ concurrency: 1 })), tap((o) => seen.push(o))))).rejects.toBe(boom);
+    // The reader fails once the first outcome is out (an event, not a delay that a slow machine might outlast).
+    const reader = new Subject<LockedTask>();
+    const source = concat(of(locked(task())), reader);
+    await expect(lastValueFrom(source.pipe(converse(options({ concurrency: 1 })), tap((o) => (seen.push(o), reader.error(boom)))))).rejects.toBe(boom);
     expect(seen).toHaveLength(1);
   });
 
@@ -128,8 +130,7 @@ describe('converse', () => {
     const stuck = hanging();
     const pool = createPool([{ model: stuck.model, weight: 1 }]);
     const subscription = from([locked(task({ key: 'a' }), 'scripted'), locked(task({ key: 'b' }), 'scripted')]).pipe(converse(options({ pool }))).subscribe();
-    await new Promise((resolve) => setTimeout(resolve, 10));
-    expect(stuck.requests).toHaveLength(2);
+    await vi.waitFor(() => expect(stuck.requests).toHaveLength(2));
     subscription.unsubscribe();
     expect(stuck.aborts()).toBe(2);
   });

@@ -2,6 +2,8 @@ import { defer, of, throwError } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
 import { ModelError } from '../../src/errors.js';
+import { LONG_RETRY_AFTER_MS } from '../../src/limits/pause.js';
+import { retryAfterMs } from '../../src/models/openai.js';
 import { retryDelay, retryWithDelay } from '../../src/operators/retryWithDelay.js';
 
 const newScheduler = () => new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
@@ -30,6 +32,18 @@ describe('retryWithDelay', () => {
       expectObservable(result).toBe('- 8ms - 15ms - 30ms -#', undefined, transient);
       expectSubscriptions(source.subscriptions).toBe(['^!', '- 8ms ^!', '- 8ms - 15ms ^!', '- 8ms - 15ms - 30ms ^!']);
     });
+  });
+
+  it('waits exactly the second that `Retry-After: 1` and an HTTP date a second ahead ask for', () => {
+    const now = Date.UTC(2026, 11, 7, 12, 0, 0);
+    for (const header of ['1', new Date(now + 1000).toUTCString()]) {
+      newScheduler().run(({ expectObservable }) => {
+        const limited = new ModelError('rate_limit', '429', { status: 429, retryAfterMs: retryAfterMs(new Headers({ 'retry-after': header }), now) });
+        let attempt = 0;
+        const source = defer(() => (attempt++ === 0 ? throwError(() => limited) : of('a')));
+        expectObservable(source.pipe(retryWithDelay({ maxRetries: 2, delayMs: 10, random: () => 0.99 }))).toBe('1000ms (a|)');
+      });
+    }
   });
 
   it('honours Retry-After instead of the backoff', () => {
@@ -111,14 +125,14 @@ describe('retryDelay', () => {
   });
 
   it('never waits less than Retry-After', () => {
-    const limited = new ModelError('rate_limit', '429', { retryAfterMs: 2000 });
-    expect(retryDelay(limited, 1, { delayMs: 10 }, () => 0)).toBe(2000);
-    expect(retryDelay(limited, 1, { delayMs: 10 }, () => 0.99)).toBeLessThanOrEqual(2200);
+    for (const ms of [2000, LONG_RETRY_AFTER_MS, 3 * LONG_RETRY_AFTER_MS]) for (const r of [0, 0.5, 0.99]) expect(retryDelay(new ModelError('rate_limit', '429', { retryAfterMs: ms }), 1, { delayMs: 10 }, () => r)).toBeGreaterThanOrEqual(ms);
   });
 
-  it('spreads the retries of a long Retry-After, and takes a short one (under a second) exactly', () => {
+  it('spreads the retries of a Retry-After that pauses the whole model, and takes a shorter one exactly', () => {
     const hinted = (ms: number) => new ModelError('rate_limit', '429', { retryAfterMs: ms });
-    expect(new Set([0, 0.5, 0.99].map((r) => retryDelay(hinted(1000), 1, { delayMs: 10 }, () => r))).size).toBe(3);
-    for (const ms of [0, 1, 250, 999]) for (const r of [0, 0.5, 0.99]) expect(retryDelay(hinted(ms), 1, { delayMs: 10 }, () => r)).toBe(ms);
+    const spread = [0, 0.5, 0.99].map((r) => retryDelay(hinted(LONG_RETRY_AFTER_MS), 1, { delayMs: 10 }, () => r));
+    expect(new Set(spread).size).toBe(3);
+    for (const wait of spread) expect(wait - LONG_RETRY_AFTER_MS).toBeLessThanOrEqual(1000);
+    for (const ms of [0, 1, 250, 999, 1000, 2000, LONG_RETRY_AFTER_MS - 1]) for (const r of [0, 0.5, 0.99]) expect(retryDelay(hinted(ms), 1, { delayMs: 10 }, () => r)).toBe(ms);
   });
 });

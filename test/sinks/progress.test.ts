@@ -1,9 +1,9 @@
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
-import type { LimiterState } from '../../src/models/limiter.js';
+import type { LimiterState } from '../../src/limits/limiter.js';
 import { figures, formatLine, type ProgressSource } from '../../src/sinks/progress.js';
 
-const state = (throttled: boolean): LimiterState => ({ limit: 4, inFlight: 4, waiting: throttled ? 3 : 0, pausedForMs: 0, breaker: 'closed', throttled });
+const state = (throttled: boolean): LimiterState => ({ limit: 4, inFlight: 4, waiting: throttled ? 3 : 0, pausedForMs: 0, pausedBy: undefined, breaker: 'closed', throttled });
 
 function source(overrides: Partial<{ interactions: number; begun: number; failures: number; retries: number; tokens: number; cost: number | undefined; read: number; size: number | undefined; throttled: string[] }> = {}): ProgressSource {
   const o = { interactions: 120, begun: 140, failures: 3, retries: 7, tokens: 48_000, cost: 0.42, read: 500, size: 1000 as number | undefined, throttled: [] as string[], ...overrides };

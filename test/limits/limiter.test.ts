@@ -1,9 +1,11 @@
-// The per-model limiter in virtual time: token buckets, adaptive concurrency, Retry-After pause, circuit breaker.
+// The per-model limiter in virtual time: buckets, adaptive concurrency, pauses on evidence, circuit breaker.
 import { fc, test } from '@fast-check/vitest';
 import { VirtualTimeScheduler, firstValueFrom } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { FatalError, ModelError } from '../../src/errors.js';
-import { ModelLimiter, SAFETY, TokenBucket, estimateTokens, limited, type Permit } from '../../src/models/limiter.js';
+import { estimateTokens, limited } from '../../src/limits/limited.js';
+import { ModelLimiter, SAFETY, type Permit } from '../../src/limits/limiter.js';
+import { DENSE_REFUSALS, LONG_RETRY_AFTER_MS } from '../../src/limits/pause.js';
 import type { ChatModel } from '../../src/models/types.js';
 
 /** A limiter on virtual time, and a log of when each acquire was granted. */
@@ -26,40 +28,6 @@ function setup(options: Partial<ConstructorParameters<typeof ModelLimiter>[1]> =
   return { scheduler, limiter, granted, errors, acquire, at, permitOf, run: () => scheduler.flush() };
 }
 
-describe('TokenBucket', () => {
-  it("holds one second's worth, starts with one call's room, refills continuously, and says how long to wait", () => {
-    const bucket = new TokenBucket(600, 0);
-    expect(bucket.capacity).toBe(10);
-    expect(bucket.waitFor(1, 0)).toBe(0);
-    bucket.take(1, 0);
-    expect(bucket.waitFor(1, 0)).toBe(100);
-    expect(bucket.waitFor(1, 100)).toBe(0);
-    // Overdrawn by a call that used more than estimated: the next one waits for the refill.
-    bucket.adjust(30, 100);
-    expect(bucket.waitFor(1, 100)).toBe(3000);
-    // A call bigger than a second's worth waits for a full bucket (not for ever), then goes and overdraws.
-    expect(new TokenBucket(600, 0).waitFor(50, 0)).toBe(900);
-  });
-
-  test.prop([fc.integer({ min: 1, max: 10_000 }), fc.array(fc.tuple(fc.integer({ min: 1, max: 500 }), fc.integer({ min: 0, max: 5000 })), { maxLength: 30 })])(
-    'never grants more than capacity + refill over any stretch of time',
-    (capacity, steps) => {
-      const bucket = new TokenBucket(capacity, 0);
-      let now = 0;
-      let taken = 0;
-      for (const [amount, gap] of steps) {
-        now += gap;
-        const wait = bucket.waitFor(amount, now);
-        now += wait;
-        expect(bucket.waitFor(amount, now)).toBe(0);
-        bucket.take(amount, now);
-        taken += amount;
-        expect(taken).toBeLessThanOrEqual(capacity / 60 + (now * capacity) / 60_000 + amount);
-      }
-    },
-  );
-});
-
 describe('ModelLimiter', () => {
   it('spaces calls to the requests-per-minute limit', () => {
     // Configured limits are aimed at with a 5% margin: 2 / SAFETY a minute configured is 2 a minute sent.
@@ -74,14 +42,14 @@ describe('ModelLimiter', () => {
   });
 
   it('holds calls back by tokens per minute, estimated first and corrected by the real usage', () => {
-    // 1,000 tokens a second, one token of room at the start.
+    // 1,000 tokens a second: a call estimated at 800 tokens keeps the next one waiting 800 ms.
     const t = setup({ tpm: 60_000 / SAFETY, maxConcurrency: 10 });
     t.acquire(0, 800);
-    t.acquire(1, 800, 800);
-    // The first call used only 200 tokens: 600 come back at t=801, so the second waits 198 ms, not 799.
-    t.at(801, () => t.permitOf(0).release({ ok: true, tokens: 200 }));
+    t.acquire(1, 800, 100);
+    // The first call used only 200 tokens: 600 come back at t=50, so the second goes at 200, not 800.
+    t.at(50, () => t.permitOf(0).release({ ok: true, tokens: 200 }));
     t.run();
-    expect(t.granted.map((g) => [g.id, g.at])).toEqual([[0, 799], [1, 999]]);
+    expect(t.granted.map((g) => [g.id, g.at])).toEqual([[0, 0], [1, 200]]);
   });
 
   it('lets at most `limit` calls in flight', () => {
@@ -171,17 +139,69 @@ describe('ModelLimiter', () => {
     expect(u.granted.map((g) => [g.id, g.at])).toEqual([[0, 0], [1, 2005]]);
   });
 
-  it('makes every caller wait out a Retry-After, not only the one that got it', () => {
+  it('a lone refusal with `Retry-After: 1` delays no other caller', () => {
     const t = setup({ maxConcurrency: 8, breakerThreshold: 100 });
     t.acquire(0);
     t.at(10, () => t.permitOf(0).release({ ok: false, overloaded: true, retryAfterMs: 1000 }));
     t.acquire(1, 10, 20);
     t.acquire(2, 10, 500);
     t.run();
-    expect(t.granted.map((g) => [g.id, g.at])).toEqual([[0, 0], [1, 1010], [2, 1010]]);
+    expect(t.granted.map((g) => [g.id, g.at])).toEqual([[0, 0], [1, 20], [2, 500]]);
+    expect(t.limiter.state).toMatchObject({ pausedForMs: 0, pausedBy: undefined });
   });
 
-  it('keeps the slot of a call refused with a short Retry-After until then, so the line does not rush in to be refused', () => {
+  it(`makes every caller wait out a Retry-After of ${LONG_RETRY_AFTER_MS / 1000} s or more: a quota, not a window`, () => {
+    const t = setup({ maxConcurrency: 8, breakerThreshold: 100 });
+    t.acquire(0);
+    t.at(10, () => t.permitOf(0).release({ ok: false, overloaded: true, retryAfterMs: LONG_RETRY_AFTER_MS }));
+    t.at(11, () => expect(t.limiter.state.pausedBy).toBe('retry_after'));
+    t.acquire(1, 10, 20);
+    t.acquire(2, 10, 500);
+    t.run();
+    expect(t.granted.map((g) => [g.id, g.at])).toEqual([[0, 0], [1, LONG_RETRY_AFTER_MS + 10], [2, LONG_RETRY_AFTER_MS + 10]]);
+  });
+
+  it(`pauses every caller when ${DENSE_REFUSALS} of the last 16 calls were refused, for the hint of the last refusal`, () => {
+    const t = setup({ maxConcurrency: 32, breakerThreshold: 1000 });
+    for (let i = 0; i < 16; i += 1) t.acquire(i);
+    // Four answers, then refusals with `Retry-After: 1`: the twelfth makes the window dense.
+    t.at(10, () => {
+      for (let i = 0; i < 4; i += 1) t.permitOf(i).release({ ok: true });
+      for (let i = 4; i < 4 + DENSE_REFUSALS - 1; i += 1) t.permitOf(i).release({ ok: false, overloaded: true, retryAfterMs: 1000 });
+      expect(t.limiter.state.pausedBy).toBeUndefined();
+    });
+    t.at(20, () => {
+      t.permitOf(4 + DENSE_REFUSALS - 1).release({ ok: false, overloaded: true, retryAfterMs: 1000 });
+      expect(t.limiter.state).toMatchObject({ pausedBy: 'dense_refusals', pausedForMs: 1000 });
+    });
+    t.acquire(100, 10, 30);
+    t.run();
+    expect(t.granted.find((g) => g.id === 100)?.at).toBe(1020);
+  });
+
+  test.prop([fc.array(fc.boolean(), { minLength: 1, maxLength: 300 }).filter((refused) => refused.every((r, i) => !r || refused.slice(Math.max(0, i - 15), i + 1).filter(Boolean).length < DENSE_REFUSALS))])(
+    'never pauses the model for short hints while fewer than the dense share of recent calls were refused',
+    (refused) => {
+      const t = setup({ maxConcurrency: 4, breakerThreshold: 1_000_000 });
+      for (const [i, r] of refused.entries()) {
+        t.acquire(i);
+        t.run();
+        t.permitOf(i).release(r ? { ok: false, overloaded: true, retryAfterMs: 1000 } : { ok: true });
+        expect(t.limiter.state.pausedBy).toBeUndefined();
+      }
+    },
+  );
+
+  it('pauses every caller when a refusal says nothing remains in the x-ratelimit headers', () => {
+    const t = setup({ maxConcurrency: 8, breakerThreshold: 100 });
+    t.acquire(0);
+    t.at(10, () => t.permitOf(0).release({ ok: false, overloaded: true, retryAfterMs: 1000, rateLimit: { remainingTokens: 0, resetTokensMs: 7000 } }));
+    t.acquire(1, 10, 20);
+    t.run();
+    expect(t.granted.map((g) => [g.id, g.at])).toEqual([[0, 0], [1, 7010]]);
+  });
+
+  it('keeps the slot of a call refused with a Retry-After until then, so the line does not rush in to be refused', () => {
     const t = setup({ maxConcurrency: 2, breakerThreshold: 100 });
     for (let i = 0; i < 5; i += 1) t.acquire(i);
     t.at(10, () => t.permitOf(0).release({ ok: false, overloaded: true, retryAfterMs: 300 }));
@@ -278,9 +298,10 @@ describe('limited', () => {
     const ok = limited(model(() => Promise.resolve({ content: 'hi', usage: { input: 5, output: 7 } })), limiter);
     await ok.complete({ module: 'assistant', messages: [{ role: 'user', content: 'x' }] }, new AbortController().signal);
     expect(limiter.state).toMatchObject({ inFlight: 0, limit: 4 });
-    const rateLimited = limited(model(() => Promise.reject(new ModelError('rate_limit', '429', { status: 429, retryAfterMs: 1500 }))), limiter);
+    const rateLimited = limited(model(() => Promise.reject(new ModelError('rate_limit', '429', { status: 429, retryAfterMs: 1500, rateLimit: { remainingRequests: 0, resetRequestsMs: 4000 } }))), limiter);
     await expect(rateLimited.complete({ module: 'assistant', messages: [] }, new AbortController().signal)).rejects.toMatchObject({ kind: 'rate_limit' });
-    expect(limiter.state.pausedForMs).toBeGreaterThan(0);
+    expect(limiter.state).toMatchObject({ pausedBy: 'rate_limit_headers', inFlight: 0 });
+    expect(limiter.state.pausedForMs).toBeGreaterThan(3000);
   });
 
   it('aborts a call still waiting for its permit, without calling the model', async () => {

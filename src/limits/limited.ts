@@ -1,0 +1,69 @@
+// limited: a ChatModel whose every call first takes a permit from its model's limiter.
+import type { Subscription } from 'rxjs';
+import { ModelError } from '../errors.js';
+import type { ChatModel, ChatRequest, ChatResponse } from '../models/types.js';
+import type { ModelLimiter, Permit } from './limiter.js';
+
+/** Prompt tokens estimated from characters (~4 a token) plus the completion budget. */
+export function estimateTokens(request: ChatRequest): number {
+  let chars = 0;
+  for (const message of request.messages) chars += message.content.length;
+  return Math.ceil(chars / 4) + (request.maxCompletionTokens ?? 256);
+}
+
+/** A failed call that says the provider is over capacity: a 429, or a 503/529 "overloaded". The limit shrinks. */
+export const isOverload = (error: unknown): boolean => error instanceof ModelError && (error.kind === 'rate_limit' || (error.kind === 'server' && (error.status === 503 || error.status === 529)));
+
+/** A failed call that says the model is failing (5xx, timeouts, 429s): the breaker counts it. */
+export const isFailing = (error: unknown): boolean => error instanceof ModelError && (error.kind === 'rate_limit' || error.kind === 'server' || error.kind === 'timeout');
+
+/** Waits in line for a permit; an abort gives up the place (a permit granted meanwhile never reaches the model). */
+function waitForPermit(limiter: ModelLimiter, tokens: number, signal: AbortSignal): Promise<Permit> {
+  return new Promise<Permit>((resolve, reject) => {
+    if (signal.aborted) {
+      reject(new ModelError('aborted', 'request aborted'));
+      return;
+    }
+    const subscription: Subscription = limiter.acquire(tokens).subscribe({
+      next: (permit) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(permit);
+      },
+      error: (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    });
+    function onAbort(): void {
+      subscription.unsubscribe();
+      reject(new ModelError('aborted', 'request aborted'));
+    }
+    if (!subscription.closed) signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * A ChatModel whose every call first takes a permit from `limiter` and gives it back with what happened,
+ * so rate limits, the adaptive limit, pauses and the breaker apply to all of its callers.
+ */
+export function limited(model: ChatModel, limiter: ModelLimiter): ChatModel {
+  const call = async (request: ChatRequest, signal: AbortSignal, permit: Permit): Promise<ChatResponse> => {
+    try {
+      const response = await model.complete(request, signal);
+      permit.release({ ok: true, tokens: response.usage.input + response.usage.output, rateLimit: response.rateLimit });
+      return response;
+    } catch (error) {
+      const known = error instanceof ModelError ? error : undefined;
+      permit.release({ ok: false, overloaded: isOverload(error), failing: isFailing(error), retryAfterMs: known?.retryAfterMs, rateLimit: known?.rateLimit });
+      throw error;
+    }
+  };
+  return {
+    provider: model.provider,
+    model: model.model,
+    complete: async (request, signal) => {
+      const tokens = estimateTokens(request);
+      return call(request, signal, limiter.tryAcquire(tokens) ?? (await waitForPermit(limiter, tokens, signal)));
+    },
+  };
+}

@@ -1,0 +1,230 @@
+// ModelLimiter: the line of calls waiting for one model, let through by its buckets, concurrency, pause and breaker.
+import { Observable, asyncScheduler, type SchedulerLike, type Subscription } from 'rxjs';
+import { FatalError } from '../errors.js';
+import type { RateLimitInfo } from '../models/types.js';
+import { CircuitBreaker, type BreakerState } from './breaker.js';
+import { RateBucket } from './bucket.js';
+import { AdaptiveConcurrency } from './concurrency.js';
+import { LONG_RETRY_AFTER_MS, ModelPause, type PauseReason } from './pause.js';
+
+export interface LimiterOptions {
+  /** Requests per minute the provider allows this model (unknown: no request bucket). */
+  readonly rpm?: number | undefined;
+  /** Tokens per minute (input + output) the provider allows (unknown: no token bucket). */
+  readonly tpm?: number | undefined;
+  /** Calls in flight at most (the run's --concurrency); the adaptive limit never goes above it. */
+  readonly maxConcurrency: number;
+  /** Failures in a row (429, 5xx, timeouts), with no success for a cool-down's length, that open the breaker. Default 8. */
+  readonly breakerThreshold?: number;
+  /** First pause when the breaker opens, doubled on each failed probe up to 60 s. Default 5 s. */
+  readonly breakerCooldownMs?: number;
+  /** The breaker open this long without a successful probe ends the run. Default 120 s. */
+  readonly breakerGiveUpMs?: number;
+  readonly scheduler?: SchedulerLike;
+}
+
+/** Share of a configured limit the buckets aim at. */
+export const SAFETY = 0.95;
+
+/** What a finished call tells the limiter. */
+export interface CallResult {
+  readonly ok: boolean;
+  /** A 429, or a 503/529 "overloaded": the concurrency limit shrinks (and the breaker counts it). */
+  readonly overloaded?: boolean;
+  /** Any other sign of a failing model (500, 502, 504, timeouts): the breaker counts it, the limit stays. */
+  readonly failing?: boolean;
+  readonly retryAfterMs?: number | undefined;
+  /** Tokens the call really used, to correct the estimate taken from the bucket. */
+  readonly tokens?: number | undefined;
+  /** The provider's x-ratelimit-* headers (on an answer or a refusal), when it sent them. */
+  readonly rateLimit?: RateLimitInfo | undefined;
+}
+
+export interface Permit {
+  release(result: CallResult): void;
+}
+
+/** A snapshot for progress displays and tests. */
+export interface LimiterState {
+  readonly limit: number;
+  readonly inFlight: number;
+  readonly waiting: number;
+  readonly pausedForMs: number;
+  /** What paused every call, while it lasts (the breaker's pause is `breaker: 'open'`). */
+  readonly pausedBy: PauseReason | undefined;
+  readonly breaker: BreakerState;
+  readonly throttled: boolean;
+}
+
+interface Waiter {
+  readonly tokens: number;
+  readonly grant: (permit: Permit) => void;
+  readonly fail: (error: FatalError) => void;
+}
+
+/**
+ * Admission control for one model (provider + model + key). A call waits in line until (1) fewer calls
+ * are in flight than the adaptive limit (`AdaptiveConcurrency`), (2) the request and token buckets allow
+ * it (`RateBucket`, for limits configured or learnt from x-ratelimit headers), (3) the model is not
+ * paused (`ModelPause`: only on evidence that the whole model is limited), and (4) the circuit breaker is
+ * not open (`CircuitBreaker`); a model that stays down past its give-up time fails the waiting calls with
+ * a FatalError. A lone refused call is not a reason to stop the others: it keeps its slot until its
+ * Retry-After and comes back then.
+ */
+export class ModelLimiter {
+  readonly #scheduler: SchedulerLike;
+  #requests: RateBucket | undefined;
+  #tokens: RateBucket | undefined;
+  readonly #concurrency: AdaptiveConcurrency;
+  readonly #pause = new ModelPause();
+  readonly #breaker: CircuitBreaker;
+  readonly #waiters: Waiter[] = [];
+  #timer: Subscription | undefined;
+  #timerAt = Number.POSITIVE_INFINITY;
+  #dead: FatalError | undefined;
+
+  constructor(
+    readonly name: string,
+    options: LimiterOptions,
+  ) {
+    this.#concurrency = new AdaptiveConcurrency(options.maxConcurrency);
+    this.#scheduler = options.scheduler ?? asyncScheduler;
+    const now = this.#scheduler.now();
+    // 95% of a configured limit: the provider counts arrivals, and sends that leave exactly on the limit
+    // arrive with jitter, which earns 429s at the edge of its window.
+    this.#requests = options.rpm === undefined ? undefined : new RateBucket(options.rpm * SAFETY, now);
+    this.#tokens = options.tpm === undefined ? undefined : new RateBucket(options.tpm * SAFETY, now);
+    this.#breaker = new CircuitBreaker({ threshold: options.breakerThreshold, cooldownMs: options.breakerCooldownMs, giveUpMs: options.breakerGiveUpMs }, now);
+  }
+
+  get state(): LimiterState {
+    const now = this.#scheduler.now();
+    const paused = Math.max(this.#pause.until, this.#breaker.openUntil);
+    return {
+      limit: this.#concurrency.limit,
+      inFlight: this.#concurrency.inFlight,
+      waiting: this.#waiters.length,
+      pausedForMs: Math.max(0, paused - now),
+      pausedBy: this.#pause.reason(now),
+      breaker: this.#breaker.state,
+      throttled: this.#waiters.length > 0 && (this.#concurrency.busy(now) >= this.#concurrency.limit || paused > now || this.#breaker.state !== 'closed'),
+    };
+  }
+
+  /**
+   * A permit at once when the call may go now and nobody is waiting (the common case, without the
+   * allocation of an Observable), else undefined: then wait in line with `acquire`.
+   */
+  tryAcquire(estimatedTokens: number): Permit | undefined {
+    if (this.#waiters.length > 0 || this.#dead !== undefined || this.#breaker.state !== 'closed') return undefined;
+    const now = this.#scheduler.now();
+    if (this.#concurrency.busy(now) >= this.#concurrency.limit || now < this.#pause.until) return undefined;
+    if ((this.#requests?.waitFor(1, now) ?? 0) > 0 || (this.#tokens?.waitFor(estimatedTokens, now) ?? 0) > 0) return undefined;
+    return this.#grant(estimatedTokens, now);
+  }
+
+  /** A permit for one call, when the call may go; unsubscribing before then gives up the place in line. */
+  acquire(estimatedTokens: number): Observable<Permit> {
+    return new Observable<Permit>((subscriber) => {
+      if (this.#dead !== undefined) {
+        subscriber.error(this.#dead);
+        return undefined;
+      }
+      const waiter: Waiter = {
+        tokens: estimatedTokens,
+        grant: (permit) => {
+          subscriber.next(permit);
+          subscriber.complete();
+        },
+        fail: (error) => subscriber.error(error),
+      };
+      this.#waiters.push(waiter);
+      this.#pump();
+      return () => {
+        const at = this.#waiters.indexOf(waiter);
+        if (at >= 0) this.#waiters.splice(at, 1);
+      };
+    });
+  }
+
+  #grant(tokens: number, now: number): Permit {
+    this.#requests?.take(1, now);
+    this.#tokens?.take(tokens, now);
+    this.#concurrency.start();
+    return this.#permit(tokens);
+  }
+
+  /** Lets waiters through, in order, while everything allows; otherwise wakes up when it will. */
+  #pump(): void {
+    const now = this.#scheduler.now();
+    while (this.#waiters.length > 0) {
+      const dead = this.#breaker.dead(now);
+      if (dead !== undefined) {
+        this.#dead = new FatalError(`${this.name}: every call failed for ${Math.round(dead / 1000)} s (429s, 5xx or timeouts) and probes did not get through; stopping`);
+        for (const waiter of this.#waiters.splice(0)) waiter.fail(this.#dead);
+        return;
+      }
+      const allowed = this.#breaker.allowed(now);
+      if (allowed === 0) return this.#wake(this.#breaker.openUntil);
+      if (now < this.#pause.until) return this.#wake(this.#pause.until);
+      // Half-open: one probe at a time.
+      const limit = allowed ?? this.#concurrency.limit;
+      if (this.#concurrency.busy(now) >= limit) {
+        // Only kept slots stand in the way: come back when the first of them frees.
+        if (this.#concurrency.inFlight < limit) this.#wake(this.#concurrency.nextFree);
+        return;
+      }
+      const next = this.#waiters[0] as Waiter;
+      const wait = Math.max(this.#requests?.waitFor(1, now) ?? 0, this.#tokens?.waitFor(next.tokens, now) ?? 0);
+      if (wait > 0) return this.#wake(now + wait);
+      this.#waiters.shift();
+      next.grant(this.#grant(next.tokens, now));
+    }
+  }
+
+  #permit(estimated: number): Permit {
+    let released = false;
+    return {
+      release: (result) => {
+        if (released) return;
+        released = true;
+        const now = this.#scheduler.now();
+        const refused = result.overloaded === true;
+        const hint = result.retryAfterMs;
+        // A refused call keeps its slot until its Retry-After (see AdaptiveConcurrency); a longer hint pauses the model.
+        const hold = refused && hint !== undefined && hint > 0 && hint < LONG_RETRY_AFTER_MS ? now + hint : undefined;
+        this.#concurrency.finish(hold);
+        if (result.rateLimit !== undefined) this.#learn(result.rateLimit, now);
+        if (result.tokens !== undefined) this.#tokens?.adjust(result.tokens - estimated, now);
+        this.#pause.completed(now, refused, hint);
+        if (result.ok) {
+          this.#breaker.success(now);
+          this.#concurrency.record(false);
+        } else if (refused || result.failing === true) {
+          if (refused) this.#concurrency.record(true);
+          this.#breaker.failure(now);
+        }
+        this.#pump();
+      },
+    };
+  }
+
+  /** x-ratelimit-* headers: a limit not configured becomes a bucket (aimed at 95% like a configured one); nothing remaining pauses. */
+  #learn(info: RateLimitInfo, now: number): void {
+    if (this.#requests === undefined && info.limitRequests !== undefined && info.limitRequests > 0) this.#requests = new RateBucket(info.limitRequests * SAFETY, now);
+    if (this.#tokens === undefined && info.limitTokens !== undefined && info.limitTokens > 0) this.#tokens = new RateBucket(info.limitTokens * SAFETY, now);
+    this.#pause.learn(info, now);
+  }
+
+  /** Runs `#pump` at `at` (one timer, the earliest needed). */
+  #wake(at: number): void {
+    if (this.#timer !== undefined && this.#timerAt <= at) return;
+    this.#timer?.unsubscribe();
+    this.#timerAt = at;
+    this.#timer = this.#scheduler.schedule(() => {
+      this.#timer = undefined;
+      this.#timerAt = Number.POSITIVE_INFINITY;
+      this.#pump();
+    }, Math.max(0, at - this.#scheduler.now()));
+  }
+}
