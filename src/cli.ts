@@ -510,7 +510,7 @@ export function program(setExitCode: (code: number) => void): Command {
     .addOption(new Option('--provider <name>', 'use this provider for every model').choices(['sim', 'openai', 'openrouter', 'llama']))
     .option('--model <name>', 'one model for the assistant (replaces the pool) and the user simulator')
     .option('--base-url <url>', 'OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp server, LM Studio)')
-    .option('-j, --concurrency <n>', 'conversations in flight at once (max_workers)', integerOption(1))
+    .option('-j, --concurrency <n>', 'conversations working at once (max_workers); one sitting out a retry lends its slot', integerOption(1))
     .option('--threads <n>', 'threads per llama model (default: threads in the config, else half the cores)', integerOption(1))
     .option('--seed <n>', 'run seed: same seed, same interactions (with sim)', integerOption(0))
     .option('--min-turns <n>', 'fewest user→assistant exchanges', integerOption(1))

@@ -13,9 +13,10 @@ export const OVERLOAD_TARGET = 0.02;
  * goes past it, so the limit is followed down; a provider that refuses a steady one call in ten whatever
  * the load (noise, a shared quota) never halves it, so random 429s cannot shrink a run to a crawl.
  *
- * A call refused with a Retry-After keeps its slot until then, as if it were still in flight: its caller
- * comes back at that moment, and meanwhile the slot does not go to the next caller in line, who would
- * only be refused too. It is a timestamp, not a timer, so a run whose last call got a 429 ends at once.
+ * While the model refuses many calls, a call refused with a Retry-After keeps its slot until then, as if
+ * it were still in flight (the limiter decides when): its caller comes back at that moment, and meanwhile
+ * the slot does not go to the next caller in line, who would only be refused too. It is a timestamp, not
+ * a timer, so a run whose last call got a 429 ends at once.
  */
 export class AdaptiveConcurrency {
   #limit: number;

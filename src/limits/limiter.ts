@@ -4,7 +4,7 @@ import { FatalError } from '../errors.js';
 import type { RateLimitInfo } from '../models/types.js';
 import { CircuitBreaker, type BreakerState } from './breaker.js';
 import { RateBucket } from './bucket.js';
-import { AdaptiveConcurrency } from './concurrency.js';
+import { AdaptiveConcurrency, SATURATED } from './concurrency.js';
 import { LONG_RETRY_AFTER_MS, ModelPause, type PauseReason } from './pause.js';
 
 export interface LimiterOptions {
@@ -68,8 +68,8 @@ interface Waiter {
  * it (`RateBucket`, for limits configured or learnt from x-ratelimit headers), (3) the model is not
  * paused (`ModelPause`: only on evidence that the whole model is limited), and (4) the circuit breaker is
  * not open (`CircuitBreaker`); a model that stays down past its give-up time fails the waiting calls with
- * a FatalError. A lone refused call is not a reason to stop the others: it keeps its slot until its
- * Retry-After and comes back then.
+ * a FatalError. A lone refused call is not a reason to stop the others: it comes back after its
+ * Retry-After, and meanwhile its slot serves another call.
  */
 export class ModelLimiter {
   readonly #scheduler: SchedulerLike;
@@ -191,12 +191,15 @@ export class ModelLimiter {
         const now = this.#scheduler.now();
         const refused = result.overloaded === true;
         const hint = result.retryAfterMs;
-        // A refused call keeps its slot until its Retry-After (see AdaptiveConcurrency); a longer hint pauses the model.
-        const hold = refused && hint !== undefined && hint > 0 && hint < LONG_RETRY_AFTER_MS ? now + hint : undefined;
+        this.#pause.completed(now, refused, hint);
+        // While refusals are many, a refused call keeps its slot until its Retry-After (see
+        // AdaptiveConcurrency). A sparse one does not: its caller lends its conversation slot while it
+        // waits, and the call of the conversation that takes that slot needs this one.
+        const saturated = this.#pause.refusedShare > SATURATED;
+        const hold = refused && saturated && hint !== undefined && hint > 0 && hint < LONG_RETRY_AFTER_MS ? now + hint : undefined;
         this.#concurrency.finish(hold);
         if (result.rateLimit !== undefined) this.#learn(result.rateLimit, now);
         if (result.tokens !== undefined) this.#tokens?.adjust(result.tokens - estimated, now);
-        this.#pause.completed(now, refused, hint);
         if (result.ok) {
           this.#breaker.success(now);
           this.#concurrency.record(false);

@@ -47,6 +47,11 @@ export class ModelPause {
     return now < this.#until ? this.#reason : undefined;
   }
 
+  /** The share of the last DENSE_WINDOW completions that were refused (of those so far, before there are that many). */
+  get refusedShare(): number {
+    return this.#recent.length === 0 ? 0 : this.#refusals / this.#recent.length;
+  }
+
   /** Counts one completion; `retryAfterMs` is the hint of a refused one. */
   completed(now: number, refused: boolean, retryAfterMs: number | undefined): void {
     if (this.#recent.length < DENSE_WINDOW) this.#recent.push(refused);

@@ -1,5 +1,5 @@
 // converse: run each locked task's conversation turn by turn, with bounded concurrency and one outcome per task.
-import { EMPTY, Observable, catchError, concatMap, defer, expand, last, map, mergeMap, of, throwError, type OperatorFunction, type SchedulerLike } from 'rxjs';
+import { EMPTY, Observable, catchError, concatMap, defer, expand, last, map, of, throwError, type OperatorFunction, type SchedulerLike } from 'rxjs';
 import { GuardError, ModelError, describeError, runEndingError } from '../errors.js';
 import type { ModelPool } from '../models/pool.js';
 import { DEFAULT_STOP_TOKEN, assistantMessages, guardReply, nudgeFor, parseUserReply, userSimulatorMessages, type GuardReason, type TemplateValues } from '../models/prompts.js';
@@ -8,6 +8,7 @@ import type { Distractor, NoisedText } from '../noise/distractor.js';
 import type { StyleTransfer, StyleTransferResult } from '../queries/styleTransfer.js';
 import { rngFor } from '../rng.js';
 import { addUsage, interactionId, type Interaction, type InteractionMessage, type LockedTask, type Outcome, type UsageEntry } from '../types.js';
+import { mergeMapLending, type Lend } from './mergeMapLending.js';
 import { retryingCall } from './retryingCall.js';
 
 export interface UserSimulatorOptions {
@@ -26,7 +27,10 @@ export interface ConverseOptions {
   readonly seed: number;
   readonly minTurns: number;
   readonly maxTurns: number;
-  /** Conversations in flight at once (PersonaGym's `max_workers`). */
+  /**
+   * Conversations working at once (PersonaGym's `max_workers`). One sitting out a Retry-After or a backoff
+   * lends its slot meanwhile, so this many are calling or computing while others wait.
+   */
   readonly concurrency: number;
   /** Retries per model call and base delay (PersonaGym's `max_retries`, `retry_delay`). */
   readonly maxRetries: number;
@@ -104,10 +108,10 @@ const validate = (options: ConverseOptions): void => {
  */
 export function converse(options: ConverseOptions): OperatorFunction<LockedTask, Outcome> {
   validate(options);
-  return mergeMap((task: LockedTask) => conversation(task, options), options.concurrency);
+  return mergeMapLending((task: LockedTask, lend) => conversation(task, options, lend), options.concurrency);
 }
 
-function conversation(task: LockedTask, options: ConverseOptions): Observable<Outcome> {
+function conversation(task: LockedTask, options: ConverseOptions, lend: Lend): Observable<Outcome> {
   return defer(() => {
     const now = options.now ?? (() => new Date());
     const stopToken = options.stopToken ?? DEFAULT_STOP_TOKEN;
@@ -122,6 +126,7 @@ function conversation(task: LockedTask, options: ConverseOptions): Observable<Ou
       maxRetries: options.maxRetries,
       retryDelayMs: options.retryDelayMs,
       scheduler: options.scheduler,
+      lend,
       onRetry: (module, error) => {
         state.attempts += 1;
         options.onRetry?.(module, error);

@@ -1,5 +1,5 @@
 // retryWithDelay: re-subscribe to a failed cold call after an exponential, jittered delay that honours Retry-After.
-import { asyncScheduler, retry, throwError, timer, type MonoTypeOperatorFunction, type SchedulerLike } from 'rxjs';
+import { asyncScheduler, finalize, retry, throwError, timer, type MonoTypeOperatorFunction, type SchedulerLike } from 'rxjs';
 import { ModelError, isTransient } from '../errors.js';
 import { LONG_RETRY_AFTER_MS } from '../limits/pause.js';
 
@@ -18,6 +18,12 @@ export interface RetryWithDelayOptions {
   readonly onRetry?: (error: unknown, retry: number, delayMs: number) => void;
   /** Scheduler for the waits (virtual time in marble tests). */
   readonly scheduler?: SchedulerLike;
+  /**
+   * Called as each wait starts; what it returns is called when the wait ends or is cancelled. `converse`
+   * passes its slot's `lend` (mergeMapLending), so a conversation sitting out a Retry-After or a backoff
+   * lets another one use its slot meanwhile.
+   */
+  readonly lend?: () => () => void;
 }
 
 /**
@@ -71,7 +77,8 @@ export function retryWithDelay<T>(options: RetryWithDelayOptions): MonoTypeOpera
       if (!retryable(error)) return throwError(() => error);
       const wait = retryDelay(error, retryCount, options, random);
       options.onRetry?.(error, retryCount, wait);
-      return timer(wait, scheduler);
+      const reclaim = options.lend?.();
+      return reclaim === undefined ? timer(wait, scheduler) : timer(wait, scheduler).pipe(finalize(reclaim));
     },
   });
 }

@@ -14,6 +14,8 @@ export interface RetryingCallOptions {
   /** Told about every billed call: answered ones and failed attempts whose response carried usage. */
   readonly onUsage?: UsageListener;
   readonly scheduler?: SchedulerLike;
+  /** Lends the caller's concurrency slot while a retry waits (see retryWithDelay's `lend`). */
+  readonly lend?: () => () => void;
 }
 
 /** The operation a request is counted under when it does not say. */
@@ -61,6 +63,7 @@ export function retryingCall(options: RetryingCallOptions) {
           maxRetries: options.maxRetries,
           delayMs: options.retryDelayMs,
           scheduler: options.scheduler,
+          lend: options.lend,
           onRetry: (error) => {
             attempt += 1;
             options.onRetry?.(request.module, error);
