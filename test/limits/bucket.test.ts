@@ -1,7 +1,8 @@
 // RateBucket: calls spaced so that no window, of a second or of a minute, sees more than the rate allows.
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
-import { RateBucket } from '../../src/limits/bucket.js';
+import { BURST_MS, RateBucket } from '../../src/limits/bucket.js';
+import { SAFETY } from '../../src/limits/limiter.js';
 
 /** The most calls at `times` (sorted) that fall in any half-open window [t, t + width). */
 function busiestWindow(times: readonly number[], width: number): number {
@@ -29,29 +30,32 @@ function admit(bucket: RateBucket, arrivals: readonly number[], size: (i: number
 }
 
 describe('RateBucket', () => {
-  it('lets the first call go at once and spaces the next ones evenly, with no saved-up burst', () => {
-    const bucket = new RateBucket(600, 0);
+  it('lets the first call go at once and spaces the next ones evenly, BURST_MS early at most, with no saved-up burst', () => {
+    const bucket = new RateBucket(600, 0); // one every 100 ms
     expect(bucket.waitFor(1, 0)).toBe(0);
     bucket.take(1, 0);
-    expect(bucket.waitFor(1, 0)).toBe(100);
-    expect(bucket.waitFor(1, 100)).toBe(0);
-    // Idle for ten seconds saves nothing: after one call, the next still waits 100 ms.
+    expect(bucket.waitFor(1, 0)).toBe(100 - BURST_MS);
+    expect(bucket.waitFor(1, 100 - BURST_MS)).toBe(0);
+    bucket.take(1, 100 - BURST_MS);
+    // Owed from 100, not from when it went: the spacing holds on average.
+    expect(bucket.waitFor(1, 100 - BURST_MS)).toBe(100);
+    // Idle for ten seconds saves BURST_MS at most: after one call, the next waits 100 - 2 × BURST_MS.
     bucket.take(1, 10_000);
-    expect(bucket.waitFor(1, 10_000)).toBe(100);
+    expect(bucket.waitFor(1, 10_000)).toBe(100 - 2 * BURST_MS);
   });
 
-  it('charges the real cost once it is known: more pushes the next call back, less brings it forward but never before now', () => {
+  it('charges the real cost once it is known: more pushes the next call back, less brings it forward but never as credit', () => {
     const bucket = new RateBucket(60_000, 0); // 1 a millisecond
     bucket.take(800, 0);
-    expect(bucket.waitFor(1, 0)).toBe(800);
-    bucket.adjust(-600, 50); // it used 200
-    expect(bucket.waitFor(1, 50)).toBe(150);
-    bucket.adjust(1000, 60); // it used 1,200 more after all
-    expect(bucket.waitFor(1, 60)).toBe(1140);
-    bucket.adjust(-100_000, 70); // a refund bigger than the debt is not credit
+    expect(bucket.waitFor(1, 0)).toBe(800 - BURST_MS);
+    bucket.adjust(-600, 50); // it used 200: owed until 200
+    expect(bucket.waitFor(1, 50)).toBe(200 - BURST_MS - 50);
+    bucket.adjust(1000, 60); // it used 1,000 more after all: owed until 1,200
+    expect(bucket.waitFor(1, 60)).toBe(1200 - BURST_MS - 60);
+    bucket.adjust(-100_000, 70); // a refund bigger than the debt is not credit: clear from now less BURST_MS
     expect(bucket.waitFor(1, 70)).toBe(0);
-    bucket.take(10, 70);
-    expect(bucket.waitFor(1, 70)).toBe(10);
+    bucket.take(100, 70);
+    expect(bucket.waitFor(1, 70)).toBe(100 - 2 * BURST_MS);
   });
 
   it('refuses a rate that is not a positive number', () => {
@@ -66,14 +70,26 @@ describe('RateBucket', () => {
 
   const perMinute = fc.oneof(fc.integer({ min: 1, max: 600 }), fc.integer({ min: 1, max: 12_000 }));
 
-  test.prop([perMinute, arrivals], { numRuns: 300 })('for any arrival pattern, no window of 1 s or of 60 s gets more calls than the per-minute rate allows it, rounded up', (perMinute, times) => {
+  /** The most calls at `perMinute` that the bucket lets into a window of `width` ms: its share of the window plus the burst, rounded up. */
+  const allowed = (perMinute: number, width: number): number => Math.ceil((perMinute * (width + 2 * BURST_MS)) / 60_000 - 1e-9);
+
+  test.prop([perMinute, arrivals], { numRuns: 300 })('for any arrival pattern, no window of 1 s or of 60 s gets more calls than its share of the rate and the burst, rounded up', (perMinute, times) => {
     const sent = admit(new RateBucket(perMinute, 0), times);
-    expect(busiestWindow(sent, 1000)).toBeLessThanOrEqual(Math.ceil(perMinute / 60));
-    expect(busiestWindow(sent, 60_000)).toBeLessThanOrEqual(perMinute);
+    expect(busiestWindow(sent, 1000)).toBeLessThanOrEqual(allowed(perMinute, 1000));
+    expect(busiestWindow(sent, 60_000)).toBeLessThanOrEqual(allowed(perMinute, 60_000));
   });
 
+  test.prop([fc.integer({ min: 1, max: 12_000 }), arrivals], { numRuns: 300 })(
+    'aimed at 95% of a configured limit (as the limiter aims), never over the configured limit in any 1 s or 60 s window, rounded up to a whole call',
+    (configured, times) => {
+      const sent = admit(new RateBucket(configured * SAFETY, 0), times);
+      expect(busiestWindow(sent, 1000)).toBeLessThanOrEqual(Math.ceil(configured / 60));
+      expect(busiestWindow(sent, 60_000)).toBeLessThanOrEqual(configured);
+    },
+  );
+
   test.prop([fc.integer({ min: 1000, max: 2_000_000 }), arrivals, fc.array(fc.integer({ min: 1, max: 5000 }), { minLength: 1 })])(
-    'for tokens: no 1 s or 60 s window gets more than the rate allows it plus the one call that went last',
+    'for tokens: no 1 s or 60 s window gets more than its share of the rate and the burst, plus the one call that went last',
     (perMinute, times, sizes) => {
       const size = (i: number): number => sizes[i % sizes.length] as number;
       const sent = admit(new RateBucket(perMinute, 0), times, size);
@@ -82,7 +98,7 @@ describe('RateBucket', () => {
           let total = 0;
           for (let i = first; i < sent.length && (sent[i] as number) < (sent[first] as number) + width; i += 1) {
             total += size(i);
-            expect(total - size(i)).toBeLessThanOrEqual((perMinute * width) / 60_000 + 1e-6);
+            expect(total - size(i)).toBeLessThanOrEqual((perMinute * (width + 2 * BURST_MS)) / 60_000 + 1e-6);
           }
         }
       }
