@@ -289,13 +289,17 @@ function targets(results) {
 
 const SECTION_NUMBERS = { engine: 1, little: 2, plain: 3, mem: 4, rateLimit: 5, resume: 6, llama: 7 };
 
+/** The earlier runs whose sections a BENCH_ONLY run kept, each with the sections it measured. */
+const earlierRuns = (results) => (results.earlier === undefined ? [] : Array.isArray(results.earlier) ? results.earlier : [results.earlier]);
+
 function markdown(results) {
   const { machine, engine, little, plain, mem } = results;
   const lines = [
     '# Benchmark results',
     '',
     `Written by \`npm run bench\` on ${machine.date}: commit ${machine.commit}, Node ${machine.node}, ${machine.cores} cores (${machine.cpu}).`,
-    ...(results.earlier === undefined ? [] : [`Sections ${results.earlier.sections.map((name) => SECTION_NUMBERS[name]).join(', ')} are from the full run of ${results.earlier.date} (commit ${results.earlier.commit}); the others were re-measured (BENCH_ONLY).`]),
+    ...earlierRuns(results).map((run) => `Sections ${run.sections.map((name) => SECTION_NUMBERS[name]).join(', ')} are from the run of ${run.date} (commit ${run.commit}).`),
+    ...(earlierRuns(results).length === 0 ? [] : ['The others were measured in this run (BENCH_ONLY).']),
     'Each figure is the median of the runs, with min–max in parentheses; ratios come from the same run. The machine is small and',
     'shared, so read the ratios, not the third digit.',
     '',
@@ -412,7 +416,16 @@ try {
   const unknown = (only ?? []).filter((name) => !(name in sections));
   if (unknown.length > 0) throw new Error(`BENCH_ONLY: no section ${unknown.join(', ')} (sections: ${Object.keys(sections).join(', ')})`);
   const previous = only === undefined ? undefined : JSON.parse(await readFile(join(ROOT, 'bench', 'RESULTS.json'), 'utf8'));
-  const results = { machine, ...(previous === undefined ? {} : { earlier: { ...previous.machine, sections: Object.keys(sections).filter((name) => !only.includes(name)) } }) };
+  // Each kept section stays attributed to the run that measured it.
+  const kept = (names) => names.filter((name) => !only.includes(name));
+  const earlier =
+    previous === undefined
+      ? undefined
+      : [
+          ...earlierRuns(previous).map((run) => ({ ...run, sections: kept(run.sections) })),
+          { ...previous.machine, sections: kept(Object.keys(sections).filter((name) => !earlierRuns(previous).some((run) => run.sections.includes(name)))) },
+        ].filter((run) => run.sections.length > 0);
+  const results = { machine, ...(earlier === undefined ? {} : { earlier }) };
   for (const [name, measureSection] of Object.entries(sections)) results[name] = only === undefined || only.includes(name) ? await measureSection() : previous[name];
   const out = QUICK ? join(work, 'RESULTS') : join(ROOT, 'bench', 'RESULTS');
   await writeFile(`${out}.json`, `${JSON.stringify(results, null, 2)}\n`);
