@@ -1,7 +1,39 @@
-// Lint setup: typescript-eslint's recommended type-aware rules over src, test and bench.
+// Lint setup: typescript-eslint's recommended type-aware rules over src, test and bench, and the house's floors.
 import js from '@eslint/js';
+import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
+import { importX } from 'eslint-plugin-import-x';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
+
+/**
+ * The floors of src/, top to bottom, as a persona line meets them: a file may import from its own floor
+ * and the floors below, never from one above (import-x/no-restricted-paths), and no files may import each
+ * other in a circle (import-x/no-cycle). ARCHITECTURE.md walks them.
+ */
+const FLOORS = [
+  ['cli.ts', 'index.ts'],
+  ['commands'],
+  ['pipeline.ts', 'export'],
+  ['operators'],
+  ['conversation'],
+  ['sinks'],
+  ['distractor', 'queries'],
+  ['prompts'],
+  ['streams'],
+  ['models'],
+  ['limits'],
+  ['noise'],
+  ['config'],
+  ['chat.ts', 'types.ts', 'errors.ts', 'rng.ts', 'paths.ts', 'options.ts'],
+];
+const at = (place) => `./src/${place}`;
+const zones = FLOORS.slice(1).flatMap((floor, i) =>
+  floor.map((place) => ({
+    target: at(place),
+    from: FLOORS.slice(0, i + 1).flat().map(at),
+    message: `src/${place} is on a lower floor than what it imports: imports point down (see the floors in eslint.config.js)`,
+  })),
+);
 
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'coverage/'] },
@@ -15,6 +47,15 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-console': 'error',
+    },
+  },
+  {
+    files: ['src/**/*.ts'],
+    plugins: { 'import-x': importX },
+    settings: { ...importX.flatConfigs.typescript.settings, 'import-x/resolver-next': [createTypeScriptImportResolver()] },
+    rules: {
+      'import-x/no-restricted-paths': ['error', { zones }],
+      'import-x/no-cycle': 'error',
     },
   },
   {
