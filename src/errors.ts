@@ -13,7 +13,7 @@ export type ModelErrorKind =
   | 'aborted' // we cancelled it
   | 'unknown'; // anything else: a bug, not retried
 
-import type { RateLimitInfo, TokenUsage } from './models/types.js';
+import type { RateLimitInfo, TokenUsage } from './chat.js';
 
 const TRANSIENT: ReadonlySet<ModelErrorKind> = new Set(['rate_limit', 'server', 'timeout', 'unreachable', 'network', 'malformed']);
 
@@ -64,15 +64,25 @@ export class GuardError extends Error {
 }
 
 /**
+ * Whether an error ends the whole run rather than one task: a FatalError, a bad key (every other call
+ * would fail the same way), or an endpoint nothing listens on. The one definition of it: `runEndingError`
+ * turns such an error into the run's FatalError, and the steps that absorb their own failures (style
+ * transfer keeping the query, the distractor keeping the text clean) pass these on, and aborts too.
+ */
+export const endsRun = (error: unknown): boolean => error instanceof FatalError || (error instanceof ModelError && (error.kind === 'auth' || error.kind === 'unreachable' || error.kind === 'aborted'));
+
+/**
  * The error that ends a run for a model call that failed for good, or undefined when only its task
  * fails: a bad key, or an endpoint still unreachable after `attempts`, fails every other call the same
- * way, so the run stops at once instead of writing thousands of identical failures.
+ * way, so the run stops at once instead of writing thousands of identical failures. (An abort is the
+ * run stopping already: its task ends, with no FatalError of its own.)
  */
 export function runEndingError(error: unknown, attempts: number): FatalError | undefined {
+  if (!endsRun(error)) return undefined;
   if (error instanceof FatalError) return error;
-  if (!(error instanceof ModelError)) return undefined;
-  if (error.kind === 'auth') return new FatalError(describeError(error), { cause: error });
-  if (error.kind === 'unreachable') return new FatalError(`${describeError(error)}; still unreachable after ${attempts} attempt(s)`, { cause: error });
+  const modelError = error as ModelError;
+  if (modelError.kind === 'auth') return new FatalError(describeError(error), { cause: error });
+  if (modelError.kind === 'unreachable') return new FatalError(`${describeError(error)}; still unreachable after ${attempts} attempt(s)`, { cause: error });
   return undefined;
 }
 

@@ -1,5 +1,5 @@
 // Data contracts: the task that flows through the pipeline and PersonaGym's Interaction JSON that comes out.
-import type { ModelRef, TokenUsage } from './models/types.js';
+import type { ModelRef, TokenUsage } from './chat.js';
 
 export type Features = Readonly<Record<string, unknown>>;
 
@@ -108,4 +108,14 @@ export function addUsage(into: Record<string, UsageEntry>, module: string, usage
     input_tokens: previous.input_tokens + usage.input,
     output_tokens: previous.output_tokens + usage.output,
   };
+}
+
+/** A text to noise (`personaflow noise`): a text line, or a {"text": ...} line with its persona. */
+export interface TextItem {
+  readonly text: string;
+  readonly persona: Features;
+  /** `id` when the line has one, else the text itself: the same text gets the same noise for a seed. */
+  readonly key: string;
+  /** `file:LINE`, for messages. */
+  readonly source: string;
 }

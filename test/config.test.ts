@@ -2,9 +2,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expandEnv, loadConfig, merge, runSeed } from '../src/config.js';
+import { expandEnv, loadConfig, merge, runSeed } from '../src/config/load.js';
 import { ConfigError } from '../src/errors.js';
-import { buildModels } from '../src/models/index.js';
+import { buildModels } from '../src/models/build.js';
 
 let dir: string;
 beforeAll(async () => {

@@ -1,46 +1,18 @@
-// Where export writes: buffered lines to stdout or to train/validation/test .jsonl files, and statistics.json replaced atomically.
+// Where export writes: buffered lines to stdout or to train/validation/test .jsonl files.
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { ConfigError } from '../errors.js';
+import { lineWriter, type LineWriter } from '../sinks/batcher.js';
 import { streamTarget } from '../sinks/stdout.js';
 import { SPLITS, type SplitName } from './samples.js';
 
 /** The files `export --out DIR` writes (`.jsonl`: OpenAI's upload wants that extension). */
 export const EXPORT_FILES = { train: 'train.jsonl', validation: 'validation.jsonl', test: 'test.jsonl', statistics: 'statistics.json' } as const;
 
-/**
- * Lines gathered into chunks of about `chunkBytes` and written one chunk at a time, waiting for the target
- * (which waits for 'drain'), so a slow reader slows the export instead of filling memory. A closed pipe
- * rejects with BrokenPipeError (see `streamTarget`).
- */
-export class LineWriter {
-  #parts: string[] = [];
-  #bytes = 0;
-  readonly #target: (text: string) => Promise<void>;
-  readonly #chunkBytes: number;
-
-  constructor(target: (text: string) => Promise<void>, chunkBytes = 256 * 1024) {
-    this.#target = target;
-    this.#chunkBytes = chunkBytes;
-  }
-
-  /** Queues one line; waits only when a chunk is full and goes out. */
-  async write(line: string): Promise<void> {
-    this.#parts.push(line, '\n');
-    this.#bytes += line.length + 1;
-    if (this.#bytes >= this.#chunkBytes) await this.flush();
-  }
-
-  async flush(): Promise<void> {
-    if (this.#parts.length === 0) return;
-    const text = this.#parts.join('');
-    this.#parts = [];
-    this.#bytes = 0;
-    await this.#target(text);
-  }
-}
+/** Export writes a chunk of lines at a time (its loop writes one line after the other). */
+const CHUNK_BYTES = 256 * 1024;
 
 /** One writer per split: stdout for every split, or one file each. */
 export interface SplitOutput {
@@ -51,9 +23,9 @@ export interface SplitOutput {
 
 /** Every split to one stream (stdout). */
 export function streamOutput(stream: Writable): SplitOutput {
-  const writer = new LineWriter(streamTarget(stream));
+  const writer = lineWriter(streamTarget(stream), { chunkBytes: CHUNK_BYTES });
   return {
-    write: (_split, line) => writer.write(line),
+    write: (_split, line) => writer.push(line),
     close: () => writer.flush(),
   };
 }
@@ -93,10 +65,10 @@ export async function dirOutput(dir: string, force: boolean): Promise<SplitOutpu
       stream.once('error', (error: NodeJS.ErrnoException) => reject(new ConfigError(`--out ${dir}: cannot write ${EXPORT_FILES[split]} (${error.code ?? 'error'})`)));
     });
     streams[split] = stream;
-    writers[split] = new LineWriter(streamTarget(stream));
+    writers[split] = lineWriter(streamTarget(stream), { chunkBytes: CHUNK_BYTES });
   }
   return {
-    write: (split, line) => writers[split].write(line),
+    write: (split, line) => writers[split].push(line),
     close: async () => {
       for (const split of SPLITS) await writers[split].flush();
       await Promise.all(
@@ -111,11 +83,4 @@ export async function dirOutput(dir: string, force: boolean): Promise<SplitOutpu
       );
     },
   };
-}
-
-/** Writes JSON to `path` through a temporary file and a rename, so the file is whole or absent. */
-export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  const temporary = `${path}.${process.pid}.tmp`;
-  await writeFile(temporary, `${JSON.stringify(value, null, 2)}\n`, 'utf8');
-  await rename(temporary, path);
 }

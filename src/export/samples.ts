@@ -1,7 +1,7 @@
 // Interactions to training samples: PersonaGym's TrainingSample, OpenAI chat fine-tuning and ShareGPT lines, each with its zod schema.
 import * as z from 'zod';
-import type { TrainingFormat } from '../config.js';
-import { formatPersona } from '../models/prompts.js';
+import type { TrainingFormat } from '../config/schema.js';
+import { formatPersona } from '../prompts/template.js';
 import type { Features } from '../types.js';
 
 const record = z.record(z.string(), z.unknown());

@@ -1,5 +1,5 @@
 // statistics.json for an export: PersonaGym's fields, a turn histogram, noise by layer, token usage; memory per distinct value, not per sample.
-import { LAYERS } from '../config.js';
+import { LAYERS } from '../config/schema.js';
 import { KeySet } from '../streams/seen.js';
 import { SPLITS, conversationOf, featuresOf, noisyInitialQueries, turnsOf, userTurns, type InteractionInput, type SplitName } from './samples.js';
 import type { SplitRatios } from './split.js';

@@ -1,6 +1,6 @@
 // The export stream: interaction lines in, validated samples with their split out; filters, dedupe and FILE:LINE reports on the way.
-import { badLineReporter, readLines, type ReadLinesOptions } from '../streams/ndjson.js';
-import { formatIssues } from '../streams/personas.js';
+import type { ReadLinesOptions } from '../streams/ndjson.js';
+import { formatIssues, readRecords } from '../streams/records.js';
 import { KeySet } from '../streams/seen.js';
 import { SAMPLE_SCHEMAS, conversationKey, hadGuardRejections, interactionInputSchema, sampleId, toSample, turnsOf, type Format, type InteractionInput, type Sample, type SampleOptions, type SplitName } from './samples.js';
 import { splitOf, type SplitRatios } from './split.js';
@@ -66,36 +66,16 @@ export const emptyCounts = (): ExportCounts => ({ lines: 0, interactions: 0, ski
  * for await (const { split, sample } of exportSamples(createReadStream('interactions.ndjson'), { name: 'interactions.ndjson', format: 'openai', seed: 42 })) ...
  */
 export async function* exportSamples(input: AsyncIterable<Buffer | string>, options: ExportStreamOptions, counts: ExportCounts = emptyCounts()): AsyncGenerator<ExportedSample> {
-  const report = badLineReporter(options);
   const seen = options.dedupe === false ? undefined : new KeySet();
   const ids = new KeySet();
   const schema = SAMPLE_SCHEMAS[options.format];
-  for await (const line of readLines(input, options)) {
-    if (options.stopped?.() === true) return;
-    counts.lines += 1;
-    const source = `${options.name}:${line.line}`;
-    if (line.error !== undefined) {
-      counts.skipped.bad_lines += 1;
-      report(`${source}: ${line.error}`);
-      continue;
-    }
-    const text = line.text.trim();
-    if (text === '') continue;
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (error) {
-      counts.skipped.bad_lines += 1;
-      report(`${source}: invalid JSON: ${(error as Error).message}`);
-      continue;
-    }
-    const parsed = interactionInputSchema.safeParse(json);
-    if (!parsed.success) {
-      counts.skipped.bad_lines += 1;
-      report(`${source}: not an interaction: ${formatIssues(parsed.error)}`);
-      continue;
-    }
-    const interaction = parsed.data;
+  const records = readRecords(input, interactionInputSchema, {
+    ...options,
+    what: 'not an interaction: ',
+    onLine: () => (counts.lines += 1),
+    onBadLine: () => (counts.skipped.bad_lines += 1),
+  });
+  for await (const { value: interaction, where: source, report } of records) {
     counts.interactions += 1;
     if (options.minTurns !== undefined && turnsOf(interaction) < options.minTurns) {
       counts.skipped.below_min_turns += 1;

@@ -1,7 +1,7 @@
 // limited: a ChatModel whose every call first takes a permit from its model's limiter.
 import type { Subscription } from 'rxjs';
 import { ModelError } from '../errors.js';
-import type { ChatModel, ChatRequest, ChatResponse } from '../models/types.js';
+import type { ChatModel, ChatRequest, ChatResponse } from '../chat.js';
 import type { ModelLimiter, Permit } from './limiter.js';
 
 /** Prompt tokens estimated from characters (~4 a token) plus the completion budget. */

@@ -1,7 +1,7 @@
 // ModelLimiter: the line of calls waiting for one model, let through by its buckets, concurrency, pause and breaker.
 import { Observable, asyncScheduler, type SchedulerLike, type Subscription } from 'rxjs';
 import { FatalError } from '../errors.js';
-import type { RateLimitInfo } from '../models/types.js';
+import type { RateLimitInfo } from '../chat.js';
 import { CircuitBreaker, type BreakerState } from './breaker.js';
 import { RateBucket } from './bucket.js';
 import { AdaptiveConcurrency, SATURATED } from './concurrency.js';

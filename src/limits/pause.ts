@@ -1,5 +1,5 @@
 // ModelPause: stops every call to a model, but only on evidence that the model as a whole is limited.
-import type { RateLimitInfo } from '../models/types.js';
+import type { RateLimitInfo } from '../chat.js';
 
 /**
  * A Retry-After at least this long pauses every call to the model. A per-minute window, the kind most

@@ -1,6 +1,6 @@
 // Model calls as cold observables: each subscription makes a fresh request and unsubscribing aborts it.
 import { Observable } from 'rxjs';
-import type { ChatModel, ChatRequest, ChatResponse } from './types.js';
+import type { ChatModel, ChatRequest, ChatResponse } from '../chat.js';
 
 /**
  * Wraps `model.complete` in the `fromFetch` pattern: nothing happens until subscription, every

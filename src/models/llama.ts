@@ -5,7 +5,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import type * as NodeLlamaCpp from 'node-llama-cpp';
 import { FatalError, ModelError, describeError } from '../errors.js';
 import { hash128 } from '../rng.js';
-import type { ChatMessage, ChatModel, ChatRequest, ChatResponse } from './types.js';
+import type { ChatMessage, ChatModel, ChatRequest, ChatResponse } from '../chat.js';
 
 /** The version package.json pins; the install hint names it. */
 export const NODE_LLAMA_CPP_VERSION = '3.21.1';

@@ -2,7 +2,7 @@
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import { ModelError } from '../errors.js';
 import { createFetch } from './transport.js';
-import type { ChatMessage, ChatModel, ChatRequest, ChatResponse, ModelRef, RateLimitInfo, TokenUsage } from './types.js';
+import type { ChatMessage, ChatModel, ChatRequest, ChatResponse, ModelRef, RateLimitInfo, TokenUsage } from '../chat.js';
 
 export interface OpenAIModelOptions extends ModelRef {
   readonly apiKey: string;

@@ -1,6 +1,6 @@
 // Weighted model pool (PersonaGym's `model_pool`): which assistant model a conversation talks to.
 import type { Rng } from '../rng.js';
-import type { ChatModel, ModelRef } from './types.js';
+import type { ChatModel, ModelRef } from '../chat.js';
 
 export interface PoolEntry {
   readonly model: ChatModel;

@@ -3,7 +3,7 @@ import { ModelError, type ModelErrorKind } from '../errors.js';
 import { wordNet, type Lexicon } from '../noise/lexicon.js';
 import { STRATEGIES } from '../noise/strategies.js';
 import { pick, rngFor, type Rng } from '../rng.js';
-import type { CallHints, ChatModel, ChatRequest, ChatResponse, ModelRef } from './types.js';
+import type { CallHints, ChatModel, ChatRequest, ChatResponse, ModelRef } from '../chat.js';
 
 export interface SimOptions {
   /** Mean latency per call in milliseconds (default 0: answer on the next microtask). */

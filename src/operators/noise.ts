@@ -1,9 +1,9 @@
 // noise: texts in, noisy versions out (PersonaGym's NoiseResult), with bounded concurrency and in input order.
 import { Observable, concatMap, map, mergeMap, range, toArray, type OperatorFunction, type SchedulerLike } from 'rxjs';
-import type { ModelModule, UsageListener } from '../models/types.js';
-import type { Distractor, NoiseResult } from '../noise/distractor.js';
-import { rngFor } from '../rng.js';
-import type { TextItem } from '../streams/texts.js';
+import type { ModelModule, UsageListener } from '../chat.js';
+import type { Distractor, NoiseResult } from '../distractor/distractor.js';
+import { noiseVersion } from '../distractor/turn.js';
+import type { TextItem } from '../types.js';
 import { retryingCall } from './retryingCall.js';
 
 export interface NoiseOptions {
@@ -70,7 +70,7 @@ export function noise(options: NoiseOptions): OperatorFunction<TextItem, readonl
       mergeMap(
         ({ item, index }) =>
           range(0, versions).pipe(
-            concatMap((version) => options.distractor.result(item.text, { persona: item.persona, rng: rngFor(options.seed, item.key, `noise/v${version}`), call })),
+            concatMap((version) => noiseVersion(options.distractor, item.text, { seed: options.seed, key: item.key, purpose: `noise/v${version}`, persona: item.persona, call })),
             toArray(),
             map((value) => ({ index, value })),
           ),

@@ -2,7 +2,7 @@
 import { catchError, defer, map, tap, throwError, type Observable, type SchedulerLike } from 'rxjs';
 import { ModelError, runEndingError } from '../errors.js';
 import { callModel } from '../models/call.js';
-import type { ChatModel, ChatRequest, ChatResponse, ModelModule, ModelOperation, UsageListener } from '../models/types.js';
+import type { ChatModel, ChatRequest, ChatResponse, ModelModule, ModelOperation, UsageListener } from '../chat.js';
 import { retryWithDelay } from './retryWithDelay.js';
 
 export interface RetryingCallOptions {

@@ -1,7 +1,8 @@
 // supplement: after the main pass, new queries for personas that fell short of their target, through the same pipeline.
 import { EMPTY, Observable, catchError, concat, concatMap, defer, from, map, mergeMap, of, tap, throwError, toArray, type MonoTypeOperatorFunction } from 'rxjs';
 import { interactionId, type Features, type Outcome, type Task } from '../types.js';
-import { isRunError, type PromptCall } from '../models/rewrite.js';
+import { endsRun } from '../errors.js';
+import type { PromptCall } from '../prompts/ask.js';
 import type { QueryGenerator } from '../queries/queryGenerator.js';
 import { rngFor } from '../rng.js';
 
@@ -133,7 +134,7 @@ export function supplement(options: SupplementOptions): MonoTypeOperatorFunction
             });
           }),
           catchError((error: unknown) => {
-            if (isRunError(error)) return throwError(() => error);
+            if (endsRun(error)) return throwError(() => error);
             options.onGeneratorError?.(entry.personaId, error);
             short.set(entry.personaId, (short.get(entry.personaId) ?? 0) + missing);
             return of([]);

@@ -1,7 +1,8 @@
 // Style transfer: a dataset query rewritten in the persona's voice, as PersonaGym does before a conversation.
 import { Observable, catchError, concatMap, defer, of, throwError } from 'rxjs';
-import { formatPersona } from '../models/prompts.js';
-import { DOMAINS, SCENARIOS, askChecked, cleanRewrite, isRunError, jsonObjectIn, oneOf, rewriteProblem, type Checked, type PromptCall, type PromptModel } from '../models/rewrite.js';
+import { endsRun } from '../errors.js';
+import { askChecked, type PromptCall, type PromptModel } from '../prompts/ask.js';
+import { parseStyleAnswer, styleTransferPrompt } from '../prompts/styleTransfer.js';
 import type { Rng } from '../rng.js';
 import type { Features } from '../types.js';
 
@@ -46,18 +47,6 @@ export interface StyleTransfer {
   adapt(query: string, persona: Features, targetTurns: number, rng: Rng, call: PromptCall): Observable<StyleTransferResult>;
 }
 
-/** Reads a style-transfer answer: PersonaGym's JSON, checked to be a usable message. */
-export function parseStyleAnswer(content: string, query?: string): Checked<{ adapted: string; domain: string; scenario: string }> {
-  const json = jsonObjectIn(content);
-  if (json === undefined) return { ok: false, reason: 'no JSON object' };
-  if (typeof json.adapted_query !== 'string') return { ok: false, reason: 'JSON without an "adapted_query" string' };
-  const adapted = cleanRewrite(json.adapted_query);
-  if (adapted === '') return { ok: false, reason: 'empty adapted_query' };
-  const problem = rewriteProblem(adapted, query);
-  if (problem !== undefined) return { ok: false, reason: problem };
-  return { ok: true, value: { adapted, domain: oneOf(json.inferred_domain, DOMAINS, 'general'), scenario: oneOf(json.inferred_scenario, SCENARIOS, 'casual') } };
-}
-
 /**
  * Rewrites a query in the persona's voice (PersonaGym's style transfer): target length from the persona's
  * `query_length_pref` or a seeded draw, domain and scenario inferred. When the model's answers are
@@ -71,17 +60,16 @@ export function createStyleTransfer(options: StyleTransferOptions): StyleTransfe
         const length = targetLength(persona, rng);
         const partial = options.partialTemplate !== undefined && rng.next() < 0.5;
         const template = partial ? (options.partialTemplate) : options.template;
-        const prompt = template.replace(/\{(persona|query|target_length|target_turns)\}/g, (_, key: string) =>
-          key === 'persona' ? formatPersona(persona) : key === 'query' ? query : key === 'target_length' ? length : String(targetTurns),
-        );
+        const prompt = styleTransferPrompt(template, { persona, query, targetLength: length, targetTurns });
         return askChecked(options, { module: 'style_transfer', prompt, hints: { persona, styleTransfer: { query, targetLength: length } } }, call, (content) => parseStyleAnswer(content, query)).pipe(
           concatMap(({ adapted, domain, scenario }) => of<StyleTransferResult>({ applied: true, adapted_query: adapted, inferred_domain: domain, inferred_scenario: scenario, target_length: length, prompt_type: partial ? 'partial' : 'full' })),
           catchError((error: unknown) => {
-            if (isRunError(error)) return throwError(() => error);
+            if (endsRun(error)) return throwError(() => error);
             return of<StyleTransferResult>({ applied: false, adapted_query: query, inferred_domain: 'general', inferred_scenario: 'casual', target_length: length, prompt_type: 'none', error: error instanceof Error ? error.message : String(error) });
           }),
         );
       }),
   };
 }
+
 

@@ -1,4 +1,4 @@
-// Group commit: items queued while a write is in flight go out together in the next one.
+// Group commit: items queued while a write is in flight go out together in the next one; lines written that way.
 
 /**
  * Queues items and hands them to `write` in batches: while one batch is being written, new items
@@ -58,6 +58,49 @@ export class Batcher<T> {
   }
 }
 
-/** A batcher of text lines: each batch is written as one string with a newline after every line. */
-export const lineBatcher = (write: (text: string) => Promise<void>): Batcher<string> =>
-  new Batcher<string>((lines) => write(`${lines.join('\n')}\n`));
+/** Text lines to a target, in batches: each batch one `write` with a newline after every line. */
+export interface LineWriter {
+  /** Queues one line (without its newline). */
+  push(line: string): Promise<void>;
+  /** Resolves when every line pushed so far is written; rejects if a write failed. */
+  flush(): Promise<void>;
+}
+
+/**
+ * The one line writer. By default a group commit: `push` resolves once its line is written, so
+ * concurrent producers that wait get backpressure and one write serves many lines. With `chunkBytes`,
+ * for a producer that writes one line after the other (export's loop): `push` resolves at once while
+ * less than a chunk is gathered, and waits only when a chunk goes out, so a slow reader slows the
+ * producer without one write per line.
+ *
+ * @example
+ * const out = lineWriter(streamTarget(process.stdout));
+ * await out.push(JSON.stringify(record));
+ */
+export function lineWriter(write: (text: string) => Promise<void>, options: { readonly chunkBytes?: number } = {}): LineWriter {
+  const chunkBytes = options.chunkBytes ?? 0;
+  if (chunkBytes <= 0) {
+    const lines = new Batcher<string>((batch) => write(`${batch.join('\n')}\n`));
+    return { push: (line) => lines.push(line), flush: () => lines.flush() };
+  }
+  const chunks = new Batcher<string>((batch) => write(batch.join('')));
+  let parts: string[] = [];
+  let bytes = 0;
+  const cut = (): Promise<void> => {
+    const text = parts.join('');
+    parts = [];
+    bytes = 0;
+    return chunks.push(text);
+  };
+  return {
+    push: (line) => {
+      parts.push(line, '\n');
+      bytes += line.length + 1;
+      return bytes >= chunkBytes ? cut() : Promise.resolve();
+    },
+    flush: async () => {
+      if (parts.length > 0) await cut();
+      await chunks.flush();
+    },
+  };
+}

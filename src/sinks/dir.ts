@@ -1,32 +1,19 @@
 // `--out DIR`: interactions.ndjson, failures.ndjson, an append-only running index, and usage.json.
-import { mkdir, open, readdir, rename, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError } from '../errors.js';
 import type { Interaction, Outcome } from '../types.js';
-import { Batcher, lineBatcher } from './batcher.js';
-import { RUN_FILE, type OutputState, type RunRecord } from './resume.js';
+import { Batcher, lineWriter, type LineWriter } from './batcher.js';
+import { replaceJson } from './files.js';
+import { FILES, RUN_FILE, type IndexEntry, type RunRecord } from './layout.js';
+import type { OutputState } from './resume.js';
+import type { Sink } from './sink.js';
 import { UsageTotals } from './usage.js';
+
+export { FILES };
 
 /** At most this long between fdatasync calls while a run writes (and once more at the end). */
 export const SYNC_INTERVAL_MS = 5000;
-
-export const FILES = {
-  interactions: 'interactions.ndjson',
-  failures: 'failures.ndjson',
-  index: 'index.ndjson',
-  usage: 'usage.json',
-} as const;
-
-/** One index line: where interaction number `n` starts in interactions.ndjson and how many bytes it has. */
-export interface IndexEntry {
-  readonly n: number;
-  readonly interaction_id: string;
-  readonly persona_id: string;
-  readonly query_id: string;
-  readonly num_turns: number;
-  readonly offset: number;
-  readonly bytes: number;
-}
 
 export interface DirSinkOptions {
   /** Overwrite what DIR holds (without `resume`). */
@@ -43,18 +30,18 @@ export interface DirSinkOptions {
  * Writes outcomes into a directory. Interactions and their index lines are written in batches, the
  * interactions first: the index is append-only, so it is valid on disk at every moment, never names an
  * interaction that is not yet in the file, and costs O(1) per interaction (no rewrite of a growing file).
- * usage.json is replaced atomically (temporary file, then rename) when the sink closes.
+ * usage.json is replaced atomically (a temporary file flushed to disk, then a rename) when the sink closes.
  *
  * Durability: each batch is appended with one `write` per file, so a process that is killed leaves whole
  * lines, or one torn last line that the next `--resume` cuts (the kernel keeps what was written). The
  * interactions and the index are fdatasync'ed at most every SYNC_INTERVAL_MS and at close, so a power
  * loss costs at most the last few seconds, which a resume redoes.
  */
-export class DirSink {
+export class DirSink implements Sink {
   readonly usage: UsageTotals;
   readonly #handles: Record<'interactions' | 'failures' | 'index', FileHandle>;
   readonly #interactions: Batcher<Interaction>;
-  readonly #failures: Batcher<string>;
+  readonly #failures: LineWriter;
   #count = 0;
   #offset = 0;
   #lastSync = Date.now();
@@ -62,7 +49,7 @@ export class DirSink {
   private constructor(readonly dir: string, handles: Record<'interactions' | 'failures' | 'index', FileHandle>, usage: UsageTotals) {
     this.#handles = handles;
     this.usage = usage;
-    this.#failures = lineBatcher((text) => handles.failures.appendFile(text, 'utf8'));
+    this.#failures = lineWriter((text) => handles.failures.appendFile(text, 'utf8'));
     this.#interactions = new Batcher((batch) => this.#writeInteractions(batch));
   }
 
@@ -92,7 +79,7 @@ export class DirSink {
     }
     if (options.run !== undefined) {
       const record: RunRecord = resume?.run === undefined ? options.run : { ...resume.run, resumed_at: [...(resume.run.resumed_at ?? []), new Date().toISOString()] };
-      await replace(join(dir, RUN_FILE), `${JSON.stringify(record, null, 2)}\n`);
+      await replaceJson(join(dir, RUN_FILE), record);
     }
     return sink;
   }
@@ -136,7 +123,7 @@ export class DirSink {
     try {
       await Promise.all([this.#interactions.flush(), this.#failures.flush()]);
       await Promise.all(Object.values(this.#handles).map((handle) => handle.datasync()));
-      await replace(join(this.dir, FILES.usage), `${JSON.stringify(this.usage, null, 2)}\n`);
+      await replaceJson(join(this.dir, FILES.usage), this.usage);
     } finally {
       await Promise.all(Object.values(this.#handles).map((handle) => handle.close()));
     }
@@ -147,11 +134,4 @@ export class DirSink {
 export async function outputIn(dir: string): Promise<string[]> {
   const ours = [...(Object.values(FILES) as string[]), RUN_FILE];
   return (await readdir(dir).catch(() => [] as string[])).filter((name) => ours.includes(name)).sort();
-}
-
-/** Replaces a small file atomically: a temporary file, then rename. */
-async function replace(path: string, text: string): Promise<void> {
-  const temporary = `${path}.tmp`;
-  await writeFile(temporary, text);
-  await rename(temporary, path);
 }

@@ -95,3 +95,45 @@ export function formatLine(f: ProgressFigures, width = 20): string {
   if (f.throttled.length > 0) parts.push(`throttled: ${f.throttled.join(', ')}`);
   return parts.join('  ');
 }
+
+/** How progress is shown: a live line on a terminal, JSON lines (`--progress json`), or nothing. */
+export type ProgressMode = 'live' | 'json' | 'none';
+
+/** Where a live line is drawn (log-update's stderr writer), so messages can clear it first. */
+export interface LiveLine {
+  (text: string): void;
+  clear(): void;
+}
+
+/**
+ * Shows progress on stderr until `stop`: with `json`, one JSON line of the figures every 5 s and a last
+ * one marked final; with `live`, a line redrawn every 250 ms (log-update), cleared on stop, and handed to
+ * `onLive` so that messages clear it before they are written. Timers are unref'd.
+ */
+export async function startProgress(mode: ProgressMode, source: ProgressSource, onLive: (line: LiveLine | undefined) => void): Promise<{ stop(): void }> {
+  const started = Date.now();
+  if (mode === 'json') {
+    const line = (final: boolean): void => void process.stderr.write(`${JSON.stringify({ progress: figures(source, started, Date.now()), ...(final ? { final } : {}) })}\n`);
+    const timer = setInterval(() => line(false), 5000);
+    timer.unref();
+    return {
+      stop: () => {
+        clearInterval(timer);
+        line(true);
+      },
+    };
+  }
+  if (mode === 'none') return { stop: () => undefined };
+  const { logUpdateStderr } = await import('log-update');
+  onLive(logUpdateStderr);
+  const render = (): void => logUpdateStderr(formatLine(figures(source, started, Date.now())));
+  const timer = setInterval(render, 250);
+  timer.unref();
+  return {
+    stop: () => {
+      clearInterval(timer);
+      logUpdateStderr.clear();
+      onLive(undefined);
+    },
+  };
+}

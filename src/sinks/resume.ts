@@ -5,9 +5,7 @@ import { join } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { DEFAULT_MAX_LINE_BYTES, byteLines } from '../streams/ndjson.js';
 import { KeySet } from '../streams/seen.js';
-import type { IndexEntry } from './dir.js';
-
-export const RUN_FILE = 'run.json';
+import { FILES, RUN_FILE, type IndexEntry, type RunRecord } from './layout.js';
 
 /** What DIR holds, as the next run needs it. */
 export interface OutputState {
@@ -29,17 +27,6 @@ export interface OutputState {
   readonly run: RunRecord | undefined;
   /** The previous usage.json, to keep adding to. */
   readonly usage: unknown;
-}
-
-/** run.json: what produced the directory, so a resume with other settings is caught. */
-export interface RunRecord {
-  readonly version: string;
-  readonly seed: number;
-  readonly config_fingerprint: string;
-  /** The settings behind the fingerprint, readable, so a mismatch can be explained. */
-  readonly settings: Readonly<Record<string, unknown>>;
-  readonly created_at: string;
-  readonly resumed_at?: readonly string[];
 }
 
 /**
@@ -130,11 +117,11 @@ export interface ReadOutputOptions {
 export async function readOutput(dir: string, options: ReadOutputOptions = {}): Promise<OutputState> {
   const path = (name: string): string => join(dir, name);
   const repairs: string[] = [];
-  for (const name of ['interactions.ndjson', 'index.ndjson', 'failures.ndjson']) {
+  for (const name of [FILES.interactions, FILES.index, FILES.failures]) {
     const cut = await cutTornLine(path(name));
     if (cut > 0) repairs.push(`${name}: removed a torn last line (${cut} bytes) left by an interrupted run`);
   }
-  const size = await stat(path('interactions.ndjson')).then(
+  const size = await stat(path(FILES.interactions)).then(
     (info) => info.size,
     () => 0,
   );
@@ -148,7 +135,7 @@ export async function readOutput(dir: string, options: ReadOutputOptions = {}): 
     done.add(id);
     if (queryId.startsWith('supplement_r')) compensated.set(personaId, (compensated.get(personaId) ?? 0) + 1);
   };
-  for await (const line of linesFrom(path('index.ndjson'), 0, options.maxLineBytes)) {
+  for await (const line of linesFrom(path(FILES.index), 0, options.maxLineBytes)) {
     if (line.text !== undefined && line.text.trim() === '') {
       indexBytes += line.bytes;
       continue;
@@ -172,17 +159,17 @@ export async function readOutput(dir: string, options: ReadOutputOptions = {}): 
     indexBytes += line.bytes;
   }
   if (badIndex) {
-    await truncate(path('index.ndjson'), indexBytes).catch(() => undefined);
+    await truncate(path(FILES.index), indexBytes).catch(() => undefined);
     repairs.push(`index.ndjson: cut after entry ${count}, the last one that matches interactions.ndjson`);
   }
   // Interactions written after the last index line (a crash between the two appends): index them now.
   let missingIndex = '';
   if (end < size) {
     let rebuilt = 0;
-    for await (const line of linesFrom(path('interactions.ndjson'), end, options.maxLineBytes)) {
+    for await (const line of linesFrom(path(FILES.interactions), end, options.maxLineBytes)) {
       // Too long to read within the memory bound: its id cannot be known, so, as for a line that is not JSON, resuming could write it twice.
       if (line.overlong) {
-        throw new ConfigError(`${path('interactions.ndjson')}: the line at byte ${line.offset} takes ${line.bytes} bytes, over the limit of ${options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES} a line, so its interaction cannot be read and resuming could write it twice. Remove that line, then resume`);
+        throw new ConfigError(`${path(FILES.interactions)}: the line at byte ${line.offset} takes ${line.bytes} bytes, over the limit of ${options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES} a line, so its interaction cannot be read and resuming could write it twice. Remove that line, then resume`);
       }
       if (line.text !== undefined && line.text.trim() === '') {
         end += line.bytes;
@@ -194,7 +181,7 @@ export async function readOutput(dir: string, options: ReadOutputOptions = {}): 
         if (line.text === undefined) throw new SyntaxError('not UTF-8');
         interaction = JSON.parse(line.text) as typeof interaction;
       } catch {
-        throw new ConfigError(`${path('interactions.ndjson')}: the line at byte ${line.offset} is not JSON (or not UTF-8); the file was changed by something else, so resuming could write an interaction twice. Fix or remove that line, then resume`);
+        throw new ConfigError(`${path(FILES.interactions)}: the line at byte ${line.offset} is not JSON (or not UTF-8); the file was changed by something else, so resuming could write an interaction twice. Fix or remove that line, then resume`);
       }
       count += 1;
       rebuilt += 1;
@@ -207,7 +194,7 @@ export async function readOutput(dir: string, options: ReadOutputOptions = {}): 
   }
   const failed = new KeySet();
   let failedCount = 0;
-  for await (const line of linesFrom(path('failures.ndjson'), 0, options.maxLineBytes)) {
+  for await (const line of linesFrom(path(FILES.failures), 0, options.maxLineBytes)) {
     if (line.text === undefined || line.text.trim() === '') continue;
     let failure: { interaction_id?: unknown } | null;
     try {
@@ -225,5 +212,5 @@ export async function readOutput(dir: string, options: ReadOutputOptions = {}): 
       return undefined;
     }
   };
-  return { done, failed, failedCount, compensated, count, offset: end, missingIndex, repairs, run: (await json(RUN_FILE)) as RunRecord | undefined, usage: await json('usage.json') };
+  return { done, failed, failedCount, compensated, count, offset: end, missingIndex, repairs, run: (await json(RUN_FILE)) as RunRecord | undefined, usage: await json(FILES.usage) };
 }

@@ -1,6 +1,6 @@
 // NDJSON to a stream (stdout): honours write() backpressure and turns a closed pipe into a quiet stop.
 import type { Writable } from 'node:stream';
-import { lineBatcher, type Batcher } from './batcher.js';
+import { lineWriter, type LineWriter } from './batcher.js';
 
 /** The reader went away (`| head`): not an error, the run just stops producing. */
 export class BrokenPipeError extends Error {
@@ -49,5 +49,5 @@ export function streamTarget(stream: Writable): (text: string) => Promise<void> 
     });
 }
 
-/** Line batcher on a stream; `push(JSON.stringify(value))` per record. */
-export const streamWriter = (stream: Writable): Batcher<string> => lineBatcher(streamTarget(stream));
+/** Lines to a stream (stdout), batched; `push(JSON.stringify(value))` per record. */
+export const streamWriter = (stream: Writable, options: { readonly chunkBytes?: number } = {}): LineWriter => lineWriter(streamTarget(stream), options);

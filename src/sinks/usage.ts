@@ -1,5 +1,5 @@
 // Token totals for the run, in PersonaGym's token_usage shape (summary, by_module, by_model).
-import type { ModelModule, ModelOperation, ModelRef, TokenUsage } from '../models/types.js';
+import type { ModelModule, ModelOperation, ModelRef, TokenUsage } from '../chat.js';
 import type { Outcome } from '../types.js';
 
 interface Totals {

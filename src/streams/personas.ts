@@ -2,8 +2,9 @@
 import * as z from 'zod';
 import { rngFor, stableId } from '../rng.js';
 import type { Task } from '../types.js';
-import { badLineReporter, readLines, type ReadLinesOptions } from './ndjson.js';
+import type { ReadLinesOptions } from './ndjson.js';
 import type { QueryDataset } from './queries.js';
+import { readRecords } from './records.js';
 import { KeySet } from './seen.js';
 
 const text = z.string().trim().min(1, 'must be a non-empty string');
@@ -46,16 +47,6 @@ export interface TaskOptions extends ReadLinesOptions {
   readonly onWarning?: (message: string) => void;
   /** Queries for personas that carry none (`--queries`): `perPersona` of them each, drawn with the persona's RNG. */
   readonly queries?: { readonly dataset: QueryDataset; readonly perPersona: number; readonly strategy?: 'random' | 'round_robin' } | undefined;
-}
-
-/** Formats zod issues as `path: message; path: message`. */
-export function formatIssues(error: z.ZodError): string {
-  return error.issues
-    .map((issue) => {
-      const path = issue.path.map((part) => (typeof part === 'number' ? `[${part}]` : `.${String(part)}`)).join('').replace(/^\./, '');
-      return path === '' ? issue.message : `${path}: ${issue.message}`;
-    })
-    .join('; ');
 }
 
 /**
@@ -106,28 +97,9 @@ export function expandPersona(persona: PersonaLine, source: string, options: Pic
  * at most 16 bytes per task (see KeySet).
  */
 export async function* readTasks(input: AsyncIterable<Buffer | string>, options: TaskOptions): AsyncGenerator<Task> {
-  const report = badLineReporter(options);
   const seen = new KeySet();
-  for await (const line of readLines(input, options)) {
-    const where = `${options.name}:${line.line}`;
-    if (line.error !== undefined) {
-      report(`${where}: ${line.error}`);
-      continue;
-    }
-    if (line.text.trim() === '') continue;
-    let json: unknown;
-    try {
-      json = JSON.parse(line.text);
-    } catch (error) {
-      report(`${where}: invalid JSON: ${(error as Error).message}`);
-      continue;
-    }
-    const parsed = personaSchema.safeParse(json);
-    if (!parsed.success) {
-      report(`${where}: ${formatIssues(parsed.error)}`);
-      continue;
-    }
-    let persona = parsed.data;
+  for await (const { value, where, report } of readRecords(input, personaSchema, options)) {
+    let persona = value;
     if ((persona.queries ?? []).length === 0 && options.queries !== undefined) {
       // Seeded by the persona alone, so the same persona gets the same queries in any run with this seed.
       const { dataset, perPersona, strategy } = options.queries;
@@ -136,7 +108,7 @@ export async function* readTasks(input: AsyncIterable<Buffer | string>, options:
     }
     const { tasks, warnings } = expandPersona(persona, where, options);
     for (const warning of warnings) report(`${where}: ${warning}`);
-    if (tasks.length === 0 && warnings.length === 0) report(`${where}: persona "${parsed.data.persona_id}" has no queries${options.queries === undefined ? ' (give --queries FILE to assign some)' : ''}, skipped`);
+    if (tasks.length === 0 && warnings.length === 0) report(`${where}: persona "${value.persona_id}" has no queries${options.queries === undefined ? ' (give --queries FILE to assign some)' : ''}, skipped`);
     for (const task of tasks) {
       if (seen.add(task.key)) yield task;
       else report(`${where}: persona "${task.personaId}" query "${task.queryId}" already came earlier in the input, skipped`);

@@ -1,10 +1,10 @@
 // Shared test fixtures: tasks, scripted chat models and the default user template.
 import { readFileSync } from 'node:fs';
 import { ModelError } from '../../src/errors.js';
-import { DEFAULT_USER_TEMPLATE } from '../../src/models/prompts.js';
+import { DEFAULT_USER_TEMPLATE } from '../../src/prompts/simulator.js';
 import { createPool, type ModelPool } from '../../src/models/pool.js';
 import { createSimModel } from '../../src/models/sim.js';
-import type { ChatModel, ChatRequest, ChatResponse } from '../../src/models/types.js';
+import type { ChatModel, ChatRequest, ChatResponse } from '../../src/chat.js';
 import type { LockedTask, Task } from '../../src/types.js';
 
 export const USER_TEMPLATE = readFileSync(DEFAULT_USER_TEMPLATE, 'utf8');

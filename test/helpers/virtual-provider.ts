@@ -2,7 +2,7 @@
 // For virtual-time tests of the limiter and retries: with vi.useFakeTimers() a minute of traffic takes no real time.
 import { ModelError } from '../../src/errors.js';
 import { retryAfterMs } from '../../src/models/openai.js';
-import type { ChatModel } from '../../src/models/types.js';
+import type { ChatModel } from '../../src/chat.js';
 
 export interface VirtualProviderOptions {
   /** Milliseconds before each answer or random refusal. */

@@ -7,7 +7,7 @@ import { estimateTokens, limited } from '../../src/limits/limited.js';
 import { BURST_MS } from '../../src/limits/bucket.js';
 import { ModelLimiter, SAFETY, type Permit } from '../../src/limits/limiter.js';
 import { DENSE_REFUSALS, LONG_RETRY_AFTER_MS } from '../../src/limits/pause.js';
-import type { ChatModel } from '../../src/models/types.js';
+import type { ChatModel } from '../../src/chat.js';
 
 /** A limiter on virtual time, and a log of when each acquire was granted. */
 function setup(options: Partial<ConstructorParameters<typeof ModelLimiter>[1]> = {}) {

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FatalError, ModelError } from '../../src/errors.js';
 import { limited } from '../../src/limits/limited.js';
 import { ModelLimiter, type LimiterOptions } from '../../src/limits/limiter.js';
-import type { ChatRequest } from '../../src/models/types.js';
+import type { ChatRequest } from '../../src/chat.js';
 import { mergeMapLending, type Lend } from '../../src/operators/mergeMapLending.js';
 import { retryingCall } from '../../src/operators/retryingCall.js';
 import { virtualProvider, type VirtualProviderOptions, type VirtualRequest } from '../helpers/virtual-provider.js';

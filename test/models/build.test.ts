@@ -3,8 +3,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig, type Config } from '../../src/config.js';
-import { buildDistractorModel, buildModels } from '../../src/models/index.js';
+import { loadConfig } from '../../src/config/load.js';
+import { type Config } from '../../src/config/schema.js';
+import { buildDistractorModel, buildModels } from '../../src/models/build.js';
 
 let dir: string;
 beforeAll(async () => {

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { FatalError, ModelError } from '../../src/errors.js';
 import { callModel } from '../../src/models/call.js';
 import { checkModel, createLlamaModel, defaultThreads, isRemoteModel, llamaLoadCount, resolveModelPath } from '../../src/models/llama.js';
-import type { ChatMessage, ChatRequest } from '../../src/models/types.js';
+import type { ChatMessage, ChatRequest } from '../../src/chat.js';
 import { ROOT } from '../helpers/cli.js';
 
 type Library = typeof import('node-llama-cpp');

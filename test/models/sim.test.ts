@@ -2,7 +2,7 @@ import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
 import { ModelError } from '../../src/errors.js';
 import { createSimModel } from '../../src/models/sim.js';
-import type { ChatRequest } from '../../src/models/types.js';
+import type { ChatRequest } from '../../src/chat.js';
 
 const signal = () => new AbortController().signal;
 const ask = (content: string, module: ChatRequest['module'] = 'assistant'): ChatRequest => ({ module, messages: [{ role: 'user', content }] });

@@ -6,9 +6,9 @@ import { lockModel } from '../../src/operators/lockModel.js';
 import { converse, type ConverseOptions } from '../../src/operators/converse.js';
 import { createPool } from '../../src/models/pool.js';
 import { createSimModel } from '../../src/models/sim.js';
-import type { ChatModel } from '../../src/models/types.js';
-import { strategyFileSchema } from '../../src/config.js';
-import { createDistractor, type DistractorOptions } from '../../src/noise/distractor.js';
+import type { ChatModel } from '../../src/chat.js';
+import { strategyFileSchema } from '../../src/config/schema.js';
+import { createDistractor, type DistractorOptions } from '../../src/distractor/distractor.js';
 import type { Interaction, LockedTask, Outcome, Task } from '../../src/types.js';
 import { USER_TEMPLATE, hanging, locked, scripted, simPool, task } from '../helpers/fixtures.js';
 

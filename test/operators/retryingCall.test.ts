@@ -3,7 +3,7 @@ import { fc, test } from '@fast-check/vitest';
 import { lastValueFrom } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { FatalError, ModelError } from '../../src/errors.js';
-import type { ChatModel, ChatRequest, ChatResponse, ModelOperation, TokenUsage } from '../../src/models/types.js';
+import type { ChatModel, ChatRequest, ChatResponse, ModelOperation, TokenUsage } from '../../src/chat.js';
 import { operationOf, retryingCall } from '../../src/operators/retryingCall.js';
 import { scripted } from '../helpers/fixtures.js';
 

@@ -5,9 +5,11 @@ import { lastValueFrom } from 'rxjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ModelError } from '../../src/errors.js';
 import { callModel } from '../../src/models/call.js';
-import { DOMAINS, RejectedAnswerError, SCENARIOS, normalise } from '../../src/models/rewrite.js';
+import { RejectedAnswerError } from '../../src/prompts/ask.js';
+import { DOMAINS, SCENARIOS, normalise } from '../../src/prompts/checks.js';
+import { parseQueriesAnswer, type GeneratedQuery } from '../../src/prompts/queryGeneration.js';
 import { createSimModel } from '../../src/models/sim.js';
-import { createQueryGenerator, parseQueriesAnswer, type GeneratedQuery, type QueryGeneratorOptions } from '../../src/queries/queryGenerator.js';
+import { createQueryGenerator, type QueryGeneratorOptions } from '../../src/queries/queryGenerator.js';
 import type { Features } from '../../src/types.js';
 import { scripted } from '../helpers/fixtures.js';
 

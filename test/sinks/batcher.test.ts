@@ -1,7 +1,7 @@
-// Batcher / lineBatcher: group commit of queued items, order, per-push completion, failure and flush.
+// Batcher / lineWriter: group commit of queued items, order, per-push completion, failure and flush.
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
-import { Batcher, lineBatcher } from '../../src/sinks/batcher.js';
+import { Batcher, lineWriter } from '../../src/sinks/batcher.js';
 import { track } from '../helpers/promises.js';
 
 /** Lets every pending promise callback and I/O callback run. */
@@ -181,15 +181,55 @@ describe('Batcher', () => {
   });
 });
 
-describe('lineBatcher', () => {
+describe('lineWriter', () => {
   it('writes a batch as one string with a newline after every line', async () => {
     const writes: string[] = [];
-    const lines = lineBatcher((text) => {
+    const lines = lineWriter((text) => {
       writes.push(text);
       return Promise.resolve();
     });
     await Promise.all([lines.push('{"a":1}'), lines.push('{"b":2}')]);
     await lines.push('');
     expect(writes).toEqual(['{"a":1}\n{"b":2}\n', '\n']);
+  });
+});
+
+describe('lineWriter with chunkBytes (one line after another, as export writes)', () => {
+  it('resolves at once below a chunk, writes a chunk at a time, and the rest on flush', async () => {
+    const writes: string[] = [];
+    const lines = lineWriter(
+      (text) => {
+        writes.push(text);
+        return Promise.resolve();
+      },
+      { chunkBytes: 10 },
+    );
+    await lines.push('abc');
+    await lines.push('def');
+    expect(writes).toEqual([]);
+    await lines.push('ghi'); // 12 bytes with newlines: one chunk goes out
+    expect(writes).toEqual(['abc\ndef\nghi\n']);
+    await lines.push('z');
+    await lines.flush();
+    expect(writes).toEqual(['abc\ndef\nghi\n', 'z\n']);
+  });
+
+  it('waits for a slow target only when a chunk goes out, and a failed write rejects what follows', async () => {
+    let release: (() => void) | undefined;
+    const failing = lineWriter(
+      () =>
+        new Promise<void>((_resolve, reject) => {
+          release = () => reject(new Error('ENOSPC'));
+        }),
+      { chunkBytes: 4 },
+    );
+    const full = failing.push('12345');
+    let settled = false;
+    void full.catch(() => (settled = true));
+    await Promise.resolve();
+    expect(settled).toBe(false);
+    release?.();
+    await expect(full).rejects.toThrow('ENOSPC');
+    await expect(failing.push('next-chunk')).rejects.toThrow('ENOSPC');
   });
 });

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
 import { UsageTotals } from '../../src/sinks/usage.js';
-import { DirSink, FILES, type IndexEntry } from '../../src/sinks/dir.js';
+import { DirSink } from '../../src/sinks/dir.js';
+import { FILES, type IndexEntry } from '../../src/sinks/layout.js';
 import type { Failure, Interaction, Outcome, UsageEntry } from '../../src/types.js';
 
 const assistant = { provider: 'sim', model: 'sim-a' };

@@ -5,10 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fc, test } from '@fast-check/vitest';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { fingerprint, loadConfig, type Config } from '../../src/config.js';
+import { fingerprint, loadConfig } from '../../src/config/load.js';
+import { type Config } from '../../src/config/schema.js';
 import { ConfigError } from '../../src/errors.js';
-import { DirSink, FILES, type IndexEntry } from '../../src/sinks/dir.js';
-import { RUN_FILE, cutTornLine, readOutput, type RunRecord } from '../../src/sinks/resume.js';
+import { DirSink } from '../../src/sinks/dir.js';
+import { FILES, RUN_FILE, type IndexEntry, type RunRecord } from '../../src/sinks/layout.js';
+import { cutTornLine, readOutput } from '../../src/sinks/resume.js';
 import { UsageTotals } from '../../src/sinks/usage.js';
 import type { Failure, Interaction, Outcome } from '../../src/types.js';
 

@@ -3,7 +3,8 @@
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
-import { readTexts, type TextItem, type TextOptions } from '../../src/streams/texts.js';
+import { readTexts, type TextOptions } from '../../src/streams/texts.js';
+import type { TextItem } from '../../src/types.js';
 
 async function* chunks(...parts: (string | Buffer)[]): AsyncGenerator<string | Buffer> {
   for (const part of parts) yield part;

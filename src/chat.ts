@@ -1,4 +1,4 @@
-// The one chat-model interface every caller uses (assistant, user simulator, later distractor and query generation).
+// Chat models as every caller sees them: messages, requests, responses, usage; the one interface each provider implements.
 
 export type ChatRole = 'system' | 'user' | 'assistant';
 

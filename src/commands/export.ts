@@ -2,17 +2,19 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { loadConfig, runSeed } from '../config.js';
+import { loadConfig, runSeed } from '../config/load.js';
 import { ConfigError } from '../errors.js';
-import { FILES } from '../sinks/dir.js';
+import { EXPORT_FILES, dirOutput, streamOutput, type SplitOutput } from '../export/output.js';
+import { FORMATS, SPLITS, type Format, type IncludeFlags, type SplitName } from '../export/samples.js';
+import { checkRatios, parseSplit, type SplitRatios } from '../export/split.js';
+import { ExportStatistics } from '../export/statistics.js';
+import { emptyCounts, exportSamples, type ExportCounts } from '../export/stream.js';
+import { integerOption } from '../options.js';
+import { replaceJson } from '../sinks/files.js';
+import { FILES } from '../sinks/layout.js';
 import { BrokenPipeError } from '../sinks/stdout.js';
 import { openInput } from '../streams/ndjson.js';
-import { EXPORT_FILES, dirOutput, streamOutput, writeJsonAtomic, type SplitOutput } from './output.js';
-import { FORMATS, SPLITS, type Format, type IncludeFlags, type SplitName } from './samples.js';
-import { checkRatios, parseSplit, type SplitRatios } from './split.js';
-import { ExportStatistics } from './statistics.js';
-import { emptyCounts, exportSamples } from './stream.js';
-import { integerOption } from '../options.js';
+import { Reporter } from './report.js';
 
 export interface ExportFlags {
   config?: string;
@@ -36,9 +38,6 @@ export interface ExportFlags {
 
 /** The feature `persona_distribution` counts by, unless `--stats-feature` says otherwise (PersonaGym's example counts roles). */
 export const DEFAULT_STATS_FEATURE = 'role';
-const MAX_WARNINGS = 50;
-
-const say = (message: string): void => void process.stderr.write(`personaflow: ${message}\n`);
 
 /** Where the interactions come from: a file, stdin, or a `generate --out` directory (and its usage.json). */
 async function resolveInput(file: string | undefined): Promise<{ path: string | undefined; usage: string | undefined }> {
@@ -98,15 +97,11 @@ export async function runExport(file: string | undefined, flags: ExportFlags): P
   if (flags.only !== undefined && ratios === undefined) throw new ConfigError(`--only ${flags.only} needs a split (--split, or training_data.split in the config)`);
   const seed = runSeed(config, flags.seed);
   const include: IncludeFlags = training?.format ?? {};
-  if (flags.quiet !== true) for (const notice of loaded.notices) say(notice);
+  const report = new Reporter(flags.quiet === true);
+  for (const notice of loaded.notices) report.notice(notice);
 
   const input = await resolveInput(file);
-  let warnings = 0;
-  const warn = (message: string): void => {
-    warnings += 1;
-    if (warnings <= MAX_WARNINGS) process.stderr.write(`${message}\n`);
-    else if (warnings === MAX_WARNINGS + 1) say('more bad lines follow; only the count is reported from here on');
-  };
+  const warn = (message: string): void => report.warn(message);
   await refuseOverwritingInput(input.path, flags);
   const runUsage = await readUsage(input.usage, warn);
   const output: SplitOutput = flags.out === undefined ? streamOutput(process.stdout) : await dirOutput(flags.out, flags.force === true);
@@ -161,30 +156,34 @@ export async function runExport(file: string | undefined, flags: ExportFlags): P
   const stats = statistics.toJSON({ skipped: counts.skipped, inputLines: counts.lines, interactions: counts.interactions, runUsage });
   const statsPath = flags.stats ?? (flags.out === undefined ? undefined : join(flags.out, EXPORT_FILES.statistics));
   if (statsPath !== undefined) {
-    await writeJsonAtomic(statsPath, stats).catch((error: NodeJS.ErrnoException) => {
+    await replaceJson(statsPath, stats).catch((error: NodeJS.ErrnoException) => {
       throw new ConfigError(`${statsPath}: cannot write statistics (${error.code ?? 'error'})`);
     });
   }
-  if (flags.quiet !== true || stopping) {
-    const { skipped } = counts;
-    const splits = ratios === undefined ? '' : ` (${SPLITS.map((name) => `${name} ${statistics.bySplit[name]}`).join(', ')})`;
-    const left = [
-      [skipped.bad_lines, 'bad lines'],
-      [skipped.below_min_turns, 'below --min-turns'],
-      [skipped.guard_rejections, 'with guard rejections'],
-      [skipped.duplicates, 'duplicates'],
-      [skipped.duplicate_ids, 'duplicate sample ids'],
-      [skipped.invalid_samples, `not valid as ${format}`],
-    ].filter(([n]) => (n as number) > 0).map(([n, what]) => `${String(n)} ${String(what)}`);
-    say(
-      `${stopping ? 'interrupted: ' : ''}exported ${statistics.total} ${format} samples${splits} from ${counts.interactions} interactions` +
-        `${left.length === 0 ? '' : `; left out ${left.join(', ')}`} in ${((Date.now() - started) / 1000).toFixed(1)} s` +
-        (flags.out === undefined ? '' : ` → ${flags.out}`),
-    );
-  }
+  if (flags.quiet !== true || stopping) report.say(summaryLine(statistics, counts, { format, ratios, stopping, seconds: (Date.now() - started) / 1000, out: flags.out }));
   return stopping ? 130 : 0;
 }
 
+/** `exported 120 openai samples (train 96, validation 12, test 12) from 130 interactions; left out 10 duplicates in 1.2 s → out/`. */
+function summaryLine(statistics: ExportStatistics, counts: ExportCounts, run: { readonly format: Format; readonly ratios: SplitRatios | undefined; readonly stopping: boolean; readonly seconds: number; readonly out: string | undefined }): string {
+  const { skipped } = counts;
+  const splits = run.ratios === undefined ? '' : ` (${SPLITS.map((name) => `${name} ${statistics.bySplit[name]}`).join(', ')})`;
+  const left = [
+    [skipped.bad_lines, 'bad lines'],
+    [skipped.below_min_turns, 'below --min-turns'],
+    [skipped.guard_rejections, 'with guard rejections'],
+    [skipped.duplicates, 'duplicates'],
+    [skipped.duplicate_ids, 'duplicate sample ids'],
+    [skipped.invalid_samples, `not valid as ${run.format}`],
+  ]
+    .filter(([n]) => (n as number) > 0)
+    .map(([n, what]) => `${String(n)} ${String(what)}`);
+  return (
+    `${run.stopping ? 'interrupted: ' : ''}exported ${statistics.total} ${run.format} samples${splits} from ${counts.interactions} interactions` +
+    `${left.length === 0 ? '' : `; left out ${left.join(', ')}`} in ${run.seconds.toFixed(1)} s` +
+    (run.out === undefined ? '' : ` → ${run.out}`)
+  );
+}
 
 /** `--system`: none, persona or a text; an empty text (`--system "$UNSET"`) would give samples that every trainer rejects. */
 function systemOption(value: string): string {

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { CONVERSATION_START, formatPersona, guardReply, parseUserReply, renderTemplate, similarity, userSimulatorMessages, type TemplateValues } from '../../src/models/prompts.js';
+import { guardReply, similarity } from '../../src/prompts/guards.js';
+import { CONVERSATION_START, parseUserReply, renderTemplate, userSimulatorMessages, type TemplateValues } from '../../src/prompts/simulator.js';
+import { formatPersona } from '../../src/prompts/template.js';
 
 const STOP = '###STOP###';
 const values: TemplateValues = {

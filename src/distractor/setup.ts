@@ -1,10 +1,12 @@
 // From configuration to a Distractor: strategy file, prompt templates, model.
 import { join } from 'node:path';
-import { LAYERS, loadYamlFile, strategyFileSchema, type Config, type Layer, type StrategyFile } from '../config.js';
+import { loadYamlFile } from '../config/load.js';
+import { LAYERS, strategyFileSchema, type Config, type Layer, type StrategyFile } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
-import type { ModelSettings } from '../models/index.js';
-import { PACKAGE_CONFIG_DIR, loadTemplate } from '../models/prompts.js';
-import { locateConfigPath } from '../paths.js';
+import type { ModelSettings } from '../models/build.js';
+import { PACKAGE_CONFIG_DIR, locateConfigPath } from '../paths.js';
+import { distractorTemplate } from '../prompts/distractor.js';
+import { loadTemplate } from '../prompts/template.js';
 import { createDistractor, type Distractor } from './distractor.js';
 
 export const DEFAULT_STRATEGY_FILE = join(PACKAGE_CONFIG_DIR, 'distractor_strategy.yaml');
@@ -47,7 +49,7 @@ export async function setUpDistractor(config: Config, baseDir: string, setup: Di
   let templates: Record<Layer, string> | undefined;
   if (semantic) {
     if (setup.model === undefined) throw new TypeError('setUpDistractor: the semantic distractor needs a model');
-    const entries = await Promise.all(LAYERS.map(async (layer) => [layer, await loadTemplate(section.templates[layer], baseDir, `distractor.templates.${layer}`, join(PACKAGE_CONFIG_DIR, 'prompts', `distractor_${layer}.txt`))] as const));
+    const entries = await Promise.all(LAYERS.map(async (layer) => [layer, await loadTemplate(section.templates[layer], baseDir, `distractor.templates.${layer}`, distractorTemplate(layer))] as const));
     templates = Object.fromEntries(entries) as Record<Layer, string>;
   }
   return createDistractor({

@@ -1,13 +1,16 @@
 // The distractor: PersonaGym's rule-based (legacy) and semantic three-layer noise, one text at a time.
 import { Observable, catchError, defer, map, of, throwError } from 'rxjs';
-import { LAYERS, type Layer, type RuleStrategyConfig, type StrategyFile } from '../config.js';
-import { formatPersona } from '../models/prompts.js';
-import { askChecked, cleanRewrite, isRunError, normalise, rewriteProblem, type Checked, type PromptCall } from '../models/rewrite.js';
-import type { ChatModel } from '../models/types.js';
+import { LAYERS, type Layer, type RuleStrategyConfig, type StrategyFile } from '../config/schema.js';
+import type { ChatModel } from '../chat.js';
+import { endsRun } from '../errors.js';
+import { wordNet, type Lexicon } from '../noise/lexicon.js';
+import { STRATEGIES } from '../noise/strategies.js';
+import { askChecked, type Checked, type PromptCall } from '../prompts/ask.js';
+import { distractorPrompt, parseNoiseAnswer, type ExtractedSemantics } from '../prompts/distractor.js';
 import type { Rng } from '../rng.js';
 import type { Features } from '../types.js';
-import { wordNet, type Lexicon } from './lexicon.js';
-import { STRATEGIES } from './strategies.js';
+
+export type { ExtractedSemantics };
 
 /** PersonaGym's NoiseResult, field for field. */
 export interface NoiseResult {
@@ -20,14 +23,6 @@ export interface NoiseResult {
   readonly applied_strategies: readonly string[];
   readonly extracted_semantics: ExtractedSemantics | null;
   readonly metadata: Readonly<Record<string, unknown>>;
-}
-
-export interface ExtractedSemantics {
-  readonly intent: string;
-  readonly slots: Readonly<Record<string, unknown>>;
-  readonly original_text: string;
-  readonly compressed_text: string;
-  readonly confidence: number;
 }
 
 /** One element of PersonaGym's `noisy_versions` lists. */
@@ -200,10 +195,7 @@ export function createDistractor(options: DistractorOptions): Distractor {
     defer(() => {
       const layer = drawLayer(options.strategies.layer_weights, context.rng);
       const names = drawStrategies(options.strategies, layer, context.rng);
-      const table = options.strategies.strategies[layer] ?? {};
-      const strategies = names.map((name, i) => `${i + 1}. **${name}**: ${table[name]?.description ?? name.replace(/_/g, ' ')}`).join('\n');
-      const prompt = semantic.templates[layer]
-        .replace(/\{(persona|text|strategies|layer)\}/g, (_, key: string) => (key === 'persona' ? formatPersona(context.persona) : key === 'text' ? text : key === 'layer' ? layer : strategies));
+      const prompt = distractorPrompt(semantic.templates[layer], { persona: context.persona, text, layer, strategies: names, table: options.strategies.strategies[layer] });
       const check = (content: string, attempt: number): Checked<NoiseResult> => {
         const answer = parseNoiseAnswer(content, text, layer);
         if (!answer.ok) return answer;
@@ -233,7 +225,7 @@ export function createDistractor(options: DistractorOptions): Distractor {
           // A bad key or an unreachable endpoint ends the run (converse turns them into a FatalError);
           // anything else that outlived its retries, rejected answers included, leaves this one text
           // clean, as PersonaGym does.
-          if (isRunError(error)) return throwError(() => error);
+          if (endsRun(error)) return throwError(() => error);
           return of(failed(text, layer, names, error instanceof Error ? error.message : String(error)));
         }),
       );
@@ -252,58 +244,4 @@ export function createDistractor(options: DistractorOptions): Distractor {
 
 function failed(text: string, layer: Layer, names: readonly string[], error: string): NoiseResult {
   return { original_text: text, noisy_text: text, layer: 'error', layer_index: 0, applied_strategies: [], extracted_semantics: null, metadata: { error, intended_layer: layer, intended_strategies: names } };
-}
-
-export type NoiseAnswer =
-  | { readonly ok: true; readonly noisyText: string; readonly applied: readonly string[] | undefined; readonly semantics: ExtractedSemantics | null; readonly slotsDropped: readonly string[] }
-  | { readonly ok: false; readonly reason: string };
-
-/**
- * Reads and checks the model's answer: JSON as the bundled templates ask, or plain text (PersonaGym's
- * own templates ask for the noisy text alone). Rejected: no text, the input unchanged, a refusal, an
- * explanation or a wrapper instead of a message, a text far longer than the input, and, for surface
- * noise, a number of the input that went missing (a slot value changed).
- */
-export function parseNoiseAnswer(content: string, input: string, layer: Layer): NoiseAnswer {
-  const body = content.trim().replace(/^```[a-z]*\s*([\s\S]*?)\s*```$/i, '$1').trim();
-  let noisy: string | undefined;
-  let applied: string[] | undefined;
-  let semantics: ExtractedSemantics | null = null;
-  let slotsDropped: string[] = [];
-  const start = body.indexOf('{');
-  const end = body.lastIndexOf('}');
-  if (start >= 0 && end > start) {
-    try {
-      const parsed = JSON.parse(body.slice(start, end + 1)) as Record<string, unknown>;
-      if (typeof parsed.noisy_text !== 'string') return { ok: false, reason: 'JSON without a "noisy_text" string' };
-      noisy = parsed.noisy_text;
-      if (Array.isArray(parsed.applied_strategies)) applied = parsed.applied_strategies.filter((s): s is string => typeof s === 'string');
-      if (Array.isArray(parsed.slots_dropped)) slotsDropped = parsed.slots_dropped.filter((s): s is string => typeof s === 'string');
-      const slots = typeof parsed.slots === 'object' && parsed.slots !== null && !Array.isArray(parsed.slots) ? (parsed.slots as Record<string, unknown>) : {};
-      if (typeof parsed.intent === 'string' || Object.keys(slots).length > 0) {
-        semantics = {
-          intent: typeof parsed.intent === 'string' ? parsed.intent : 'unknown',
-          slots,
-          original_text: input,
-          compressed_text: typeof parsed.compressed_text === 'string' ? parsed.compressed_text : input,
-          confidence: 1,
-        };
-      }
-    } catch {
-      if (start === 0) return { ok: false, reason: 'invalid JSON' };
-    }
-  } else if (start === 0) {
-    return { ok: false, reason: 'JSON cut off (no closing brace)' };
-  }
-  noisy = cleanRewrite(noisy ?? body);
-  if (noisy === '') return { ok: false, reason: 'empty text' };
-  if (normalise(noisy) === normalise(input)) return { ok: false, reason: 'identical to the input' };
-  const problem = rewriteProblem(noisy, input);
-  if (problem !== undefined) return { ok: false, reason: problem };
-  if (noisy.length > input.length * 3 + 80) return { ok: false, reason: 'far longer than the input' };
-  if (layer === 'surface_noise') {
-    const lost = (input.match(/\d+(?:[.,:]\d+)*/g) ?? []).find((number) => !noisy.includes(number));
-    if (lost !== undefined) return { ok: false, reason: `a detail changed under surface noise (${lost})` };
-  }
-  return { ok: true, noisyText: noisy, applied, semantics, slotsDropped };
 }

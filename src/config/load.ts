@@ -1,0 +1,159 @@
+// Configuration: config/default.yaml + a PersonaGym-compatible config.yaml + flags, validated with zod.
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { LineCounter, isNode, parseDocument, type Document } from 'yaml';
+import type * as z from 'zod';
+import { ConfigError } from '../errors.js';
+import { PACKAGE_CONFIG_DIR } from '../paths.js';
+import { IGNORED_SECTIONS, configSchema, type Config } from './schema.js';
+
+export interface LoadedConfig {
+  readonly config: Config;
+  /** The file the user gave (for messages and relative paths), or undefined for the defaults alone. */
+  readonly file: string | undefined;
+  readonly baseDir: string;
+  readonly notices: string[];
+}
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** Deep merge where `over` wins; arrays and scalars are replaced, not merged. */
+export function merge(base: unknown, over: unknown): unknown {
+  if (!isPlainObject(base) || !isPlainObject(over)) return over === undefined ? base : over;
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(over)) out[key] = merge(base[key], value);
+  return out;
+}
+
+const SECRET_PATH = /key|token|secret|password|header|authorization/i;
+
+/**
+ * The bad value as an error message may show it: scalars only, and never anything under a key-like
+ * path or that looks like a key (a key in the wrong place is still a key), so no secret reaches a terminal.
+ */
+export function describeValue(value: unknown, path: readonly PropertyKey[] = []): string {
+  if (value === undefined) return 'nothing';
+  const type = Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value === 'object' ? 'a mapping' : typeof value;
+  if (value === null || typeof value === 'object') return type;
+  const shown = JSON.stringify(value);
+  const secretish = path.some((part) => SECRET_PATH.test(String(part))) || (typeof value === 'string' && (/^(sk|pk|rk)-/.test(value) || /^[A-Za-z0-9_\-.]{24,}$/.test(value)));
+  if (secretish || shown === undefined || shown.length > 60) return `a ${typeof value} (value not shown)`;
+  return `\`${shown}\` (${type})`;
+}
+
+function parseYaml(source: string, name: string): { doc: Document; lines: LineCounter } {
+  const lines = new LineCounter();
+  const doc = parseDocument(source, { lineCounter: lines, prettyErrors: false });
+  const [first] = doc.errors;
+  if (first !== undefined) {
+    const line = lines.linePos(first.pos[0]).line;
+    // yaml's messages describe the problem, not the text around it, so no value is echoed here.
+    throw new ConfigError(`${name}:${line}: invalid YAML: ${first.message.split('\n')[0] ?? ''}`);
+  }
+  return { doc, lines };
+}
+
+/** `file:LINE: path: message, got value` for the first zod issues, with the YAML line when the node exists. */
+function explain(error: z.ZodError, name: string, doc: Document | undefined, lines: LineCounter | undefined): string {
+  return error.issues
+    .slice(0, 5)
+    .map((issue) => {
+      const path = issue.path.map((part) => (typeof part === 'number' ? `[${part}]` : `.${String(part)}`)).join('').replace(/^\./, '');
+      let where = name;
+      for (let depth = issue.path.length; depth > 0 && doc !== undefined && lines !== undefined; depth -= 1) {
+        const node: unknown = doc.getIn(issue.path.slice(0, depth) as (string | number)[], true);
+        if (isNode(node) && node.range !== undefined && node.range !== null) {
+          where = `${name}:${lines.linePos(node.range[0]).line}`;
+          break;
+        }
+      }
+      const got = 'input' in issue ? `, got ${describeValue(issue.input, issue.path)}` : '';
+      return `${where}: ${path === '' ? '(top level)' : path}: ${issue.message}${got}`;
+    })
+    .join('\n');
+}
+
+/**
+ * Loads config/default.yaml, merges the user's file over it (a PersonaGym config.yaml works as is) and
+ * validates the result. Errors name the file, line, YAML path and bad value.
+ */
+export async function loadConfig(file: string | undefined): Promise<LoadedConfig> {
+  const defaultsPath = join(PACKAGE_CONFIG_DIR, 'default.yaml');
+  const defaults = parseYaml(await readFile(defaultsPath, 'utf8'), defaultsPath).doc.toJS() as unknown;
+  const notices: string[] = [];
+  let user: unknown = {};
+  let parsed: { doc: Document; lines: LineCounter } | undefined;
+  if (file !== undefined) {
+    let source: string;
+    try {
+      source = await readFile(file, 'utf8');
+    } catch (error) {
+      throw new ConfigError(`${file}: cannot read config file (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    parsed = parseYaml(source, file);
+    user = parsed.doc.toJS() ?? {};
+    if (!isPlainObject(user)) throw new ConfigError(`${file}: expected a YAML mapping at the top level, got ${describeValue(user)}`);
+    const ignored = IGNORED_SECTIONS.filter((section) => section in (user as object));
+    if (ignored.length > 0) notices.push(`${file}: sections ${ignored.join(', ')} belong to other PersonaGym stages and are ignored`);
+  }
+  const result = configSchema.safeParse(merge(defaults, user), { reportInput: true });
+  if (!result.success) throw new ConfigError(explain(result.error, file ?? defaultsPath, parsed?.doc, parsed?.lines));
+  return { config: result.data, file, baseDir: file === undefined ? process.cwd() : dirname(resolve(file)), notices };
+}
+
+/** Reads and validates one YAML file of its own (a strategy file, say), with the same file:line messages. */
+export async function loadYamlFile<T>(path: string, schema: z.ZodType<T>, what: string): Promise<T> {
+  let source: string;
+  try {
+    source = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`${path}: cannot read ${what} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  const { doc, lines } = parseYaml(source, path);
+  const result = schema.safeParse(doc.toJS() ?? {}, { reportInput: true });
+  if (!result.success) throw new ConfigError(explain(result.error, path, doc, lines));
+  return result.data;
+}
+
+/** Settings that do not change what a run writes (by YAML path), left out of the fingerprint. */
+const NOT_OUTPUT = new Set(['interaction_generation.max_workers', 'api.timeout', 'personaflow.sim.latency_ms', 'personaflow.sim.jitter_ms', 'personaflow.prices', 'personaflow.limits', 'personaflow.breaker']);
+/** Keys that hold secrets (or where they travel): left out, so nothing secret feeds even a hash. */
+const SECRET_KEY = /^(?:api_key|api_key_env|headers|default_headers|authorization)$|password|secret/i;
+
+/** The configuration without secrets and without settings that do not change the output, keys sorted. */
+function canonical(value: unknown, path = ''): unknown {
+  const key = path.slice(path.lastIndexOf('.') + 1);
+  if (SECRET_KEY.test(key) || NOT_OUTPUT.has(path)) return undefined;
+  if (Array.isArray(value)) return value.map((item, i) => canonical(item, `${path}[${i}]`));
+  if (isPlainObject(value)) {
+    const out: Record<string, unknown> = {};
+    for (const name of Object.keys(value).sort()) {
+      const kept = canonical(value[name], path === '' ? name : `${path}.${name}`);
+      if (kept !== undefined) out[name] = kept;
+    }
+    return out;
+  }
+  return value;
+}
+
+/**
+ * A fingerprint of everything that shapes a run's output: the configuration (secrets, concurrency,
+ * timeouts and sim latency left out) and the settings given on the command line. A resume with another
+ * fingerprint would mix two datasets in one directory.
+ */
+export function fingerprint(config: Config, settings: Readonly<Record<string, unknown>>): string {
+  return createHash('sha256').update(JSON.stringify({ config: canonical(config), settings: canonical(settings, 'settings') })).digest('hex').slice(0, 16);
+}
+
+/** The run seed: `--seed`, else `personaflow.seed`, else PersonaGym's `experiment.seed`, else 42. */
+export const runSeed = (config: Config, flag?: number): number => flag ?? config.personaflow.seed ?? config.experiment?.seed ?? 42;
+
+/** Resolves `${VAR}` references at the moment a value is used; a missing variable is an error naming the path. */
+export function expandEnv(value: string, yamlPath: string, env: NodeJS.ProcessEnv = process.env): string {
+  return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_match, name: string) => {
+    const found = env[name];
+    if (found === undefined || found === '') throw new ConfigError(`${yamlPath}: environment variable ${name} is not set`);
+    return found;
+  });
+}

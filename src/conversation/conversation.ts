@@ -1,0 +1,214 @@
+// One conversation, turn by turn: the opening (style transfer, noise), the assistant's answers, the simulated user's replies.
+import { EMPTY, Observable, catchError, concatMap, defer, expand, last, map, of, throwError } from 'rxjs';
+import type { ChatModel, ChatRequest, ChatResponse } from '../chat.js';
+import type { NoisedText } from '../distractor/distractor.js';
+import { noiseTurn } from '../distractor/turn.js';
+import { GuardError, runEndingError } from '../errors.js';
+import type { ModelPool } from '../models/pool.js';
+import { ask, type PromptCall } from '../prompts/ask.js';
+import { assistantMessages } from '../prompts/assistant.js';
+import { guardReply, nudgeFor, type GuardReason } from '../prompts/guards.js';
+import { DEFAULT_STOP_TOKEN, parseUserReply, userSimulatorMessages, type TemplateValues, type UserReply } from '../prompts/simulator.js';
+import type { StyleTransferResult } from '../queries/styleTransfer.js';
+import { rngFor } from '../rng.js';
+import { addUsage, type LockedTask, type Outcome } from '../types.js';
+import { toFailure, toInteraction } from './record.js';
+import type { CallMaker, ConversationSettings, State } from './state.js';
+
+/**
+ * One task's conversation as a cold observable of its one Outcome: the Interaction, or a failure record
+ * when a call still fails after its retries or the simulator guards give up; an error that ends the run
+ * errors it instead. Its model calls are made by what `makeCall` returns.
+ */
+export function conversation(task: LockedTask, settings: ConversationSettings, makeCall: CallMaker): Observable<Outcome> {
+  return defer(() => new Conversation(task, settings, makeCall).run());
+}
+
+class Conversation {
+  readonly #settings: ConversationSettings;
+  readonly #state: State;
+  readonly #assistant: ModelPool['entries'][number];
+  readonly #targetTurns: number;
+  readonly #stopToken: string;
+  readonly #now: () => Date;
+  readonly #retrying: PromptCall;
+
+  constructor(task: LockedTask, settings: ConversationSettings, makeCall: CallMaker) {
+    this.#settings = settings;
+    this.#now = settings.now ?? (() => new Date());
+    this.#stopToken = settings.stopToken ?? DEFAULT_STOP_TOKEN;
+    const assistant = settings.pool.entries[task.poolIndex];
+    if (assistant === undefined) throw new TypeError(`Task ${task.key} is locked to pool entry ${task.poolIndex}, but the pool has ${settings.pool.entries.length}`);
+    this.#assistant = assistant;
+    // The engine owns the turn limits: a target outside [minTurns, maxTurns] is clamped.
+    this.#targetTurns = Math.min(settings.maxTurns, Math.max(settings.minTurns, task.targetTurns));
+    const state: State = { task, messages: [], usage: {}, guard: {}, turns: 0, attempts: 0, done: false, ended: false, closing: '', initialNoise: undefined, followupNoise: [], style: undefined, features: task.personaFeatures, initialQuery: task.initialQuery };
+    this.#state = state;
+    this.#retrying = makeCall({
+      onRetry: (module, error) => {
+        state.attempts += 1;
+        settings.onRetry?.(module, error);
+      },
+      onUsage: (module, model, usage, call) => {
+        addUsage(state.usage, module, usage);
+        settings.onUsage?.(module, model, usage, call);
+      },
+    });
+  }
+
+  run(): Observable<Outcome> {
+    const state = this.#state;
+    return this.#opening().pipe(
+      concatMap(() => this.#assistantTurn()),
+      expand((s) => (s.done ? EMPTY : this.#next())),
+      last(),
+      map((s): Outcome => ({ ok: true, interaction: toInteraction(s, this.#settings, this.#targetTurns, this.#timestamp()) })),
+      catchError((error: unknown) => {
+        const fatal = runEndingError(error, state.attempts);
+        return fatal === undefined ? of(toFailure(state, this.#settings, error, this.#timestamp())) : throwError(() => fatal);
+      }),
+    );
+  }
+
+  readonly #timestamp = (): string => this.#now().toISOString();
+
+  /** Every model call of the conversation: retried on its own, its attempts and tokens counted here. */
+  readonly #call = (model: ChatModel, request: ChatRequest): Observable<ChatResponse> =>
+    defer(() => {
+      this.#state.attempts = 1;
+      return this.#retrying(model, request);
+    });
+
+  /** Noise for one user turn, with its own seeded draws; undefined when it is not noised. */
+  #noised(text: string, purpose: string, applies: boolean | undefined): Observable<NoisedText | undefined> {
+    const { distractor, seed } = this.#settings;
+    return noiseTurn(distractor, text, { seed, key: this.#state.task.key, purpose, applies: applies === true, persona: this.#state.features, call: this.#call });
+  }
+
+  /** Style transfer, when the input did not adapt the query itself and the draw says so. */
+  #restyled(): Observable<StyleTransferResult | undefined> {
+    const { styleTransfer, seed } = this.#settings;
+    const { task } = this.#state;
+    if (styleTransfer === undefined || task.adapted === true || rngFor(seed, task.key, 'style_transfer').next() >= styleTransfer.probability) return of(undefined);
+    return styleTransfer.adapt(task.originalQuery, task.personaFeatures, this.#targetTurns, rngFor(seed, task.key, 'style_transfer/draws'), this.#call);
+  }
+
+  /** The user's first message: the query (restyled, perhaps), noised or not. */
+  #opening(): Observable<State> {
+    const state = this.#state;
+    return this.#restyled().pipe(
+      concatMap((style) => {
+        state.style = style;
+        if (style?.applied === true) {
+          state.initialQuery = style.adapted_query;
+          state.features = { ...state.task.personaFeatures, domain: style.inferred_domain, scenario: style.inferred_scenario };
+        }
+        return this.#noised(state.initialQuery, 'noise/initial', this.#settings.distractor?.applyTo.initial_query);
+      }),
+      map((noise) => {
+        state.initialNoise = noise;
+        const clean = state.initialQuery;
+        const sent = noise?.sent ?? clean;
+        state.messages.push({ role: 'user', content: sent, timestamp: this.#timestamp(), metadata: { turn: 0, is_initial: true, clean_version: clean, was_noised: sent !== clean } });
+        return state;
+      }),
+    );
+  }
+
+  #assistantTurn(): Observable<State> {
+    const state = this.#state;
+    const assistant = this.#assistant;
+    return this.#call(assistant.model, { module: 'assistant', messages: assistantMessages(state.messages), temperature: assistant.temperature, maxCompletionTokens: assistant.maxCompletionTokens }).pipe(
+      map((response) => {
+        state.messages.push({ role: 'assistant', content: response.content, timestamp: this.#timestamp(), metadata: { turn: state.turns, model: state.task.assistant.model, provider: state.task.assistant.provider } });
+        state.turns += 1;
+        return state;
+      }),
+    );
+  }
+
+  #values(): TemplateValues {
+    const state = this.#state;
+    return { persona: state.features, systemPrompt: state.task.systemPrompt, originalQuery: state.task.originalQuery, history: state.messages, currentTurn: state.turns, targetTurns: this.#targetTurns, minTurns: this.#settings.minTurns, maxTurns: this.#settings.maxTurns, stopToken: this.#stopToken };
+  }
+
+  /**
+   * The simulator's reply, checked by the guards; a rejected reply is asked again with a nudge (at a
+   * slightly higher temperature) that never enters the transcript.
+   */
+  #userTurn(): Observable<State> {
+    const state = this.#state;
+    const { user, minTurns } = this.#settings;
+    const canStop = state.turns >= minTurns;
+    const stopToken = this.#stopToken;
+    return ask<UserReply, GuardReason>(
+      {
+        module: 'user_simulator',
+        model: user.model,
+        temperature: user.temperature,
+        baseTemperature: 0.8,
+        maxCompletionTokens: user.maxCompletionTokens,
+        hints: { persona: state.features, turn: state.turns, targetTurns: this.#targetTurns, minTurns, stopToken, originalQuery: state.task.originalQuery },
+        retries: this.#settings.maxGuardRetries ?? 3,
+        firstOperation: 'follow_up',
+        retryOperation: 'guard_retry',
+        messages: (rejected) => userSimulatorMessages(user.template, this.#values(), rejected === undefined ? undefined : nudgeFor(rejected.reason, stopToken)),
+        check: (content) => {
+          const reply = parseUserReply(content, stopToken);
+          const reason = guardReply(content, reply, state.messages, canStop);
+          return reason === undefined ? { ok: true, value: reply } : { ok: false, reason };
+        },
+        onRejected: ({ reason }) => {
+          state.guard[reason] = (state.guard[reason] ?? 0) + 1;
+        },
+        exhausted: ({ answer, reason, attempt }) => {
+          // Repair a persistent early stop that came with text: the text is a usable follow-up.
+          const reply = parseUserReply(answer, stopToken);
+          if (reason === 'early_stop' && reply.kind === 'stop' && reply.closing.length > 0) return of<UserReply>({ kind: 'followup', text: reply.closing });
+          return throwError(() => new GuardError(`user simulator reply rejected ${attempt + 1} times (last: ${reason})`));
+        },
+      },
+      this.#call,
+    ).pipe(
+      concatMap((reply) => {
+        if (reply.kind === 'followup') return this.#followUp(reply.text);
+        state.done = true;
+        state.ended = true;
+        state.closing = reply.closing;
+        return of(state);
+      }),
+    );
+  }
+
+  #followUp(text: string): Observable<State> {
+    const state = this.#state;
+    return this.#noised(text, `noise/turn/${state.turns}`, this.#settings.distractor?.applyTo.follow_up_feedback).pipe(
+      map((noise) => {
+        if (noise !== undefined) state.followupNoise.push({ turn: state.turns, noised: noise });
+        const sent = noise?.sent ?? text;
+        state.messages.push({ role: 'user', content: sent, timestamp: this.#timestamp(), metadata: { turn: state.turns, is_followup: true, clean_version: text, was_noised: sent !== text } });
+        return state;
+      }),
+    );
+  }
+
+  /**
+   * After each assistant answer: end at the target or max_turns, always continue before min_turns, and in
+   * between ask the simulator only with feedback_probability (it may still say it is done).
+   */
+  #next(): Observable<State> {
+    const state = this.#state;
+    const { minTurns, maxTurns, seed, user } = this.#settings;
+    if (state.turns >= this.#targetTurns) {
+      state.done = true;
+      state.ended = state.turns < maxTurns;
+      return of(state);
+    }
+    if (state.turns >= minTurns && rngFor(seed, state.task.key, `feedback/${state.turns}`).next() >= user.feedbackProbability) {
+      state.done = true;
+      state.ended = true;
+      return of(state);
+    }
+    return this.#userTurn().pipe(concatMap((s) => (s.done ? of(s) : this.#assistantTurn())));
+  }
+}

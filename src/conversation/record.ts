@@ -1,0 +1,92 @@
+// What a conversation leaves behind: its Interaction (PersonaGym's format, with our metadata), or its failure record.
+import type { Distractor } from '../distractor/distractor.js';
+import { GuardError, ModelError, describeError } from '../errors.js';
+import { interactionId, type Interaction, type Outcome } from '../types.js';
+import type { ConversationSettings, State } from './state.js';
+
+export function toInteraction(state: State, options: ConversationSettings, targetTurns: number, createdAt: string): Interaction {
+  const { task } = state;
+  return {
+    interaction_id: interactionId(task.personaId, task.queryId),
+    persona_id: task.personaId,
+    persona_features: state.features,
+    original_query: task.originalQuery,
+    initial_query: state.initialQuery,
+    messages: state.messages,
+    num_turns: state.turns,
+    metadata: {
+      created_at: createdAt,
+      query_id: task.queryId,
+      system_prompt_used: task.systemPrompt !== undefined,
+      total_messages: state.messages.length,
+      conversation_ended: state.ended,
+      ...noiseMetadata(state, options.distractor),
+      assistant_model: task.assistant,
+      user_model: { provider: options.user.model.provider, model: options.user.model.model },
+      target_turns: targetTurns,
+      ...(state.closing === '' ? {} : { user_closing: state.closing }),
+      ...(state.style === undefined ? {} : { style_transfer: state.style }),
+      ...(task.supplementRound === undefined ? {} : { supplement_round: task.supplementRound }),
+      guard: state.guard,
+      usage: state.usage,
+    },
+  };
+}
+
+/**
+ * PersonaGym's distractor fields: `distractor_applied`, `distractor_type`, `noisy_versions` (with
+ * `initial_query` and `followups` only when non-empty, null when both are) and, for the semantic
+ * distractor, `semantic_noise` for the initial query. As PersonaGym writes them, the legacy distractor
+ * records a follow-up only when it made versions of it; the semantic one records every noised turn.
+ */
+interface NoiseMetadata {
+  readonly distractor_applied: boolean;
+  readonly distractor_type: 'semantic' | 'legacy' | null;
+  readonly noisy_versions: unknown;
+  readonly semantic_noise?: unknown;
+}
+
+function noiseMetadata(state: State, distractor: Distractor | undefined): NoiseMetadata {
+  if (distractor === undefined) return { distractor_applied: false, distractor_type: null, noisy_versions: null };
+  const initial = state.initialNoise;
+  const followups = state.followupNoise
+    .filter(({ noised }) => distractor.type === 'semantic' || noised.versions.length > 0)
+    .map(({ turn, noised }) => ({
+      clean_feedback: noised.clean,
+      noisy_versions: noised.versions,
+      used_version: noised.sent,
+      turn,
+      ...(noised.semantic === undefined ? {} : { semantic_noise: noised.semantic }),
+    }));
+  const versions = {
+    ...(initial === undefined || initial.versions.length === 0 ? {} : { initial_query: { clean_query: initial.clean, noisy_versions: initial.versions } }),
+    ...(followups.length === 0 ? {} : { followups }),
+  };
+  return {
+    distractor_applied: true,
+    distractor_type: distractor.type,
+    noisy_versions: Object.keys(versions).length === 0 ? null : versions,
+    ...(distractor.type === 'semantic' ? { semantic_noise: initial?.semantic === undefined ? null : { initial_query: initial.semantic } } : {}),
+  };
+}
+
+export function toFailure(state: State, options: ConversationSettings, error: unknown, time: string): Outcome {
+  const { task } = state;
+  const kind = error instanceof ModelError ? error.kind : error instanceof GuardError ? 'guard' : 'internal';
+  return {
+    ok: false,
+    failure: {
+      persona_id: task.personaId,
+      query_id: task.queryId,
+      interaction_id: interactionId(task.personaId, task.queryId),
+      attempts: error instanceof ModelError ? state.attempts : 1,
+      error: { kind, message: describeError(error) },
+      assistant_model: task.assistant,
+      user_model: { provider: options.user.model.provider, model: options.user.model.model },
+      time,
+      usage: state.usage,
+      ...(task.supplementRound === undefined ? {} : { supplement_round: task.supplementRound }),
+    },
+    task,
+  };
+}

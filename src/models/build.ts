@@ -1,0 +1,228 @@
+// Builds the chat models a command calls from the configuration: providers, keys, base URLs, the assistant pool, the user simulator, the helpers.
+import { ConfigError } from '../errors.js';
+import { runSeed } from '../config/load.js';
+import { type Config } from '../config/schema.js';
+import type { OpenAIModelOptions } from './openai.js';
+import { stableId } from '../rng.js';
+import { ModelLimiter } from '../limits/limiter.js';
+import { limited } from '../limits/limited.js';
+import { createPool, type ModelPool, type PoolEntry } from './pool.js';
+import { createSimModel, type SimOptions } from './sim.js';
+import type { ChatModel } from '../chat.js';
+import { checkModel, createLlamaModel, resolveModelPath, type LlamaChatModel } from './llama.js';
+import { PROVIDERS, checkProviderFlag, conversationSpecs, endpointOf, helperSpec, type Endpoint, type ModelFlags, type Spec } from './specs.js';
+
+
+/**
+ * An OpenAI-compatible model whose SDK and HTTP client (~170 ms to load) are imported only when such a
+ * model is built, so runs and commands that never build one (sim, --help, config errors) start without
+ * them. The import starts at once and overlaps the rest of start-up (config, template, first input lines).
+ */
+function lazyOpenAIModel(options: OpenAIModelOptions): ChatModel {
+  const model = import('./openai.js').then((module) => module.createOpenAIModel(options));
+  // A failed import surfaces on the first call; do not let it count as unhandled before that.
+  model.catch(() => undefined);
+  return {
+    provider: options.provider,
+    model: options.model,
+    async complete(request, signal) {
+      return (await model).complete(request, signal);
+    },
+  };
+}
+export interface ModelSettings {
+  readonly model: ChatModel;
+  readonly temperature: number | undefined;
+  readonly maxCompletionTokens: number | undefined;
+}
+
+/** What built models hold beside the models themselves. */
+export interface Resources {
+  /** Said once on stderr before the run (the sim fallback). */
+  readonly notices: string[];
+  /** One admission controller per distinct model (provider, model, endpoint, key), shared by all its uses. */
+  readonly limiters: ReadonlyMap<string, ModelLimiter>;
+  /** Releases what the models hold (a loaded llama model); call once when the run ends. */
+  close(): Promise<void>;
+}
+
+export interface RunModels extends Resources {
+  readonly pool: ModelPool;
+  readonly user: ModelSettings;
+  /** The semantic distractor's model, when `flags.distractor` asked for it. */
+  readonly distractor: ModelSettings | undefined;
+  /** Style transfer's and query generation's model, when `flags.queries` asked for it. */
+  readonly queries: ModelSettings | undefined;
+}
+
+/** The flags of a command that builds one helper model only (`distractor` / `queries` do not apply). */
+export type HelperFlags = Omit<ModelFlags, 'distractor' | 'queries'>;
+
+/** The model of a command that calls only the semantic distractor (`personaflow noise --semantic`). */
+export interface DistractorModel extends Resources {
+  readonly distractor: ModelSettings;
+}
+
+interface Built {
+  /** The model of one of the specs given to {@link buildSpecs}. */
+  readonly settings: (spec: Spec) => ModelSettings;
+  readonly resources: Resources;
+}
+
+/** Which of `all` run on sim: with no `--provider` and no key for any model that needs one, all of them (a notice says so). */
+function chooseProviders(config: Config, flags: ModelFlags, all: readonly Spec[], env: NodeJS.ProcessEnv): { simulated: boolean; endpoints: ReadonlyMap<Spec, Endpoint>; notices: string[] } {
+  for (const spec of all) {
+    if (!(PROVIDERS as readonly string[]).includes(spec.provider)) {
+      throw new ConfigError(`${spec.path}.provider: \`${spec.provider}\` is not supported; use ${PROVIDERS.join(', ')} (OpenRouter serves anthropic/... models; any OpenAI-compatible server works with provider openai and base_url)`);
+    }
+  }
+  const notices: string[] = [];
+  // Models that need a key: sim and llama run here.
+  const real = all.filter((spec) => spec.provider !== 'sim' && spec.provider !== 'llama');
+  const endpoints = new Map(real.map((spec) => [spec, endpointOf(spec, config, env)]));
+  const missing = real.filter((spec) => {
+    const endpoint = endpoints.get(spec) as Endpoint;
+    return endpoint.apiKey === undefined && !endpoint.custom;
+  });
+  const simulated = flags.provider === 'sim' || (flags.provider === undefined && real.length > 0 && missing.length === real.length);
+  if (simulated && flags.provider === undefined) {
+    const wanted = [...new Set(missing.map((spec) => (endpoints.get(spec) as Endpoint).wanted))].join(' or ');
+    notices.push(`no API key found (${wanted} not set): using the built-in sim provider; replies are simulated, offline`);
+  } else if (!simulated && missing.length > 0) {
+    const first = missing[0] as Spec;
+    throw new ConfigError(`${first.path}: no API key for ${first.provider}/${first.model}: set ${(endpoints.get(first) as Endpoint).wanted} (or api_key / api_key_env in the config)`);
+  }
+  return { simulated, endpoints, notices };
+}
+
+/** One limiter per provider quota: the same model at the same endpoint with the same key shares one. */
+function limitersFor(config: Config, flags: ModelFlags): { readonly limiters: Map<string, ModelLimiter>; readonly limiterFor: (provider: string, model: string, endpoint: Endpoint | undefined) => ModelLimiter } {
+  const limiters = new Map<string, ModelLimiter>();
+  const limits = config.personaflow.limits;
+  const breaker = config.personaflow.breaker;
+  const limiterFor = (provider: string, model: string, endpoint: Endpoint | undefined): ModelLimiter => {
+    const key = `${provider}/${model}@${endpoint?.baseURL ?? ''}#${stableId(endpoint?.apiKey ?? '', 8)}`;
+    let limiter = limiters.get(key);
+    if (limiter === undefined) {
+      const configured = limits[`${provider}/${model}`] ?? limits[model] ?? {};
+      limiter = new ModelLimiter(`${provider}/${model}`, {
+        rpm: configured.rpm,
+        tpm: configured.tpm,
+        maxConcurrency: flags.concurrency ?? config.interaction_generation.max_workers,
+        breakerThreshold: breaker.threshold,
+        breakerCooldownMs: breaker.cooldown_s * 1000,
+        breakerGiveUpMs: breaker.give_up_s * 1000,
+      });
+      limiters.set(key, limiter);
+    }
+    return limiter;
+  };
+  return { limiters, limiterFor };
+}
+
+/**
+ * Creates the models of `all`, the models a command calls, and nothing else: keys are looked up, and
+ * llama files checked, only for them. With no `--provider` and no key for any of them, every one becomes
+ * `sim` (model names kept) and a notice says so; a key missing for some only is an error.
+ */
+function buildSpecs(config: Config, flags: ModelFlags, all: readonly Spec[], env: NodeJS.ProcessEnv): Built {
+  const { simulated, endpoints, notices } = chooseProviders(config, flags, all, env);
+  const simOptions: SimOptions = {
+    latencyMs: config.personaflow.sim.latency_ms,
+    jitterMs: config.personaflow.sim.jitter_ms,
+    faults: config.personaflow.sim.faults,
+    seed: runSeed(config, flags.seed),
+    ...(config.personaflow.sim.retry_after_ms === undefined ? {} : { retryAfterMs: config.personaflow.sim.retry_after_ms }),
+  };
+  const timeoutMs = (config.api.timeout ?? 120) * 1000;
+  const { limiters, limiterFor } = limitersFor(config, flags);
+  const llamas = new Map<string, LlamaChatModel>();
+  const make = (spec: Spec): ChatModel => {
+    // A local model needs no key, so it is only simulated when asked (--provider sim).
+    if (spec.provider === 'llama' && flags.provider !== 'sim') return limited(llamaModel(spec), limiterFor('llama', spec.model, undefined));
+    if (simulated || spec.provider === 'sim') {
+      const model = createSimModel({ provider: 'sim', model: spec.model }, simOptions);
+      return limited(model, limiterFor('sim', spec.model, undefined));
+    }
+    const endpoint = endpoints.get(spec) as Endpoint;
+    return limited(lazyModel(spec, endpoint), limiterFor(spec.provider, spec.model, endpoint));
+  };
+  const lazyModel = (spec: Spec, endpoint: Endpoint): ChatModel =>
+    lazyOpenAIModel({
+      provider: spec.provider,
+      model: spec.model,
+      apiKey: endpoint.apiKey ?? 'not-needed',
+      baseURL: endpoint.baseURL,
+      timeoutMs,
+      topP: config.api.inference?.top_p,
+      ...(spec.headers === undefined ? {} : { headers: spec.headers }),
+    });
+  /** One llama model per file and thread count, shared by the assistant, the simulator and the helpers that use it. */
+  const llamaModel = (spec: Spec): ChatModel => {
+    const baseDir = spec.path === '--model' ? process.cwd() : (flags.baseDir ?? process.cwd());
+    const threads = flags.threads ?? spec.threads ?? config.api.threads;
+    const key = `${resolveModelPath(spec.model, baseDir)}#${threads ?? ''}`;
+    let model = llamas.get(key);
+    if (model === undefined) {
+      const problem = checkModel(spec.model, baseDir);
+      if (problem !== undefined) throw new ConfigError(`${spec.path === '--model' ? '--model' : `${spec.path}.model`}: ${problem}`);
+      model = createLlamaModel({
+        model: spec.model,
+        baseDir,
+        threads,
+        sequences: flags.concurrency ?? config.interaction_generation.max_workers,
+        seed: runSeed(config, flags.seed),
+        log: (line) => process.stderr.write(`personaflow: ${line}\n`),
+      });
+      llamas.set(key, model);
+    }
+    return model;
+  };
+  const settings = (spec: Spec): ModelSettings => ({ model: make(spec), temperature: spec.temperature, maxCompletionTokens: spec.maxCompletionTokens });
+  const close = async (): Promise<void> => {
+    await Promise.all([...llamas.values()].map((model) => model.close()));
+  };
+  return { settings, resources: { notices, limiters, close } };
+}
+
+/**
+ * Creates the models of a generate run: the assistant pool, the user simulator, and the helpers `flags`
+ * asks for. Keys are looked up only for those models, so the key of a provider the run never calls is
+ * not needed (see {@link buildSpecs} for the sim fallback).
+ */
+export function buildModels(config: Config, flags: ModelFlags, env: NodeJS.ProcessEnv = process.env): RunModels {
+  checkProviderFlag(flags);
+  const { assistant, user } = conversationSpecs(config, flags);
+  const distractor = flags.distractor === true ? helperSpec(config, flags, 'distractor') : undefined;
+  const queries = flags.queries === true ? helperSpec(config, flags, 'queries') : undefined;
+  const built = buildSpecs(config, flags, [...assistant, user, ...[distractor, queries].filter((spec): spec is Spec => spec !== undefined)], env);
+  const entries: PoolEntry[] = assistant.map((spec) => {
+    const { model, temperature, maxCompletionTokens } = built.settings(spec);
+    return { model, weight: spec.weight, temperature, maxCompletionTokens };
+  });
+  let pool: ModelPool;
+  try {
+    pool = createPool(entries);
+  } catch (error) {
+    throw new ConfigError(`interaction_generation.assistant_model: ${(error as Error).message}`);
+  }
+  return {
+    pool,
+    user: built.settings(user),
+    distractor: distractor === undefined ? undefined : built.settings(distractor),
+    queries: queries === undefined ? undefined : built.settings(queries),
+    ...built.resources,
+  };
+}
+
+/**
+ * Creates only the semantic distractor's model (`distractor.llm`, falling back to `api`), for commands
+ * that call nothing else (`personaflow noise`): the assistant's and the user simulator's keys and model
+ * files are never looked at. `--provider`, `--model` and `--base-url` apply to it as in a generate run.
+ */
+export function buildDistractorModel(config: Config, flags: HelperFlags, env: NodeJS.ProcessEnv = process.env): DistractorModel {
+  checkProviderFlag(flags);
+  const spec = helperSpec(config, flags, 'distractor');
+  const built = buildSpecs(config, flags, [spec], env);
+  return { distractor: built.settings(spec), ...built.resources };
+}

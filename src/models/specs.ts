@@ -1,0 +1,197 @@
+// From configuration to model specs: which provider and model each part of a run calls, with its key and endpoint.
+import type { Config } from '../config/schema.js';
+import { expandEnv } from '../config/load.js';
+import { ConfigError } from '../errors.js';
+
+export const PROVIDERS = ['sim', 'openai', 'openrouter', 'llama'] as const;
+export const OPENROUTER_BASE_URL = 'https://openrouter.ai/api/v1';
+
+export type Provider = (typeof PROVIDERS)[number];
+
+export interface ModelFlags {
+  /** `--provider`: every model of the run uses it (`sim` keeps the configured model names). */
+  readonly provider?: string | undefined;
+  /** `--model`: one model for the assistant (replacing the pool), the user simulator and the helpers. */
+  readonly model?: string | undefined;
+  /** `--base-url`: endpoint for every OpenAI-compatible model; a key becomes optional. */
+  readonly baseUrl?: string | undefined;
+  /** The run seed (seeds sim's faults and jitter). */
+  readonly seed?: number | undefined;
+  /** Build the semantic distractor's model too (`distractor.llm`, falling back to `api`). */
+  readonly distractor?: boolean | undefined;
+  /** Build the model of style transfer and query generation too (`query_generation.llm`, falling back to `api`). */
+  readonly queries?: boolean | undefined;
+  /** The run's concurrency: each model's adaptive limit stays at or below it. Default 16. */
+  readonly concurrency?: number | undefined;
+  /** `--threads`: threads of every llama model (default: its `threads`, then `api.threads`, then half the cores). */
+  readonly threads?: number | undefined;
+  /** Relative llama model paths from the config file are resolved against it (the config file's directory); `--model` against the working directory. */
+  readonly baseDir?: string | undefined;
+}
+
+/** One model a run calls, as the configuration and the flags describe it. */
+export interface Spec {
+  readonly path: string;
+  readonly provider: string;
+  readonly model: string;
+  readonly weight: number;
+  readonly temperature: number | undefined;
+  readonly maxCompletionTokens: number | undefined;
+  readonly apiKey: string | null | undefined;
+  readonly apiKeyEnv: string | undefined;
+  readonly baseUrl: string | undefined;
+  /** Where `baseUrl` came from, for messages. */
+  readonly baseUrlPath: string;
+  readonly headers: Record<string, string> | undefined;
+  /** llama: threads that evaluate tokens. */
+  readonly threads: number | undefined;
+}
+
+const PLACEHOLDER = /^(|xxx|YOUR_[A-Z_]*HERE)$/;
+
+/** `https://openrouter.ai/api/v1/chat/completions` (PersonaGym's `endpoint`) → base URL. */
+const baseOf = (url: string | undefined): string | undefined => url?.replace(/\/chat\/completions\/?$/, '');
+
+interface EndpointFields {
+  api_key?: string | null | undefined;
+  api_key_env?: string | undefined;
+  base_url?: string | undefined;
+  endpoint?: string | undefined;
+  headers?: Record<string, string> | undefined;
+  default_headers?: Record<string, string> | undefined;
+  threads?: number | undefined;
+}
+
+/** The endpoint fields every model section shares, with `path` for messages. */
+const endpointFields = (entry: EndpointFields, path: string) => ({
+  path,
+  apiKey: entry.api_key,
+  apiKeyEnv: entry.api_key_env,
+  baseUrl: entry.base_url ?? baseOf(entry.endpoint),
+  baseUrlPath: `${path}.${entry.base_url === undefined ? 'endpoint' : 'base_url'}`,
+  headers: entry.headers ?? entry.default_headers,
+  threads: entry.threads,
+});
+
+/** `--provider` for every model; `--base-url` for every OpenAI-compatible one. */
+function withFlags(spec: Spec, flags: ModelFlags): Spec {
+  const provider = flags.provider ?? spec.provider;
+  return flags.baseUrl !== undefined && provider === 'openai' ? { ...spec, provider, baseUrl: flags.baseUrl, baseUrlPath: '--base-url' } : { ...spec, provider };
+}
+
+/**
+ * The conversation's models, PersonaGym's way: a pool or one assistant model, and the user model; each
+ * without its own provider or model falls back to `api.provider` / `api.model`, and a pool entry without
+ * `inference` to `api.inference`.
+ */
+export function conversationSpecs(config: Config, flags: ModelFlags): { assistant: Spec[]; user: Spec } {
+  const ig = config.interaction_generation;
+  const am = ig.assistant_model;
+  const fallback = config.api.inference ?? {};
+  const defaultProvider = config.api.provider ?? 'openai';
+  const assistant: Spec[] = [];
+  const single = (path: string, model: string | undefined) => {
+    if (model === undefined) throw new ConfigError(`${path}: needs \`model\` (or api.model)`);
+    return { provider: am.provider ?? defaultProvider, model, weight: 1, temperature: am.temperature, maxCompletionTokens: am.max_completion_tokens ?? am.max_tokens, ...endpointFields(am, path) };
+  };
+  if (flags.model !== undefined) assistant.push({ ...single('interaction_generation.assistant_model', flags.model), path: '--model' });
+  else if (am.model_pool === undefined) assistant.push(single('interaction_generation.assistant_model', am.model ?? config.api.model));
+  else {
+    am.model_pool.forEach((entry, index) => {
+      assistant.push({
+        provider: entry.provider ?? 'openai',
+        model: entry.model,
+        weight: entry.weight,
+        temperature: entry.inference?.temperature ?? fallback.temperature,
+        maxCompletionTokens: entry.inference?.max_completion_tokens ?? entry.inference?.max_tokens ?? fallback.max_completion_tokens ?? fallback.max_tokens,
+        ...endpointFields(entry, `interaction_generation.assistant_model.model_pool[${index}]`),
+      });
+    });
+  }
+  const um = ig.user_model;
+  const userModelName = flags.model ?? um.model ?? config.api.model;
+  if (userModelName === undefined) throw new ConfigError('interaction_generation.user_model: needs `model` (or api.model)');
+  const user: Spec = {
+    provider: um.provider ?? defaultProvider,
+    model: userModelName,
+    weight: 1,
+    temperature: um.temperature,
+    maxCompletionTokens: um.max_completion_tokens ?? um.max_tokens,
+    ...endpointFields(um, 'interaction_generation.user_model'),
+    ...(flags.model === undefined ? {} : { path: '--model' }),
+  };
+  return { assistant: assistant.map((spec) => withFlags(spec, flags)), user: withFlags(user, flags) };
+}
+
+/** The models outside the conversation, each in a section of its own. */
+const HELPERS = {
+  distractor: { path: 'distractor.llm', section: (config: Config) => config.distractor.llm, maxTokens: 512 },
+  queries: { path: 'query_generation.llm', section: (config: Config) => config.query_generation.llm, maxTokens: 1024 },
+} as const;
+
+/** A helper's model from its own section (`distractor.llm`, `query_generation.llm`), falling back to `api`. */
+export function helperSpec(config: Config, flags: ModelFlags, helper: keyof typeof HELPERS): Spec {
+  const { path, maxTokens } = HELPERS[helper];
+  const section = HELPERS[helper].section(config);
+  const model = flags.model ?? section.model ?? config.api.model;
+  if (model === undefined) throw new ConfigError(`${path}: needs \`model\` (or api.model)`);
+  return withFlags(
+    {
+      provider: section.provider ?? config.api.provider ?? 'openai',
+      model,
+      weight: 1,
+      temperature: section.temperature ?? 0.7,
+      maxCompletionTokens: section.max_completion_tokens ?? section.max_tokens ?? maxTokens,
+      ...endpointFields(section, path),
+      ...(flags.model === undefined ? {} : { path: '--model' }),
+    },
+    flags,
+  );
+}
+
+export interface Endpoint {
+  readonly apiKey: string | undefined;
+  readonly baseURL: string | undefined;
+  /** The variable a user should set when the key is missing. */
+  readonly wanted: string;
+  /** A base URL other than the provider's own was configured (local servers need no key). */
+  readonly custom: boolean;
+}
+
+/** Key and base URL for a spec: its own fields, then its provider's section, then `<PROVIDER>_API_KEY`. */
+export function endpointOf(spec: Spec, config: Config, env: NodeJS.ProcessEnv): Endpoint {
+  const section = spec.provider === 'openrouter' ? config.openrouter : config.api;
+  const sectionName = spec.provider === 'openrouter' ? 'openrouter' : 'api';
+  const wanted = `${spec.provider.toUpperCase()}_API_KEY`;
+  const literal = (value: string | null | undefined, path: string): string | undefined => {
+    if (value === undefined || value === null) return undefined;
+    let expanded: string;
+    try {
+      expanded = expandEnv(value, path, env).trim();
+    } catch {
+      return undefined; // `${VAR}` with VAR unset: no key here, try the next source
+    }
+    return PLACEHOLDER.test(expanded) ? undefined : expanded;
+  };
+  const fromEnv = (name: string | undefined): string | undefined => (name === undefined ? undefined : literal(env[name], name));
+  const sectionApplies = spec.provider === 'openrouter' || (config.api.provider ?? 'openai') === spec.provider;
+  const apiKey =
+    literal(spec.apiKey, `${spec.path}.api_key`) ??
+    fromEnv(spec.apiKeyEnv) ??
+    (sectionApplies ? (literal(section.api_key, `${sectionName}.api_key`) ?? fromEnv(section.api_key_env)) : undefined) ??
+    fromEnv(wanted);
+  const sectionBase = sectionApplies ? (section.base_url ?? baseOf(section.endpoint)) : undefined;
+  const rawBase = spec.baseUrl ?? sectionBase;
+  const basePath = spec.baseUrl === undefined ? `${sectionName}.${section.base_url === undefined ? 'endpoint' : 'base_url'}` : spec.baseUrlPath;
+  const baseURL = rawBase === undefined ? (spec.provider === 'openrouter' ? OPENROUTER_BASE_URL : undefined) : expandEnv(rawBase, basePath, env);
+  const custom = baseURL !== undefined && !/^https:\/\/(api\.openai\.com|openrouter\.ai)\b/.test(baseURL);
+  return { apiKey, baseURL, wanted, custom };
+}
+
+/** `--provider` names a provider we have. */
+export function checkProviderFlag(flags: ModelFlags): void {
+  if (flags.provider !== undefined && !(PROVIDERS as readonly string[]).includes(flags.provider)) {
+    throw new ConfigError(`--provider: expected one of ${PROVIDERS.join(', ')}, got \`${flags.provider}\``);
+  }
+}
+
