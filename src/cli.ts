@@ -4,7 +4,7 @@ import { exportCommand } from './commands/export.js';
 import { runGenerate, type GenerateFlags } from './commands/generate.js';
 import { runNoise, type NoiseFlags } from './commands/noise.js';
 import { version } from './commands/common.js';
-import { sayOnce } from './commands/report.js';
+import { sayOnce } from './commands/reporter.js';
 import { ConfigError, FatalError, describeError } from './errors.js';
 import { integerOption, positiveNumberOption } from './options.js';
 

@@ -14,7 +14,7 @@ import { replaceJson } from '../sinks/files.js';
 import { FILES } from '../sinks/layout.js';
 import { BrokenPipeError } from '../sinks/stdout.js';
 import { openInput } from '../streams/ndjson.js';
-import { Reporter } from './report.js';
+import { Reporter } from './reporter.js';
 
 export interface ExportFlags {
   config?: string;

@@ -28,7 +28,7 @@ import { countPersonas, counted, skipWritten, type SkipCounts } from '../streams
 import type { Task } from '../types.js';
 import { Budget } from './budget.js';
 import { assertReadable, version } from './common.js';
-import { Reporter } from './report.js';
+import { Reporter } from './reporter.js';
 import { StopSignals } from './signals.js';
 import { explainChange, resumeCommand, resumedLine, summaryLine, targetsLine } from './summary.js';
 

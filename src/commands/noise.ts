@@ -11,7 +11,7 @@ import { openInput } from '../streams/ndjson.js';
 import { pullThrough } from '../streams/pull.js';
 import { readTexts } from '../streams/texts.js';
 import { assertReadable } from './common.js';
-import { Reporter } from './report.js';
+import { Reporter } from './reporter.js';
 
 export interface NoiseFlags {
   config?: string;
