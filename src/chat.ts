@@ -68,6 +68,11 @@ export type UsageListener = (module: ModelModule, model: ModelRef, usage: TokenU
 export interface ChatResponse {
   readonly content: string;
   readonly usage: TokenUsage;
+  /**
+   * Why generation stopped, as OpenAI names it: `stop` (the model finished), `length` (cut at the token
+   * limit: the text is truncated), `content_filter`, ...; undefined when the provider did not say.
+   */
+  readonly finishReason?: string | undefined;
   readonly rateLimit?: RateLimitInfo | undefined;
 }
 
