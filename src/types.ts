@@ -21,6 +21,8 @@ export interface Task {
   readonly adapted?: boolean;
   /** Set on tasks a supplement round generated (1, 2, ...). */
   readonly supplementRound?: number;
+  /** What the user knows and may reveal when it matters or when asked (the persona's `facts`, then the query's). */
+  readonly facts?: readonly string[];
 }
 
 /** A task after `lockModel`: the assistant model it talks to for its whole conversation. */
@@ -63,13 +65,17 @@ export interface Interaction {
     readonly query_id: string;
     readonly system_prompt_used: boolean;
     readonly total_messages: number;
+    /** The simulated user ended it (`end_reason: user_stop`). */
     readonly conversation_ended: boolean;
+    /** What ended it: `user_stop`, `max_turns`, or with `stop_policy: personagym` `target_turns` / `feedback_draw`. */
+    readonly end_reason: string;
     readonly distractor_applied: boolean;
     readonly distractor_type: string | null;
     readonly noisy_versions: unknown;
     readonly assistant_model: ModelRef;
     readonly user_model: ModelRef;
-    readonly target_turns: number;
+    /** With `stop_policy: personagym` only: the hidden target the dice used. */
+    readonly target_turns?: number;
     /** Simulator replies the guards rejected, by reason. */
     readonly guard: Readonly<Record<string, number>>;
     readonly usage: Readonly<Record<string, UsageEntry>>;
@@ -92,11 +98,26 @@ export interface Failure {
   readonly supplement_round?: number;
 }
 
-/** What comes out of the pipeline: exactly one per task. */
+/** A simulator reply the guards rejected, as written to rejections.ndjson. */
+export interface Rejection {
+  readonly interaction_id: string;
+  readonly persona_id: string;
+  readonly query_id: string;
+  /** Assistant answers before the reply (the turn it would have followed). */
+  readonly turn: number;
+  /** 0 for the first reply of that turn, 1 for its first re-ask, ... */
+  readonly attempt: number;
+  readonly reason: string;
+  /** The reply as the model wrote it. */
+  readonly text: string;
+  readonly time: string;
+}
+
+/** What comes out of the pipeline: exactly one per task, with the simulator replies its guards rejected. */
 export type Outcome =
-  | { readonly ok: true; readonly interaction: Interaction }
+  | { readonly ok: true; readonly interaction: Interaction; readonly rejections?: readonly Rejection[] }
   /** `task` is what failed, for supplement rounds; sinks write `failure` only. */
-  | { readonly ok: false; readonly failure: Failure; readonly task?: Task };
+  | { readonly ok: false; readonly failure: Failure; readonly task?: Task; readonly rejections?: readonly Rejection[] };
 
 export const interactionId = (personaId: string, queryId: string): string => `interaction_${personaId}_${queryId}`;
 

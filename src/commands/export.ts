@@ -29,6 +29,8 @@ export interface ExportFlags {
   clean?: boolean;
   minTurns?: number;
   excludeFailedGuards?: boolean;
+  excludeTruncated?: boolean;
+  excludeRefusals?: boolean;
   dedupe?: boolean;
   stats?: string;
   statsFeature?: string;
@@ -129,6 +131,8 @@ export async function runExport(file: string | undefined, flags: ExportFlags): P
       seed,
       minTurns: flags.minTurns,
       excludeGuardRejections: flags.excludeFailedGuards === true,
+      excludeTruncated: flags.excludeTruncated === true,
+      excludeRefusals: flags.excludeRefusals === true,
       dedupe: flags.dedupe !== false,
       strict: flags.strict === true,
       onWarning: warn,
@@ -172,6 +176,8 @@ function summaryLine(statistics: ExportStatistics, counts: ExportCounts, run: { 
     [skipped.bad_lines, 'bad lines'],
     [skipped.below_min_turns, 'below --min-turns'],
     [skipped.guard_rejections, 'with guard rejections'],
+    [skipped.truncated_answers, 'with a truncated answer'],
+    [skipped.refusals, 'with a refusal'],
     [skipped.duplicates, 'duplicates'],
     [skipped.duplicate_ids, 'duplicate sample ids'],
     [skipped.invalid_samples, `not valid as ${run.format}`],
@@ -218,6 +224,8 @@ export function exportCommand(command: Command, setExitCode: (code: number) => v
     .option('--clean', 'user turns as the user meant them (metadata.clean_version) instead of the noisy text the assistant saw')
     .option('--min-turns <n>', 'leave out conversations with fewer user→assistant exchanges', integerOption(1))
     .option('--exclude-failed-guards', 'leave out conversations in which the simulator guards rejected a reply (metadata.guard)')
+    .option('--exclude-truncated', 'leave out conversations with an assistant answer cut at the token limit')
+    .option('--exclude-refusals', 'leave out conversations in which the assistant refused')
     .option('--no-dedupe', 'keep conversations whose messages repeat an earlier one (dropped by default)')
     .option('--stats <file>', 'write statistics.json here (default with --out: DIR/statistics.json)')
     .option('--stats-feature <name>', `persona feature that persona_distribution counts by (default: ${DEFAULT_STATS_FEATURE})`)

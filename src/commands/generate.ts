@@ -11,8 +11,9 @@ import { buildModels, type RunModels } from '../models/build.js';
 import { retryingCall } from '../operators/retryingCall.js';
 import type { RoundReport } from '../operators/supplement.js';
 import { generate, type GenerateOptions } from '../pipeline.js';
+import { DEFAULT_ASSISTANT_TEMPLATE } from '../prompts/assistant.js';
 import { DEFAULT_STOP_TOKEN, DEFAULT_USER_TEMPLATE } from '../prompts/simulator.js';
-import { loadTemplate } from '../prompts/template.js';
+import { loadPromptText, loadTemplate } from '../prompts/template.js';
 import { setUpQueries, type QuerySetup } from '../queries/setup.js';
 import { DirSink, outputIn } from '../sinks/dir.js';
 import type { RunRecord } from '../sinks/layout.js';
@@ -30,7 +31,7 @@ import { Budget } from './budget.js';
 import { assertReadable, version } from './common.js';
 import { Reporter } from './reporter.js';
 import { StopSignals } from './signals.js';
-import { explainChange, resumeCommand, resumedLine, summaryLine, targetsLine } from './summary.js';
+import { explainChange, rejectionsLine, resumeCommand, resumedLine, summaryLine, targetsLine } from './summary.js';
 
 export interface GenerateFlags {
   config?: string;
@@ -146,6 +147,11 @@ async function prepare(file: string | undefined, flags: GenerateFlags, report: R
   const qg = config.query_generation;
   const models = buildModels(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, seed, concurrency, threads: flags.threads, baseDir: loaded.baseDir, distractor: mode === 'semantic', queries: qg.style_transfer.enabled || rounds > 0 });
   const template = await loadTemplate(ig.user_model.system_prompt_template, loaded.baseDir, 'interaction_generation.user_model.system_prompt_template', DEFAULT_USER_TEMPLATE);
+  const assistantPrompts = await loadAssistantPrompts(config, loaded.baseDir, flags.model !== undefined);
+  const { stop_policy: stopPolicy, feedback_probability: feedbackProbability } = ig.user_model;
+  if (stopPolicy === 'user' && feedbackProbability !== undefined) {
+    report.notice('interaction_generation.user_model.feedback_probability: not used with stop_policy: user (the simulated user decides when it is done); set stop_policy: personagym to end conversations by its draw as PersonaGym does');
+  }
   const distractor: Distractor | undefined = mode === 'off' ? undefined : await setUpDistractor(config, loaded.baseDir, { semantic: mode === 'semantic', model: models.distractor });
   for (const notice of [...loaded.notices, ...models.notices]) report.notice(notice);
 
@@ -163,7 +169,8 @@ async function prepare(file: string | undefined, flags: GenerateFlags, report: R
   const sink: Sink = dir ?? new StreamSink(process.stdout, totals, (failure) => report.say(`failed ${failure.persona_id}/${failure.query_id} after ${failure.attempts} attempt(s): ${failure.error.kind}: ${failure.error.message}`));
   const options = {
     pool: models.pool,
-    user: { ...models.user, template, feedbackProbability: ig.user_model.feedback_probability },
+    user: { ...models.user, template, stopPolicy, feedbackProbability },
+    assistantPrompts,
     seed,
     minTurns,
     maxTurns,
@@ -176,6 +183,18 @@ async function prepare(file: string | undefined, flags: GenerateFlags, report: R
     onUsage: totals.call.bind(totals),
   } satisfies Omit<GenerateOptions, 'supplement'>;
   return { file, flags, report, config, models, options, rounds, queries, totals, previous, sink, dir };
+}
+
+/**
+ * The assistant's system prompt for each pool entry: its own `system_prompt` (the text, or a .txt/.md file
+ * next to the config), else `assistant_model.system_prompt`, else config/prompts/assistant.txt. With `--model` the pool
+ * is one model with the assistant model's prompt.
+ */
+async function loadAssistantPrompts(config: Config, baseDir: string, singleModel: boolean): Promise<string[]> {
+  const am = config.interaction_generation.assistant_model;
+  const shared = await loadPromptText(am.system_prompt, baseDir, 'interaction_generation.assistant_model.system_prompt', DEFAULT_ASSISTANT_TEMPLATE);
+  if (singleModel || am.model_pool === undefined) return [shared];
+  return Promise.all(am.model_pool.map((entry, index) => (entry.system_prompt === undefined ? Promise.resolve(shared) : loadPromptText(entry.system_prompt, baseDir, `interaction_generation.assistant_model.model_pool[${index}].system_prompt`, DEFAULT_ASSISTANT_TEMPLATE))));
 }
 
 /** --max-cost needs a price for every model the run calls. */
@@ -279,6 +298,8 @@ async function finish(run: Run, outcome: Outcome, done: { readonly started: numb
   const interrupted = outcome.interrupted === true;
   if (flags.quiet !== true || interrupted) {
     report.say(summaryLine(totals, { retries: done.retries, warnings: report.warnings, seconds: (Date.now() - done.started) / 1000, interrupted, dir: run.dir?.dir }));
+    const rejected = rejectionsLine(totals, run.dir?.dir);
+    if (rejected !== undefined) report.say(rejected);
     if (done.reports.length > 0) report.say(targetsLine(done.personas, done.reports, run.rounds));
     if (run.previous !== undefined) report.say(resumedLine(flags.out ?? '', run.previous.count, done.skips));
   }

@@ -14,6 +14,16 @@ export function summaryLine(totals: UsageTotals, counts: { readonly retries: num
   );
 }
 
+/** `rejected simulator replies: 12 (assistant_voice 5, too_long 4, repeat 3), each asked again; the texts are in out/rejections.ndjson`. */
+export function rejectionsLine(totals: UsageTotals, dir: string | undefined): string | undefined {
+  if (totals.runRejected === 0) return undefined;
+  const reasons = Object.entries(totals.runRejectedByReason)
+    .sort((a, b) => b[1] - a[1])
+    .map(([reason, count]) => `${reason} ${count}`)
+    .join(', ');
+  return `rejected simulator replies: ${totals.runRejected} (${reasons}), each asked again${dir === undefined ? '' : `; the texts are in ${dir}/rejections.ndjson`}`;
+}
+
 /** `targets met: 97/100 personas after the main pass, 100/100 after round 1 (3 supplement tasks)`. */
 export function targetsLine(personas: number, reports: readonly RoundReport[], rounds: number): string {
   const parts = reports.map((report) => `${personas - report.personasShort}/${personas} personas ${report.round === 0 ? 'after the main pass' : `after round ${report.round} (${report.tasks} supplement tasks)`}`);

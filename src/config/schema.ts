@@ -25,21 +25,35 @@ const endpoint = {
   threads: positiveInt.optional(),
 };
 
-const poolEntry = z.looseObject({ ...endpoint, model: text, weight: finite.min(0).default(1), inference: inference.optional() });
+/** The assistant's system prompt: inline text, or a file (relative to the config file). */
+const systemPrompt = text.optional();
+
+const poolEntry = z.looseObject({ ...endpoint, model: text, weight: finite.min(0).default(1), inference: inference.optional(), system_prompt: systemPrompt });
 
 const assistantModel = z.looseObject({
   ...endpoint,
   ...inference.shape,
   model: text.optional(),
   model_pool: z.array(poolEntry).min(1, 'needs at least one model').optional(),
+  system_prompt: systemPrompt,
 });
+
+/**
+ * Who ends a conversation. `user` (ours): the simulated user, when it is done, within min and max turns.
+ * `personagym`: PersonaGym's dice as well: a hidden target turn count ends it, and between min_turns and
+ * the target the user answers at all only with `feedback_probability`.
+ */
+export const STOP_POLICIES = ['user', 'personagym'] as const;
+export type StopPolicy = (typeof STOP_POLICIES)[number];
 
 const userModel = z.looseObject({
   ...endpoint,
   ...inference.shape,
   model: text.optional(),
   system_prompt_template: text.optional(),
-  feedback_probability: finite.min(0).max(1).default(0.85),
+  /** Used only with `stop_policy: personagym` (PersonaGym's configs set it; it loads either way). */
+  feedback_probability: finite.min(0).max(1).optional(),
+  stop_policy: z.enum(STOP_POLICIES).default('user'),
 });
 
 /** Rule-based strategy names (PersonaGym's legacy ones and the layer strategies that need no model). */
@@ -156,7 +170,7 @@ export const configSchema = z.looseObject({
       retry_delay: finite.min(0).default(2),
       max_supplement_rounds: z.number().int().min(0).default(3),
       assistant_model: assistantModel.default({}),
-      user_model: userModel.default({ feedback_probability: 0.85 }),
+      user_model: userModel.default({ stop_policy: 'user' }),
     })
     .refine((section) => section.max_turns >= section.min_turns, { message: 'must be ≥ min_turns', path: ['max_turns'] })
     .default(() => ({}) as never),

@@ -4,8 +4,15 @@ import { GuardError, ModelError, describeError } from '../errors.js';
 import { interactionId, type Interaction, type Outcome } from '../types.js';
 import type { ConversationSettings, State } from './state.js';
 
-export function toInteraction(state: State, options: ConversationSettings, targetTurns: number, createdAt: string): Interaction {
+/**
+ * The Interaction: PersonaGym's fields, `end_reason` (what ended it) and `conversation_ended` (the user
+ * ended it), the assistant's system prompt and how many of its answers were truncated or refused, the
+ * guard counts, and the usage of every call.
+ */
+export function toInteraction(state: State, options: ConversationSettings, assistantPrompt: string, targetTurns: number, createdAt: string): Interaction {
   const { task } = state;
+  const answers = state.messages.filter((m) => m.role === 'assistant');
+  const personagym = options.user.stopPolicy === 'personagym';
   return {
     interaction_id: interactionId(task.personaId, task.queryId),
     persona_id: task.personaId,
@@ -19,12 +26,15 @@ export function toInteraction(state: State, options: ConversationSettings, targe
       query_id: task.queryId,
       system_prompt_used: task.systemPrompt !== undefined,
       total_messages: state.messages.length,
-      conversation_ended: state.ended,
+      conversation_ended: state.end === 'user_stop',
+      end_reason: state.end ?? 'max_turns',
+      stop_policy: options.user.stopPolicy ?? 'user',
       ...noiseMetadata(state, options.distractor),
       assistant_model: task.assistant,
       user_model: { provider: options.user.model.provider, model: options.user.model.model },
-      target_turns: targetTurns,
-      ...(state.closing === '' ? {} : { user_closing: state.closing }),
+      ...(personagym ? { target_turns: targetTurns, feedback_probability: options.user.feedbackProbability ?? 0.85 } : {}),
+      assistant_system_prompt: assistantPrompt,
+      assistant_issues: { truncated: answers.filter((m) => m.metadata.truncated === true).length, refused: answers.filter((m) => m.metadata.refused === true).length },
       ...(state.style === undefined ? {} : { style_transfer: state.style }),
       ...(task.supplementRound === undefined ? {} : { supplement_round: task.supplementRound }),
       guard: state.guard,
@@ -79,7 +89,7 @@ export function toFailure(state: State, options: ConversationSettings, error: un
       persona_id: task.personaId,
       query_id: task.queryId,
       interaction_id: interactionId(task.personaId, task.queryId),
-      attempts: error instanceof ModelError ? state.attempts : 1,
+      attempts: error instanceof ModelError || error instanceof GuardError ? state.attempts : 1,
       error: { kind, message: describeError(error) },
       assistant_model: task.assistant,
       user_model: { provider: options.user.model.provider, model: options.user.model.model },

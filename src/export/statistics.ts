@@ -14,6 +14,8 @@ export interface Skipped {
   bad_lines: number;
   below_min_turns: number;
   guard_rejections: number;
+  truncated_answers: number;
+  refusals: number;
   duplicates: number;
   /** Interactions whose sample id an earlier one had (with another conversation). */
   duplicate_ids: number;

@@ -2,7 +2,7 @@
 import type { ReadLinesOptions } from '../streams/ndjson.js';
 import { formatIssues, readRecords } from '../streams/records.js';
 import { KeySet } from '../streams/seen.js';
-import { SAMPLE_SCHEMAS, conversationKey, hadGuardRejections, interactionInputSchema, sampleId, toSample, turnsOf, type Format, type InteractionInput, type Sample, type SampleOptions, type SplitName } from './samples.js';
+import { SAMPLE_SCHEMAS, assistantIssues, conversationKey, hadGuardRejections, interactionInputSchema, sampleId, toSample, turnsOf, type Format, type InteractionInput, type Sample, type SampleOptions, type SplitName } from './samples.js';
 import { splitOf, type SplitRatios } from './split.js';
 import type { Skipped } from './statistics.js';
 
@@ -19,6 +19,10 @@ export interface ExportStreamOptions extends ReadLinesOptions {
   readonly minTurns?: number | undefined;
   /** Leave out conversations in which the simulator guards rejected any reply. */
   readonly excludeGuardRejections?: boolean;
+  /** Leave out conversations with an assistant answer cut at the token limit (`--exclude-truncated`). */
+  readonly excludeTruncated?: boolean;
+  /** Leave out conversations in which the assistant refused (`--exclude-refusals`). */
+  readonly excludeRefusals?: boolean;
   /**
    * Leave out a conversation whose messages (as exported, system message included) already came. Default
    * true. A second interaction with an earlier one's sample id is left out (and reported) either way.
@@ -48,7 +52,7 @@ export interface ExportCounts {
   readonly skipped: Skipped;
 }
 
-export const emptyCounts = (): ExportCounts => ({ lines: 0, interactions: 0, skipped: { bad_lines: 0, below_min_turns: 0, guard_rejections: 0, duplicates: 0, duplicate_ids: 0, invalid_samples: 0 } });
+export const emptyCounts = (): ExportCounts => ({ lines: 0, interactions: 0, skipped: { bad_lines: 0, below_min_turns: 0, guard_rejections: 0, truncated_answers: 0, refusals: 0, duplicates: 0, duplicate_ids: 0, invalid_samples: 0 } });
 
 /**
  * Reads interaction NDJSON and yields one validated sample per interaction that passes the filters, with
@@ -84,6 +88,17 @@ export async function* exportSamples(input: AsyncIterable<Buffer | string>, opti
     if (options.excludeGuardRejections === true && hadGuardRejections(interaction)) {
       counts.skipped.guard_rejections += 1;
       continue;
+    }
+    if (options.excludeTruncated === true || options.excludeRefusals === true) {
+      const issues = assistantIssues(interaction);
+      if (options.excludeTruncated === true && issues.truncated > 0) {
+        counts.skipped.truncated_answers += 1;
+        continue;
+      }
+      if (options.excludeRefusals === true && issues.refused > 0) {
+        counts.skipped.refusals += 1;
+        continue;
+      }
     }
     const checked = schema.safeParse(toSample(options.format, interaction, options.sample));
     if (!checked.success) {

@@ -66,13 +66,26 @@ function assistantReply(model: string, request: ChatRequest, rng: Rng): string {
   return `${pick(rng, OPENERS)} On ${topic}: ${pick(rng, BODIES)} ${pick(rng, BODIES)} (${model})`;
 }
 
+const CASUAL_CLOSINGS = ['ok that works, thx', 'got it', 'cool, done', ''];
+const FORMAL_CLOSINGS = ['Thank you, that answers my question.', 'That is clear now, thank you.', ''];
+
+/** How many answers a simulated user needs for a request: 1 to 4, a pure function of the request's text. */
+const answersWanted = (query: string | undefined): number => {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < (query ?? '').length; i += 1) h = Math.imul(h ^ (query as string).charCodeAt(i), 0x01000193);
+  return 1 + ((h >>> 0) % 4);
+};
+
 function userReply(request: ChatRequest, rng: Rng): string {
   const hints = request.hints ?? {};
   const turn = hints.turn ?? 1;
-  const target = hints.targetTurns ?? turn;
   const stopToken = hints.stopToken ?? '###STOP###';
-  // The simulated user is done at its target; between min_turns and the target it is sometimes satisfied early.
-  if (turn >= target || (turn >= (hints.minTurns ?? 1) && rng.next() < 0.2)) return stopToken;
+  // The simulated user is done once it has had the answers its request needs (never before min_turns):
+  // closing words, sometimes, then the stop signal alone on the last line.
+  if (turn >= Math.max(hints.minTurns ?? 1, answersWanted(hints.originalQuery))) {
+    const closing = pick(rng, isCasual(hints.persona) ? CASUAL_CLOSINGS : FORMAL_CLOSINGS);
+    return closing === '' ? stopToken : `${closing}\n${stopToken}`;
+  }
   // Follow-ups stay on the user's own request, as a real user's do, and never say the same thing twice:
   // candidates are tried in a seeded order and the first one not already in the conversation wins.
   const templates = isCasual(hints.persona) ? CASUAL_FOLLOWUPS : FORMAL_FOLLOWUPS;

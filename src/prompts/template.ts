@@ -26,6 +26,16 @@ export async function loadTemplate(value: string | undefined, baseDir: string, y
 }
 
 /**
+ * Loads a prompt that is usually one line of text (a system prompt): a value ending in `.txt` or `.md`
+ * is a file (next to the config file, else from the working directory), anything else is the text itself;
+ * undefined means `fallback` (a bundled file).
+ */
+export async function loadPromptText(value: string | undefined, baseDir: string, yamlPath: string, fallback: string): Promise<string> {
+  if (value !== undefined && !/\.(?:txt|md)$/i.test(value.trim())) return value.trim();
+  return (await loadTemplate(value, baseDir, yamlPath, fallback)).trim();
+}
+
+/**
  * Fills `{name}` placeholders from `values`, each computed only if the template uses it; unknown ones are
  * left as they are (a template may contain JSON examples).
  */

@@ -39,17 +39,19 @@ export interface DirSinkOptions {
  */
 export class DirSink implements Sink {
   readonly usage: UsageTotals;
-  readonly #handles: Record<'interactions' | 'failures' | 'index', FileHandle>;
+  readonly #handles: Record<'interactions' | 'failures' | 'index' | 'rejections', FileHandle>;
   readonly #interactions: Batcher<Interaction>;
   readonly #failures: LineWriter;
+  readonly #rejections: LineWriter;
   #count = 0;
   #offset = 0;
   #lastSync = Date.now();
 
-  private constructor(readonly dir: string, handles: Record<'interactions' | 'failures' | 'index', FileHandle>, usage: UsageTotals) {
+  private constructor(readonly dir: string, handles: Record<'interactions' | 'failures' | 'index' | 'rejections', FileHandle>, usage: UsageTotals) {
     this.#handles = handles;
     this.usage = usage;
     this.#failures = lineWriter((text) => handles.failures.appendFile(text, 'utf8'));
+    this.#rejections = lineWriter((text) => handles.rejections.appendFile(text, 'utf8'));
     this.#interactions = new Batcher((batch) => this.#writeInteractions(batch));
   }
 
@@ -68,7 +70,7 @@ export class DirSink implements Sink {
     }
     const mode = resume === undefined ? 'w' : 'a';
     const file = (name: string): Promise<FileHandle> => open(join(dir, name), mode);
-    const handles = { interactions: await file(FILES.interactions), failures: await file(FILES.failures), index: await file(FILES.index) };
+    const handles = { interactions: await file(FILES.interactions), failures: await file(FILES.failures), index: await file(FILES.index), rejections: await file(FILES.rejections) };
     const usage = options.usage ?? new UsageTotals();
     const sink = new DirSink(dir, handles, usage);
     if (resume !== undefined) {
@@ -87,7 +89,9 @@ export class DirSink implements Sink {
   /** Resolves when the outcome (and, for an interaction, its index line) has been written. */
   write(outcome: Outcome): Promise<void> {
     this.usage.outcome(outcome);
-    return outcome.ok ? this.#interactions.push(outcome.interaction) : this.#failures.push(JSON.stringify(outcome.failure));
+    const rejected = (outcome.rejections ?? []).map((rejection) => this.#rejections.push(JSON.stringify(rejection)));
+    const written = outcome.ok ? this.#interactions.push(outcome.interaction) : this.#failures.push(JSON.stringify(outcome.failure));
+    return rejected.length === 0 ? written : Promise.all([written, ...rejected]).then(() => undefined);
   }
 
   async #writeInteractions(batch: Interaction[]): Promise<void> {
@@ -121,7 +125,7 @@ export class DirSink implements Sink {
   /** Writes what is pending, then usage.json, and closes the files. */
   async close(): Promise<void> {
     try {
-      await Promise.all([this.#interactions.flush(), this.#failures.flush()]);
+      await Promise.all([this.#interactions.flush(), this.#failures.flush(), this.#rejections.flush()]);
       await Promise.all(Object.values(this.#handles).map((handle) => handle.datasync()));
       await replaceJson(join(this.dir, FILES.usage), this.usage);
     } finally {

@@ -5,6 +5,8 @@ export const FILES = {
   failures: 'failures.ndjson',
   index: 'index.ndjson',
   usage: 'usage.json',
+  /** The simulator replies the guards rejected, with their reasons (append-only, one line each). */
+  rejections: 'rejections.ndjson',
 } as const;
 
 export const RUN_FILE = 'run.json';

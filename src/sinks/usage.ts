@@ -52,6 +52,11 @@ export class UsageTotals {
   readonly failedAttempts: Totals = empty();
   interactions = 0;
   failures = 0;
+  /** Simulator replies the guards rejected, by reason (this run and earlier ones into the same directory). */
+  readonly rejectedReplies: Record<string, number> = {};
+  /** Rejected replies in this run, in all and by reason. */
+  runRejected = 0;
+  readonly runRejectedByReason: Record<string, number> = {};
   /** Counted by earlier runs into the same directory (resume). */
   previousInteractions = 0;
   previousFailures = 0;
@@ -92,15 +97,27 @@ export class UsageTotals {
     fold(this.byModel, statistics?.by_model);
     fold(this.byOperation, statistics?.by_operation);
     fold({ failed: this.failedAttempts }, { failed: statistics?.failed_attempts });
+    const rejected = (statistics as { rejected_replies?: unknown } | undefined)?.rejected_replies;
+    if (typeof rejected === 'object' && rejected !== null) {
+      for (const [reason, count] of Object.entries(rejected as Record<string, unknown>)) {
+        if (reason === '__proto__' || reason === 'constructor' || reason === 'prototype') continue;
+        this.rejectedReplies[reason] = (Object.hasOwn(this.rejectedReplies, reason) ? (this.rejectedReplies[reason] as number) : 0) + (Number(count) || 0);
+      }
+    }
     const counts = previous as { interactions?: unknown; failures?: unknown } | undefined;
     this.previousInteractions += Number(counts?.interactions) || 0;
     this.previousFailures += Number(counts?.failures) || 0;
   }
 
-  /** One finished task. */
+  /** One finished task, and the simulator replies its guards rejected. */
   outcome(outcome: Outcome): void {
     if (outcome.ok) this.interactions += 1;
     else this.failures += 1;
+    for (const rejection of outcome.rejections ?? []) {
+      this.runRejected += 1;
+      this.runRejectedByReason[rejection.reason] = (Object.hasOwn(this.runRejectedByReason, rejection.reason) ? (this.runRejectedByReason[rejection.reason] as number) : 0) + 1;
+      this.rejectedReplies[rejection.reason] = (Object.hasOwn(this.rejectedReplies, rejection.reason) ? (this.rejectedReplies[rejection.reason] as number) : 0) + 1;
+    }
   }
 
   /** USD this run has spent on priced models. */
@@ -157,6 +174,7 @@ export class UsageTotals {
         by_model: this.byModel,
         by_operation: this.byOperation,
         failed_attempts: this.failedAttempts,
+        rejected_replies: this.rejectedReplies,
       },
       cost: this.cost(),
       interactions: this.previousInteractions + this.interactions,

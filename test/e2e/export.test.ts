@@ -158,10 +158,10 @@ describe('personaflow export on stdin and stdout', () => {
     const only = await runCli(['export', '-', '--format', 'sharegpt', '--split', '0.5,0.25,0.25', '--only', 'train', '-q'], { input: interactionsText });
     expect(only.code, only.stderr).toBe(0);
     expect(parse(only.stdout)).toEqual(train);
-    // The user turns, in order, as the assistant saw them.
+    // The user turns, in order, as the assistant saw them; closing words after the last answer are no turn a trainer learns from.
     const first = interactions[0]!;
     const sample = samples.find((s) => s.conversations[0]!.value === first.messages[0]!.content)!;
-    expect(sample.conversations.filter((t) => t.from === 'human').map((t) => t.value)).toEqual(first.messages.filter((m) => m.role === 'user').map((m) => m.content));
+    expect(sample.conversations.filter((t) => t.from === 'human').map((t) => t.value)).toEqual(first.messages.filter((m) => m.role === 'user' && m.metadata?.is_closing !== true).map((m) => m.content));
   });
 
   it('reports a bad line as FILE:LINE and goes on; --strict exits 2', async () => {

@@ -57,6 +57,12 @@ export interface FakeOpenAIOptions {
   /** The simulated user says the stop token once the assistant has answered this many times (default 2). */
   readonly stopAfter?: number;
   readonly stopToken?: string;
+  /**
+   * Scripts the simulated user: its reply once the assistant has answered `answered` times (the
+   * simulator's `user` messages, the opening cue left out) and `attempt` replies were already asked for at
+   * this point (guard re-asks); default: follow-ups, then the stop token after `stopAfter` answers.
+   */
+  readonly simulator?: (answered: number, attempt: number, request: RecordedRequest) => string;
   /** Answers distractor prompts (default: valid JSON with the text plus a casual ending). */
   readonly distractorReply?: (text: string, request: RecordedRequest) => string;
   /** Put the bearer token the client sent into the 401 message (as a careless server might), to test redaction. */
@@ -155,12 +161,19 @@ function roleOf(body: unknown): RecordedRequest['role'] {
 }
 
 /** The reply text: a short follow-up or the stop token for the simulator, a plain answer for the assistant. */
-function replyFor(request: RecordedRequest, options: FakeOpenAIOptions): string {
+function replyFor(request: RecordedRequest, options: FakeOpenAIOptions, simulatorAttempts: Map<string, number>): string {
   const messages = (request.body as ChatBody).messages ?? [];
   if (request.role === 'user_simulator') {
     // The simulator's view is inverted: the assistant's answers are its `user` messages.
     // The first `user` message is the cue that opens the conversation, not an answer.
     const answered = messages.filter((m) => m.role === 'user' && !textOf(m.content).startsWith('(The conversation starts')).length;
+    if (options.simulator !== undefined) {
+      // A re-ask carries a nudge in its last message; count the re-asks at this point by the nudges seen so far.
+      const key = `${textOf(messages.find((m) => m.role === 'assistant')?.content)}|${answered}`;
+      const attempt = simulatorAttempts.get(key) ?? 0;
+      simulatorAttempts.set(key, attempt + 1);
+      return options.simulator(answered, attempt, request);
+    }
     const told = messages.some((m) => /do not end the conversation yet/i.test(textOf(m.content)));
     if (answered >= (options.stopAfter ?? 2) && !told) return options.stopToken ?? '###STOP###';
     const base = hash(textOf(messages[0]?.content)) % FOLLOW_UPS.length;
@@ -205,6 +218,8 @@ const errorBody = (message: string, type: string, code: string | null) => ({ err
  */
 export async function startOpenAIServer(options: FakeOpenAIOptions = {}): Promise<FakeOpenAIServer> {
   const requests: RecordedRequest[] = [];
+  /** Replies asked so far per conversation (its first user message) and point (answers so far), for a scripted simulator. */
+  const simulatorAttempts = new Map<string, number>();
   const sockets = new Set<Socket>();
   const accepted: number[] = [];
 
@@ -306,7 +321,7 @@ export async function startOpenAIServer(options: FakeOpenAIOptions = {}): Promis
         return;
       }
       case 'ok': {
-        const content = replyFor(request, options);
+        const content = replyFor(request, options, simulatorAttempts);
         request.reply = content;
         const promptTokens = promptTokensOf(body);
         const completionTokens = Math.max(1, content.split(/\s+/).length);

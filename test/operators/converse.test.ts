@@ -40,8 +40,11 @@ function timeless(interaction: Interaction): unknown {
   return { ...interaction, metadata, messages: interaction.messages.map(({ timestamp: _t, ...m }) => m) };
 }
 
+/** Requests as people write them: a few words from a small vocabulary (an arbitrary string is no request, and the guards reject what sim makes of one). */
+const arbQuery = fc.array(fc.constantFrom('how', 'do', 'i', 'plan', 'a', 'trip', 'to', 'rome', 'fix', 'my', 'python', 'script', 'budget', 'for', 'the', 'week', 'write', 'cover', 'letter', 'csv', 'export'), { minLength: 1, maxLength: 9 }).map((words) => words.join(' '));
+
 const arbTasks = fc
-  .uniqueArray(fc.tuple(fc.stringMatching(/^[a-z0-9_]{1,8}$/), fc.integer({ min: 1, max: 8 }), fc.string({ minLength: 1, maxLength: 40 })), {
+  .uniqueArray(fc.tuple(fc.stringMatching(/^[a-z0-9_]{1,8}$/), fc.integer({ min: 1, max: 8 }), arbQuery), {
     minLength: 0,
     maxLength: 12,
     selector: ([id]) => id,
@@ -74,7 +77,10 @@ describe('converse', () => {
         const { messages, num_turns: turns } = interaction;
         expect(turns).toBeGreaterThanOrEqual(minTurns);
         expect(turns).toBeLessThanOrEqual(minTurns + extra);
-        expect(messages).toHaveLength(2 * turns);
+        // Alternating from the user, ending with the assistant, or with the user's closing words after its last answer.
+        const closing = messages.at(-1)?.metadata.is_closing === true;
+        expect(messages).toHaveLength(2 * turns + (closing ? 1 : 0));
+        if (closing) expect(interaction.metadata.end_reason).toBe('user_stop');
         messages.forEach((m, i) => expect(m.role).toBe(i % 2 === 0 ? 'user' : 'assistant'));
         for (const m of messages.filter((m) => m.role === 'assistant')) expect(m.metadata.model).toBe(interaction.metadata.assistant_model.model);
       }
@@ -99,13 +105,25 @@ describe('converse', () => {
     },
   );
 
-  it('ends at min_turns when the user never gives feedback, and at the target when it always does', async () => {
+  it('with stop_policy personagym, ends at min_turns when the draw says no feedback and at the target when it always says yes, recording why', async () => {
     const t = locked(task({ targetTurns: 4 }));
-    const never = await run([t], options({ user: { ...options().user, feedbackProbability: 0 } }));
-    expect(interactions(never)[0]?.num_turns).toBe(2);
+    const never = await run([t], options({ user: { ...options().user, stopPolicy: 'personagym', feedbackProbability: 0 } }));
+    expect(interactions(never)[0]).toMatchObject({ num_turns: 2, metadata: { end_reason: 'feedback_draw', conversation_ended: false, stop_policy: 'personagym', target_turns: 4 } });
     const always = scripted((request) => (request.module === 'user_simulator' ? `and what about step ${request.messages.length}` : 'x'));
-    const full = await run([t], options({ userModel: always.model, user: { ...options().user, model: always.model, feedbackProbability: 1 } }));
-    expect(interactions(full)[0]?.num_turns).toBe(4);
+    const full = await run([t], options({ userModel: always.model, user: { ...options().user, model: always.model, stopPolicy: 'personagym', feedbackProbability: 1 } }));
+    expect(interactions(full)[0]).toMatchObject({ num_turns: 4, metadata: { end_reason: 'target_turns', conversation_ended: false } });
+  });
+
+  it('with the default stop_policy user, neither a target nor a draw ends it: the user stops, or max_turns does', async () => {
+    const t = locked(task({ targetTurns: 2 }));
+    const talker = scripted((request) => (request.module === 'user_simulator' ? `and what about step ${request.messages.length}` : 'x'));
+    const long = await run([t], options({ minTurns: 1, maxTurns: 5, userModel: talker.model, user: { ...options().user, model: talker.model, feedbackProbability: 0 } }));
+    expect(interactions(long)[0]).toMatchObject({ num_turns: 5, metadata: { end_reason: 'max_turns', conversation_ended: false, stop_policy: 'user' } });
+    expect(interactions(long)[0]?.metadata).not.toHaveProperty('target_turns');
+    // It stops after the third answer, on its own.
+    const quitter = scripted((request) => (request.module === 'user_simulator' ? (request.messages.filter((m) => m.role === 'user').length >= 4 ? '###STOP###' : `and step ${request.messages.length}?`) : 'x'));
+    const short = await run([t], options({ minTurns: 1, maxTurns: 5, userModel: quitter.model, user: { ...options().user, model: quitter.model } }));
+    expect(interactions(short)[0]).toMatchObject({ num_turns: 3, metadata: { end_reason: 'user_stop', conversation_ended: true } });
   });
 
   it('passes a source error through after the outcomes before it', async () => {
@@ -224,15 +242,32 @@ describe('converse', () => {
       expect(outcome.ok && outcome.interaction.metadata.guard).toEqual({ repeat: 1, role_break: 1 });
     });
 
-    it('fails the task when the simulator keeps returning nothing', async () => {
+    it('fails the task when the simulator keeps returning nothing, counting every reply it asked for', async () => {
       const { outcome } = await guarded(['', '', '', '', '']);
-      expect(outcome).toMatchObject({ ok: false, failure: { error: { kind: 'guard' } } });
+      expect(outcome).toMatchObject({ ok: false, failure: { error: { kind: 'guard' }, attempts: 4 } });
+      expect(outcome.rejections).toHaveLength(4);
     });
 
-    it('keeps text glued to the stop token as the closing remark, not as a message', async () => {
+    it("keeps the closing words before the stop signal as the user's last message, without the signal", async () => {
       const { outcome } = await guarded(['and for excel files?', `thanks, that's all ${STOP}`], 1);
-      expect(outcome.ok && outcome.interaction.metadata.user_closing).toBe("thanks, that's all");
-      expect(outcome.ok && outcome.interaction.messages.at(-1)?.role).toBe('assistant');
+      expect(outcome.ok && outcome.interaction.messages.at(-1)).toMatchObject({ role: 'user', content: "thanks, that's all", metadata: { is_closing: true } });
+      expect(outcome.ok && outcome.interaction.metadata).toMatchObject({ end_reason: 'user_stop', conversation_ended: true });
+      expect(outcome.ok && outcome.interaction.messages.some((m) => m.content.includes(STOP))).toBe(false);
+    });
+
+    it('rejects a stop signal with a question glued to it, keeps the text with its reason, and asks again; nothing is edited in', async () => {
+      const glued = `What about the encoding? ${STOP} Also, how do I handle 2 million rows?`;
+      const { outcome } = await guarded(['and for excel files?', glued, 'and 2 million rows?', STOP], 1);
+      expect(outcome.ok && outcome.interaction.metadata.guard).toEqual({ misplaced_stop: 1 });
+      expect(outcome.rejections).toEqual([expect.objectContaining({ reason: 'misplaced_stop', text: glued, turn: 2, attempt: 0, interaction_id: 'interaction_p1_q1' })]);
+      const users = outcome.ok ? outcome.interaction.messages.filter((m) => m.role === 'user').map((m) => m.content) : [];
+      expect(users).toEqual(['how do i dedupe a csv by email', 'and for excel files?', 'and 2 million rows?']);
+    });
+
+    it('fails a task whose early stops persist instead of editing the closing text into a user turn', async () => {
+      const { outcome } = await guarded([`thanks, that's all I needed! ${STOP}`, `thanks ${STOP}`, `bye ${STOP}`, `ok ${STOP}`], 3);
+      expect(outcome).toMatchObject({ ok: false, failure: { error: { kind: 'guard' }, attempts: 4 } });
+      expect(outcome.rejections?.map((r) => r.reason)).toEqual(['early_stop', 'early_stop', 'early_stop', 'early_stop']);
     });
 
     it("reads PersonaGym's JSON replies with a PersonaGym template", async () => {
@@ -253,7 +288,8 @@ describe('converse', () => {
     expect(messages.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'user']);
     expect(messages[2]?.content).toBe('how do i dedupe a csv by email');
     expect(messages[3]?.content).toMatch(/\(Reminder: you are the user described above/);
-    expect(messages[0]?.content).toContain('- Communication Style: casual');
+    expect(messages[0]?.content).toContain('- Communication Style (casual): casual: lowercase is fine');
+    expect(messages[0]?.content).not.toMatch(/\{[a-z_]+\}/);
   });
 
   it('checks its options up front', () => {
@@ -307,11 +343,13 @@ describe('converse with a distractor', () => {
   test.prop([arbTasks], { numRuns: 15 })('semantic noise on sim is the same at any concurrency', async (tasks) => {
     const lockedTasks = (pool: ReturnType<typeof simPool>) => from(tasks).pipe(lockModel(pool, 3));
     const pool = simPool(['sim-a', 'sim-b']);
-    const one = (await lastValueFrom(lockedTasks(pool).pipe(converse(options({ pool, concurrency: 1, distractor: semantic() })), toArray()))).map((o) => (o.ok ? timeless(o.interaction) : o));
-    const many = (await lastValueFrom(lockedTasks(pool).pipe(converse(options({ pool, concurrency: 8, distractor: semantic() })), toArray()))).map((o) => (o.ok ? timeless(o.interaction) : o));
+    // A task may fail (the guards reject what sim makes of an arbitrary query): compared without its time too.
+    const normal = (o: Outcome) => (o.ok ? timeless(o.interaction) : { ...o.failure, time: undefined });
+    const one = (await lastValueFrom(lockedTasks(pool).pipe(converse(options({ pool, concurrency: 1, distractor: semantic() })), toArray()))).map(normal);
+    const many = (await lastValueFrom(lockedTasks(pool).pipe(converse(options({ pool, concurrency: 8, distractor: semantic() })), toArray()))).map(normal);
     const byId = (list: unknown[]) => [...list].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
     expect(byId(many)).toEqual(byId(one));
-    for (const outcome of one) {
+    for (const outcome of one.filter((o): o is ReturnType<typeof timeless> => typeof o === 'object' && o !== null && 'metadata' in o)) {
       const metadata = (outcome as { metadata: Record<string, unknown> }).metadata;
       expect(metadata).toMatchObject({ distractor_type: 'semantic' });
       expect((metadata.semantic_noise as { initial_query: { layer: string } }).initial_query.layer).toBe('surface_noise');
