@@ -43,15 +43,18 @@ export interface GuardContext {
 /** A reasoning block in tags: `<think>`, `<thinking>`, `<reasoning>`, `<reflection>`, `<scratchpad>`... */
 const REASONING_TAG = /<\/?(?:think|thinking|thought|reasoning|reflection|analysis|scratchpad|plan|inner[_ -]?monologue)>/i;
 const REASONING =
-  /^\s*\**(?:thoughts?|thinking|reasoning|analysis|internal (?:monologue|note)|note to self|scratchpad|plan|step 1)\**\s*:|\b(?:the )?next (?:message|reply) should\b|\bthe question was\b|\b(?:the )?(?:answer|assistant|reply) (?:mentions|mentioned|says|said)\b.*\b(?:so|then) (?:i|the next|my)\b|\b(?:hold back|keep back|reveal) (?:the|that|this)\b.*\b(?:until|when) asked\b|\bkeep it (?:to one|short|brief)\b.*[;:]|\banswer (?:casually|briefly|tersely)\b|\blet me think\b|\bstep by step\b.*\buser\b|\bthe user (?:would|might|should) (?:probably )?(?:say|reply|respond|ask|write)\b|\bi (?:should|will|need to) (?:respond|reply|answer) as\b|\bthe assistant (?:has )?(?:covered|answered|explained|mentioned|addressed|asked)\b|\b(?:so )?i(?:'ll| will) (?:ask|reply|respond|follow up) (?:about|with) (?:that|this|it)\b/im;
+  /^\s*\**(?:thoughts?|thinking|reasoning|analysis|internal (?:monologue|note)|note to self|scratchpad|plan|step 1)\**\s*:|\b(?:the )?next (?:message|reply) should\b|\bthe question was\b|\b(?:the )?(?:answer|assistant|reply) (?:mentions|mentioned|says|said)\b.*\b(?:so|then) (?:i|the next|my)\b|\b(?:hold back|keep back|reveal) (?:the|that|this)\b.*\b(?:until|when) asked\b|\bkeep it (?:to one|short|brief)\b.*[;:]|\banswer (?:casually|briefly|tersely)\b|\bstep by step\b.*\buser\b|\bthe user (?:would|might|should) (?:probably )?(?:say|reply|respond|ask|write)\b|\bi (?:should|will|need to) (?:respond|reply|answer) as\b|\bthe assistant (?:has )?(?:covered|answered|explained|mentioned|addressed|asked)\b|\b(?:so )?i(?:'ll| will) (?:ask|reply|respond|follow up) (?:about|with) (?:that|this|it)\b/im;
 const ROLE_BREAK =
   /\b(?:as an ai\b|as an? (?:ai |large )?language model|being an ai\b|an ai (?:system|model|program)\b|(?:i(?:'m| am)|im) (?:just |only |merely |literally |actually |really )?(?:an? )?(?:ai|a\.i\.|language model|llm|chat ?bot|bot|model|computer program|program|simulated user|simulation|machine)\b|not a real (?:person|human|user)\b|simulated user\b|as your (?:ai )?assistant\b|i(?:'m| am) (?:not a real|not an actual) (?:person|user|human)|(?:i'm|i am) (?:role-?playing|pretending to be)|(?:openai|anthropic) (?:model|assistant))/i;
 const META =
-  /\bas the user,? i(?:'d| would)?|\bhow (?:the|a|this) \w+ (?:might|would|could) (?:respond|reply|answer|react)\b|^\s*\(?ooc\b|\bout of character\b|\bsimulating\b|\b(?:the|this) (?:\w+'s|user's|customer's|client's) (?:next )?(?:answer|reply|response|message) now\b|\b(?:here(?:'s| is)|this is) (?:my|the|a) (?:next |follow-?up |realistic |natural )?(?:message|reply|response|question) as (?:the|a) user|\b(?:my|the) (?:simulated )?user(?:'s)? (?:reply|response|message)\b|\(as the user\)|\(user(?:'s)? (?:reply|message|response)\)|\bin character\b|\bspeaking as (?:the|a) user\b|\*as the user\*|\b(?:next|follow-?up) message (?:from|as) (?:the )?user|\brole-?play|\b(?:realistic|natural|plausible|possible) (?:follow-?up|reply|response|next message)\b|\bfrom the (?:user|client|customer)'s (?:perspective|point of view)|^\s*\*[^*\n]*\s[^*\n]*\*\s+\S|^\s*\[[^\]\n]{12,}\]/im;
+  /\bas the user,? i(?:'d| would)?|\bhow (?:the|a|this) \w+ (?:might|would|could) (?:respond|reply|answer|react)\b|^\s*\(?ooc\b|\bout of character\b|\bsimulating\b|\b(?:the|this) (?:\w+'s|user's|customer's|client's) (?:next )?(?:answer|reply|response|message) now\b|\b(?:here(?:'s| is)|this is) (?:my|the|a) (?:next |follow-?up |realistic |natural )?(?:message|reply|response|question) as (?:the|a) user|\b(?:my|the) (?:simulated )?user(?:'s)? (?:reply|response|message)\b|\(as the user\)|\(user(?:'s)? (?:reply|message|response)\)|\bin character\b|\bspeaking as (?:the|a) user\b|\*as the user\*|\b(?:next|follow-?up) message (?:from|as) (?:the )?user|\brole-?play|\b(?:realistic|natural|plausible|possible) (?:follow-?up|reply|response|next message)\b|\bfrom the (?:user|client|customer)'s (?:perspective|point of view)|^\s*\*[^*\n\s]+(?:\s+[^*\n\s]+){2,}\*\s+\S|^\s*\[[^\]\n]{12,}\]/im;
 const ROLE_LABEL = /^\s*[*[(]*\s*(?:user|me|customer|client|human|patient|student|traveller|traveler|parent|driver|tenant|caller|buyer|learner|player|you|question|follow-?up|reply|response|message)\s*[*\])]*\s*:/i;
 const LIST_LINE = /^\s*(?:[-*•]\s+\S|\d+[.)]\s+\S|#{1,6}\s+\S)/;
+const LIST_MARKER = /^\s*(?:[-*•]|\d+[.)]|#{1,6})\s+/;
 const ASSISTANT_PHRASES =
   /\b(?:let me know if (?:you|there)|you'll want to\b|to get the most out of\b|don'?t worry\b|(?:there's |there is )?nothing to (?:worry|stress) about|i understand how (?:stressful|frustrating|difficult|hard)|we can (?:go|work) through\b|i hope (?:this|that|it) (?:helps|clarif)|hope (?:this|that) helps|great question|good question!|happy to help|glad (?:i could|to) help|feel free to (?:ask|reach out|let me know)|(?:is there )?anything else (?:i can|you'd like me to)|(?:can|may) i help you|how can i (?:help|assist)|would you like me to|here(?:'s| is| are) (?:a |an |the |some |a few )?(?:quick |brief |short |step-by-step |updated |revised )?(?:overview|summary|breakdown|guide|steps|options|version|example|explanation|solution|code|recap)|to (?:summari[sz]e|recap)(?: for you)?[:,]|just to recap|in summary[,:]|i(?:'d| would) (?:recommend|suggest) (?:that you|you)|you (?:can|could|should) (?:try|use) the following|as requested\b|reach out if)/i;
+/** A list item that tells someone what to do: an imperative, or a command in backticks. */
+const STEP = /^\s*(?:[-*•]|\d+[.)])\s+(?:`|(?:use|run|open|click|go|set|add|check|make|try|install|create|select|enter|type|press|find|store|keep|send|follow|remove|restart|update|save|require|ask|call|contact|upload|download|fill|pay|sign|visit|read|write|review|compare|choose|avoid|start|stop|turn|rebuild|replace)\b)/i;
 const ASSISTANT_OPENERS = /^\s*(?:sure|certainly|of course|absolutely|no problem|great|happy to help)!\s/i;
 const ANSWERING = /^\s*(?:certainly|of course|absolutely)[.,!]\s+(?:once|if|when|you|your|the|this|it)\b/i;
 const THANKS = /\b(?:thank you|thank u|thanks|thx|ty|appreciate|grateful)\b/i;
@@ -146,7 +149,8 @@ function isGibberish(text: string): boolean {
   if (odd >= 4 && odd >= text.replace(/\s/g, '').length * 0.25) return true;
   const letters = tokens.map((token) => token.replace(/[^\p{L}]/gu, '')).filter((token) => token.length >= 6);
   // Long letter runs without a vowel, or keyboard rows.
-  const mashed = letters.filter((token) => !/[aeiouyàáâãäåèéêëìíîïòóôõöùúûüæœ]/i.test(token) || KEYBOARD_RUNS.test(token));
+  // (A typo drops a vowel or two, "strngs": only a long run without any is mashing.)
+  const mashed = letters.filter((token) => (token.length >= 8 && !/[aeiouyàáâãäåèéêëìíîïòóôõöùúûüæœ]/i.test(token)) || KEYBOARD_RUNS.test(token));
   if (mashed.length >= 1 && mashed.length >= letters.length / 3) return true;
   // Mostly symbols, and no word in it: not even code or a path a user pasted has that.
   const visible = text.replace(/\s/g, '');
@@ -161,9 +165,12 @@ function looksLikeAssistant(text: string): boolean {
   const numbered = items.filter((line) => /^\s*\d+[.)]\s/.test(line)).length;
   const bold = (text.match(/\*\*[^*\n]+\*\*/g) ?? []).length;
   const headings = lines.filter((line) => /^\s*#{1,6}\s+\S/.test(line)).length;
-  // A user lists its own things in a few words each ("- pudding rice"); an assistant's points are steps and sentences.
-  const wordy = items.length > 0 && items.reduce((sum, line) => sum + wordCount(line), 0) / items.length >= 5;
-  return numbered >= 2 || (items.length >= 2 && wordy) || bold >= 2 || headings >= 1 || (bold >= 1 && items.length >= 1);
+  // A user lists its own things in a few words each ("- pudding rice", "1. J. Smith / Jane Smith"); an
+  // assistant's points are sentences, or steps that tell someone what to do.
+  const wordsIn = (line: string): number => (line.replace(LIST_MARKER, '').match(/\p{L}[\p{L}'’-]*/gu) ?? []).length;
+  const wordy = items.length > 0 && items.reduce((sum, line) => sum + wordsIn(line), 0) / items.length >= 5;
+  const steps = items.filter((line) => STEP.test(line)).length;
+  return (items.length >= 2 && (wordy || steps >= 2)) || (numbered >= 2 && steps >= 1) || bold >= 2 || headings >= 1 || (bold >= 1 && items.length >= 1);
 }
 
 /** Lavish thanks or praise: two marks of it ("so much", "incredibly", "clearest"...), or thanks with one. */
