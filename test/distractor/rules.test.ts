@@ -190,10 +190,14 @@ describe('rule distractor: like people', () => {
 });
 
 describe('strategy file', () => {
-  it('the bundled layers are what the rule distractor calls heavier', () => {
-    const file: StrategyFile = strategyFileSchema.parse({ layer_weights: { surface_noise: 1 }, strategies: { surface_noise: { typo: {} } } });
-    // A rule the file does not place counts as surface noise, as PersonaGym's legacy names do.
-    const distractor = createDistractor({ activationProbability: 1, rules: [{ name: 'missing_slots', probability: 1 }], strategies: file });
-    expect(distractor.type).toBe('legacy');
+  it('decides which rules are heavier: a rule the file does not place counts as surface noise, as PersonaGym\'s legacy names do', async () => {
+    const text = 'Book a table for 4 people at 7:30 tonight near Union Square.';
+    const unplaced: StrategyFile = strategyFileSchema.parse({ layer_weights: { surface_noise: 1 }, strategies: { surface_noise: { typo: {} } } });
+    const rules: RuleStrategyConfig[] = [{ name: 'missing_slots', probability: 1 }];
+    const followUp = async (strategies: StrategyFile) => lastValueFrom(createDistractor({ activationProbability: 1, rules, strategies }).noise(text, context(1, 'k', 'noise/turn/1', {}, false)));
+    // Placed in incomplete_info by the bundled file: not on a follow-up.
+    expect((await followUp(bundled)).sent).toBe(text);
+    // Not placed by this file: surface noise, so allowed on a follow-up.
+    expect((await followUp(unplaced)).sent).not.toBe(text);
   });
 });
