@@ -407,17 +407,33 @@ describe('converse with a distractor', () => {
       expect(interaction.metadata).toMatchObject({ distractor_applied: true, noised_turns: noised });
     });
 
-    // Waits for issue 19's simulator hook: the conversation hands the simulator the first turn's NoisedText.dropped
-    // ("facts the user knows" / "what the noise dropped") and NoisedText.means. Then: with the scripted distractor
-    // above (first message "how do i deduplicate a CSV file by email", dropped ["Python"], means "... (language not
-    // said)") and an assistant that answers "Which language are you using?", the simulator's prompt for turn 1
-    // must contain "Python" in its dropped-details place and the means sentence, and must not present the clean
-    // query "... in Python?" as what the user already said; a scripted simulator that answers from that place
-    // ("python") is then accepted by the guards and is the second user message, so the user's next turn is
-    // consistent with the noised first turn (it gives the dropped detail when asked, and does not repeat the
-    // clean query). Without the hook there is nothing to assert: the simulator sees only its noisy first message
-    // and the clean original query in its goal.
-    it.todo('the simulated user answers a clarifying question with the detail the noised first turn dropped (needs the issue 19 hook)');
+    it('the simulated user knows what the noised first turn dropped and what it now asks, and gives the detail when asked', async () => {
+      const noiser = dropping();
+      let checked = 0;
+      for (let i = 0; i < 12; i += 1) {
+        // The user answers from its "what you know" list: the detail the noise dropped, in its own words.
+        const user = scripted((request, call) => {
+          if (call > 1) return STOP;
+          const known = /^- (.+) \(you have not said this yet/m.exec(request.messages[0]?.content ?? '')?.[1];
+          return known === undefined ? 'not sure what you mean' : `oh sorry, ${known.toLowerCase()}`;
+        });
+        const assistant = scripted(() => 'Which language are you using?');
+        const t = locked(task({ personaId: `p${i}`, key: `p${i}/q1`, originalQuery: query, initialQuery: query, targetTurns: 2 }), 'scripted');
+        const [outcome] = await run([t], options({ pool: createPool([{ model: assistant.model, weight: 1 }]), userModel: user.model, distractor: distractorWith(noiser.model), minTurns: 2, maxTurns: 3 }));
+        const interaction = interactions([outcome!])[0]!;
+        if ((interaction.metadata.semantic_noise as { initial_query: { layer: string } }).initial_query.layer !== 'incomplete_info') continue;
+        checked += 1;
+        const prompt = user.requests[0]!.messages[0]!.content;
+        expect(prompt).toContain('- Python (you have not said this yet');
+        expect(prompt).toContain('What your message actually asked, as you sent it: "how to deduplicate a CSV file by email (language not said)"');
+        // The user's own first message, in its history, is what was sent: the noisy one, not the clean query.
+        expect(user.requests[0]!.messages.slice(1).map((m) => m.content)).not.toContain(query);
+        const users = interaction.messages.filter((m) => m.role === 'user');
+        expect(users[0]?.content).toBe('how do i deduplicate a CSV file by email');
+        expect(users[1]?.metadata.clean_version ?? users[1]?.content).toBe('oh sorry, python');
+      }
+      expect(checked).toBeGreaterThan(2);
+    });
   });
 
   it('ends the run when the distractor model rejects the key', async () => {
