@@ -5,8 +5,8 @@ export const REDACTED = '[redacted]';
 
 /** Field names that hold a secret (`api_key`, `apiKey`, `authorization`, `x-api-key`, `password`, ...). */
 const SECRET_NAME = /(api[-_]?key|secret|token(?!s)|password|passwd|authorization|auth[-_]?header|bearer|cookie|credential)/i;
-/** Counts like `input_tokens` or `max_completion_tokens` are numbers, never secrets. */
-const COUNT_NAME = /tokens?$|_tokens?_|^tokens?_/i;
+/** Named like a secret but is not one: the simulated user's stop token. (Token counts are numbers, which are never redacted.) */
+const NOT_SECRET = /stop_?token/i;
 
 /**
  * Text that looks like a key wherever it stands: OpenAI-style `sk-...`, `Bearer ...`, and the user and
@@ -25,7 +25,7 @@ export function redactText(text: string): string {
   return out;
 }
 
-const isSecretName = (name: string): boolean => SECRET_NAME.test(name) && !COUNT_NAME.test(name);
+const isSecretName = (name: string): boolean => SECRET_NAME.test(name) && !NOT_SECRET.test(name);
 
 /**
  * A copy of `value` (parsed JSON) in which every field named like a secret is REDACTED and every string
