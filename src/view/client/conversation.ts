@@ -48,7 +48,7 @@ export function conversationPane(view: ConversationView): HTMLElement {
     ),
     section(
       'Persona',
-      h('p', {}, h('strong', {}, view.persona.id)),
+      h('p', {}, h('strong', { class: 'persona-id' }, view.persona.id)),
       view.persona.features.length === 0 ? null : h('dl', { class: 'features' }, view.persona.features.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
       view.persona.systemPrompt === null ? null : h('p', { class: 'system-prompt' }, view.persona.systemPrompt),
     ),

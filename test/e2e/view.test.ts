@@ -1,0 +1,149 @@
+// End to end in a real browser: `personaflow view` over a sim-generated directory: filter, open a conversation, see the clean and the noisy turn, and an injected <script> reply shown as text.
+/// <reference lib="dom" />
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { browserMissing, launchBrowser } from '../helpers/browser.js';
+import { BIN, childEnv, ensureBuilt, runCli } from '../helpers/cli.js';
+import { HOSTILE_CLEAN, HOSTILE_FEATURE, HOSTILE_REJECTION, SCRIPT_REPLY, addHostile, simRun, type RunInteraction } from '../helpers/rundir.js';
+
+let work: string;
+let dir: string;
+let interactions: RunInteraction[];
+let hostile: RunInteraction;
+let view: { child: ChildProcess; url: string; stderr: () => string } | undefined;
+let browser: Browser | undefined;
+let page: Page;
+const pageErrors: string[] = [];
+
+/** `personaflow view DIR` as a child process; resolves once it has printed its address. */
+async function startView(args: string[]): Promise<{ child: ChildProcess; url: string; stderr: () => string }> {
+  const child = spawn(process.execPath, [BIN, 'view', ...args], { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  let stdout = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+      const match = /at (http:\/\/127\.0\.0\.1:\d+\/)/.exec(stderr);
+      if (match !== null) resolve(match[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`view exited ${code}: ${stderr}`)));
+  });
+  expect(stdout).toBe('');
+  return { child, url, stderr: () => stderr };
+}
+
+const texts = (selector: string): Promise<string[]> => page.locator(selector).allTextContents();
+const status = async (): Promise<string> => (await page.locator('.list .status').textContent()) ?? '';
+
+describe.skipIf(browserMissing !== undefined)(`personaflow view in Chromium${browserMissing === undefined ? '' : ` (skipped: ${browserMissing})`}`, () => {
+  beforeAll(async () => {
+    ensureBuilt();
+    work = await mkdtemp(join(tmpdir(), 'personaflow-view-e2e-'));
+    let generated: RunInteraction[];
+    ({ dir, interactions: generated } = await simRun(work, 16));
+    // A reply from a hostile model, in a conversation of a hostile persona file, with a rejected reply of its own.
+    hostile = await addHostile(dir, generated[0]!);
+    interactions = [...generated, hostile];
+    view = await startView([dir]);
+    browser = await launchBrowser();
+    page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    page.on('console', (message) => {
+      if (message.type() === 'error') pageErrors.push(message.text());
+    });
+    await page.goto(view.url);
+    await page.waitForSelector('body[data-scanned="true"]');
+  }, 90_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    view?.child.kill('SIGKILL');
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('opens the directory and lists every conversation', async () => {
+    expect(await status()).toBe(`${interactions.length} conversations`);
+    expect(await page.locator('tr.row').count()).toBe(Math.min(50, interactions.length));
+    expect(await page.locator('header .headline').textContent()).toContain(`${interactions.length} interactions · 0 failures · 1 rejected replies`);
+  });
+
+  it('filters by a persona feature, then by noise', async () => {
+    await page.selectOption('select[data-filter="feature:role"]', 'nurse');
+    const nurses = interactions.filter((i) => i.persona_features.role === 'nurse');
+    await page.waitForFunction((n) => document.querySelector('.list .status')?.textContent === `${n} matching conversations`, nurses.length);
+    expect((await page.locator('tr.row').evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.id))).sort()).toEqual(nurses.map((i) => i.interaction_id).sort());
+    expect(page.url()).toContain('f.role=nurse');
+
+    await page.selectOption('select[data-filter="noised"]', 'no');
+    const clean = nurses.filter((i) => !i.messages.some((m) => m.role === 'user' && m.metadata.was_noised === true));
+    await page.waitForFunction((n) => document.querySelector('.list .status')?.textContent === `${n} matching conversation${n === 1 ? '' : 's'}`, clean.length);
+    expect(await page.locator('tr.row').evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.id))).toEqual(clean.map((i) => i.interaction_id));
+    await page.click('button.clear');
+    await page.waitForFunction((n) => document.querySelector('.list .status')?.textContent === `${n} conversations`, interactions.length);
+  });
+
+  it('opens a conversation and shows a noised user turn beside its clean version', async () => {
+    const noisy = interactions.find((i) => i !== hostile && i.messages.some((m) => m.role === 'user' && m.metadata.was_noised === true && m.metadata.clean_version !== m.content))!;
+    await page.fill('input[data-filter="persona"]', noisy.persona_id);
+    await page.waitForFunction((id) => [...document.querySelectorAll('tr.row')].some((r) => (r as HTMLElement).dataset.id === id) && document.querySelectorAll('tr.row').length <= 2, noisy.interaction_id);
+    await page.click(`tr.row[data-id="${noisy.interaction_id}"]`);
+    await page.waitForSelector(`.conversation h2:text-is("${noisy.interaction_id}")`);
+    const users = noisy.messages.filter((m) => m.role === 'user');
+    const noised = users.filter((m) => m.metadata.was_noised === true);
+    expect(await texts('.conversation [data-part="noisy"]')).toEqual(noised.map((m) => m.content));
+    expect(await texts('.conversation [data-part="clean"]')).toEqual(noised.map((m) => m.metadata.clean_version));
+    expect(await texts('.conversation .msg.assistant .text')).toEqual(noisy.messages.filter((m) => m.role === 'assistant').map((m) => m.content));
+    expect(await page.locator('.conversation .features dd').allTextContents()).toEqual(Object.values(noisy.persona_features));
+  });
+
+  it('shows an injected <script> reply, and every other hostile text, as text', async () => {
+    await page.fill('input[data-filter="persona"]', 'hostile');
+    await page.waitForFunction(() => document.querySelectorAll('tr.row').length === 1);
+    await page.click('tr.row');
+    await page.waitForSelector('.conversation h2:text-is("interaction_persona_hostile_x")');
+    const replies = await texts('.conversation .msg.assistant .text');
+    expect(replies.length).toBeGreaterThan(0);
+    expect(replies.every((text) => text === SCRIPT_REPLY)).toBe(true);
+    expect(await texts('.conversation [data-part="clean"]')).toEqual([HOSTILE_CLEAN]);
+    expect(await texts('.conversation .features dd')).toContain(HOSTILE_FEATURE);
+    expect(await texts('.conversation .rejection .text')).toEqual([HOSTILE_REJECTION]);
+    expect(await texts('.conversation .badge.end')).toEqual(['end: <b>max_turns</b>']);
+    // Nothing ran and nothing became an element: the page's one script, and no img, svg, iframe or b.
+    expect(await page.evaluate(() => (window as unknown as { __pwned?: unknown }).__pwned)).toBeUndefined();
+    expect(await page.evaluate(() => document.querySelectorAll('script').length)).toBe(1);
+    expect(await page.locator('img, svg, iframe, b').count()).toBe(0);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('draws the dashboard with Chart.js on canvases', async () => {
+    await page.click('a.tab:text("Dashboard")');
+    await page.waitForSelector('[data-chart="turns"] canvas');
+    const drawn = await page.locator('.card canvas').evaluateAll((canvases) => canvases.map((c) => [(c.closest('.card') as HTMLElement).dataset.chart, (c as HTMLCanvasElement).width > 0 && (c as HTMLCanvasElement).height > 0]));
+    expect(Object.fromEntries(drawn)).toMatchObject({ turns: true, 'user-words': true, 'end-reasons': true, reasons: true, noise: true, models: true, 'tokens-by-model': true, 'tokens-by-module': true });
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('stops on SIGINT with exit code 0', async () => {
+    const child = view!.child;
+    const exited = once(child, 'exit');
+    child.kill('SIGINT');
+    const [code] = (await exited) as [number | null];
+    expect(code).toBe(0);
+    view = undefined;
+  });
+});
+
+describe('personaflow view, as a command', () => {
+  it('refuses what is not a generate --out directory, with exit 2', async () => {
+    ensureBuilt();
+    const run = await runCli(['view', '/nonexistent/run']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toBe('personaflow: /nonexistent/run: cannot open (ENOENT)\n');
+  });
+});
