@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { integerOption } from '../options.js';
 import { Dataset } from '../view/dataset.js';
+import { Pacer } from '../view/pace.js';
 import { startViewer } from '../view/server.js';
 import { Reporter } from './reporter.js';
 
@@ -41,7 +42,8 @@ export async function runView(dir: string, flags: ViewFlags, signal?: AbortSigna
   const report = new Reporter(flags.quiet === true);
   const { config, notices } = await loadConfig(flags.config);
   for (const notice of notices) report.notice(notice);
-  const dataset = await Dataset.open(dir, { prices: config.personaflow.prices });
+  // The background index load and scan give way to the page's requests (and hold back for its first ones).
+  const dataset = await Dataset.open(dir, { prices: config.personaflow.prices, pacer: new Pacer() });
   let viewer;
   try {
     viewer = await startViewer(dataset, { port: flags.port });

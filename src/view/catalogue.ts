@@ -1,6 +1,7 @@
 // index.ndjson read into memory as it streams in (12 bytes an interaction): where each interaction's line lies, so page k is k's reads.
 import { createReadStream } from 'node:fs';
 import { byteLines } from '../streams/ndjson.js';
+import { unhurried, type Pacer } from './pace.js';
 
 /** Someone waiting until `count` lines are in. */
 interface Waiter {
@@ -8,8 +9,8 @@ interface Waiter {
   readonly resolve: () => void;
 }
 
-/** Entries read between two looks at who is waiting for them. */
-const BATCH = 2048;
+/** Entries read between two looks at who is waiting for them (a page is 50). */
+const BATCH = 256;
 
 /** The 1-based number of the line at byte `at` among the first `count` ascending `offsets`, or 0 when none starts there. */
 export function numberAt(offsets: Float64Array, count: number, at: number): number {
@@ -45,6 +46,8 @@ export class Catalogue {
     readonly path: string,
     /** Size of interactions.ndjson when the viewer opened it: entries past it are skipped. */
     readonly interactionsSize: number,
+    /** Gives way to the server between lines, unless a page is waiting for the load. */
+    readonly pacer: Pacer = unhurried(),
   ) {}
 
   /** Reads the index to its end (call once, without awaiting, to load in the background). */
@@ -61,6 +64,11 @@ export class Catalogue {
         if ((batch += 1) === BATCH) {
           batch = 0;
           this.#wake();
+        }
+        const wait = this.pacer.gate(() => this.#waiting.length > 0);
+        if (wait !== undefined) {
+          this.#wake();
+          await wait;
         }
       }
     } catch {

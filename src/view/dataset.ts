@@ -9,6 +9,7 @@ import { Catalogue, numberAt } from './catalogue.js';
 import { FacetStore } from './facets.js';
 import { conversationOf, facetsOf, rejectionOf, rowOf } from './interaction.js';
 import { lineAt, parseLine } from './lines.js';
+import { unhurried, type Pacer } from './pace.js';
 import { redact } from './redact.js';
 import { Scan } from './scan.js';
 import { usageRows } from './stats.js';
@@ -34,6 +35,8 @@ async function readJson(path: string): Promise<unknown> {
 export interface DatasetOptions {
   /** USD per million tokens, to price one conversation (the configuration's `personaflow.prices`). */
   readonly prices?: PriceTable;
+  /** How the background work gives way (the server tells it when requests come and go); by default it gives way to nobody. */
+  readonly pacer?: Pacer;
 }
 
 /**
@@ -55,9 +58,10 @@ export class Dataset {
     readonly run: unknown,
     paths: { failures: string | undefined; rejections: string | undefined; index: string | undefined },
     readonly prices: PriceTable,
+    readonly pacer: Pacer,
   ) {
-    this.scan = new Scan({ interactions: join(dir, FILES.interactions), failures: paths.failures, rejections: paths.rejections });
-    this.catalogue = paths.index === undefined ? undefined : new Catalogue(paths.index, size);
+    this.scan = new Scan({ interactions: join(dir, FILES.interactions), failures: paths.failures, rejections: paths.rejections }, pacer);
+    this.catalogue = paths.index === undefined ? undefined : new Catalogue(paths.index, size, pacer);
   }
 
   /** Opens DIR; a path that is not a `generate --out` directory is a ConfigError (exit 2). */
@@ -72,7 +76,7 @@ export class Dataset {
     const present = async (name: string): Promise<string | undefined> => ((await fileSize(join(dir, name))) === undefined ? undefined : join(dir, name));
     const [failures, rejections, index, usage, run] = await Promise.all([present(FILES.failures), present(REJECTIONS_FILE), present(FILES.index), readJson(join(dir, FILES.usage)), readJson(join(dir, RUN_FILE))]);
     const handle = await open(interactions, 'r');
-    return new Dataset(resolve(dir), handle, size, usage, run, { failures, rejections, index }, options.prices ?? {});
+    return new Dataset(resolve(dir), handle, size, usage, run, { failures, rejections, index }, options.prices ?? {}, options.pacer ?? unhurried());
   }
 
   /** Starts loading the index and scanning, in the background; `scan.run()`'s promise is returned for those who wait. */
@@ -124,12 +128,13 @@ export class Dataset {
       matches = selected.matches;
       complete = this.scan.done;
     }
-    const rows: Row[] = [];
-    for (const { at, bytes, n } of located) {
-      const line = parseLine(await lineAt(this.handle, at, this.size, bytes));
+    // The page's lines are read at once: one turn of the event loop for the page, not one per line.
+    const lines = await Promise.all(located.map(({ at, bytes }) => lineAt(this.handle, at, this.size, bytes)));
+    const rows: Row[] = located.map(({ at, n }, i) => {
+      const line = parseLine(lines[i]);
       const facets = facetsOf(line);
-      rows.push(rowOf(line, at, n, facets === undefined ? [] : this.scan.rejectionReasons(facets)));
-    }
+      return rowOf(line, at, n, facets === undefined ? [] : this.scan.rejectionReasons(facets));
+    });
     return { rows, page, pageSize: PAGE_SIZE, matches, complete };
   }
 

@@ -4,6 +4,7 @@ import { byteLines } from '../streams/ndjson.js';
 import { FacetStore } from './facets.js';
 import { facetsOf, interactionKeys, rejectionKeys, rejectionOf } from './interaction.js';
 import { MAX_LINE_BYTES } from './lines.js';
+import { unhurried, type Pacer } from './pace.js';
 import { DashboardStats } from './stats.js';
 
 /** Someone waiting until `count` lines are in. */
@@ -57,7 +58,11 @@ export class Scan {
   #rejectionsRead: Promise<void> | undefined;
   #resolveRejections: (() => void) | undefined;
 
-  constructor(readonly paths: ScanPaths) {
+  constructor(
+    readonly paths: ScanPaths,
+    /** Gives way to the server between lines. */
+    readonly pacer: Pacer = unhurried(),
+  ) {
     this.#rejectionsRead = new Promise((resolve) => (this.#resolveRejections = resolve));
   }
 
@@ -95,6 +100,8 @@ export class Scan {
         }
         if (line.bytes.length === 0) continue;
         each(line.bytes, line.offset, line.length);
+        const wait = this.pacer.gate();
+        if (wait !== undefined) await wait;
       }
     } catch (error) {
       // A file that vanished or cannot be read ends its part of the scan; an absent one was never asked for.

@@ -139,6 +139,9 @@ export async function startViewer(dataset: Dataset, options: { readonly port?: n
   const assets = await loadAssets();
   let port = options.port ?? 0;
   const server = createServer((request, response) => {
+    // The background scan gives way while a request is answered.
+    dataset.pacer.begin();
+    response.once('close', () => dataset.pacer.end());
     route(request, response, dataset, assets, port).catch((error: unknown) => {
       const status = error instanceof HttpError ? error.status : 500;
       const message = error instanceof HttpError ? error.message : 'internal error';
