@@ -56,6 +56,10 @@ export class Scan {
   #stopped = false;
   #waiting: Waiter[] = [];
   #rejectionsRead: Promise<void> | undefined;
+  /** Requests waiting for rejections.ndjson to be read. */
+  #waitingForRejections = 0;
+  /** Someone waits for the scan: it must not hold back for the server, which is busy with that very request. */
+  readonly #urgent = (): boolean => this.#waiting.length > 0 || this.#waitingForRejections > 0;
   #resolveRejections: (() => void) | undefined;
 
   constructor(
@@ -100,7 +104,7 @@ export class Scan {
         }
         if (line.bytes.length === 0) continue;
         each(line.bytes, line.offset, line.length);
-        const wait = this.pacer.gate();
+        const wait = this.pacer.gate(this.#urgent);
         if (wait !== undefined) await wait;
       }
     } catch (error) {
@@ -152,7 +156,14 @@ export class Scan {
 
   /** [offset, bytes] of the rejection lines filed for a conversation, once rejections.ndjson has been read. */
   async rejectionLinesOf(facets: { readonly id: string; readonly persona: string; readonly queryId: string }): Promise<[number, number][]> {
-    await this.#rejectionsRead;
+    if (!this.rejectionsDone) {
+      this.#waitingForRejections += 1;
+      try {
+        await this.#rejectionsRead;
+      } finally {
+        this.#waitingForRejections -= 1;
+      }
+    }
     const seen = new Set<number>();
     const lines: [number, number][] = [];
     for (const key of interactionKeys(facets)) {

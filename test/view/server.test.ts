@@ -4,6 +4,7 @@ import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../helpers/cli.js';
 import { Dataset } from '../../src/view/dataset.js';
+import { Pacer } from '../../src/view/pace.js';
 import { LOOPBACK, startViewer, type Viewer } from '../../src/view/server.js';
 import { interaction, writeDir } from './fixtures.js';
 
@@ -133,5 +134,30 @@ describe('the viewer server', () => {
 describe('startViewer', () => {
   it('says a port in use is in use', async () => {
     await expect(startViewer(dataset, { port: viewer.port })).rejects.toThrow(`--port ${viewer.port}: already in use`);
+  });
+});
+
+describe('a server whose scan gives way', () => {
+  it('still answers what waits for the scan: a directory without an index, a conversation with rejected replies', async () => {
+    const { dir: bare, offsets: at } = await writeDir({
+      interactions: Array.from({ length: 60 }, (_, i) => interaction({ persona: `q${i}` })),
+      index: false,
+      rejections: [{ persona_id: 'q3', query_id: 'q1', reason: 'echo', text: 'again' }],
+    });
+    // The quiet start never ends by itself here: only the requests' own need can move the scan.
+    const held = await Dataset.open(bare, { pacer: new Pacer(10, 150, 3_600_000) });
+    const scan = held.start();
+    const server = await startViewer(held);
+    try {
+      const page = JSON.parse((await ask(server, '/api/conversations?page=0')).body);
+      expect(page.rows).toHaveLength(50);
+      const conversation = JSON.parse((await ask(server, `/api/conversation?at=${at[3]}`)).body);
+      expect(conversation.rejections).toEqual([{ reason: 'echo', text: 'again', turn: null, role: null }]);
+    } finally {
+      await server.close();
+      await held.close();
+      await scan;
+      await rm(bare, { recursive: true, force: true });
+    }
   });
 });
