@@ -83,6 +83,7 @@ async function main(): Promise<void> {
 
   let listToken = 0;
   let filterKey = '';
+  let listKey = '';
   const drawList = async (): Promise<void> => {
     const token = ++listToken;
     const page = await source.page(route.filter, route.page);
@@ -93,6 +94,10 @@ async function main(): Promise<void> {
       filterKey = key;
       replace(filters, filterBar(stats, route.filter, (filter) => go({ ...route, filter, page: 0 })));
     }
+    // Redrawn only when something in it changed: a poll during the scan must not reset the list under the reader.
+    const shown = JSON.stringify([page, route.at, summary.scanDone]);
+    if (shown === listKey) return;
+    listKey = shown;
     replace(list, listView(page, isFiltered(route.filter), summary.scanDone, route.at, (at) => go({ ...route, at }), (n) => go({ ...route, page: n })));
   };
 
