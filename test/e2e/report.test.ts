@@ -1,12 +1,11 @@
 // End to end: `personaflow report` writes one HTML file that opens in a browser with no network, draws the dashboard, and shows hostile text as text.
-/// <reference lib="dom" />
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { browserMissing, launchBrowser } from '../helpers/browser.js';
+import { browserMissing, launchBrowser, type PageWindow } from '../helpers/browser.js';
 import { ensureBuilt, runCli } from '../helpers/cli.js';
 import { HOSTILE_FEATURE, SCRIPT_REPLY, addHostile, simRun, type RunInteraction } from '../helpers/rundir.js';
 
@@ -84,14 +83,14 @@ describe('personaflow report', () => {
       expect(await page.locator('.banner').textContent()).toContain(`all ${interactions.length} interactions`);
 
       await page.fill('input[data-filter="persona"]', 'hostile');
-      await page.waitForFunction(() => document.querySelectorAll('tr.row').length === 1);
+      await page.waitForFunction(() => (globalThis as unknown as PageWindow).document.querySelectorAll('tr.row').length === 1);
       await page.click('tr.row');
       await page.waitForSelector('.conversation h2:text-is("interaction_persona_hostile_x")');
       const replies = await page.locator('.conversation .msg.assistant .text').allTextContents();
       expect(replies.length).toBeGreaterThan(0);
       expect(replies.every((text) => text === SCRIPT_REPLY)).toBe(true);
       expect(await page.locator('.conversation .features dd').allTextContents()).toContain(HOSTILE_FEATURE);
-      expect(await page.evaluate(() => (window as unknown as { __pwned?: unknown }).__pwned)).toBeUndefined();
+      expect(await page.evaluate(() => (globalThis as unknown as PageWindow).__pwned)).toBeUndefined();
       expect(await page.locator('img, svg, iframe, b').count()).toBe(0);
 
       await page.click('a.tab:text("Dashboard")');

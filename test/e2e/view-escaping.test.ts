@@ -1,12 +1,11 @@
 // Property, in a real browser: whatever text a model or a persona file wrote, the page shows it as that text, and none of it becomes an element or runs.
-/// <reference lib="dom" />
 import { rm } from 'node:fs/promises';
 import { fc } from '@fast-check/vitest';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Dataset } from '../../src/view/dataset.js';
 import { startViewer, type Viewer } from '../../src/view/server.js';
-import { browserMissing, launchBrowser } from '../helpers/browser.js';
+import { browserMissing, launchBrowser, type PageWindow } from '../helpers/browser.js';
 import { ensureBuilt } from '../helpers/cli.js';
 import { HOSTILE, interaction, writeDir } from '../view/fixtures.js';
 
@@ -69,6 +68,7 @@ describe.skipIf(browserMissing !== undefined)(`every text shown as text, in Chro
       await page.goto(`${viewer!.url}#list?at=${offsets[i]}`);
       await page.waitForSelector(`.conversation[data-at="${offsets[i]}"]`);
       const shown = await page.evaluate(() => {
+        const { document } = globalThis as unknown as PageWindow;
         const all = (selector: string): string[] => [...document.querySelectorAll(selector)].map((e) => e.textContent ?? '');
         return {
           id: all('.conversation h2'),
@@ -85,7 +85,7 @@ describe.skipIf(browserMissing !== undefined)(`every text shown as text, in Chro
           tags: [...new Set([...document.body.querySelectorAll('*')].map((e) => e.tagName.toLowerCase()))].sort(),
           scripts: document.querySelectorAll('script').length,
           handlers: [...document.body.querySelectorAll('*')].flatMap((e) => e.getAttributeNames().filter((name) => name.startsWith('on'))),
-          pwned: (window as unknown as { __pwned?: unknown }).__pwned,
+          pwned: (globalThis as unknown as PageWindow).__pwned,
         };
       });
       expect(shown).toMatchObject({

@@ -1,14 +1,16 @@
 // End to end in a real browser: `personaflow view` over a sim-generated directory: filter, open a conversation, see the clean and the noisy turn, and an injected <script> reply shown as text.
-/// <reference lib="dom" />
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { browserMissing, launchBrowser } from '../helpers/browser.js';
+import { browserMissing, launchBrowser, type PageWindow } from '../helpers/browser.js';
 import { BIN, childEnv, ensureBuilt, runCli } from '../helpers/cli.js';
+import { interaction, writeDir } from '../view/fixtures.js';
 import { HOSTILE_CLEAN, HOSTILE_FEATURE, HOSTILE_REJECTION, SCRIPT_REPLY, addHostile, simRun, type RunInteraction } from '../helpers/rundir.js';
 
 let work: string;
@@ -37,6 +39,18 @@ async function startView(args: string[]): Promise<{ child: ChildProcess; url: st
   expect(stdout).toBe('');
   return { child, url, stderr: () => stderr };
 }
+
+/** A port that was free a moment ago on 127.0.0.1. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** The interaction ids of the rows shown. */
+const rowIds = (): Promise<string[]> => page.evaluate(() => [...(globalThis as unknown as PageWindow).document.querySelectorAll('tr.row')].map((row) => row.dataset.id ?? ''));
 
 const texts = (selector: string): Promise<string[]> => page.locator(selector).allTextContents();
 const status = async (): Promise<string> => (await page.locator('.list .status').textContent()) ?? '';
@@ -76,22 +90,25 @@ describe.skipIf(browserMissing !== undefined)(`personaflow view in Chromium${bro
   it('filters by a persona feature, then by noise', async () => {
     await page.selectOption('select[data-filter="feature:role"]', 'nurse');
     const nurses = interactions.filter((i) => i.persona_features.role === 'nurse');
-    await page.waitForFunction((n) => document.querySelector('.list .status')?.textContent === `${n} matching conversations`, nurses.length);
-    expect((await page.locator('tr.row').evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.id))).sort()).toEqual(nurses.map((i) => i.interaction_id).sort());
+    await page.waitForFunction((n) => (globalThis as unknown as PageWindow).document.querySelector('.list .status')?.textContent === `${n} matching conversations`, nurses.length);
+    expect((await rowIds()).sort()).toEqual(nurses.map((i) => i.interaction_id).sort());
     expect(page.url()).toContain('f.role=nurse');
 
     await page.selectOption('select[data-filter="noised"]', 'no');
     const clean = nurses.filter((i) => !i.messages.some((m) => m.role === 'user' && m.metadata.was_noised === true));
-    await page.waitForFunction((n) => document.querySelector('.list .status')?.textContent === `${n} matching conversation${n === 1 ? '' : 's'}`, clean.length);
-    expect(await page.locator('tr.row').evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.id))).toEqual(clean.map((i) => i.interaction_id));
+    await page.waitForFunction((n) => (globalThis as unknown as PageWindow).document.querySelector('.list .status')?.textContent === `${n} matching conversation${n === 1 ? '' : 's'}`, clean.length);
+    expect(await rowIds()).toEqual(clean.map((i) => i.interaction_id));
     await page.click('button.clear');
-    await page.waitForFunction((n) => document.querySelector('.list .status')?.textContent === `${n} conversations`, interactions.length);
+    await page.waitForFunction((n) => (globalThis as unknown as PageWindow).document.querySelector('.list .status')?.textContent === `${n} conversations`, interactions.length);
   });
 
   it('opens a conversation and shows a noised user turn beside its clean version', async () => {
     const noisy = interactions.find((i) => i !== hostile && i.messages.some((m) => m.role === 'user' && m.metadata.was_noised === true && m.metadata.clean_version !== m.content))!;
     await page.fill('input[data-filter="persona"]', noisy.persona_id);
-    await page.waitForFunction((id) => [...document.querySelectorAll('tr.row')].some((r) => (r as HTMLElement).dataset.id === id) && document.querySelectorAll('tr.row').length <= 2, noisy.interaction_id);
+    await page.waitForFunction((id) => {
+      const rows = [...(globalThis as unknown as PageWindow).document.querySelectorAll('tr.row')];
+      return rows.some((row) => row.dataset.id === id) && rows.length <= 2;
+    }, noisy.interaction_id);
     await page.click(`tr.row[data-id="${noisy.interaction_id}"]`);
     await page.waitForSelector(`.conversation h2:text-is("${noisy.interaction_id}")`);
     const users = noisy.messages.filter((m) => m.role === 'user');
@@ -104,7 +121,7 @@ describe.skipIf(browserMissing !== undefined)(`personaflow view in Chromium${bro
 
   it('shows an injected <script> reply, and every other hostile text, as text', async () => {
     await page.fill('input[data-filter="persona"]', 'hostile');
-    await page.waitForFunction(() => document.querySelectorAll('tr.row').length === 1);
+    await page.waitForFunction(() => (globalThis as unknown as PageWindow).document.querySelectorAll('tr.row').length === 1);
     await page.click('tr.row');
     await page.waitForSelector('.conversation h2:text-is("interaction_persona_hostile_x")');
     const replies = await texts('.conversation .msg.assistant .text');
@@ -115,8 +132,8 @@ describe.skipIf(browserMissing !== undefined)(`personaflow view in Chromium${bro
     expect(await texts('.conversation .rejection .text')).toEqual([HOSTILE_REJECTION]);
     expect(await texts('.conversation .badge.end')).toEqual(['end: <b>max_turns</b>']);
     // Nothing ran and nothing became an element: the page's one script, and no img, svg, iframe or b.
-    expect(await page.evaluate(() => (window as unknown as { __pwned?: unknown }).__pwned)).toBeUndefined();
-    expect(await page.evaluate(() => document.querySelectorAll('script').length)).toBe(1);
+    expect(await page.evaluate(() => (globalThis as unknown as PageWindow).__pwned)).toBeUndefined();
+    expect(await page.evaluate(() => (globalThis as unknown as PageWindow).document.querySelectorAll('script').length)).toBe(1);
     expect(await page.locator('img, svg, iframe, b').count()).toBe(0);
     expect(pageErrors).toEqual([]);
   });
@@ -124,7 +141,7 @@ describe.skipIf(browserMissing !== undefined)(`personaflow view in Chromium${bro
   it('draws the dashboard with Chart.js on canvases', async () => {
     await page.click('a.tab:text("Dashboard")');
     await page.waitForSelector('[data-chart="turns"] canvas');
-    const drawn = await page.locator('.card canvas').evaluateAll((canvases) => canvases.map((c) => [(c.closest('.card') as HTMLElement).dataset.chart, (c as HTMLCanvasElement).width > 0 && (c as HTMLCanvasElement).height > 0]));
+    const drawn = await page.evaluate(() => [...(globalThis as unknown as PageWindow).document.querySelectorAll('.card canvas')].map((canvas) => [canvas.closest('.card')?.dataset.chart ?? '', canvas.width > 0 && canvas.height > 0] as const));
     expect(Object.fromEntries(drawn)).toMatchObject({ turns: true, 'user-words': true, 'end-reasons': true, reasons: true, noise: true, models: true, 'tokens-by-model': true, 'tokens-by-module': true });
     expect(pageErrors).toEqual([]);
   });
@@ -140,6 +157,34 @@ describe.skipIf(browserMissing !== undefined)(`personaflow view in Chromium${bro
 });
 
 describe('personaflow view, as a command', () => {
+  it('listens on --port and opens the page with the system opener under --open', async () => {
+    ensureBuilt();
+    const bin = await mkdtemp(join(tmpdir(), 'personaflow-opener-'));
+    try {
+      const { dir: run } = await writeDir({ interactions: [interaction({ persona: 'p' })] }, bin);
+      // A stand-in for xdg-open that notes the address it was asked to open.
+      await writeFile(join(bin, 'xdg-open'), `#!/bin/sh\necho "$1" > "${join(bin, 'opened')}"\n`, { mode: 0o755 });
+      const port = await freePort();
+      const child = spawn(process.execPath, [BIN, 'view', run, '--port', String(port), '--open'], { env: childEnv({ PATH: `${bin}:${process.env.PATH ?? ''}` }), stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+      const url = `http://127.0.0.1:${port}/`;
+      let opened = '';
+      for (let i = 0; i < 200 && opened === ''; i += 1) {
+        await sleep(50);
+        opened = (await readFile(join(bin, 'opened'), 'utf8').catch(() => '')).trim();
+      }
+      expect(opened).toBe(url);
+      expect(stderr).toContain(`at ${url} (read-only`);
+      expect((await fetch(`${url}api/summary`)).status).toBe(200);
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      expect((await exited)[0]).toBe(0);
+    } finally {
+      await rm(bin, { recursive: true, force: true });
+    }
+  });
+
   it('refuses what is not a generate --out directory, with exit 2', async () => {
     ensureBuilt();
     const run = await runCli(['view', '/nonexistent/run']);

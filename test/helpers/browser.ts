@@ -18,3 +18,24 @@ const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run
 export function launchBrowser(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
 }
+
+/**
+ * The little of the DOM that the tests' page functions touch, typed here: the tests get no DOM library,
+ * which would leak into the type checking of src/ (one program covers both).
+ * In a page function: `(globalThis as unknown as PageWindow).document`.
+ */
+export interface PageNode {
+  readonly textContent: string | null;
+  readonly tagName: string;
+  readonly dataset: Readonly<Record<string, string | undefined>>;
+  readonly width: number;
+  readonly height: number;
+  getAttributeNames(): string[];
+  closest(selector: string): PageNode | null;
+  querySelectorAll(selector: string): Iterable<PageNode> & { readonly length: number };
+}
+export interface PageWindow {
+  readonly document: PageNode & { readonly body: PageNode; querySelector(selector: string): PageNode | null };
+  /** What injected markup would set if it ran. */
+  readonly __pwned?: unknown;
+}
