@@ -6,6 +6,8 @@
 // the progress line) goes into chunks of its own, loaded as before only by the runs that use them, so a
 // sim run does not parse and keep them (~25 MiB more RSS when they were in the one file).
 // The library (dist/index.js) stays unbundled for importers.
+// The viewer's page (src/view/client, for `personaflow view` and `report`) is bundled for the browser into
+// dist/page/app.js and app.css, Chart.js inside: the page loads nothing from any other place.
 import { rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { build } from 'esbuild';
@@ -31,6 +33,7 @@ const esmBuilds = {
 
 // Chunk names are content hashes: clear the old ones so that dist/ holds only what this build wrote.
 await rm('dist/bundle', { recursive: true, force: true });
+await rm('dist/page', { recursive: true, force: true });
 await build({
   entryPoints: ['dist/cli.js'],
   outdir: 'dist/bundle',
@@ -47,4 +50,18 @@ await build({
   banner: { js: "import { createRequire as __personaflowRequire } from 'node:module'; const require = __personaflowRequire(import.meta.url);" },
   logLevel: 'warning',
   plugins: [esmBuilds],
+});
+
+// The page: one script (an IIFE, no module loading) and one style sheet. Minified: a report carries it inline.
+await build({
+  entryPoints: { app: 'src/view/client/app.ts' },
+  outdir: 'dist/page',
+  bundle: true,
+  platform: 'browser',
+  format: 'iife',
+  target: ['chrome110', 'firefox110', 'safari16'],
+  minify: true,
+  legalComments: 'none',
+  tsconfig: 'src/view/client/tsconfig.json',
+  logLevel: 'warning',
 });

@@ -3,6 +3,8 @@ import { Command, CommanderError, Option } from 'commander';
 import { exportCommand } from './commands/export.js';
 import { runGenerate, type GenerateFlags } from './commands/generate.js';
 import { runNoise, type NoiseFlags } from './commands/noise.js';
+import { reportCommand } from './commands/report.js';
+import { viewCommand } from './commands/view.js';
 import { version } from './commands/common.js';
 import { sayOnce } from './commands/reporter.js';
 import { ConfigError, FatalError, describeError } from './errors.js';
@@ -63,6 +65,8 @@ export function program(setExitCode: (code: number) => void): Command {
       setExitCode(await runNoise(file, flags));
     });
   exportCommand(cli.command('export'), setExitCode);
+  viewCommand(cli.command('view'), setExitCode);
+  reportCommand(cli.command('report'), setExitCode);
   return cli;
 }
 
