@@ -115,7 +115,8 @@ export interface Rejection {
 
 /** What comes out of the pipeline: exactly one per task, with the simulator replies its guards rejected. */
 export type Outcome =
-  | { readonly ok: true; readonly interaction: Interaction; readonly rejections?: readonly Rejection[] }
+  /** `task` is what ran, for supplement rounds (a conversation the judge rejects is a miss, as a failure is). */
+  | { readonly ok: true; readonly interaction: Interaction; readonly rejections?: readonly Rejection[]; readonly task?: Task }
   /** `task` is what failed, for supplement rounds; sinks write `failure` only. */
   | { readonly ok: false; readonly failure: Failure; readonly task?: Task; readonly rejections?: readonly Rejection[] };
 

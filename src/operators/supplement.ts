@@ -5,6 +5,7 @@ import { endsRun } from '../errors.js';
 import type { PromptCall } from '../prompts/ask.js';
 import type { QueryGenerator } from '../queries/queryGenerator.js';
 import { rngFor } from '../rng.js';
+import { rejected } from './judge.js';
 
 /** One persona that is short of its target: what the query generator needs to top it up. */
 interface Shortfall {
@@ -64,8 +65,8 @@ function each<T>(items: readonly T[]): AsyncIterable<T> {
 }
 
 /**
- * Passes outcomes through and remembers every persona with failed tasks (its target is the tasks it had,
- * so it is short by its failures). When the source completes, each short persona gets that many new
+ * Passes outcomes through and remembers every persona with failed tasks or conversations the judge
+ * rejected (its target is the tasks it had, so it is short by those). When the source completes, each short persona gets that many new
  * queries from the query generator, which run through `run` like the main pass; their failures make the
  * next round, up to `rounds`. A persona that met its target is never topped up, and a persona is never
  * topped up past it. Memory holds the personas that were ever short, with the queries they had. Failed tasks stay failures (the sink has
@@ -84,7 +85,8 @@ export function supplement(options: SupplementOptions): MonoTypeOperatorFunction
       const known = new Map<string, Shortfall>();
       const short = new Map<string, number>();
       const track = tap((outcome: Outcome) => {
-        if (outcome.ok || outcome.task === undefined) return;
+        // A failed task, or a conversation the judge rejected: its persona is short by one.
+        if ((outcome.ok && !rejected(outcome)) || outcome.task === undefined) return;
         const { task } = outcome;
         let entry = known.get(task.personaId);
         if (entry === undefined) {
