@@ -138,7 +138,7 @@ class Conversation {
   }
 
   /**
-   * The simulator's reply, checked by the guards; a rejected reply is kept (rejections.ndjson) and asked
+   * The simulator's reply, checked by the guards; a rejected reply is kept (guard-rejections.ndjson) and asked
    * again with a nudge (at a slightly higher temperature) that never enters the transcript. Nothing is
    * ever edited into the transcript: after the last rejection the task fails.
    */

@@ -20,15 +20,15 @@ export interface Quality {
   readonly rubric_version: string;
 }
 
-export interface JudgeOptions extends PromptModel {
+export interface JudgeOptions {
+  /** The model that reviews each conversation against the rubric; without one, the deterministic checks only. */
+  readonly reviewer?: PromptModel | undefined;
   /** The judge prompt (config/prompts/judge.txt). */
   readonly template: string;
   /** A criterion scored below this rejects the conversation. Default 2. */
   readonly minScore?: number;
   /** Check tags and review tags that reject a conversation. Default: every check tag, and the review's own verdict. */
   readonly rejectTags?: readonly string[];
-  /** Ask a model at all (false: the deterministic checks only). Default true. */
-  readonly review?: boolean;
   /** Fewer exchanges than this is a `too_short` finding (conversations read from a file). */
   readonly minTurns?: number;
 }
@@ -40,14 +40,16 @@ export interface Judge {
    * with a RejectedAnswerError: a conversation is never passed unjudged.
    */
   judge(conversation: Checkable & { readonly facts?: readonly string[] }, call: PromptCall, extra?: readonly Finding[]): Observable<Quality>;
-  readonly model: ModelRef;
+  /** The reviewing model; undefined when only the checks run. */
+  readonly model: ModelRef | undefined;
 }
 
 /** A judge from its options: PROMPTS.md 13-17 (both sides apart, a rubric with a reason before each score, JSON, re-asked when bad). */
 export function createJudge(options: JudgeOptions): Judge {
   const minScore = options.minScore ?? 2;
   const rejectTags = new Set<string>(options.rejectTags ?? CHECK_TAGS);
-  const model: ModelRef = { provider: options.model.provider, model: options.model.model };
+  const { reviewer } = options;
+  const model: ModelRef | undefined = reviewer === undefined ? undefined : { provider: reviewer.model.provider, model: reviewer.model.model };
   return {
     model,
     judge: (conversation, call, extra = []) =>
@@ -63,12 +65,12 @@ export function createJudge(options: JudgeOptions): Judge {
             for (const tag of review.tags) if (rejectTags.has(tag)) reasons.push(tag);
             if (review.verdict === 'reject') reasons.push('verdict');
           }
-          return { verdict: reasons.length === 0 ? 'accept' : 'reject', reasons: [...new Set(reasons)], checks, review: review === undefined ? null : { ...review, judge_model: model }, rubric_version: RUBRIC_VERSION };
+          return { verdict: reasons.length === 0 ? 'accept' : 'reject', reasons: [...new Set(reasons)], checks, review: review === undefined || model === undefined ? null : { ...review, judge_model: model }, rubric_version: RUBRIC_VERSION };
         };
-        if (options.review === false) return of(verdictOf(undefined));
+        if (reviewer === undefined) return of(verdictOf(undefined));
         const prompt = judgePrompt(options.template, { persona: conversation.persona_features ?? {}, facts: conversation.facts ?? [], messages: conversation.messages });
         const hints = { judge: { checks: checks.map((c) => c.tag), key: conversation.messages.map((m) => m.content).join('\n').slice(0, 2000) } };
-        return askChecked<Review>(options, { module: 'judge', prompt, hints, again: 'Answer again with the JSON object only, every criterion scored 0 to 4, and a verdict.' }, call, (content) => parseJudgeAnswer(content)).pipe(map((review) => verdictOf(review)));
+        return askChecked<Review>(reviewer, { module: 'judge', prompt, hints, again: 'Answer again with the JSON object only, every criterion scored 0 to 4, and a verdict.' }, call, (content) => parseJudgeAnswer(content)).pipe(map((review) => verdictOf(review)));
       }),
   };
 }

@@ -26,9 +26,6 @@ export interface JudgeOperatorOptions {
   readonly now?: () => Date;
 }
 
-/** A conversation judged rejected: a miss for its persona, as a failed task is (supplement tops it up). */
-export const rejected = (outcome: Outcome): boolean => outcome.ok && (outcome.interaction.metadata.quality as { verdict?: unknown } | undefined)?.verdict === 'reject';
-
 /**
  * Judges every interaction that comes through and passes failures on: the interaction goes on with
  * `metadata.quality` (verdict, reasons, the checks' findings, the model's scores and tags) and the judge's
