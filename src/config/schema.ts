@@ -78,8 +78,10 @@ export type Layer = (typeof LAYERS)[number];
 const distractor = z.looseObject({
   enabled: z.boolean().default(false),
   use_semantic: z.boolean().default(false),
-  activation_probability: rate.default(1),
+  activation_probability: rate.default(0.3),
   strategy_path: text.optional(),
+  /** Which turns the heavier layers (incomplete info, ambiguity) may noise: the initial query only, or every turn. */
+  heavy_layers: z.enum(['initial_query', 'every_turn'], { error: (issue) => `expected initial_query or every_turn, got ${JSON.stringify(issue.input)}` }).default('initial_query'),
   apply_to: z.looseObject({ initial_query: z.boolean().default(true), follow_up_feedback: z.boolean().default(true) }).default({ initial_query: true, follow_up_feedback: true }),
   noise_strategies: z.array(ruleStrategy).default([]),
   llm: z.looseObject({ ...endpoint, ...inference.shape, model: text.optional(), enabled: z.boolean().optional(), template: text.optional() }).default({}),

@@ -134,7 +134,7 @@ class Conversation {
 
   #values(): TemplateValues {
     const state = this.#state;
-    return { persona: state.features, systemPrompt: state.task.systemPrompt, originalQuery: state.task.originalQuery, facts: state.task.facts ?? [], history: state.messages, currentTurn: state.turns, targetTurns: this.#targetTurns, minTurns: this.#settings.minTurns, maxTurns: this.#settings.maxTurns, stopToken: this.#stopToken };
+    return { persona: state.features, systemPrompt: state.task.systemPrompt, originalQuery: state.task.originalQuery, facts: [...(state.task.facts ?? []), ...noiseFacts(state)], history: state.messages, currentTurn: state.turns, targetTurns: this.#targetTurns, minTurns: this.#settings.minTurns, maxTurns: this.#settings.maxTurns, stopToken: this.#stopToken };
   }
 
   /**
@@ -222,4 +222,16 @@ class Conversation {
     }
     return this.#userTurn().pipe(concatMap((s) => (s.end !== undefined ? of(s) : this.#assistantTurn())));
   }
+}
+
+/**
+ * What the noise changed that the simulated user must know: each detail a noised turn left out (it may
+ * give it when asked, never contradict it), and what its noised first message now asks when the heavier
+ * layers narrowed or widened it (its later turns follow from that, not from the clean request).
+ */
+export function noiseFacts(state: Pick<State, 'initialNoise' | 'followupNoise'>): string[] {
+  const noised = [state.initialNoise, ...state.followupNoise.map((entry) => entry.noised)].filter((turn): turn is NoisedText => turn !== undefined && turn.sent !== turn.clean);
+  const dropped = [...new Set(noised.flatMap((turn) => turn.dropped))].map((detail) => `${detail} (you have not said this yet: your message left it out)`);
+  const changed = noised.filter((turn) => turn.means !== turn.clean).at(-1);
+  return [...dropped, ...(changed === undefined ? [] : [`What your message actually asked, as you sent it: "${changed.means}". Go on from that.`])];
 }

@@ -1,5 +1,5 @@
 // What a conversation leaves behind: its Interaction (PersonaGym's format, with our metadata), or its failure record.
-import type { Distractor } from '../distractor/distractor.js';
+import type { Distractor, NoisedText } from '../distractor/distractor.js';
 import { GuardError, ModelError, describeError } from '../errors.js';
 import { interactionId, type Interaction, type Outcome } from '../types.js';
 import type { ConversationSettings, State } from './state.js';
@@ -45,20 +45,24 @@ export function toInteraction(state: State, options: ConversationSettings, assis
 }
 
 /**
- * PersonaGym's distractor fields: `distractor_applied`, `distractor_type`, `noisy_versions` (with
- * `initial_query` and `followups` only when non-empty, null when both are) and, for the semantic
- * distractor, `semantic_noise` for the initial query. As PersonaGym writes them, the legacy distractor
- * records a follow-up only when it made versions of it; the semantic one records every noised turn.
+ * PersonaGym's distractor fields: `distractor_applied` (true only when a user turn was sent noised),
+ * `distractor_type`, `noisy_versions` (with `initial_query` and `followups` only when non-empty, null when
+ * both are) and, for the semantic distractor, `semantic_noise` for the initial query. As PersonaGym writes
+ * them, the legacy distractor records a follow-up only when it made versions of it; the semantic one
+ * records every turn it was asked about. Ours: `noised_turns`, how many user turns were sent noised, and
+ * `noise_dropped`, the details the noise left out of them (what the user still knows), when there are any.
  */
 interface NoiseMetadata {
   readonly distractor_applied: boolean;
   readonly distractor_type: 'semantic' | 'legacy' | null;
   readonly noisy_versions: unknown;
+  readonly noised_turns: number;
+  readonly noise_dropped?: readonly string[];
   readonly semantic_noise?: unknown;
 }
 
 function noiseMetadata(state: State, distractor: Distractor | undefined): NoiseMetadata {
-  if (distractor === undefined) return { distractor_applied: false, distractor_type: null, noisy_versions: null };
+  if (distractor === undefined) return { distractor_applied: false, distractor_type: null, noisy_versions: null, noised_turns: 0 };
   const initial = state.initialNoise;
   const followups = state.followupNoise
     .filter(({ noised }) => distractor.type === 'semantic' || noised.versions.length > 0)
@@ -73,10 +77,14 @@ function noiseMetadata(state: State, distractor: Distractor | undefined): NoiseM
     ...(initial === undefined || initial.versions.length === 0 ? {} : { initial_query: { clean_query: initial.clean, noisy_versions: initial.versions } }),
     ...(followups.length === 0 ? {} : { followups }),
   };
+  const noised = [initial, ...state.followupNoise.map((entry) => entry.noised)].filter((turn): turn is NoisedText => turn !== undefined && turn.sent !== turn.clean);
+  const dropped = [...new Set(noised.flatMap((turn) => turn.dropped))];
   return {
-    distractor_applied: true,
+    distractor_applied: noised.length > 0,
     distractor_type: distractor.type,
     noisy_versions: Object.keys(versions).length === 0 ? null : versions,
+    noised_turns: noised.length,
+    ...(dropped.length === 0 ? {} : { noise_dropped: dropped }),
     ...(distractor.type === 'semantic' ? { semantic_noise: initial?.semantic === undefined ? null : { initial_query: initial.semantic } } : {}),
   };
 }

@@ -1,6 +1,7 @@
 // The built-in `sim` provider: deterministic, offline, persona-aware replies with optional latency and faults.
 import { ModelError, type ModelErrorKind } from '../errors.js';
 import { wordNet, type Lexicon } from '../noise/lexicon.js';
+import { holds, protectedTokens } from '../noise/slots.js';
 import { STRATEGIES } from '../noise/strategies.js';
 import { pick, rngFor, type Rng } from '../rng.js';
 import type { CallHints, ChatModel, ChatRequest, ChatResponse, ModelRef } from '../chat.js';
@@ -153,31 +154,46 @@ function judgeReply(request: ChatRequest, rng: Rng): string {
   });
 }
 
+/** A strategy of each layer that changes any non-empty text: what sim applies when the asked ones found nothing to change. */
+const ALWAYS_CHANGES: Readonly<Record<string, string>> = { surface_noise: 'emotional_attitude', incomplete_info: 'unclear_priority', semantic_ambiguity: 'multi_intent' };
+
 /**
- * A distractor answer: the strategies the prompt asked for, applied by their rule-based versions, as the
- * JSON the bundled templates ask for. Numbers are kept under surface noise, as the prompt requires.
+ * A distractor answer: the strategies the prompt asked for, applied by their rule-based versions (which keep
+ * the text's protected tokens, and report what the heavier ones drop), as the JSON the bundled templates ask
+ * for. Honest like a good model: `applied_strategies` names only what changed the text, `slots` holds the
+ * details kept and the ones dropped, `slots_dropped` names the latter, `means` says what the text now asks.
  */
 function distractorReply(request: ChatRequest, rng: Rng): string {
   const ask = request.hints?.distractor;
   if (ask === undefined) return 'sim: a distractor prompt without hints';
   lexicon ??= wordNet();
-  const context = { rng, params: {}, lexicon };
+  const keep = protectedTokens(ask.text, lexicon);
+  const context = { rng, params: {}, lexicon, keep };
   let text = ask.text;
   const applied: string[] = [];
-  for (const name of ask.strategies) {
+  const dropped: string[] = [];
+  const apply = (name: string): void => {
     const strategy = STRATEGIES[name];
-    if (strategy === undefined) continue;
+    if (strategy === undefined) return;
     const next = strategy(text, context);
-    const numbers = ask.layer === 'surface_noise' ? (text.match(/\d+(?:[.,:]\d+)*/g) ?? []) : [];
-    if (next !== text && numbers.every((number) => next.includes(number))) {
-      text = next;
-      applied.push(name);
-    }
-  }
-  // Always hand back something different, as a model would.
-  if (text.trim().toLowerCase() === ask.text.trim().toLowerCase()) text = `${ask.text.trim().replace(/[.?!]$/, '')}...`;
+    if (next.text === text) return;
+    text = next.text;
+    applied.push(name);
+    dropped.push(...next.dropped.filter((detail) => !dropped.includes(detail)));
+  };
+  for (const name of ask.strategies) apply(name);
+  // A change of case alone is no rewrite (the distractor rejects it as identical): add a change that shows.
+  if (text.toLowerCase() === ask.text.toLowerCase()) apply(ALWAYS_CHANGES[ask.layer] ?? 'emotional_attitude');
   const intent = (ask.text.toLowerCase().match(/[a-z]+/g) ?? ['request']).slice(0, 2).join('_');
-  return JSON.stringify({ intent, slots: {}, noisy_text: text, applied_strategies: applied, slots_dropped: ask.layer === 'incomplete_info' ? applied.filter((name) => name === 'missing_slots').map(() => 'detail') : [] });
+  const slots = Object.fromEntries([...keep.filter((token) => holds(text, token, true)).map((token, i): [string, string] => [`detail_${i + 1}`, token]), ...dropped.map((detail, i): [string, string] => [`dropped_${i + 1}`, detail])]);
+  return JSON.stringify({
+    intent,
+    slots,
+    noisy_text: text,
+    applied_strategies: applied,
+    slots_dropped: dropped.map((_, i) => `dropped_${i + 1}`),
+    ...(ask.layer === 'surface_noise' ? {} : { means: text }),
+  });
 }
 
 /** A style-transfer answer: the query in a casual or a formal voice, trimmed to the length asked for. */

@@ -72,6 +72,8 @@ describe('ExportStatistics', () => {
             "duplicates": 0,
             "guard_rejections": 0,
             "invalid_samples": 0,
+            "refusals": 0,
+            "truncated_answers": 0,
           },
           "split": null,
         },

@@ -337,7 +337,8 @@ describe('converse with a distractor', () => {
     const outcomes = await run([locked(task())], options({ pool: simPool(['sim-a']), distractor: legacy({ applyTo: { initial_query: false, follow_up_feedback: false } }) }));
     const interaction = interactions(outcomes)[0]!;
     expect(interaction.messages.filter((m) => m.role === 'user').every((m) => m.metadata.was_noised === false)).toBe(true);
-    expect(interaction.metadata).toMatchObject({ distractor_applied: true, distractor_type: 'legacy', noisy_versions: null });
+    // Nothing was noised: the distractor was there, but it did not apply to any turn.
+    expect(interaction.metadata).toMatchObject({ distractor_applied: false, distractor_type: 'legacy', noisy_versions: null, noised_turns: 0 });
   });
 
   test.prop([arbTasks], { numRuns: 15 })('semantic noise on sim is the same at any concurrency', async (tasks) => {
@@ -354,6 +355,85 @@ describe('converse with a distractor', () => {
       expect(metadata).toMatchObject({ distractor_type: 'semantic' });
       expect((metadata.semantic_noise as { initial_query: { layer: string } }).initial_query.layer).toBe('surface_noise');
     }
+  });
+
+  describe('a noised first turn that dropped a detail', () => {
+    const query = 'How do I deduplicate a CSV file by email in Python?';
+    /** A distractor model that leaves "in Python" out of the first message, reports it, and says what the message now asks. */
+    const dropping = () =>
+      scripted((request) => {
+        const ask = request.hints?.distractor;
+        if (ask === undefined) throw new Error('no distractor hints');
+        if (ask.layer !== 'surface_noise') return JSON.stringify({ slots: { language: 'Python' }, slots_dropped: ['language'], noisy_text: 'how do i deduplicate a CSV file by email', means: 'how to deduplicate a CSV file by email (language not said)' });
+        return JSON.stringify({ noisy_text: `${ask.text} pls` });
+      });
+    const distractorWith = (model: ChatModel) =>
+      createDistractor({
+        activationProbability: 1,
+        rules: [],
+        strategies: strategyFileSchema.parse({ layer_weights: { surface_noise: 1, incomplete_info: 1 }, strategies: { surface_noise: { emotional_attitude: { probability: 1 } }, incomplete_info: { missing_slots: { probability: 1 } } } }),
+        semantic: { model, templates: { surface_noise: 'S {text}', incomplete_info: 'I {text}', semantic_ambiguity: 'A {text}' }, validationRetries: 1 },
+      });
+
+    it('records what the noise dropped, and noises the follow-ups with surface noise only', async () => {
+      const noiser = dropping();
+      // Seeds and keys for which the first message draws incomplete_info (weights 1:1): several, so the check is not about one draw.
+      let checked = 0;
+      for (let i = 0; i < 12; i += 1) {
+        const user = scripted((_request, call) => ['ok and for the other columns', 'and the header row?'][call - 1] ?? STOP);
+        const t = locked(task({ personaId: `p${i}`, key: `p${i}/q1`, originalQuery: query, initialQuery: query, targetTurns: 4 }), 'scripted');
+        const [outcome] = await run([t], options({ pool: createPool([{ model: scripted(() => 'an answer').model, weight: 1 }]), userModel: user.model, distractor: distractorWith(noiser.model), minTurns: 3, maxTurns: 4 }));
+        const interaction = interactions([outcome!])[0]!;
+        const semanticNoise = interaction.metadata.semantic_noise as { initial_query: { layer: string } };
+        if (semanticNoise.initial_query.layer !== 'incomplete_info') continue;
+        checked += 1;
+        expect(interaction.messages[0]).toMatchObject({ content: 'how do i deduplicate a CSV file by email', metadata: { clean_version: query, was_noised: true } });
+        expect(interaction.metadata).toMatchObject({ distractor_applied: true, noise_dropped: ['Python'] });
+        expect(semanticNoise.initial_query).toMatchObject({ metadata: { dropped: ['Python'], means: 'how to deduplicate a CSV file by email (language not said)' } });
+      }
+      expect(checked).toBeGreaterThan(2);
+      // Every follow-up the distractor was asked about was asked as surface noise.
+      const layers = noiser.requests.filter((r) => r.hints?.distractor?.text !== query).map((r) => r.hints?.distractor?.layer);
+      expect(layers.length).toBeGreaterThan(0);
+      expect(new Set(layers)).toEqual(new Set(['surface_noise']));
+    });
+
+    it('counts noised turns honestly', async () => {
+      const user = scripted((_request, call) => ['ok and for the other columns', 'and the header row?'][call - 1] ?? STOP);
+      const [outcome] = await run([locked(task({ initialQuery: query, targetTurns: 4 }), 'scripted')], options({ pool: createPool([{ model: scripted(() => 'an answer').model, weight: 1 }]), userModel: user.model, distractor: distractorWith(dropping().model), minTurns: 3, maxTurns: 4 }));
+      const interaction = interactions([outcome!])[0]!;
+      const noised = interaction.messages.filter((m) => m.role === 'user' && m.metadata.was_noised === true).length;
+      expect(noised).toBeGreaterThan(0);
+      expect(interaction.metadata).toMatchObject({ distractor_applied: true, noised_turns: noised });
+    });
+
+    it('the simulated user knows what the noised first turn dropped and what it now asks, and gives the detail when asked', async () => {
+      const noiser = dropping();
+      let checked = 0;
+      for (let i = 0; i < 12; i += 1) {
+        // The user answers from its "what you know" list: the detail the noise dropped, in its own words.
+        const user = scripted((request, call) => {
+          if (call > 1) return STOP;
+          const known = /^- (.+) \(you have not said this yet/m.exec(request.messages[0]?.content ?? '')?.[1];
+          return known === undefined ? 'not sure what you mean' : `oh sorry, ${known.toLowerCase()}`;
+        });
+        const assistant = scripted(() => 'Which language are you using?');
+        const t = locked(task({ personaId: `p${i}`, key: `p${i}/q1`, originalQuery: query, initialQuery: query, targetTurns: 2 }), 'scripted');
+        const [outcome] = await run([t], options({ pool: createPool([{ model: assistant.model, weight: 1 }]), userModel: user.model, distractor: distractorWith(noiser.model), minTurns: 2, maxTurns: 3 }));
+        const interaction = interactions([outcome!])[0]!;
+        if ((interaction.metadata.semantic_noise as { initial_query: { layer: string } }).initial_query.layer !== 'incomplete_info') continue;
+        checked += 1;
+        const prompt = user.requests[0]!.messages[0]!.content;
+        expect(prompt).toContain('- Python (you have not said this yet');
+        expect(prompt).toContain('What your message actually asked, as you sent it: "how to deduplicate a CSV file by email (language not said)"');
+        // The user's own first message, in its history, is what was sent: the noisy one, not the clean query.
+        expect(user.requests[0]!.messages.slice(1).map((m) => m.content)).not.toContain(query);
+        const users = interaction.messages.filter((m) => m.role === 'user');
+        expect(users[0]?.content).toBe('how do i deduplicate a CSV file by email');
+        expect(users[1]?.metadata.clean_version ?? users[1]?.content).toBe('oh sorry, python');
+      }
+      expect(checked).toBeGreaterThan(2);
+    });
   });
 
   it('ends the run when the distractor model rejects the key', async () => {
