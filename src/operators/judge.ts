@@ -65,7 +65,7 @@ export function judge(options: JudgeOperatorOptions): MonoTypeOperatorFunction<O
           options.onUsage?.(module, model, used, detail);
         },
       });
-      return options.judge.judge({ ...interaction, facts: (interaction.metadata.facts as readonly string[] | undefined) ?? [] }, call, extra).pipe(
+      return options.judge.judge({ ...interaction, facts: factsOf(interaction) }, call, extra).pipe(
         map((quality): Outcome => ({ ...outcome, interaction: { ...interaction, metadata: { ...interaction.metadata, quality, usage } } })),
         catchError((error: unknown) => {
           const fatal = runEndingError(error, attempts);
@@ -75,6 +75,12 @@ export function judge(options: JudgeOperatorOptions): MonoTypeOperatorFunction<O
       );
     });
   }, options.concurrency);
+}
+
+/** What the user knew: the input's facts, and the details the noise left out of its messages (it may give them later). */
+function factsOf(interaction: Interaction): string[] {
+  const strings = (value: unknown): string[] => (Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : []);
+  return [...strings(interaction.metadata.facts), ...strings(interaction.metadata.noise_dropped).map((detail) => `${detail} (left out of a noised message; the user knows it)`)];
 }
 
 function nearDuplicate(duplicates: NearDuplicates | undefined, interaction: Interaction): Finding[] {
