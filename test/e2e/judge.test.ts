@@ -57,8 +57,8 @@ const judgeReply: FakeOpenAIOptions['judgeReply'] = (conversation, attempt, requ
   if (conversation.includes('[garbled]') && attempt === 0) return 'Overall a decent exchange; I would accept it.';
   const reject = conversation.includes('[bad]') || prompt.includes('stubborn');
   if (!reject) return judgeAnswer(4, 'accept');
-  const answer = JSON.parse(judgeAnswer(3, 'reject', ['inconsistent_behavior'])) as { user: Record<string, { score: number }> };
-  answer.user.consistency = { score: 1 } as { score: number };
+  const answer = JSON.parse(judgeAnswer(3, 'reject', ['inconsistent_behavior'])) as { user: Record<string, { score: number; reason: string }> };
+  answer.user.consistency = { score: 1, reason: 'scripted' };
   return JSON.stringify(answer);
 };
 
