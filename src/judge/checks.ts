@@ -54,7 +54,8 @@ export function deterministicChecks(conversation: Checkable, options: { readonly
   const findings: Finding[] = [];
   const persona = conversation.persona_features ?? {};
   const rules = writingRules(persona);
-  const { messages } = conversation;
+  // Every user turn as the user meant it, the earlier ones too: a repeat of a noised turn is still a repeat.
+  const messages = conversation.messages.map((m) => (m.role === 'user' && typeof m.metadata.clean_version === 'string' ? { ...m, content: m.metadata.clean_version } : m));
   messages.forEach((message, index) => {
     const turn = typeof message.metadata.turn === 'number' ? message.metadata.turn : index;
     if (message.role === 'assistant') {
@@ -63,7 +64,7 @@ export function deterministicChecks(conversation: Checkable, options: { readonly
       return;
     }
     if (index === 0) return;
-    const text = typeof message.metadata.clean_version === 'string' ? message.metadata.clean_version : message.content;
+    const text = message.content;
     const reply = message.metadata.is_closing === true ? ({ kind: 'stop', closing: text } as const) : ({ kind: 'followup', text } as const);
     const reason = guardReply({ raw: text, reply, history: messages.slice(0, index), canStop: true, persona, rules });
     const tag = reason === undefined ? undefined : FROM_GUARD[reason];
