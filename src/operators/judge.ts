@@ -40,7 +40,7 @@ export interface JudgeOperatorOptions {
  * ```
  *
  * @example
- * outcomes$.pipe(judge({ judge: createJudge({ model, template, validationRetries: 2 }), concurrency: 16, maxRetries: 3, retryDelayMs: 2000 }))
+ * outcomes$.pipe(judge({ judge: createJudge({ reviewer: { model, validationRetries: 2 }, template }), concurrency: 16, maxRetries: 3, retryDelayMs: 2000 }))
  */
 export function judge(options: JudgeOperatorOptions): MonoTypeOperatorFunction<Outcome> {
   if (!Number.isInteger(options.concurrency) || options.concurrency < 1) throw new TypeError(`Expected \`concurrency\` to be a positive integer, got \`${String(options.concurrency)}\``);
