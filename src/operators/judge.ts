@@ -89,7 +89,8 @@ export function judge(options: JudgeOperatorOptions): MonoTypeOperatorFunction<O
 
 function nearDuplicate(duplicates: NearDuplicates | undefined, interaction: Interaction): Finding[] {
   if (duplicates === undefined) return [];
-  const users = interaction.messages.filter((m, i) => m.role === 'user' && i > 0).map((m) => (typeof m.metadata.clean_version === 'string' ? m.metadata.clean_version : m.content));
+  const opening = interaction.messages.findIndex((m) => m.role === 'user');
+  const users = interaction.messages.filter((m, i) => m.role === 'user' && i > opening).map((m) => (typeof m.metadata.clean_version === 'string' ? m.metadata.clean_version : m.content));
   const found = duplicates.check(interaction.persona_id, interaction.interaction_id, users);
   return found === undefined ? [] : [{ tag: 'near_duplicate', turn: 0, detail: `nearly repeats ${found.of} (similarity ${found.similarity.toFixed(2)})` }];
 }
