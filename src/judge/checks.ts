@@ -54,26 +54,31 @@ export function deterministicChecks(conversation: Checkable, options: { readonly
   const findings: Finding[] = [];
   const persona = conversation.persona_features ?? {};
   const rules = writingRules(persona);
-  const { messages } = conversation;
+  // Every user turn as the user meant it, the earlier ones too: a repeat of a noised turn is still a repeat.
+  const messages = conversation.messages.map((m) => (m.role === 'user' && typeof m.metadata.clean_version === 'string' ? { ...m, content: m.metadata.clean_version } : m));
+  // An interaction line from a file may start with a system message: the opening is the first user message.
+  const opening = messages.findIndex((m) => m.role === 'user');
+  const turnOf = (message: (typeof messages)[number], index: number): number => (typeof message.metadata.turn === 'number' ? message.metadata.turn : index);
   messages.forEach((message, index) => {
-    const turn = typeof message.metadata.turn === 'number' ? message.metadata.turn : index;
+    const turn = turnOf(message, index);
     if (message.role === 'assistant') {
       if (message.metadata.truncated === true || message.metadata.finish_reason === 'length') findings.push({ tag: 'truncated_answer', turn, detail: 'cut at the token limit' });
       if (message.metadata.refused === true) findings.push({ tag: 'assistant_refusal', turn, detail: 'the assistant declined' });
       return;
     }
-    if (index === 0) return;
-    const text = typeof message.metadata.clean_version === 'string' ? message.metadata.clean_version : message.content;
+    if (message.role !== 'user' || index === opening) return;
+    const text = message.content;
     const reply = message.metadata.is_closing === true ? ({ kind: 'stop', closing: text } as const) : ({ kind: 'followup', text } as const);
     const reason = guardReply({ raw: text, reply, history: messages.slice(0, index), canStop: true, persona, rules });
     const tag = reason === undefined ? undefined : FROM_GUARD[reason];
     if (tag !== undefined) findings.push({ tag, turn, detail: `user turn ${turn}: ${reason as string}` });
   });
   const metadata = conversation.metadata ?? {};
-  const lastAssistant = [...messages].reverse().find((m) => m.role === 'assistant');
+  const last = messages.findLastIndex((m) => m.role === 'assistant');
+  const lastAssistant = messages[last];
   if (metadata.end_reason === 'user_stop' && lastAssistant !== undefined) {
     const asked = lastSentence(lastAssistant.content);
-    if (asked.endsWith('?') && !OFFER.test(asked)) findings.push({ tag: 'premature_stop', turn: lastAssistant.metadata.turn, detail: `the user stopped when asked: ${asked.slice(0, 120)}` });
+    if (asked.endsWith('?') && !OFFER.test(asked)) findings.push({ tag: 'premature_stop', turn: turnOf(lastAssistant, last), detail: `the user stopped when asked: ${asked.slice(0, 120)}` });
   }
   const turns = conversation.num_turns ?? messages.filter((m) => m.role === 'assistant').length;
   if (options.minTurns !== undefined && turns < options.minTurns) findings.push({ tag: 'too_short', turn: turns, detail: `${turns} exchange(s), fewer than ${options.minTurns}` });

@@ -5,6 +5,7 @@ import { describeError, runEndingError } from '../errors.js';
 import type { NearDuplicates } from '../judge/duplicates.js';
 import type { Finding } from '../judge/checks.js';
 import type { Judge } from '../judge/judge.js';
+import { RejectedAnswerError, type PromptCall } from '../prompts/ask.js';
 import { addUsage, type Interaction, type Outcome, type UsageEntry } from '../types.js';
 import { retryingCall } from './retryingCall.js';
 
@@ -39,7 +40,7 @@ export interface JudgeOperatorOptions {
  * ```
  *
  * @example
- * outcomes$.pipe(judge({ judge: createJudge({ model, template, validationRetries: 2 }), concurrency: 16, maxRetries: 3, retryDelayMs: 2000 }))
+ * outcomes$.pipe(judge({ judge: createJudge({ reviewer: { model, validationRetries: 2 }, template }), concurrency: 16, maxRetries: 3, retryDelayMs: 2000 }))
  */
 export function judge(options: JudgeOperatorOptions): MonoTypeOperatorFunction<Outcome> {
   if (!Number.isInteger(options.concurrency) || options.concurrency < 1) throw new TypeError(`Expected \`concurrency\` to be a positive integer, got \`${String(options.concurrency)}\``);
@@ -51,8 +52,11 @@ export function judge(options: JudgeOperatorOptions): MonoTypeOperatorFunction<O
     const extra = nearDuplicate(options.duplicates, interaction);
     return defer(() => {
       const usage: Record<string, UsageEntry> = { ...(interaction.metadata.usage as Record<string, UsageEntry>) };
+      // As a conversation counts them: the attempts of the call that failed, or the answers asked for when
+      // every one was rejected.
       let attempts = 1;
-      const call = retryingCall({
+      let answers = 0;
+      const retrying = retryingCall({
         maxRetries: options.maxRetries,
         retryDelayMs: options.retryDelayMs,
         scheduler: options.scheduler,
@@ -65,12 +69,18 @@ export function judge(options: JudgeOperatorOptions): MonoTypeOperatorFunction<O
           options.onUsage?.(module, model, used, detail);
         },
       });
+      const call: PromptCall = (model, request) =>
+        defer(() => {
+          attempts = 1;
+          answers += 1;
+          return retrying(model, request);
+        });
       return options.judge.judge({ ...interaction, facts: factsOf(interaction) }, call, extra).pipe(
         map((quality): Outcome => ({ ...outcome, interaction: { ...interaction, metadata: { ...interaction.metadata, quality, usage } } })),
         catchError((error: unknown) => {
           const fatal = runEndingError(error, attempts);
           if (fatal !== undefined) return throwError(() => fatal);
-          return of<Outcome>({ ok: false, failure: failureOf(interaction, usage, error, attempts, now()), ...(outcome.task === undefined ? {} : { task: outcome.task }), ...(outcome.rejections === undefined ? {} : { rejections: outcome.rejections }) });
+          return of<Outcome>({ ok: false, failure: failureOf(interaction, usage, error, error instanceof RejectedAnswerError ? answers : attempts, now()), ...(outcome.task === undefined ? {} : { task: outcome.task }), ...(outcome.rejections === undefined ? {} : { rejections: outcome.rejections }) });
         }),
       );
     });
@@ -85,7 +95,8 @@ function factsOf(interaction: Interaction): string[] {
 
 function nearDuplicate(duplicates: NearDuplicates | undefined, interaction: Interaction): Finding[] {
   if (duplicates === undefined) return [];
-  const users = interaction.messages.filter((m, i) => m.role === 'user' && i > 0).map((m) => (typeof m.metadata.clean_version === 'string' ? m.metadata.clean_version : m.content));
+  const opening = interaction.messages.findIndex((m) => m.role === 'user');
+  const users = interaction.messages.filter((m, i) => m.role === 'user' && i > opening).map((m) => (typeof m.metadata.clean_version === 'string' ? m.metadata.clean_version : m.content));
   const found = duplicates.check(interaction.persona_id, interaction.interaction_id, users);
   return found === undefined ? [] : [{ tag: 'near_duplicate', turn: 0, detail: `nearly repeats ${found.of} (similarity ${found.similarity.toFixed(2)})` }];
 }

@@ -65,9 +65,13 @@ export interface Review {
   readonly verdict_reason: string;
 }
 
-/** The turns as the judge sees them: who said what, each noised user message followed by what it meant; no model names. */
+/**
+ * The turns as the judge sees them: who said what, each noised user message followed by what it meant; no
+ * model names, and no system message (an interaction line from a file may have one: a generation setting).
+ */
 export function renderConversation(messages: readonly Pick<InteractionMessage, 'role' | 'content' | 'metadata'>[]): string {
   return messages
+    .filter((message) => message.role === 'user' || message.role === 'assistant')
     .map((message) => {
       const who = message.role === 'user' ? 'User' : 'Assistant';
       const clean = message.metadata.clean_version;
