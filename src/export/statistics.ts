@@ -16,6 +16,14 @@ export interface Skipped {
   guard_rejections: number;
   truncated_answers: number;
   refusals: number;
+  /** Dropped by `--min-score`: a review criterion scored below it. */
+  below_min_score: number;
+  /** Dropped by `--require-verdict`: the other verdict. */
+  other_verdict: number;
+  /** Dropped by `--exclude-tag`, by the tag (a known tag name, so a plain object is safe). */
+  excluded_tags: Record<string, number>;
+  /** Dropped by a judge filter for want of what it reads: no metadata.quality, or no review for --min-score or a judge tag. */
+  not_judged: number;
   duplicates: number;
   /** Interactions whose sample id an earlier one had (with another conversation). */
   duplicate_ids: number;
