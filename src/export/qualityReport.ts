@@ -159,7 +159,9 @@ export class QualityReport {
 
   add(interaction: InteractionInput): void {
     const turns = simulatedUserTurns(interaction);
-    const features = Object.entries(featuresOf(interaction)).filter(([, value]) => value !== undefined && value !== null);
+    const features = Object.entries(featuresOf(interaction))
+      .filter(([, value]) => value !== undefined && value !== null)
+      .map(([key, value]): [string, string] => [key, featureValue(value)]);
     let words = 0;
     for (const turn of turns) {
       const tokens = wordsOf(turn);
@@ -170,7 +172,7 @@ export class QualityReport {
         if (i > 0) this.#bigrams.add(`${tokens[i - 1] as string} ${tokens[i] as string}`);
       }
       this.#lengths.add(tokens.length);
-      for (const [key, value] of features) this.#lengthsOf(key, featureValue(value))?.add(tokens.length);
+      for (const [key, value] of features) this.#lengthsOf(key, value)?.add(tokens.length);
     }
     if (words > 0) {
       this.#compared += 1;
@@ -182,7 +184,7 @@ export class QualityReport {
     if (isRecord(metadata.guard)) {
       let any = false;
       for (const [reason, count] of Object.entries(metadata.guard)) {
-        if (typeof count !== 'number' || !(count > 0)) continue;
+        if (typeof count !== 'number' || !Number.isFinite(count) || count <= 0) continue;
         any = true;
         this.#rejections += count;
         this.#guardReasons.add(reason, count);
