@@ -17,7 +17,7 @@ const FLOORS = [
   ['operators'],
   ['conversation'],
   ['sinks'],
-  ['distractor', 'queries'],
+  ['distractor', 'queries', 'judge'],
   ['prompts'],
   ['streams'],
   ['models'],

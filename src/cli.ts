@@ -1,6 +1,7 @@
 // The command line: the program's commands and options (each command runs from src/commands/), Unix manners, exit codes.
 import { Command, CommanderError, Option } from 'commander';
 import { exportCommand } from './commands/export.js';
+import { judgeCommand } from './commands/judge.js';
 import { runGenerate, type GenerateFlags } from './commands/generate.js';
 import { runNoise, type NoiseFlags } from './commands/noise.js';
 import { reportCommand } from './commands/report.js';
@@ -40,6 +41,8 @@ export function program(setExitCode: (code: number) => void): Command {
     .option('--strict', 'stop at the first bad input line instead of reporting and skipping it')
     .option('--queries <file>', 'query dataset (PersonaGym query.jsonl) for personas that carry no queries')
     .option('--supplement-rounds <n>', 'rounds of new queries for personas short of their target (max_supplement_rounds)', integerOption(0))
+    .option('--judge', 'judge every conversation (checks, then the judge model\'s review); rejected ones go to rejected.ndjson and their personas are topped up (default: judge.enabled)')
+    .option('--no-judge', 'no judge, even when the config enables it')
     .addOption(new Option('--noise <mode>', 'noise user turns: off, rules (legacy strategies) or semantic (LLM, three layers); default from distractor.enabled / use_semantic').choices(['off', 'rules', 'semantic']))
     .option('-q, --quiet', 'no notices or summary on stderr (warnings and errors still appear)')
     .action(async (file: string, flags: GenerateFlags) => {
@@ -64,6 +67,7 @@ export function program(setExitCode: (code: number) => void): Command {
     .action(async (file: string, flags: NoiseFlags) => {
       setExitCode(await runNoise(file, flags));
     });
+  judgeCommand(cli.command('judge'), setExitCode);
   exportCommand(cli.command('export'), setExitCode);
   viewCommand(cli.command('view'), setExitCode);
   reportCommand(cli.command('report'), setExitCode);

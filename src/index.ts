@@ -13,6 +13,12 @@ export { STRATEGIES, type Strategy, type Noised } from './noise/strategies.js';
 export { findSlots, protectedTokens, type Slot } from './noise/slots.js';
 export { slipRate } from './noise/persona.js';
 export { wordNet, type Lexicon } from './noise/lexicon.js';
+export { judge, type JudgeOperatorOptions } from './operators/judge.js';
+export { createJudge, type Judge, type JudgeOptions, type Quality } from './judge/judge.js';
+export { deterministicChecks, CHECK_TAGS, type Finding, type CheckTag } from './judge/checks.js';
+export { NearDuplicates, signature, similarityOf } from './judge/duplicates.js';
+export { setUpJudge } from './judge/setup.js';
+export { RUBRIC, JUDGE_TAGS, parseJudgeAnswer, judgePrompt, type Review } from './prompts/judge.js';
 export { retryWithDelay, retryDelay, type RetryWithDelayOptions } from './operators/retryWithDelay.js';
 export { callModel } from './models/call.js';
 export { createSimModel, type SimOptions } from './models/sim.js';
@@ -32,4 +38,4 @@ export { exportSamples, emptyCounts, type ExportStreamOptions, type ExportedSamp
 export { toSample, toPersonaGym, toOpenAI, toShareGPT, interactionInputSchema, personaGymSampleSchema, openAISampleSchema, shareGPTSampleSchema, type Format, type SplitName, type SampleOptions, type PersonaGymSample, type OpenAISample, type ShareGPTSample } from './export/samples.js';
 export { splitOf, parseSplit, type SplitRatios } from './export/split.js';
 export { ExportStatistics } from './export/statistics.js';
-export type { Task, LockedTask, Interaction, Failure, Outcome, TextItem } from './types.js';
+export { verdictOf, judgedRejected, type Task, type LockedTask, type Interaction, type Failure, type Outcome, type TextItem } from './types.js';

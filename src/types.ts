@@ -98,7 +98,7 @@ export interface Failure {
   readonly supplement_round?: number;
 }
 
-/** A simulator reply the guards rejected, as written to rejections.ndjson. */
+/** A simulator reply the guards rejected, as written to guard-rejections.ndjson. */
 export interface Rejection {
   readonly interaction_id: string;
   readonly persona_id: string;
@@ -115,11 +115,27 @@ export interface Rejection {
 
 /** What comes out of the pipeline: exactly one per task, with the simulator replies its guards rejected. */
 export type Outcome =
-  | { readonly ok: true; readonly interaction: Interaction; readonly rejections?: readonly Rejection[] }
+  /** `task` is what ran, for supplement rounds (a conversation the judge rejects is a miss, as a failure is). */
+  | { readonly ok: true; readonly interaction: Interaction; readonly rejections?: readonly Rejection[]; readonly task?: Task }
   /** `task` is what failed, for supplement rounds; sinks write `failure` only. */
   | { readonly ok: false; readonly failure: Failure; readonly task?: Task; readonly rejections?: readonly Rejection[] };
 
 export const interactionId = (personaId: string, queryId: string): string => `interaction_${personaId}_${queryId}`;
+
+/** What the judge decided of an interaction (`metadata.quality`), as far as routing and counting need it. */
+export interface Verdict {
+  readonly verdict: 'accept' | 'reject';
+  readonly reasons: readonly string[];
+}
+
+/** The judge's verdict on an interaction; undefined when it was not judged. */
+export const verdictOf = (interaction: Interaction): Verdict | undefined => {
+  const quality = interaction.metadata.quality as Partial<Verdict> | undefined;
+  return quality?.verdict === 'accept' || quality?.verdict === 'reject' ? { verdict: quality.verdict, reasons: quality.reasons ?? [] } : undefined;
+};
+
+/** A conversation the judge rejected: written to rejected.ndjson, a miss for its persona as a failure is (supplement tops it up). */
+export const judgedRejected = (outcome: Outcome): boolean => outcome.ok && verdictOf(outcome.interaction)?.verdict === 'reject';
 
 /** Adds a call's tokens to a per-module usage record (mutates `into`). */
 export function addUsage(into: Record<string, UsageEntry>, module: string, usage: TokenUsage): void {

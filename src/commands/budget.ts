@@ -31,7 +31,7 @@ export class Budget {
   over(): boolean {
     if (this.maxCost === undefined) return false;
     const { totals } = this;
-    const done = totals.interactions + totals.failures;
+    const done = totals.settled;
     const perConversation = done === 0 ? 0 : totals.runCost / done;
     if (totals.runCost + (this.#begun - done) * perConversation >= this.maxCost) this.#reached = true;
     return this.#reached;

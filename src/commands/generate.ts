@@ -7,6 +7,9 @@ import { type Config } from '../config/schema.js';
 import type { Distractor } from '../distractor/distractor.js';
 import { setUpDistractor } from '../distractor/setup.js';
 import { ConfigError, FatalError, describeError } from '../errors.js';
+import { NearDuplicates } from '../judge/duplicates.js';
+import type { Judge } from '../judge/judge.js';
+import { setUpJudge } from '../judge/setup.js';
 import { buildModels, type RunModels } from '../models/build.js';
 import { retryingCall } from '../operators/retryingCall.js';
 import type { RoundReport } from '../operators/supplement.js';
@@ -31,7 +34,7 @@ import { Budget } from './budget.js';
 import { assertReadable, version } from './common.js';
 import { Reporter } from './reporter.js';
 import { StopSignals } from './signals.js';
-import { explainChange, rejectionsLine, resumeCommand, resumedLine, summaryLine, targetsLine } from './summary.js';
+import { explainChange, judgeLine, rejectionsLine, resumeCommand, resumedLine, summaryLine, targetsLine } from './summary.js';
 
 export interface GenerateFlags {
   config?: string;
@@ -54,6 +57,8 @@ export interface GenerateFlags {
   retryFailed?: boolean;
   maxCost?: number;
   progress?: 'json';
+  /** `--judge` / `--no-judge` (else `judge.enabled`). */
+  judge?: boolean;
 }
 
 export type NoiseMode = 'off' | 'rules' | 'semantic';
@@ -82,6 +87,8 @@ interface Run {
   readonly previous: OutputState | undefined;
   readonly sink: Sink;
   readonly dir: DirSink | undefined;
+  /** The judge, when one runs. */
+  readonly judge: Judge | undefined;
 }
 
 /** Runs `personaflow generate` and returns its exit code. */
@@ -145,7 +152,8 @@ async function prepare(file: string | undefined, flags: GenerateFlags, report: R
   const mode = noiseMode(config, flags.noise);
   const rounds = flags.supplementRounds ?? ig.max_supplement_rounds;
   const qg = config.query_generation;
-  const models = buildModels(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, seed, concurrency, threads: flags.threads, baseDir: loaded.baseDir, distractor: mode === 'semantic', queries: qg.style_transfer.enabled || rounds > 0 });
+  const judging = flags.judge ?? config.judge.enabled;
+  const models = buildModels(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, seed, concurrency, threads: flags.threads, baseDir: loaded.baseDir, distractor: mode === 'semantic', queries: qg.style_transfer.enabled || rounds > 0, judge: judging && config.judge.review });
   const template = await loadTemplate(ig.user_model.system_prompt_template, loaded.baseDir, 'interaction_generation.user_model.system_prompt_template', DEFAULT_USER_TEMPLATE);
   const assistantPrompts = await loadAssistantPrompts(config, loaded.baseDir, flags.model !== undefined);
   const { stop_policy: stopPolicy, feedback_probability: feedbackProbability } = ig.user_model;
@@ -153,7 +161,12 @@ async function prepare(file: string | undefined, flags: GenerateFlags, report: R
     report.notice('interaction_generation.user_model.feedback_probability: not used with stop_policy: user (the simulated user decides when it is done); set stop_policy: personagym to end conversations by its draw as PersonaGym does');
   }
   const distractor: Distractor | undefined = mode === 'off' ? undefined : await setUpDistractor(config, loaded.baseDir, { semantic: mode === 'semantic', model: models.distractor });
+  const judge = judging ? await setUpJudge(config, loaded.baseDir, { model: models.judge }) : undefined;
   for (const notice of [...loaded.notices, ...models.notices]) report.notice(notice);
+  const judged = judge?.model;
+  if (judged !== undefined && models.pool.entries.some((entry) => entry.model.provider === judged.provider && entry.model.model === judged.model)) {
+    report.notice(`judge.llm: the judge is ${judged.provider}/${judged.model}, which is also an assistant model: a model tends to rate its own answers higher; set judge.llm.model to another model`);
+  }
 
   await assertReadable(file, 'personas');
   if (flags.queries !== undefined) await assertReadable(flags.queries, 'query');
@@ -162,7 +175,7 @@ async function prepare(file: string | undefined, flags: GenerateFlags, report: R
   if (flags.maxCost !== undefined) assertPriced(config, models);
   if (flags.resume === true && flags.out === undefined) throw new ConfigError('--resume needs --out DIR (the directory of the run to continue)');
   // What shapes the output, beside the config file: a resume with other settings is refused (--force overrides).
-  const settings = { seed, min_turns: minTurns, max_turns: maxTurns, provider: flags.provider ?? null, model: flags.model ?? null, base_url: flags.baseUrl ?? null, noise: mode, supplement_rounds: rounds, queries: flags.queries ?? null };
+  const settings = { seed, min_turns: minTurns, max_turns: maxTurns, provider: flags.provider ?? null, model: flags.model ?? null, base_url: flags.baseUrl ?? null, noise: mode, supplement_rounds: rounds, queries: flags.queries ?? null, judge: judging };
   const record: RunRecord = { version: version(), seed, config_fingerprint: fingerprint(config, settings), settings, created_at: new Date().toISOString() };
   const previous = await previousRun(flags, record, report);
   const dir = flags.out === undefined ? undefined : await DirSink.open(flags.out, { force: flags.force === true, usage: totals, run: record, ...(previous === undefined ? {} : { resume: previous }) });
@@ -181,8 +194,10 @@ async function prepare(file: string | undefined, flags: GenerateFlags, report: R
     distractor,
     styleTransfer: queries.styleTransfer,
     onUsage: totals.call.bind(totals),
+    // Near-duplicates are judged in the order conversations finish: of two, the later one is rejected.
+    judge: judge === undefined ? undefined : { judge, duplicates: new NearDuplicates() },
   } satisfies Omit<GenerateOptions, 'supplement'>;
-  return { file, flags, report, config, models, options, rounds, queries, totals, previous, sink, dir };
+  return { file, flags, report, config, models, options, rounds, queries, totals, previous, sink, dir, judge };
 }
 
 /**
@@ -199,7 +214,7 @@ async function loadAssistantPrompts(config: Config, baseDir: string, singleModel
 
 /** --max-cost needs a price for every model the run calls. */
 function assertPriced(config: Config, models: RunModels): void {
-  const called = [...models.pool.entries.map((entry) => entry.model), models.user.model, ...[models.distractor, models.queries].flatMap((m) => (m === undefined ? [] : [m.model]))];
+  const called = [...models.pool.entries.map((entry) => entry.model), models.user.model, ...[models.distractor, models.queries, models.judge].flatMap((m) => (m === undefined ? [] : [m.model]))];
   const unpriced = [...new Set(called.filter((m) => priceOf(config.personaflow.prices, m.provider, m.model) === undefined).map((m) => `${m.provider}/${m.model}`))];
   if (unpriced.length > 0) throw new ConfigError(`--max-cost needs a price for every model the run calls; none for ${unpriced.join(', ')} (add it under personaflow.prices, USD per million input/output tokens)`);
 }
@@ -240,11 +255,12 @@ function pipelineOptions(run: Run, hooks: { readonly stopped: () => boolean; rea
   return {
     ...options,
     onRetry: hooks.onRetry,
+    // With a judge, always: even without rounds it says who is short and why.
     supplement:
-      queries.generator === undefined
+      queries.generator === undefined && run.judge === undefined
         ? undefined
         : {
-            rounds,
+            rounds: queries.generator === undefined ? 0 : rounds,
             generator: queries.generator,
             call: retryingCall({ maxRetries: ig.max_retries, retryDelayMs: ig.retry_delay * 1000, onRetry: hooks.onRetry, onUsage: totals.call.bind(totals) }),
             concurrency: options.concurrency,
@@ -263,6 +279,7 @@ function progressSource(run: Run, budget: Budget, counts: { readonly retries: nu
     interactions: () => totals.interactions,
     begun: () => budget.begun,
     failures: () => totals.failures,
+    rejected: () => totals.judgeRejected,
     retries: () => counts.retries,
     tokens: () => totals.runTokens,
     cost: () => (totals.unpriced.length === 0 ? totals.runCost : undefined),
@@ -300,6 +317,7 @@ async function finish(run: Run, outcome: Outcome, done: { readonly started: numb
     report.say(summaryLine(totals, { retries: done.retries, warnings: report.warnings, seconds: (Date.now() - done.started) / 1000, interrupted, dir: run.dir?.dir }));
     const rejected = rejectionsLine(totals, run.dir?.dir);
     if (rejected !== undefined) report.say(rejected);
+    if (run.judge !== undefined) report.say(judgeLine(totals, run.dir?.dir));
     if (done.reports.length > 0) report.say(targetsLine(done.personas, done.reports, run.rounds));
     if (run.previous !== undefined) report.say(resumedLine(flags.out ?? '', run.previous.count, done.skips));
   }

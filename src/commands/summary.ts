@@ -14,21 +14,44 @@ export function summaryLine(totals: UsageTotals, counts: { readonly retries: num
   );
 }
 
-/** `rejected simulator replies: 12 (assistant_voice 5, too_long 4, repeat 3), each asked again; the texts are in out/rejections.ndjson`. */
+/** `rejected simulator replies: 12 (assistant_voice 5, too_long 4, repeat 3), each asked again; the texts are in out/guard-rejections.ndjson`. */
 export function rejectionsLine(totals: UsageTotals, dir: string | undefined): string | undefined {
   if (totals.runRejected === 0) return undefined;
-  const reasons = Object.entries(totals.runRejectedByReason)
-    .sort((a, b) => b[1] - a[1])
-    .map(([reason, count]) => `${reason} ${count}`)
-    .join(', ');
-  return `rejected simulator replies: ${totals.runRejected} (${reasons}), each asked again${dir === undefined ? '' : `; the texts are in ${dir}/rejections.ndjson`}`;
+  const reasons = counted(totals.runRejectedByReason);
+  return `rejected simulator replies: ${totals.runRejected} (${reasons}), each asked again${dir === undefined ? '' : `; the texts are in ${dir}/guard-rejections.ndjson`}`;
 }
 
-/** `targets met: 97/100 personas after the main pass, 100/100 after round 1 (3 supplement tasks)`. */
+/** `a 3, b 1`: counts, most first. */
+const counted = (counts: Readonly<Record<string, number>>): string =>
+  Object.entries(counts)
+    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+    .map(([key, n]) => `${key} ${n}`)
+    .join(', ');
+
+/** `judged 120 conversations: 100 accepted, 20 rejected (verdict 8, user.ending 5, ...); they are in out/rejected.ndjson`. */
+export function judgeLine(totals: UsageTotals, dir: string | undefined): string {
+  const rejected = totals.judgeRejected === 0 ? '0 rejected' : `${totals.judgeRejected} rejected (${counted(totals.judgeRejectedByReason)})`;
+  const where = totals.judgeRejected === 0 ? '' : dir === undefined ? '; rejected conversations are not written to stdout (--out keeps them)' : `; they are in ${dir}/rejected.ndjson`;
+  return `judged ${totals.judged} conversations: ${totals.judged - totals.judgeRejected} accepted, ${rejected}${where}`;
+}
+
+/** Short personas named in the summary (the count covers them all). */
+const NAMED = 5;
+
+/**
+ * `targets met: 97/100 personas after the main pass, 100/100 after round 1 (3 supplement tasks)`, and
+ * when some stay short, who and why: `; 1 still short by 2 interaction(s) after 3 supplement round(s):
+ * p7 by 2 (rejected: user.ending 3, failed: timeout 1)`.
+ */
 export function targetsLine(personas: number, reports: readonly RoundReport[], rounds: number): string {
   const parts = reports.map((report) => `${personas - report.personasShort}/${personas} personas ${report.round === 0 ? 'after the main pass' : `after round ${report.round} (${report.tasks} supplement tasks)`}`);
   const last = reports.at(-1) as RoundReport;
-  const end = last.personasShort === 0 ? '' : `; ${last.personasShort} still short by ${last.missing} interaction(s)${last.round >= rounds ? ` after ${rounds} supplement round(s)` : ''}`;
+  const who = last.short
+    .slice(0, NAMED)
+    .map((persona) => `${persona.personaId} by ${persona.missing} (${counted(persona.why)})`)
+    .join('; ');
+  const more = last.personasShort > NAMED ? `; and ${last.personasShort - NAMED} more` : '';
+  const end = last.personasShort === 0 ? '' : `; ${last.personasShort} still short by ${last.missing} interaction(s)${last.round >= rounds ? ` after ${rounds} supplement round(s)` : ''}: ${who}${more}`;
   return `targets met: ${parts.join(', ')}${end}`;
 }
 

@@ -113,6 +113,25 @@ const queryGeneration = z.looseObject({
   generation_template: text.optional(),
 });
 
+/**
+ * Ours: the judge. Deterministic checks, then a model's review against a rubric; a rejected conversation is
+ * a miss its persona is topped up for. `reject_tags`: the check and review tags that reject (default: every
+ * check tag, and the judge's own verdict).
+ */
+const judge = z.looseObject({
+  enabled: z.boolean().default(false),
+  /** The judge's model (provider and model default to api.*); best a different model from the assistant's. */
+  llm: z.looseObject({ ...endpoint, ...inference.shape, model: text.optional() }).default({}),
+  /** Ask a model at all (false: the deterministic checks only). */
+  review: z.boolean().default(true),
+  template: text.optional(),
+  /** A criterion scored below this (0-4) rejects the conversation. */
+  min_score: z.number().int().min(0).max(4).default(2),
+  reject_tags: z.array(text).optional(),
+  validation_retries: z.number().int().min(0).default(2),
+});
+export type JudgeConfig = z.infer<typeof judge>;
+
 const trainingFormat = z.looseObject({
   include_persona: z.boolean().optional(),
   include_trajectory: z.boolean().optional(),
@@ -178,6 +197,7 @@ export const configSchema = z.looseObject({
     .default(() => ({}) as never),
   distractor: distractor.default(() => distractor.parse({})),
   query_generation: queryGeneration.default(() => queryGeneration.parse({})),
+  judge: judge.default(() => judge.parse({})),
   paths: z.looseObject({ query_datasets: z.array(text).optional() }).optional(),
   training_data: trainingData.optional(),
   experiment: z.looseObject({ seed: z.number().int().optional() }).optional(),

@@ -65,7 +65,7 @@ class Conversation {
       concatMap(() => this.#assistantTurn()),
       expand((s) => (s.end !== undefined ? EMPTY : this.#next())),
       last(),
-      map((s): Outcome => ({ ok: true, interaction: toInteraction(s, this.#settings, this.#assistantPrompt, this.#targetTurns, this.#timestamp()), rejections: s.rejections })),
+      map((s): Outcome => ({ ok: true, interaction: toInteraction(s, this.#settings, this.#assistantPrompt, this.#targetTurns, this.#timestamp()), rejections: s.rejections, task: s.task })),
       catchError((error: unknown) => {
         const fatal = runEndingError(error, state.attempts);
         return fatal === undefined ? of({ ...toFailure(state, this.#settings, error, this.#timestamp()), rejections: state.rejections }) : throwError(() => fatal);
@@ -138,7 +138,7 @@ class Conversation {
   }
 
   /**
-   * The simulator's reply, checked by the guards; a rejected reply is kept (rejections.ndjson) and asked
+   * The simulator's reply, checked by the guards; a rejected reply is kept (guard-rejections.ndjson) and asked
    * again with a nudge (at a slightly higher temperature) that never enters the transcript. Nothing is
    * ever edited into the transcript: after the last rejection the task fails.
    */

@@ -34,6 +34,7 @@ export function toInteraction(state: State, options: ConversationSettings, assis
       user_model: { provider: options.user.model.provider, model: options.user.model.model },
       ...(personagym ? { target_turns: targetTurns, feedback_probability: options.user.feedbackProbability ?? 0.85 } : {}),
       assistant_system_prompt: assistantPrompt,
+      ...(task.facts === undefined ? {} : { facts: task.facts }),
       assistant_issues: { truncated: answers.filter((m) => m.metadata.truncated === true).length, refused: answers.filter((m) => m.metadata.refused === true).length },
       ...(state.style === undefined ? {} : { style_transfer: state.style }),
       ...(task.supplementRound === undefined ? {} : { supplement_round: task.supplementRound }),

@@ -77,7 +77,7 @@ export interface State {
   attempts: number;
   /** Why it ended, once it has. */
   end: EndReason | undefined;
-  /** Simulator replies the guards rejected, with their text, for rejections.ndjson. */
+  /** Simulator replies the guards rejected, with their text, for guard-rejections.ndjson. */
   readonly rejections: Rejection[];
   /** What the distractor did to the initial query and to each follow-up. */
   initialNoise: NoisedText | undefined;

@@ -53,10 +53,12 @@ export interface RunModels extends Resources {
   readonly distractor: ModelSettings | undefined;
   /** Style transfer's and query generation's model, when `flags.queries` asked for it. */
   readonly queries: ModelSettings | undefined;
+  /** The judge's model, when `flags.judge` asked for it. */
+  readonly judge: ModelSettings | undefined;
 }
 
 /** The flags of a command that builds one helper model only (`distractor` / `queries` do not apply). */
-export type HelperFlags = Omit<ModelFlags, 'distractor' | 'queries'>;
+export type HelperFlags = Omit<ModelFlags, 'distractor' | 'queries' | 'judge'>;
 
 /** The model of a command that calls only the semantic distractor (`personaflow noise --semantic`). */
 export interface DistractorModel extends Resources {
@@ -195,7 +197,8 @@ export function buildModels(config: Config, flags: ModelFlags, env: NodeJS.Proce
   const { assistant, user } = conversationSpecs(config, flags);
   const distractor = flags.distractor === true ? helperSpec(config, flags, 'distractor') : undefined;
   const queries = flags.queries === true ? helperSpec(config, flags, 'queries') : undefined;
-  const built = buildSpecs(config, flags, [...assistant, user, ...[distractor, queries].filter((spec): spec is Spec => spec !== undefined)], env);
+  const judge = flags.judge === true ? helperSpec(config, flags, 'judge') : undefined;
+  const built = buildSpecs(config, flags, [...assistant, user, ...[distractor, queries, judge].filter((spec): spec is Spec => spec !== undefined)], env);
   const entries: PoolEntry[] = assistant.map((spec) => {
     const { model, temperature, maxCompletionTokens } = built.settings(spec);
     return { model, weight: spec.weight, temperature, maxCompletionTokens };
@@ -211,6 +214,7 @@ export function buildModels(config: Config, flags: ModelFlags, env: NodeJS.Proce
     user: built.settings(user),
     distractor: distractor === undefined ? undefined : built.settings(distractor),
     queries: queries === undefined ? undefined : built.settings(queries),
+    judge: judge === undefined ? undefined : built.settings(judge),
     ...built.resources,
   };
 }
@@ -221,8 +225,18 @@ export function buildModels(config: Config, flags: ModelFlags, env: NodeJS.Proce
  * files are never looked at. `--provider`, `--model` and `--base-url` apply to it as in a generate run.
  */
 export function buildDistractorModel(config: Config, flags: HelperFlags, env: NodeJS.ProcessEnv = process.env): DistractorModel {
+  const { model, ...resources } = buildHelperModel(config, flags, 'distractor', env);
+  return { distractor: model, ...resources };
+}
+
+/**
+ * Creates one helper's model only (`personaflow noise --semantic`: the distractor; `personaflow judge`:
+ * the judge): no other model's key or file is looked at. `--provider`, `--model` and `--base-url` apply
+ * to it as in a generate run.
+ */
+export function buildHelperModel(config: Config, flags: HelperFlags, helper: 'distractor' | 'judge', env: NodeJS.ProcessEnv = process.env): Resources & { readonly model: ModelSettings } {
   checkProviderFlag(flags);
-  const spec = helperSpec(config, flags, 'distractor');
+  const spec = helperSpec(config, flags, helper);
   const built = buildSpecs(config, flags, [spec], env);
-  return { distractor: built.settings(spec), ...built.resources };
+  return { model: built.settings(spec), ...built.resources };
 }

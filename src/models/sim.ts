@@ -114,7 +114,45 @@ const REPLIES: Readonly<Record<ChatRequest['module'], (model: string, request: C
   distractor: (_model, request, rng) => distractorReply(request, rng),
   style_transfer: (_model, request, rng) => styleReply(request, rng),
   query_generation: (_model, request, rng) => queriesReply(request, rng),
+  judge: (_model, request, rng) => judgeReply(request, rng),
 };
+
+/** Share of conversations without a finding that sim's judge still rejects (a persona break), so a dry run shows rejections and top-ups. */
+export const SIM_JUDGE_REJECTS = 0.15;
+
+/**
+ * A judge answer: every criterion 3 or 4 for a conversation the deterministic checks passed, except a
+ * seeded SIM_JUDGE_REJECTS of them scored as a persona break; with findings, the criteria they touch
+ * scored 1 and their tags given. A pure function of the prompt.
+ */
+function judgeReply(request: ChatRequest, rng: Rng): string {
+  const ask = request.hints?.judge;
+  if (ask === undefined) return 'sim: a judge prompt without hints';
+  const broke = ask.checks.length === 0 && rng.next() < SIM_JUDGE_REJECTS;
+  const scored = (names: readonly string[], low: ReadonlySet<string>): Record<string, { reason: string; score: number }> =>
+    Object.fromEntries(names.map((name) => [name, low.has(name) ? { reason: 'sim: below what this persona would write', score: 1 } : { reason: 'sim: fine', score: 3 + (rng.next() < 0.5 ? 1 : 0) }]));
+  const low = new Set<string>(broke ? ['persona_adherence'] : []);
+  const tags: string[] = broke ? ['persona_break'] : [];
+  const effects: Readonly<Record<string, readonly [readonly string[], string]>> = {
+    premature_stop: [['ending'], 'premature_termination'],
+    truncated_answer: [['answered'], 'truncated'],
+    assistant_refusal: [['answered'], 'refusal'],
+    user_assistant_voice: [['persona_adherence', 'naturalness'], 'assistant_voice'],
+  };
+  for (const check of ask.checks) {
+    const [criteria, tag] = effects[check] ?? (check.startsWith('user_') ? [['persona_adherence', 'naturalness'], 'persona_break'] : [[], '']);
+    for (const criterion of criteria) low.add(criterion);
+    if (tag !== '') tags.push(tag);
+  }
+  const reject = low.size > 0;
+  return JSON.stringify({
+    user: scored(['persona_adherence', 'naturalness', 'ending', 'information', 'consistency'], low),
+    assistant: scored(['answered', 'clarification', 'noise_handling'], low),
+    tags: [...new Set(tags)],
+    verdict: reject ? 'reject' : 'accept',
+    verdict_reason: reject ? `sim: ${[...low].join(', ')}` : 'sim: good data',
+  });
+}
 
 /** A strategy of each layer that changes any non-empty text: what sim applies when the asked ones found nothing to change. */
 const ALWAYS_CHANGES: Readonly<Record<string, string>> = { surface_noise: 'emotional_attitude', incomplete_info: 'unclear_priority', semantic_ambiguity: 'multi_intent' };

@@ -77,7 +77,7 @@ export interface PromptModel {
 
 /** What askChecked asks: the prompt, for which module, and what a re-ask says after the reason. */
 export interface CheckedPrompt {
-  readonly module: 'style_transfer' | 'query_generation' | 'distractor';
+  readonly module: 'style_transfer' | 'query_generation' | 'distractor' | 'judge';
   readonly prompt: string;
   readonly hints: CallHints;
   /** The re-ask after `That answer was rejected (reason).` Default: `Answer again with the JSON object only.` */

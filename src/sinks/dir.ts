@@ -1,8 +1,8 @@
-// `--out DIR`: interactions.ndjson, failures.ndjson, an append-only running index, and usage.json.
+// `--out DIR`: interactions.ndjson, failures.ndjson, an append-only running index, usage.json, and what was rejected.
 import { mkdir, open, readdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError } from '../errors.js';
-import type { Interaction, Outcome } from '../types.js';
+import { judgedRejected, type Interaction, type Outcome } from '../types.js';
 import { Batcher, lineWriter, type LineWriter } from './batcher.js';
 import { replaceJson } from './files.js';
 import { FILES, RUN_FILE, type IndexEntry, type RunRecord } from './layout.js';
@@ -39,19 +39,21 @@ export interface DirSinkOptions {
  */
 export class DirSink implements Sink {
   readonly usage: UsageTotals;
-  readonly #handles: Record<'interactions' | 'failures' | 'index' | 'rejections', FileHandle>;
+  readonly #handles: Record<'interactions' | 'failures' | 'index' | 'rejections' | 'rejected', FileHandle>;
   readonly #interactions: Batcher<Interaction>;
   readonly #failures: LineWriter;
   readonly #rejections: LineWriter;
+  readonly #rejected: LineWriter;
   #count = 0;
   #offset = 0;
   #lastSync = Date.now();
 
-  private constructor(readonly dir: string, handles: Record<'interactions' | 'failures' | 'index' | 'rejections', FileHandle>, usage: UsageTotals) {
+  private constructor(readonly dir: string, handles: Record<'interactions' | 'failures' | 'index' | 'rejections' | 'rejected', FileHandle>, usage: UsageTotals) {
     this.#handles = handles;
     this.usage = usage;
     this.#failures = lineWriter((text) => handles.failures.appendFile(text, 'utf8'));
     this.#rejections = lineWriter((text) => handles.rejections.appendFile(text, 'utf8'));
+    this.#rejected = lineWriter((text) => handles.rejected.appendFile(text, 'utf8'));
     this.#interactions = new Batcher((batch) => this.#writeInteractions(batch));
   }
 
@@ -70,7 +72,7 @@ export class DirSink implements Sink {
     }
     const mode = resume === undefined ? 'w' : 'a';
     const file = (name: string): Promise<FileHandle> => open(join(dir, name), mode);
-    const handles = { interactions: await file(FILES.interactions), failures: await file(FILES.failures), index: await file(FILES.index), rejections: await file(FILES.rejections) };
+    const handles = { interactions: await file(FILES.interactions), failures: await file(FILES.failures), index: await file(FILES.index), rejections: await file(FILES.rejections), rejected: await file(FILES.rejected) };
     const usage = options.usage ?? new UsageTotals();
     const sink = new DirSink(dir, handles, usage);
     if (resume !== undefined) {
@@ -86,11 +88,14 @@ export class DirSink implements Sink {
     return sink;
   }
 
-  /** Resolves when the outcome (and, for an interaction, its index line) has been written. */
+  /**
+   * Resolves when the outcome (and, for an interaction, its index line) has been written. A conversation
+   * the judge rejected goes to rejected.ndjson, not into the dataset.
+   */
   write(outcome: Outcome): Promise<void> {
     this.usage.outcome(outcome);
     const rejected = (outcome.rejections ?? []).map((rejection) => this.#rejections.push(JSON.stringify(rejection)));
-    const written = outcome.ok ? this.#interactions.push(outcome.interaction) : this.#failures.push(JSON.stringify(outcome.failure));
+    const written = !outcome.ok ? this.#failures.push(JSON.stringify(outcome.failure)) : judgedRejected(outcome) ? this.#rejected.push(JSON.stringify(outcome.interaction)) : this.#interactions.push(outcome.interaction);
     return rejected.length === 0 ? written : Promise.all([written, ...rejected]).then(() => undefined);
   }
 
@@ -125,7 +130,7 @@ export class DirSink implements Sink {
   /** Writes what is pending, then usage.json, and closes the files. */
   async close(): Promise<void> {
     try {
-      await Promise.all([this.#interactions.flush(), this.#failures.flush(), this.#rejections.flush()]);
+      await Promise.all([this.#interactions.flush(), this.#failures.flush(), this.#rejections.flush(), this.#rejected.flush()]);
       await Promise.all(Object.values(this.#handles).map((handle) => handle.datasync()));
       await replaceJson(join(this.dir, FILES.usage), this.usage);
     } finally {

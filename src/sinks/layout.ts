@@ -6,7 +6,9 @@ export const FILES = {
   index: 'index.ndjson',
   usage: 'usage.json',
   /** The simulator replies the guards rejected, with their reasons (append-only, one line each). */
-  rejections: 'rejections.ndjson',
+  rejections: 'guard-rejections.ndjson',
+  /** Conversations the judge rejected, whole, with metadata.quality (their personas were topped up). */
+  rejected: 'rejected.ndjson',
 } as const;
 
 export const RUN_FILE = 'run.json';

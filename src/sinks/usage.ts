@@ -1,6 +1,6 @@
 // Token totals for the run, in PersonaGym's token_usage shape (summary, by_module, by_model).
 import type { ModelModule, ModelOperation, ModelRef, TokenUsage } from '../chat.js';
-import type { Outcome } from '../types.js';
+import { verdictOf, type Outcome } from '../types.js';
 
 interface Totals {
   input_tokens: number;
@@ -17,6 +17,12 @@ function add(into: Record<string, Totals>, key: string, usage: TokenUsage): void
   totals.output_tokens += usage.output;
   totals.total_tokens += usage.input + usage.output;
   totals.call_count += 1;
+}
+
+/** Adds `n` to `into[key]`; names that would reach the prototype are skipped (files read back are not trusted). */
+function count(into: Record<string, number>, key: string, n: number): void {
+  if (key === '__proto__' || key === 'constructor' || key === 'prototype') return;
+  into[key] = (Object.hasOwn(into, key) ? (into[key] as number) : 0) + n;
 }
 
 /** USD per million input and output tokens, by `model` or `provider/model` (the longer key wins). */
@@ -50,8 +56,15 @@ export class UsageTotals {
   readonly byOperation: Record<string, Totals> = {};
   /** Attempts that failed but were billed (a 200 whose answer was unusable), already inside every total. */
   readonly failedAttempts: Totals = empty();
+  /** Interactions written to the dataset (accepted by the judge, when one ran). */
   interactions = 0;
   failures = 0;
+  /** Conversations the judge ruled on in this run, and those it rejected, by reason. */
+  judged = 0;
+  judgeRejected = 0;
+  readonly judgeRejectedByReason: Record<string, number> = {};
+  /** The judge's counts of earlier runs into the same directory (resume). */
+  readonly previousJudge = { judged: 0, rejected: 0, rejected_by_reason: {} as Record<string, number> };
   /** Simulator replies the guards rejected, by reason (this run and earlier ones into the same directory). */
   readonly rejectedReplies: Record<string, number> = {};
   /** Rejected replies in this run, in all and by reason. */
@@ -104,6 +117,12 @@ export class UsageTotals {
         this.rejectedReplies[reason] = (Object.hasOwn(this.rejectedReplies, reason) ? (this.rejectedReplies[reason] as number) : 0) + (Number(count) || 0);
       }
     }
+    const judge = (previous as { judge?: { judged?: unknown; rejected?: unknown; rejected_by_reason?: unknown } } | undefined)?.judge;
+    this.previousJudge.judged += Number(judge?.judged) || 0;
+    this.previousJudge.rejected += Number(judge?.rejected) || 0;
+    if (typeof judge?.rejected_by_reason === 'object' && judge.rejected_by_reason !== null) {
+      for (const [reason, n] of Object.entries(judge.rejected_by_reason as Record<string, unknown>)) count(this.previousJudge.rejected_by_reason, reason, Number(n) || 0);
+    }
     const counts = previous as { interactions?: unknown; failures?: unknown } | undefined;
     this.previousInteractions += Number(counts?.interactions) || 0;
     this.previousFailures += Number(counts?.failures) || 0;
@@ -111,13 +130,23 @@ export class UsageTotals {
 
   /** One finished task, and the simulator replies its guards rejected. */
   outcome(outcome: Outcome): void {
-    if (outcome.ok) this.interactions += 1;
+    const verdict = outcome.ok ? verdictOf(outcome.interaction) : undefined;
+    if (verdict !== undefined) this.judged += 1;
+    if (verdict?.verdict === 'reject') {
+      this.judgeRejected += 1;
+      for (const reason of verdict.reasons) count(this.judgeRejectedByReason, reason, 1);
+    } else if (outcome.ok) this.interactions += 1;
     else this.failures += 1;
     for (const rejection of outcome.rejections ?? []) {
       this.runRejected += 1;
       this.runRejectedByReason[rejection.reason] = (Object.hasOwn(this.runRejectedByReason, rejection.reason) ? (this.runRejectedByReason[rejection.reason] as number) : 0) + 1;
       this.rejectedReplies[rejection.reason] = (Object.hasOwn(this.rejectedReplies, rejection.reason) ? (this.rejectedReplies[rejection.reason] as number) : 0) + 1;
     }
+  }
+
+  /** Tasks this run settled: written, failed, or rejected by the judge. */
+  get settled(): number {
+    return this.interactions + this.failures + this.judgeRejected;
   }
 
   /** USD this run has spent on priced models. */
@@ -179,6 +208,15 @@ export class UsageTotals {
       cost: this.cost(),
       interactions: this.previousInteractions + this.interactions,
       failures: this.previousFailures + this.failures,
+      ...(this.judged + this.previousJudge.judged === 0
+        ? {}
+        : {
+            judge: {
+              judged: this.previousJudge.judged + this.judged,
+              rejected: this.previousJudge.rejected + this.judgeRejected,
+              rejected_by_reason: Object.entries(this.judgeRejectedByReason).reduce((all, [reason, n]) => (count(all, reason, n), all), { ...this.previousJudge.rejected_by_reason }),
+            },
+          }),
     };
   }
 }

@@ -13,7 +13,7 @@ export interface Filter {
   readonly model?: string;
   /** `metadata.end_reason`, or NOT_RECORDED. */
   readonly endReason?: string;
-  /** A guard reason (`metadata.guard`) or a rejection reason (rejections.ndjson) the conversation has. */
+  /** A guard reason (`metadata.guard`) or a rejection reason (guard-rejections.ndjson) the conversation has. */
   readonly reason?: string;
   readonly noised?: 'yes' | 'no';
   /** `main`, or a supplement round as digits. */

@@ -14,8 +14,6 @@ import { redact } from './redact.js';
 import { Scan } from './scan.js';
 import { usageRows } from './stats.js';
 
-/** rejections.ndjson: the replies the guards rejected, beside the interactions (written by runs that keep them). */
-export const REJECTIONS_FILE = 'rejections.ndjson';
 /** Rejected replies shown with one conversation. */
 const MAX_REJECTIONS_SHOWN = 200;
 
@@ -74,7 +72,7 @@ export class Dataset {
     const size = await fileSize(interactions);
     if (size === undefined) throw new ConfigError(`${dir}: has no ${FILES.interactions} (expected a \`generate --out\` directory)`);
     const present = async (name: string): Promise<string | undefined> => ((await fileSize(join(dir, name))) === undefined ? undefined : join(dir, name));
-    const [failures, rejections, index, usage, run] = await Promise.all([present(FILES.failures), present(REJECTIONS_FILE), present(FILES.index), readJson(join(dir, FILES.usage)), readJson(join(dir, RUN_FILE))]);
+    const [failures, rejections, index, usage, run] = await Promise.all([present(FILES.failures), present(FILES.rejections), present(FILES.index), readJson(join(dir, FILES.usage)), readJson(join(dir, RUN_FILE))]);
     const handle = await open(interactions, 'r');
     return new Dataset(resolve(dir), handle, size, usage, run, { failures, rejections, index }, options.prices ?? {}, options.pacer ?? unhurried());
   }

@@ -28,7 +28,12 @@ export function modelName(ref: unknown): string {
   return provider === null ? model : `${provider}/${model}`;
 }
 
-/** The judge's record (`metadata.quality`): a verdict, numeric scores and tags, in whichever of the usual shapes it comes. */
+/**
+ * The judge's record (`metadata.quality`, written by `--judge` and `personaflow judge`): its verdict, the
+ * review's scores as `user.<criterion>` / `assistant.<criterion>`, and as tags the checks' findings, the
+ * review's tags and the reasons it was rejected. Records of other tools in the usual shapes (`label`,
+ * `pass`, `scores`) are read too.
+ */
 export function qualityOf(metadata: Record<string, unknown>): { verdict: string | null; scores: [string, number][]; tags: string[] } | null {
   const quality = metadata.quality;
   if (!isRecord(quality)) return null;
@@ -36,12 +41,19 @@ export function qualityOf(metadata: Record<string, unknown>): { verdict: string 
   if (verdict === null && typeof quality.pass === 'boolean') verdict = quality.pass ? 'pass' : 'fail';
   if (verdict === null && typeof quality.passed === 'boolean') verdict = quality.passed ? 'pass' : 'fail';
   const scores: [string, number][] = [];
-  const from = isRecord(quality.scores) ? quality.scores : quality;
-  for (const [name, value] of Object.entries(from)) {
-    const score = finite(value) ?? (isRecord(value) ? finite(value.score) ?? finite(value.value) : null);
-    if (score !== null) scores.push([name, score]);
-  }
-  const tags = Array.isArray(quality.tags) ? quality.tags.filter((tag): tag is string => typeof tag === 'string') : [];
+  const scored = (from: Record<string, unknown>, prefix: string): void => {
+    for (const [name, value] of Object.entries(from)) {
+      const score = finite(value) ?? (isRecord(value) ? finite(value.score) ?? finite(value.value) : null);
+      if (score !== null) scores.push([`${prefix}${name}`, score]);
+    }
+  };
+  const review = isRecord(quality.review) ? quality.review : null;
+  if (review !== null) {
+    for (const side of ['user', 'assistant']) if (isRecord(review[side])) scored(review[side], `${side}.`);
+  } else scored(isRecord(quality.scores) ? quality.scores : quality, '');
+  const strings = (value: unknown): string[] => (Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : []);
+  const findings = Array.isArray(quality.checks) ? quality.checks.flatMap((finding) => (isRecord(finding) && typeof finding.tag === 'string' ? [finding.tag] : [])) : [];
+  const tags = [...new Set([...strings(quality.tags), ...findings, ...strings(review?.tags), ...strings(quality.reasons)])];
   return { verdict, scores, tags };
 }
 
@@ -134,7 +146,7 @@ export function facetsOf(line: unknown): Facets | undefined {
 
 const preview = (s: string): string => (s.length > PREVIEW_CHARS ? `${s.slice(0, PREVIEW_CHARS - 1)}…` : s);
 
-/** The list row of a parsed interaction line at byte offset `at`, number `n`; `reasons` are its rejection reasons from rejections.ndjson. */
+/** The list row of a parsed interaction line at byte offset `at`, number `n`; `reasons` are its rejection reasons from guard-rejections.ndjson. */
 export function rowOf(line: unknown, at: number, n: number, rejectionReasons: readonly string[] = []): Row {
   const facets = facetsOf(line);
   const record = isRecord(line) ? line : {};
@@ -155,7 +167,7 @@ export function rowOf(line: unknown, at: number, n: number, rejectionReasons: re
   };
 }
 
-/** A rejection line (rejections.ndjson) as the pane shows it; the text under whichever name it has. */
+/** A rejection line (guard-rejections.ndjson) as the pane shows it; the text under whichever name it has. */
 export function rejectionOf(line: unknown): RejectionView | undefined {
   if (!isRecord(line)) return undefined;
   const reason = text(line.reason) ?? text(line.kind) ?? (Array.isArray(line.reasons) ? line.reasons.filter((r) => typeof r === 'string').join(', ') : null) ?? '?';

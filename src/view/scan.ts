@@ -23,7 +23,7 @@ function parse(bytes: Buffer): unknown {
   }
 }
 
-/** Where a conversation's rejected replies lie in rejections.ndjson, and their reasons. */
+/** Where a conversation's rejected replies lie in guard-rejections.ndjson, and their reasons. */
 export interface RejectionEntry {
   readonly reasons: Set<string>;
   /** [offset, bytes] of each line. */
@@ -38,7 +38,7 @@ export interface ScanPaths {
 }
 
 /**
- * Reads the directory once, in the background and in order: rejections.ndjson (filed by conversation),
+ * Reads the directory once, in the background and in order: guard-rejections.ndjson (filed by conversation),
  * failures.ndjson (counted by kind), then interactions.ndjson line by line (JSON.parse, facets, counts).
  * Streams are read a chunk at a time, so the server answers between chunks; memory is the facets (tens
  * of bytes an interaction) and the distinct values. Nothing waits for the scan to show the first page.
@@ -56,7 +56,7 @@ export class Scan {
   #stopped = false;
   #waiting: Waiter[] = [];
   #rejectionsRead: Promise<void> | undefined;
-  /** Requests waiting for rejections.ndjson to be read. */
+  /** Requests waiting for guard-rejections.ndjson to be read. */
   #waitingForRejections = 0;
   /** Someone waits for the scan: it must not hold back for the server, which is busy with that very request. */
   readonly #urgent = (): boolean => this.#waiting.length > 0 || this.#waitingForRejections > 0;
@@ -154,7 +154,7 @@ export class Scan {
     return [...reasons];
   }
 
-  /** [offset, bytes] of the rejection lines filed for a conversation, once rejections.ndjson has been read. */
+  /** [offset, bytes] of the rejection lines filed for a conversation, once guard-rejections.ndjson has been read. */
   async rejectionLinesOf(facets: { readonly id: string; readonly persona: string; readonly queryId: string }): Promise<[number, number][]> {
     if (!this.rejectionsDone) {
       this.#waitingForRejections += 1;

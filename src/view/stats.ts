@@ -73,7 +73,7 @@ export class DashboardStats {
     }
   }
 
-  /** One line of rejections.ndjson. */
+  /** One line of guard-rejections.ndjson. */
   rejection(reason: string): void {
     bump(this.#rejections, reason);
   }

@@ -85,7 +85,7 @@ describe('who ends the conversation', () => {
 });
 
 describe('the guards end to end', () => {
-  it('a stop glued to a question is rejected and regenerated, and rejections.ndjson keeps its text and reason', async () => {
+  it('a stop glued to a question is rejected and regenerated, and guard-rejections.ndjson keeps its text and reason', async () => {
     const glued = `What about the encoding? ${STOP} Also, how do I handle 2 million rows?`;
     // At the second answer the user first glues a stop to a question, then, asked again, writes the question alone.
     const script = (answered: number, attempt: number): string => (answered === 2 && attempt === 0 ? glued : answered >= 3 ? STOP : `what about step ${answered}?`);
@@ -97,7 +97,7 @@ describe('the guards end to end', () => {
       expect(interaction.metadata.guard).toEqual({ misplaced_stop: 1 });
       expect(interaction.num_turns).toBe(3);
     }
-    const rejections = await readNdjson<{ interaction_id: string; reason: string; text: string; turn: number }>(join(out, 'rejections.ndjson'));
+    const rejections = await readNdjson<{ interaction_id: string; reason: string; text: string; turn: number }>(join(out, 'guard-rejections.ndjson'));
     expect(rejections).toHaveLength(CONVERSATIONS);
     for (const rejection of rejections) expect(rejection).toMatchObject({ reason: 'misplaced_stop', text: glued, turn: 2 });
     const usage = JSON.parse(await readFile(join(out, 'usage.json'), 'utf8')) as { statistics: { rejected_replies: Record<string, number>; by_operation: Record<string, { call_count: number }> } };
@@ -113,7 +113,7 @@ describe('the guards end to end', () => {
     const failures = await readNdjson<{ attempts: number; error: { kind: string } }>(join(out, 'failures.ndjson'));
     expect(failures).toHaveLength(CONVERSATIONS);
     for (const failure of failures) expect(failure).toMatchObject({ attempts: 4, error: { kind: 'guard' } });
-    const rejections = await readNdjson<{ reason: string }>(join(out, 'rejections.ndjson'));
+    const rejections = await readNdjson<{ reason: string }>(join(out, 'guard-rejections.ndjson'));
     expect(rejections).toHaveLength(CONVERSATIONS * 4);
     expect(new Set(rejections.map((r) => r.reason))).toEqual(new Set(['assistant_voice']));
   });

@@ -38,7 +38,7 @@ export interface RecordedRequest {
   /** Parsed JSON body, or the raw text when it is not JSON. */
   readonly body: unknown;
   /** Which side of the conversation asked: the user simulator, the assistant, or not a chat request. */
-  readonly role: 'user_simulator' | 'assistant' | 'distractor' | 'style_transfer' | 'query_generation' | 'other';
+  readonly role: 'user_simulator' | 'assistant' | 'distractor' | 'style_transfer' | 'query_generation' | 'judge' | 'other';
   /** What the server did. */
   fault: FaultKind;
   /** The message content it answered with, for replies that had one. */
@@ -63,6 +63,11 @@ export interface FakeOpenAIOptions {
    * this point (guard re-asks); default: follow-ups, then the stop token after `stopAfter` answers.
    */
   readonly simulator?: (answered: number, attempt: number, request: RecordedRequest) => string;
+  /**
+   * Answers judge prompts: `conversation` is the transcript the prompt shows, `attempt` 0 for the first
+   * ask and n for the n-th re-ask after a rejected answer (default: every criterion 4, accept).
+   */
+  readonly judgeReply?: (conversation: string, attempt: number, request: RecordedRequest) => string;
   /** Answers distractor prompts (default: valid JSON with the text plus a casual ending). */
   readonly distractorReply?: (text: string, request: RecordedRequest) => string;
   /** Put the bearer token the client sent into the 401 message (as a careless server might), to test redaction. */
@@ -93,6 +98,14 @@ export const DISTRACTOR_MARKER = 'You rewrite a message that a real person typed
 /** Opening words of the bundled style-transfer and query-generation templates. */
 export const STYLE_TRANSFER_MARKER = 'You rewrite a request from a dataset';
 export const QUERY_GENERATION_MARKER = 'You write requests that a real person';
+/** Opening words of the bundled judge template (config/prompts/judge.txt). */
+export const JUDGE_MARKER = 'You review one conversation';
+
+/** A judge's answer: every criterion `score`, these tags, this verdict. */
+export function judgeAnswer(score: number, verdict: 'accept' | 'reject', tags: readonly string[] = []): string {
+  const scored = (names: readonly string[]) => Object.fromEntries(names.map((name) => [name, { reason: 'scripted', score }]));
+  return JSON.stringify({ user: scored(['persona_adherence', 'naturalness', 'ending', 'information', 'consistency']), assistant: scored(['answered', 'clarification', 'noise_handling']), tags, verdict, verdict_reason: 'scripted' });
+}
 
 const FOLLOW_UPS = [
   'ok but what happens with weird edge cases',
@@ -157,6 +170,7 @@ function roleOf(body: unknown): RecordedRequest['role'] {
   if (first?.role === 'user' && textOf(first.content).startsWith(DISTRACTOR_MARKER)) return 'distractor';
   if (first?.role === 'user' && textOf(first.content).startsWith(STYLE_TRANSFER_MARKER)) return 'style_transfer';
   if (first?.role === 'user' && textOf(first.content).startsWith(QUERY_GENERATION_MARKER)) return 'query_generation';
+  if (first?.role === 'user' && textOf(first.content).startsWith(JUDGE_MARKER)) return 'judge';
   return 'assistant';
 }
 
@@ -188,6 +202,13 @@ function replyFor(request: RecordedRequest, options: FakeOpenAIOptions, simulato
   if (request.role === 'style_transfer') {
     const query = /The request:\n([\s\S]*?)\n\nAnswer with JSON/.exec(textOf(messages[0]?.content))?.[1] ?? '';
     return JSON.stringify({ adapted_query: `styled: ${query}`, inferred_domain: 'Coding', inferred_scenario: 'nonsense' });
+  }
+  if (request.role === 'judge') {
+    const prompt = textOf(messages[0]?.content);
+    // The transcript sits between the noise note and the rubric in the bundled template.
+    const conversation = /\[meant: \.\.\.\]\. The noise is intended[^\n]*\n([\s\S]*?)\n\nScore each criterion/.exec(prompt)?.[1] ?? prompt;
+    const attempt = (messages.length - 1) / 2;
+    return options.judgeReply === undefined ? judgeAnswer(4, 'accept') : options.judgeReply(conversation, attempt, request);
   }
   if (request.role === 'query_generation') {
     const prompt = textOf(messages[0]?.content);

@@ -60,7 +60,7 @@ export const HOSTILE_REJECTION = '<iframe srcdoc="<script>parent.__pwned=1</scri
 /**
  * Adds to `dir` a conversation of a hostile persona file (`persona_hostile`) whose assistant replies are
  * SCRIPT_REPLY, whose first user turn was noised from HOSTILE_CLEAN, with a hostile end reason and a
- * rejected reply in rejections.ndjson. Returns it.
+ * rejected reply in guard-rejections.ndjson. Returns it.
  */
 export async function addHostile(dir: string, base: RunInteraction): Promise<RunInteraction> {
   const copy = structuredClone(base);
@@ -73,6 +73,6 @@ export async function addHostile(dir: string, base: RunInteraction): Promise<Run
     metadata: { ...copy.metadata, query_id: 'x', end_reason: '<b>max_turns</b>' },
   };
   await appendInteraction(dir, hostile);
-  await writeFile(join(dir, 'rejections.ndjson'), `${JSON.stringify({ interaction_id: hostile.interaction_id, persona_id: 'persona_hostile', query_id: 'x', reason: 'assistant_voice', text: HOSTILE_REJECTION, turn: 1 })}\n`);
+  await writeFile(join(dir, 'guard-rejections.ndjson'), `${JSON.stringify({ interaction_id: hostile.interaction_id, persona_id: 'persona_hostile', query_id: 'x', reason: 'assistant_voice', text: HOSTILE_REJECTION, turn: 1 })}\n`);
   return hostile;
 }

@@ -100,7 +100,7 @@ export async function writeDir(spec: DirSpec, dir?: string): Promise<{ dir: stri
   await writeFile(join(path, 'interactions.ndjson'), data + (spec.tail ?? ''));
   if (spec.index !== false) await writeFile(join(path, 'index.ndjson'), index);
   await writeFile(join(path, 'failures.ndjson'), (spec.failures ?? []).map((f) => `${JSON.stringify(f)}\n`).join(''));
-  if (spec.rejections !== undefined) await writeFile(join(path, 'rejections.ndjson'), spec.rejections.map((r) => `${JSON.stringify(r)}\n`).join(''));
+  if (spec.rejections !== undefined) await writeFile(join(path, 'guard-rejections.ndjson'), spec.rejections.map((r) => `${JSON.stringify(r)}\n`).join(''));
   if (spec.usage !== undefined) await writeFile(join(path, 'usage.json'), JSON.stringify(spec.usage));
   if (spec.run !== undefined) await writeFile(join(path, 'run.json'), JSON.stringify(spec.run));
   return { dir: path, offsets };

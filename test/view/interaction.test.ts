@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { REDACTED } from '../../src/view/redact.js';
 import { conversationOf, facetsOf, qualityOf, rejectionKeys, rejectionOf, rowOf, interactionKeys, PREVIEW_CHARS } from '../../src/view/interaction.js';
 import { interaction } from './fixtures.js';
+import type { Quality } from '../../src/judge/judge.js';
 
 const noisy = interaction({
   persona: 'p1',
@@ -52,6 +53,29 @@ describe('facetsOf', () => {
     ['not an object', null],
   ])('reads a judge record shaped %j', (quality, expected) => {
     expect(qualityOf({ quality })).toEqual(expected);
+  });
+
+  it("reads personaflow's own judge record: verdict, the review's scores per side, check findings, review tags and reasons", () => {
+    const quality = {
+      verdict: 'reject',
+      reasons: ['user.persona_adherence', 'near_duplicate'],
+      checks: [{ tag: 'near_duplicate', turn: 0, detail: 'nearly repeats i2 (similarity 0.93)' }],
+      review: {
+        user: { persona_adherence: { score: 1, reason: 'sounds like a textbook' }, naturalness: { score: 3, reason: 'fine' } },
+        assistant: { answered: { score: 4, reason: 'yes' } },
+        tags: ['assistant_voice'],
+        verdict: 'reject',
+        verdict_reason: 'the user reads like an assistant',
+        judge_model: { provider: 'sim', model: 'judge' },
+      },
+      rubric_version: '1',
+    } satisfies Quality;
+    expect(qualityOf({ quality })).toEqual({
+      verdict: 'reject',
+      scores: [['user.persona_adherence', 1], ['user.naturalness', 3], ['assistant.answered', 4]],
+      tags: ['near_duplicate', 'assistant_voice', 'user.persona_adherence'],
+    });
+    expect(qualityOf({ quality: { ...quality, verdict: 'accept', reasons: [], checks: [], review: null } })).toEqual({ verdict: 'accept', scores: [], tags: [] });
   });
 
   it.each([[null], ['text'], [{}], [{ interaction_id: 'i' }], [{ persona_id: 'p' }], [{ interaction_id: 1, persona_id: 'p' }]])('is undefined for what is not an interaction: %j', (line) => {

@@ -60,7 +60,7 @@ export function conversationPane(view: ConversationView): HTMLElement {
           'Rejected replies',
           view.guard.length === 0 ? null : h('p', {}, 'guard counts: ', view.guard.map(([reason, n]) => badge(`${reason}: ${n}`, 'reason'))),
           view.rejections.length === 0
-            ? h('p', { class: 'note' }, 'no rejections.ndjson lines for this conversation')
+            ? h('p', { class: 'note' }, 'no guard-rejections.ndjson lines for this conversation')
             : h('ol', { class: 'rejections' }, view.rejections.map((r) => h('li', { class: 'rejection' }, badge(r.reason, 'reason'), r.turn === null ? null : h('span', { class: 'turn' }, ` turn ${r.turn}`), r.role === null ? null : h('span', { class: 'turn' }, ` ${r.role}`), h('div', { class: 'text' }, r.text)))),
         ),
     quality === null

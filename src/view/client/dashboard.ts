@@ -74,7 +74,7 @@ export function dashboard(initial: Stats): Dashboard {
     turns: barCard('Turns per conversation', undefined, undefined, 'turns'),
     words: barCard('User-turn length by persona feature', undefined, undefined, 'user-words'),
     end: barCard('End reasons', undefined, undefined, 'end-reasons'),
-    reasons: barCard('Guard and rejection reasons', 'guard: rejected simulator replies counted in metadata.guard; rejections: lines of rejections.ndjson', undefined, 'reasons'),
+    reasons: barCard('Guard and rejection reasons', 'guard: rejected simulator replies counted in metadata.guard; rejections: lines of guard-rejections.ndjson', undefined, 'reasons'),
     noise: barCard('Noise strategies (user turns sent noised)', undefined, undefined, 'noise'),
     models: barCard('Assistant models', undefined, undefined, 'models'),
     tokensByModel: barCard('Tokens by model (usage.json)', undefined, undefined, 'tokens-by-model'),
@@ -111,7 +111,7 @@ export function dashboard(initial: Stats): Dashboard {
     cards.reasons.update(
       reasonNames.length === 0
         ? undefined
-        : { labels: reasonNames, series: [{ label: 'guard (metadata.guard)', values: reasonNames.map((r) => stats.guardReasons[r] ?? 0) }, { label: 'rejections.ndjson', values: reasonNames.map((r) => stats.rejectionReasons[r] ?? 0) }], horizontal: true, unit: 'rejected replies' },
+        : { labels: reasonNames, series: [{ label: 'guard (metadata.guard)', values: reasonNames.map((r) => stats.guardReasons[r] ?? 0) }, { label: 'guard-rejections.ndjson', values: reasonNames.map((r) => stats.rejectionReasons[r] ?? 0) }], horizontal: true, unit: 'rejected replies' },
     );
     const noise = ranked(stats.noiseStrategies, 'user turns');
     const share = stats.userTurns === 0 ? '' : `${count(stats.noisedTurns)} of ${count(stats.userTurns)} user turns noised (${((100 * stats.noisedTurns) / stats.userTurns).toFixed(1)}%)`;
