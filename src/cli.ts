@@ -6,7 +6,7 @@ import { runNoise, type NoiseFlags } from './commands/noise.js';
 import { version } from './commands/common.js';
 import { sayOnce } from './commands/reporter.js';
 import { ConfigError, FatalError, describeError } from './errors.js';
-import { integerOption, positiveNumberOption } from './options.js';
+import { integerOption, positiveNumberOption, shardOption } from './options.js';
 
 /** Builds the program; exported for tests. */
 export function program(setExitCode: (code: number) => void): Command {
@@ -27,6 +27,7 @@ export function program(setExitCode: (code: number) => void): Command {
     .option('--no-retry-failed', 'with --resume, do not retry the tasks in failures.ndjson')
     .addOption(new Option('--progress <format>', 'progress as JSON lines on stderr, every 5 s and once at the end (instead of the live line shown when stderr is a terminal)').choices(['json']))
     .option('--max-cost <usd>', 'stop starting conversations before the spend (plus what is in flight) passes this many USD', positiveNumberOption)
+    .option('--shard <i/n>', 'run only shard i of n: the personas whose id hashes to i (each machine its own --out; `personaflow merge` joins them)', shardOption)
     .addOption(new Option('--provider <name>', 'use this provider for every model').choices(['sim', 'openai', 'openrouter', 'llama']))
     .option('--model <name>', 'one model for the assistant (replaces the pool) and the user simulator')
     .option('--base-url <url>', 'OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp server, LM Studio)')

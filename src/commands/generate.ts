@@ -24,6 +24,7 @@ import { UsageTotals, priceOf } from '../sinks/usage.js';
 import { openInput } from '../streams/ndjson.js';
 import { readTasks } from '../streams/personas.js';
 import { stoppable } from '../streams/pull.js';
+import { inShard, shardName, type Shard } from '../streams/shard.js';
 import { countPersonas, counted, skipWritten, type SkipCounts } from '../streams/tasks.js';
 import type { Task } from '../types.js';
 import { Budget } from './budget.js';
@@ -53,6 +54,7 @@ export interface GenerateFlags {
   retryFailed?: boolean;
   maxCost?: number;
   progress?: 'json';
+  shard?: Shard;
 }
 
 export type NoiseMode = 'off' | 'rules' | 'semantic';
@@ -157,7 +159,8 @@ async function prepare(file: string | undefined, flags: GenerateFlags, report: R
   if (flags.resume === true && flags.out === undefined) throw new ConfigError('--resume needs --out DIR (the directory of the run to continue)');
   // What shapes the output, beside the config file: a resume with other settings is refused (--force overrides).
   const settings = { seed, min_turns: minTurns, max_turns: maxTurns, provider: flags.provider ?? null, model: flags.model ?? null, base_url: flags.baseUrl ?? null, noise: mode, supplement_rounds: rounds, queries: flags.queries ?? null };
-  const record: RunRecord = { version: version(), seed, config_fingerprint: fingerprint(config, settings), settings, created_at: new Date().toISOString() };
+  // The shard is not a setting: the shards of one run share a fingerprint, so `merge` can check they belong together.
+  const record: RunRecord = { version: version(), seed, config_fingerprint: fingerprint(config, settings), settings, created_at: new Date().toISOString(), ...(flags.shard === undefined ? {} : { shard: shardName(flags.shard) }) };
   const previous = await previousRun(flags, record, report);
   const dir = flags.out === undefined ? undefined : await DirSink.open(flags.out, { force: flags.force === true, usage: totals, run: record, ...(previous === undefined ? {} : { resume: previous }) });
   const sink: Sink = dir ?? new StreamSink(process.stdout, totals, (failure) => report.say(`failed ${failure.persona_id}/${failure.query_id} after ${failure.attempts} attempt(s): ${failure.error.kind}: ${failure.error.message}`));
@@ -194,6 +197,9 @@ async function previousRun(flags: GenerateFlags, record: RunRecord, report: Repo
   if (before !== undefined && before.config_fingerprint !== record.config_fingerprint && flags.force !== true) {
     throw new ConfigError(`--out ${flags.out}: ${explainChange(before, record)}; resuming would mix two configurations in one dataset. Use the same settings, or --resume --force to continue anyway`);
   }
+  if (before !== undefined && (before.shard ?? null) !== (record.shard ?? null) && flags.force !== true) {
+    throw new ConfigError(`--out ${flags.out}: it holds ${before.shard === undefined ? 'a whole run' : `shard ${before.shard}`}, not ${record.shard === undefined ? 'a whole run' : `shard ${record.shard}`}; resuming would mix two shards in one directory. Use the same --shard, or --resume --force to continue anyway`);
+  }
   if (before === undefined) report.notice(`--out ${flags.out}: no run.json (written by an older version?); cannot check that the settings match`);
   return previous;
 }
@@ -211,7 +217,8 @@ function tasksOf(run: Run, stream: Readable, name: string, skips: SkipCounts): A
     onWarning: (message) => run.report.warn(message),
     queries: queries.dataset === undefined ? undefined : { dataset: queries.dataset, perPersona: qg.selection.queries_per_persona, strategy: qg.selection.strategy },
   });
-  return run.previous === undefined ? tasks : skipWritten(run.previous, flags.retryFailed !== false, skips, tasks);
+  const mine = flags.shard === undefined ? tasks : inShard(tasks, flags.shard);
+  return run.previous === undefined ? mine : skipWritten(run.previous, flags.retryFailed !== false, skips, mine);
 }
 
 /** The pipeline's options: the run's, the hooks of this invocation, and the supplement rounds when a generator is set up. */
@@ -260,6 +267,9 @@ function inputProgress(file: string | undefined, stream: NodeJS.ReadableStream):
   return () => (size === undefined ? undefined : { read: (stream as unknown as { bytesRead?: number }).bytesRead ?? 0, size });
 }
 
+/** The flags a resume command must repeat to continue the same run. */
+const resumeFlags = (flags: GenerateFlags): { config?: string; shard?: string } => ({ ...(flags.config === undefined ? {} : { config: flags.config }), ...(flags.shard === undefined ? {} : { shard: shardName(flags.shard) }) });
+
 /** Closes the sink, says how the run went, and picks the exit code. */
 async function finish(run: Run, outcome: Outcome, done: { readonly started: number; readonly retries: number; readonly reports: readonly RoundReport[]; readonly personas: number; readonly skips: SkipCounts; readonly budget: Budget }): Promise<number> {
   const { flags, report, totals, file } = run;
@@ -272,7 +282,7 @@ async function finish(run: Run, outcome: Outcome, done: { readonly started: numb
   }
   if (outcome.error !== undefined) {
     // The run stops (a bad key, a dead endpoint): what is written stays, and a resume carries on.
-    if (flags.out !== undefined && outcome.error instanceof FatalError) report.say(`${outcome.error.message}\npersonaflow: what finished is in ${flags.out}; once the cause is fixed: ${resumeCommand(file, flags.out)}`);
+    if (flags.out !== undefined && outcome.error instanceof FatalError) report.say(`${outcome.error.message}\npersonaflow: what finished is in ${flags.out}; once the cause is fixed: ${resumeCommand(file, flags.out, resumeFlags(flags))}`);
     else throw outcome.error instanceof Error ? outcome.error : new Error(describeError(outcome.error));
     return outcome.error.exitCode;
   }
@@ -282,10 +292,10 @@ async function finish(run: Run, outcome: Outcome, done: { readonly started: numb
     if (done.reports.length > 0) report.say(targetsLine(done.personas, done.reports, run.rounds));
     if (run.previous !== undefined) report.say(resumedLine(flags.out ?? '', run.previous.count, done.skips));
   }
-  if (interrupted && flags.out !== undefined) report.say(`to continue where this run stopped: ${resumeCommand(file, flags.out, flags.config)}`);
+  if (interrupted && flags.out !== undefined) report.say(`to continue where this run stopped: ${resumeCommand(file, flags.out, resumeFlags(flags))}`);
   if (interrupted) return 130;
   if (done.budget.reached) {
-    report.say(`budget reached: $${totals.runCost.toFixed(4)} spent of --max-cost $${String(flags.maxCost)}; no new conversations were started after that${flags.out === undefined ? '' : `. To continue: ${resumeCommand(file, flags.out)} --max-cost <more>`}`);
+    report.say(`budget reached: $${totals.runCost.toFixed(4)} spent of --max-cost $${String(flags.maxCost)}; no new conversations were started after that${flags.out === undefined ? '' : `. To continue: ${resumeCommand(file, flags.out, resumeFlags(flags))} --max-cost <more>`}`);
     return 3;
   }
   return totals.failures > 0 ? 3 : 0;

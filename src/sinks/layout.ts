@@ -29,4 +29,6 @@ export interface RunRecord {
   readonly settings: Readonly<Record<string, unknown>>;
   readonly created_at: string;
   readonly resumed_at?: readonly string[];
+  /** `i/n` when the run was one shard of n (`--shard`): outside the fingerprint, which the shards share. */
+  readonly shard?: string;
 }
