@@ -2,6 +2,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { exportCommand } from './commands/export.js';
 import { runGenerate, type GenerateFlags } from './commands/generate.js';
+import { runMerge, type MergeFlags } from './commands/merge.js';
 import { runNoise, type NoiseFlags } from './commands/noise.js';
 import { version } from './commands/common.js';
 import { sayOnce } from './commands/reporter.js';
@@ -64,6 +65,17 @@ export function program(setExitCode: (code: number) => void): Command {
       setExitCode(await runNoise(file, flags));
     });
   exportCommand(cli.command('export'), setExitCode);
+  cli
+    .command('merge')
+    .description('combine the --out directories of one run (its shards, or pieces) into one: interactions and failures once each, a new index, usage summed')
+    .argument('<dirs...>', 'generate --out directories made with the same settings')
+    .requiredOption('-o, --out <dir>', 'the merged directory (interactions.ndjson, failures.ndjson, index.ndjson, usage.json, run.json)')
+    .option('-c, --config <file>', 'config whose personaflow.prices price the summed tokens (defaults: config/default.yaml)')
+    .option('--force', 'overwrite the output files already in --out DIR')
+    .option('-q, --quiet', 'no notices or summary on stderr')
+    .action(async (dirs: string[], flags: MergeFlags) => {
+      setExitCode(await runMerge(dirs, flags));
+    });
   return cli;
 }
 

@@ -31,4 +31,6 @@ export interface RunRecord {
   readonly resumed_at?: readonly string[];
   /** `i/n` when the run was one shard of n (`--shard`): outside the fingerprint, which the shards share. */
   readonly shard?: string;
+  /** The directories `personaflow merge` combined into this one. */
+  readonly merged_from?: readonly { readonly dir: string; readonly shard: string | null; readonly created_at: string }[];
 }

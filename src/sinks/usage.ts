@@ -72,8 +72,12 @@ export class UsageTotals {
     if (detail.failed === true) add({ failed: this.failedAttempts }, 'failed', usage);
   }
 
-  /** Adds a previous usage.json (a resumed run keeps counting from it); anything else is ignored. */
-  merge(previous: unknown): void {
+  /**
+   * Adds a previous usage.json (a resumed run keeps counting from it); anything else is ignored. With
+   * `counts: false` only the tokens and calls are added, not its interaction and failure counts (a merge
+   * counts the lines it writes itself).
+   */
+  merge(previous: unknown, options: { readonly counts?: boolean } = {}): void {
     const statistics = (previous as { statistics?: { by_module?: unknown; by_model?: unknown; by_operation?: unknown; failed_attempts?: unknown } } | undefined)?.statistics;
     const fold = (into: Record<string, Totals>, from: unknown): void => {
       if (typeof from !== 'object' || from === null) return;
@@ -92,6 +96,7 @@ export class UsageTotals {
     fold(this.byModel, statistics?.by_model);
     fold(this.byOperation, statistics?.by_operation);
     fold({ failed: this.failedAttempts }, { failed: statistics?.failed_attempts });
+    if (options.counts === false) return;
     const counts = previous as { interactions?: unknown; failures?: unknown } | undefined;
     this.previousInteractions += Number(counts?.interactions) || 0;
     this.previousFailures += Number(counts?.failures) || 0;
