@@ -2,18 +2,14 @@
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { Subscription } from 'rxjs';
-import { fingerprint, loadConfig, runSeed } from '../config/load.js';
+import { loadConfig } from '../config/load.js';
 import { type Config } from '../config/schema.js';
-import type { Distractor } from '../distractor/distractor.js';
-import { setUpDistractor } from '../distractor/setup.js';
 import { ConfigError, FatalError, describeError } from '../errors.js';
-import { buildModels, type RunModels } from '../models/build.js';
+import type { RunModels } from '../models/build.js';
 import { retryingCall } from '../operators/retryingCall.js';
 import type { RoundReport } from '../operators/supplement.js';
 import { generate, type GenerateOptions } from '../pipeline.js';
-import { DEFAULT_STOP_TOKEN, DEFAULT_USER_TEMPLATE } from '../prompts/simulator.js';
-import { loadTemplate } from '../prompts/template.js';
-import { setUpQueries, type QuerySetup } from '../queries/setup.js';
+import type { QuerySetup } from '../queries/setup.js';
 import { DirSink, outputIn } from '../sinks/dir.js';
 import type { RunRecord } from '../sinks/layout.js';
 import { startProgress, type ProgressSource } from '../sinks/progress.js';
@@ -30,6 +26,7 @@ import type { Task } from '../types.js';
 import { Budget } from './budget.js';
 import { assertReadable, version } from './common.js';
 import { Reporter } from './reporter.js';
+import { runFingerprint, settingsOf, setUpConversations, type NoiseMode } from './setup.js';
 import { StopSignals } from './signals.js';
 import { explainChange, resumeCommand, resumedLine, summaryLine, targetsLine } from './summary.js';
 
@@ -57,17 +54,11 @@ export interface GenerateFlags {
   shard?: Shard;
 }
 
-export type NoiseMode = 'off' | 'rules' | 'semantic';
+export type { NoiseMode };
+
 
 /** Seconds the conversations in flight get to finish after the first Ctrl-C. */
 const GRACE_SECONDS = 30;
-
-/** Whether (and how) generate noises user turns: `--noise`, else `distractor.enabled` / `use_semantic`. */
-function noiseMode(config: Config, flag: NoiseMode | undefined): NoiseMode {
-  if (flag !== undefined) return flag;
-  if (!config.distractor.enabled) return 'off';
-  return config.distractor.use_semantic ? 'semantic' : 'rules';
-}
 
 /** Everything a run is made of, set up from the config and the flags before the first call. */
 interface Run {
@@ -137,48 +128,20 @@ interface Outcome {
 async function prepare(file: string | undefined, flags: GenerateFlags, report: Reporter): Promise<Run> {
   const loaded = await loadConfig(flags.config);
   const { config } = loaded;
-  const ig = config.interaction_generation;
-  const minTurns = flags.minTurns ?? ig.min_turns;
-  const maxTurns = flags.maxTurns ?? Math.max(ig.max_turns, minTurns);
-  if (maxTurns < minTurns) throw new ConfigError(`--max-turns ${maxTurns} is below --min-turns ${minTurns}`);
-  const seed = runSeed(config, flags.seed);
-  const concurrency = flags.concurrency ?? ig.max_workers;
-  const mode = noiseMode(config, flags.noise);
-  const rounds = flags.supplementRounds ?? ig.max_supplement_rounds;
-  const qg = config.query_generation;
-  const models = buildModels(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, seed, concurrency, threads: flags.threads, baseDir: loaded.baseDir, distractor: mode === 'semantic', queries: qg.style_transfer.enabled || rounds > 0 });
-  const template = await loadTemplate(ig.user_model.system_prompt_template, loaded.baseDir, 'interaction_generation.user_model.system_prompt_template', DEFAULT_USER_TEMPLATE);
-  const distractor: Distractor | undefined = mode === 'off' ? undefined : await setUpDistractor(config, loaded.baseDir, { semantic: mode === 'semantic', model: models.distractor });
-  for (const notice of [...loaded.notices, ...models.notices]) report.notice(notice);
-
+  const settings = settingsOf(config, flags);
   await assertReadable(file, 'personas');
   if (flags.queries !== undefined) await assertReadable(flags.queries, 'query');
-  const queries = await setUpQueries(config, loaded.baseDir, { queriesFile: flags.queries, rounds, model: models.queries, strict: flags.strict === true, onWarning: (m) => report.warn(m), onNotice: flags.quiet === true ? undefined : (m) => report.say(m) });
   const totals = new UsageTotals(config.personaflow.prices);
+  const { models, queries, options } = await setUpConversations(loaded, settings, { concurrency: flags.concurrency, threads: flags.threads, strict: flags.strict, quiet: flags.quiet, onUsage: totals.call.bind(totals) }, report);
   if (flags.maxCost !== undefined) assertPriced(config, models);
   if (flags.resume === true && flags.out === undefined) throw new ConfigError('--resume needs --out DIR (the directory of the run to continue)');
   // What shapes the output, beside the config file: a resume with other settings is refused (--force overrides).
-  const settings = { seed, min_turns: minTurns, max_turns: maxTurns, provider: flags.provider ?? null, model: flags.model ?? null, base_url: flags.baseUrl ?? null, noise: mode, supplement_rounds: rounds, queries: flags.queries ?? null };
   // The shard is not a setting: the shards of one run share a fingerprint, so `merge` can check they belong together.
-  const record: RunRecord = { version: version(), seed, config_fingerprint: fingerprint(config, settings), settings, created_at: new Date().toISOString(), ...(flags.shard === undefined ? {} : { shard: shardName(flags.shard) }) };
+  const record: RunRecord = { version: version(), seed: settings.seed, config_fingerprint: runFingerprint(config, settings), settings: { ...settings }, created_at: new Date().toISOString(), ...(flags.shard === undefined ? {} : { shard: shardName(flags.shard) }) };
   const previous = await previousRun(flags, record, report);
   const dir = flags.out === undefined ? undefined : await DirSink.open(flags.out, { force: flags.force === true, usage: totals, run: record, ...(previous === undefined ? {} : { resume: previous }) });
   const sink: Sink = dir ?? new StreamSink(process.stdout, totals, (failure) => report.say(`failed ${failure.persona_id}/${failure.query_id} after ${failure.attempts} attempt(s): ${failure.error.kind}: ${failure.error.message}`));
-  const options = {
-    pool: models.pool,
-    user: { ...models.user, template, feedbackProbability: ig.user_model.feedback_probability },
-    seed,
-    minTurns,
-    maxTurns,
-    concurrency,
-    maxRetries: ig.max_retries,
-    retryDelayMs: ig.retry_delay * 1000,
-    stopToken: config.personaflow.stop_token ?? DEFAULT_STOP_TOKEN,
-    distractor,
-    styleTransfer: queries.styleTransfer,
-    onUsage: totals.call.bind(totals),
-  } satisfies Omit<GenerateOptions, 'supplement'>;
-  return { file, flags, report, config, models, options, rounds, queries, totals, previous, sink, dir };
+  return { file, flags, report, config, models, options, rounds: settings.supplement_rounds, queries, totals, previous, sink, dir };
 }
 
 /** --max-cost needs a price for every model the run calls. */
