@@ -10,6 +10,7 @@ import { retryingCall } from '../operators/retryingCall.js';
 import type { RoundReport } from '../operators/supplement.js';
 import { generate, type GenerateOptions } from '../pipeline.js';
 import type { QuerySetup } from '../queries/setup.js';
+import { DEFAULT_BACKLOG, DEFAULT_RUN_NAME, redact } from '../queue/address.js';
 import { DirSink, outputIn } from '../sinks/dir.js';
 import type { RunRecord } from '../sinks/layout.js';
 import { startProgress, type ProgressSource } from '../sinks/progress.js';
@@ -22,9 +23,10 @@ import { readTasks } from '../streams/personas.js';
 import { stoppable } from '../streams/pull.js';
 import { inShard, shardName, type Shard } from '../streams/shard.js';
 import { countPersonas, counted, skipWritten, type SkipCounts } from '../streams/tasks.js';
-import type { Task } from '../types.js';
+import type { Outcome as GenerateOutcome, Task } from '../types.js';
 import { Budget } from './budget.js';
 import { assertReadable, version } from './common.js';
+import type { QueueProducer } from './queued.js';
 import { Reporter } from './reporter.js';
 import { runFingerprint, settingsOf, setUpConversations, type NoiseMode } from './setup.js';
 import { StopSignals } from './signals.js';
@@ -52,10 +54,15 @@ export interface GenerateFlags {
   maxCost?: number;
   progress?: 'json';
   shard?: Shard;
+  /** `--queue redis://...`: the conversations run on workers (`personaflow worker`) that take tasks from this Redis. */
+  queue?: string;
+  /** `--name`: the queue run's name (default `personaflow`). */
+  name?: string;
+  /** `--backlog`: tasks queued or in progress at most (with --queue). */
+  backlog?: number;
 }
 
 export type { NoiseMode };
-
 
 /** Seconds the conversations in flight get to finish after the first Ctrl-C. */
 const GRACE_SECONDS = 30;
@@ -74,6 +81,8 @@ interface Run {
   readonly previous: OutputState | undefined;
   readonly sink: Sink;
   readonly dir: DirSink | undefined;
+  /** With --queue: the producer's side of the queue run. */
+  readonly queue: QueueProducer | undefined;
 }
 
 /** Runs `personaflow generate` and returns its exit code. */
@@ -95,14 +104,19 @@ export async function runGenerate(file: string | undefined, flags: GenerateFlags
     graceSeconds: GRACE_SECONDS,
     onStop: () => {
       input.stream.destroy();
+      void run.queue?.drain().catch(() => undefined);
       run.report.say(`stopping: no new conversations; finishing those in flight (up to ${GRACE_SECONDS} s; Ctrl-C again to abort them)`);
     },
     onAbort: () => abort(),
   });
-  const stopped = (): boolean => signals.stopping || budget.over();
+  const { queue } = run;
+  // With a queue, the workers count the conversations they begin and keep the budget for the whole run.
+  const stopped = (): boolean => signals.stopping || (queue === undefined ? budget.over() : queue.stopped());
+  const source = queue === undefined ? counted(stoppable(tasks, stopped), () => budget.begin()) : stoppable(tasks, stopped);
+  const write = (o: GenerateOutcome): Promise<void> => (queue === undefined ? run.sink.write(o) : queue.write(o, run.sink));
   const outcome = await new Promise<Outcome>((resolve) => {
     const options = pipelineOptions(run, { stopped, onRetry: () => (counts.retries += 1), onRound: (report) => reports.push(report) });
-    const subscription: Subscription = generate(counted(stoppable(tasks, stopped), () => budget.begin()), options, (o) => run.sink.write(o)).subscribe({
+    const subscription: Subscription = generate(source, options, write).subscribe({
       error: (error: unknown) => resolve({ error, interrupted: signals.stopping }),
       complete: () => resolve({ interrupted: signals.stopping }),
     });
@@ -110,12 +124,23 @@ export async function runGenerate(file: string | undefined, flags: GenerateFlags
       subscription.unsubscribe();
       resolve({ interrupted: true });
     };
+    if (queue !== undefined) {
+      queue.onFatal = (error) => {
+        subscription.unsubscribe();
+        resolve({ error });
+      };
+    }
   });
+  if (queue !== undefined) await queue.end(run.totals, outcome.error === undefined && outcome.interrupted !== true);
   await run.models.close(); // a loaded llama model is released here
   display.stop();
   signals.close();
   await run.queries.dataset?.close();
-  return finish(run, outcome, { started, retries: counts.retries, reports, personas: tasks.personas, skips, budget });
+  try {
+    return await finish(run, outcome, { started, retries: queue === undefined ? counts.retries : queue.counters.retries, reports, personas: tasks.personas, skips, budget: queue === undefined ? budget : { reached: queue.counters.reached } });
+  } finally {
+    await queue?.close();
+  }
 }
 
 /** How the pipeline ended: an error that stopped it, and whether a signal did. */
@@ -132,16 +157,26 @@ async function prepare(file: string | undefined, flags: GenerateFlags, report: R
   await assertReadable(file, 'personas');
   if (flags.queries !== undefined) await assertReadable(flags.queries, 'query');
   const totals = new UsageTotals(config.personaflow.prices);
-  const { models, queries, options } = await setUpConversations(loaded, settings, { concurrency: flags.concurrency, threads: flags.threads, strict: flags.strict, quiet: flags.quiet, onUsage: totals.call.bind(totals) }, report);
+  if (flags.queue === undefined && (flags.name !== undefined || flags.backlog !== undefined)) throw new ConfigError(`${flags.name === undefined ? '--backlog' : '--name'} needs --queue redis://HOST (the conversations run on workers that take tasks from that Redis)`);
+  // The queue's code (BullMQ, ioredis) is loaded only by runs that use one.
+  const queue = flags.queue === undefined ? undefined : await (await import('./queued.js')).QueueProducer.connect(flags.queue, flags.name ?? DEFAULT_RUN_NAME, config.personaflow.prices);
+  // With a queue, every billed call (the workers', and this process's supplement generator) is counted in Redis.
+  const onUsage = queue === undefined ? totals.call.bind(totals) : queue.recorder.call;
+  const { models, queries, options } = await setUpConversations(loaded, settings, { concurrency: flags.concurrency, threads: flags.threads, strict: flags.strict, quiet: flags.quiet, shared: queue?.shared, onUsage }, report);
   if (flags.maxCost !== undefined) assertPriced(config, models);
   if (flags.resume === true && flags.out === undefined) throw new ConfigError('--resume needs --out DIR (the directory of the run to continue)');
   // What shapes the output, beside the config file: a resume with other settings is refused (--force overrides).
   // The shard is not a setting: the shards of one run share a fingerprint, so `merge` can check they belong together.
   const record: RunRecord = { version: version(), seed: settings.seed, config_fingerprint: runFingerprint(config, settings), settings: { ...settings }, created_at: new Date().toISOString(), ...(flags.shard === undefined ? {} : { shard: shardName(flags.shard) }) };
-  const previous = await previousRun(flags, record, report);
+  let previous = await previousRun(flags, record, report);
+  if (queue !== undefined) {
+    await queue.publish({ ...record, max_cost: flags.maxCost ?? null }, flags.force === true);
+    // A queue run continued: its usage in Redis already holds what DIR's usage.json counted.
+    if (!queue.created && previous !== undefined) previous = { ...previous, usage: { interactions: previous.count, failures: previous.failedCount } };
+  }
   const dir = flags.out === undefined ? undefined : await DirSink.open(flags.out, { force: flags.force === true, usage: totals, run: record, ...(previous === undefined ? {} : { resume: previous }) });
   const sink: Sink = dir ?? new StreamSink(process.stdout, totals, (failure) => report.say(`failed ${failure.persona_id}/${failure.query_id} after ${failure.attempts} attempt(s): ${failure.error.kind}: ${failure.error.message}`));
-  return { file, flags, report, config, models, options, rounds: settings.supplement_rounds, queries, totals, previous, sink, dir };
+  return { file, flags, report, config, models, options, rounds: settings.supplement_rounds, queries, totals, previous, sink, dir, queue };
 }
 
 /** --max-cost needs a price for every model the run calls. */
@@ -191,6 +226,7 @@ function pipelineOptions(run: Run, hooks: { readonly stopped: () => boolean; rea
   return {
     ...options,
     onRetry: hooks.onRetry,
+    remote: run.queue?.remote(run.flags.backlog ?? DEFAULT_BACKLOG),
     supplement:
       queries.generator === undefined
         ? undefined
@@ -209,7 +245,20 @@ function pipelineOptions(run: Run, hooks: { readonly stopped: () => boolean; rea
 
 /** What the progress display reads. */
 function progressSource(run: Run, budget: Budget, counts: { readonly retries: number }, file: string | undefined, stream: NodeJS.ReadableStream): ProgressSource {
-  const { totals, models } = run;
+  const { totals, models, queue } = run;
+  if (queue !== undefined) {
+    // The whole run's figures, summed over the workers in Redis.
+    return {
+      interactions: () => totals.interactions,
+      begun: () => queue.counters.begun,
+      failures: () => totals.failures,
+      retries: () => queue.counters.retries,
+      tokens: () => queue.counters.tokens,
+      cost: () => queue.counters.cost,
+      input: inputProgress(file, stream),
+      limiters: () => new Map(),
+    };
+  }
   return {
     interactions: () => totals.interactions,
     begun: () => budget.begun,
@@ -231,10 +280,14 @@ function inputProgress(file: string | undefined, stream: NodeJS.ReadableStream):
 }
 
 /** The flags a resume command must repeat to continue the same run. */
-const resumeFlags = (flags: GenerateFlags): { config?: string; shard?: string } => ({ ...(flags.config === undefined ? {} : { config: flags.config }), ...(flags.shard === undefined ? {} : { shard: shardName(flags.shard) }) });
+const resumeFlags = (flags: GenerateFlags): { config?: string; shard?: string; queue?: string } => ({
+  ...(flags.config === undefined ? {} : { config: flags.config }),
+  ...(flags.shard === undefined ? {} : { shard: shardName(flags.shard) }),
+  ...(flags.queue === undefined ? {} : { queue: `${redact(flags.queue)}${flags.name === undefined ? '' : ` --name ${flags.name}`}` }),
+});
 
 /** Closes the sink, says how the run went, and picks the exit code. */
-async function finish(run: Run, outcome: Outcome, done: { readonly started: number; readonly retries: number; readonly reports: readonly RoundReport[]; readonly personas: number; readonly skips: SkipCounts; readonly budget: Budget }): Promise<number> {
+async function finish(run: Run, outcome: Outcome, done: { readonly started: number; readonly retries: number; readonly reports: readonly RoundReport[]; readonly personas: number; readonly skips: SkipCounts; readonly budget: { readonly reached: boolean } }): Promise<number> {
   const { flags, report, totals, file } = run;
   if (outcome.error instanceof BrokenPipeError) return 0;
   try {

@@ -1,37 +1,9 @@
-// The Redis a queue run lives on: its URL read and checked, shown without its password, and connections to it.
+// Connections to the Redis a queue run lives on (ioredis), and a clear error when it cannot be reached.
 import { Redis } from 'ioredis';
 import { ConfigError } from '../errors.js';
+import { redact, type QueueAddress } from './address.js';
 
-/** A `--queue` URL: what to connect to, and what may be shown (the password replaced). */
-export interface QueueAddress {
-  readonly url: string;
-  /** The URL with any password or user name replaced by `***`: the only form that reaches stderr or a file. */
-  readonly shown: string;
-}
-
-/**
- * `redis://[[user]:password@]host[:port][/db]` (or `rediss://` for TLS) as a QueueAddress. A password in
- * it never appears in a message: `shown` replaces it.
- *
- * @example
- * queueAddress('redis://:s3cret@10.0.0.5:6379/2').shown // 'redis://:***@10.0.0.5:6379/2'
- */
-export function queueAddress(text: string): QueueAddress {
-  let parsed: URL;
-  try {
-    parsed = new URL(text);
-  } catch {
-    throw new ConfigError(`--queue: expected a URL like redis://HOST:6379, got \`${redact(text)}\``);
-  }
-  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') throw new ConfigError(`--queue: expected a redis:// or rediss:// URL, got \`${redact(text)}\``);
-  if (parsed.hostname === '') throw new ConfigError(`--queue: the URL names no host: \`${redact(text)}\``);
-  return { url: text, shown: redact(text) };
-}
-
-/** A URL with the user and password of its authority replaced (also for text that is not a valid URL). */
-export function redact(text: string): string {
-  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^/]*)@/i, (_match, scheme: string, auth: string) => `${scheme}${auth.includes(':') ? `${auth.slice(0, auth.indexOf(':')) === '' ? '' : '***'}:***` : '***'}@`);
-}
+export { queueAddress, redact, type QueueAddress } from './address.js';
 
 /**
  * A connection to the queue's Redis. `blocking` connections (BullMQ's workers and event readers) retry

@@ -75,9 +75,10 @@ export class UsageTotals {
   /**
    * Adds a previous usage.json (a resumed run keeps counting from it); anything else is ignored. With
    * `counts: false` only the tokens and calls are added, not its interaction and failure counts (a merge
-   * counts the lines it writes itself).
+   * counts the lines it writes itself). With `thisRun`, its calls, tokens and cost count as this run's
+   * (a queue run's usage, counted by its workers).
    */
-  merge(previous: unknown, options: { readonly counts?: boolean } = {}): void {
+  merge(previous: unknown, options: { readonly counts?: boolean; readonly thisRun?: boolean } = {}): void {
     const statistics = (previous as { statistics?: { by_module?: unknown; by_model?: unknown; by_operation?: unknown; failed_attempts?: unknown } } | undefined)?.statistics;
     const fold = (into: Record<string, Totals>, from: unknown): void => {
       if (typeof from !== 'object' || from === null) return;
@@ -96,6 +97,18 @@ export class UsageTotals {
     fold(this.byModel, statistics?.by_model);
     fold(this.byOperation, statistics?.by_operation);
     fold({ failed: this.failedAttempts }, { failed: statistics?.failed_attempts });
+    if (options.thisRun === true) {
+      const byModel: Record<string, Totals> = {};
+      fold(byModel, statistics?.by_model);
+      for (const [key, totals] of Object.entries(byModel)) {
+        this.#calls += totals.call_count;
+        this.runTokens += totals.input_tokens + totals.output_tokens;
+        const slash = key.indexOf('/');
+        const price = priceOf(this.#prices, key.slice(0, slash), key.slice(slash + 1));
+        if (price === undefined) this.#unpriced.add(key);
+        else this.#runCost += costOf(price, totals.input_tokens, totals.output_tokens);
+      }
+    }
     if (options.counts === false) return;
     const counts = previous as { interactions?: unknown; failures?: unknown } | undefined;
     this.previousInteractions += Number(counts?.interactions) || 0;
