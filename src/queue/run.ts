@@ -82,9 +82,10 @@ export class QueueRun {
   }
 
   /**
-   * Publishes the producer's record. A run of this name with another fingerprint is not replaced unless
-   * `replace` (then its counters and usage start over); with the same fingerprint it is continued:
-   * `created` says which. Either way the run is open again (not done, no fatal error).
+   * Publishes the producer's record. A run of this name with the same fingerprint is continued (its
+   * counters and usage kept, the new budget taken) unless `replace`; any other run is replaced and starts
+   * over (the producer refuses that without --force before it gets here): `created` says which. Either
+   * way the run is open again (not done, no fatal error, the budget judged anew).
    */
   async publish(record: QueueRecord, replace: boolean): Promise<{ readonly created: boolean; readonly previous: QueueRecord | undefined }> {
     const previous = await this.record();
