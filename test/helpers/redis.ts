@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { unusedPort } from './openai-server.js';
 
-/** Whether redis-server can be run here (CI installs it; see .ci/run). */
+/** Whether redis-server can be run here (CI installs it; see .ci/run). Under CI its absence is an error, not a skip. */
 export const HAVE_REDIS = spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).status === 0;
+if (!HAVE_REDIS && process.env.CI !== undefined) throw new Error('redis-server is not installed, and CI must run the queue tests: apt-get install -y redis-server (.ci/run does)');
 
 /** What a describe says when it is skipped for want of redis-server. */
 export const NO_REDIS = HAVE_REDIS ? '' : ' (SKIPPED: redis-server is not installed; apt-get install -y redis-server)';
