@@ -100,22 +100,23 @@ export class TaskQueue {
     await this.#queue.add('task', task, { jobId: id, ...JOB_OPTIONS });
   }
 
-  /** Looks the job up and settles its waiter if it has finished (or vanished). */
+  /** Looks the job up and settles its waiter if it has finished (or vanished); never throws (the next sweep asks again). */
   async #check(id: string): Promise<void> {
     const waiter = this.#waiting.get(id);
     if (waiter === undefined) return;
-    let job: Job | undefined;
     let state: string;
+    let job: Job | undefined;
     try {
-      job = await this.#queue.getJob(id);
-      state = job === undefined ? 'unknown' : await job.getState();
+      // The state first: a job read before it completes has no return value yet, one read after always has.
+      state = await this.#queue.getJobState(id);
+      if (state === 'completed' || state === 'failed') job = await this.#queue.getJob(id);
     } catch {
-      return; // Redis away for a moment: the next sweep asks again.
+      return;
     }
     if (this.#waiting.get(id) !== waiter) return;
-    if (state === 'completed' && job !== undefined) {
+    const result = job?.returnvalue as JobResult | null | undefined;
+    if (state === 'completed' && job !== undefined && result !== null && result !== undefined) {
       this.#waiting.delete(id);
-      const result = job.returnvalue as JobResult;
       waiter.resolve('outcome' in result ? result.outcome : undefined);
     } else if (state === 'failed' && job !== undefined) {
       this.#waiting.delete(id);

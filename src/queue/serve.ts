@@ -97,6 +97,8 @@ export function serveTasks(connection: Redis, name: string, options: ServeOption
     lockDuration: options.lockMs,
     stalledInterval: Math.max(1000, Math.round(options.lockMs / 2)),
     maxStalledCount: MAX_STALLED,
+    // An idle worker asks for a job this often (s): it notices the end of the run, or a stop, as soon.
+    drainDelay: 1,
     autorun: true,
   });
 }
