@@ -110,6 +110,7 @@ export async function runGenerate(file: string | undefined, flags: GenerateFlags
     onAbort: () => abort(),
   });
   const { queue } = run;
+  if (queue !== undefined) run.report.notice(`queue run ${queue.run.name} on ${queue.address.shown}: start workers on any machine with: personaflow worker --queue ${queue.address.shown}${flags.name === undefined ? '' : ` --name ${flags.name}`}${flags.config === undefined ? '' : ` -c ${flags.config}`}`);
   // With a queue, the workers count the conversations they begin and keep the budget for the whole run.
   const stopped = (): boolean => signals.stopping || (queue === undefined ? budget.over() : queue.stopped());
   const source = queue === undefined ? counted(stoppable(tasks, stopped), () => budget.begin()) : stoppable(tasks, stopped);
