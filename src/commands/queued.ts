@@ -78,6 +78,10 @@ export class QueueProducer {
     if (existing !== undefined && existing.config_fingerprint !== record.config_fingerprint && !force) {
       throw new ConfigError(`--queue ${this.address.shown}: the run named ${this.run.name} there ${explainChange(existing, record).replace(/^it /, '')}; use --name for another run, or --force to start this one over`);
     }
+    // A new run (or one started over) takes no job an earlier run of this name left behind: cleared
+    // before the record appears, so no worker waiting for it sees the old jobs.
+    const continued = existing !== undefined && existing.config_fingerprint === record.config_fingerprint && !force;
+    if (!continued) await this.#jobs.clear();
     this.#created = (await this.run.publish(record, force)).created;
     await this.refresh();
   }

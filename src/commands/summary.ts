@@ -30,7 +30,7 @@ export function resumedLine(dir: string, already: number, counts: SkipCounts): s
 /** The command that continues a run in `dir`, with the flags that say which run (config, shard, queue). */
 export function resumeCommand(file: string | undefined, dir: string, flags: { readonly config?: string | undefined; readonly shard?: string | undefined; readonly queue?: string | undefined } = {}): string {
   const extra = [flags.config === undefined ? '' : ` -c ${flags.config}`, flags.shard === undefined ? '' : ` --shard ${flags.shard}`, flags.queue === undefined ? '' : ` --queue ${flags.queue}`].join('');
-  return `personaflow generate ${file ?? '-'} --out ${dir} --resume${extra}`;
+  return `personaflow generate ${file ?? '-'}${extra} --out ${dir} --resume`;
 }
 
 /** Why two run records differ, in words: `seed 42 → 7, max_turns 5 → 3` or that the config file changed. */

@@ -26,11 +26,15 @@ export const jobIdOf = (id: string): string => stableId(id, 32);
 /** How a job is retried when the worker's code fails outright (a model failure is an outcome, not this). */
 export const JOB_OPTIONS = { attempts: 3, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: false, removeOnFail: false } as const;
 
-/** How often outstanding jobs are looked up directly, in case an event was missed (a reconnect, a trimmed stream). */
-const SWEEP_MS = 2000;
+/** How often outstanding jobs are looked at for a missed event (a reconnect, a trimmed stream)... */
+const SWEEP_MS = 5000;
+/** ...and how long since its last look a job must be to be looked up again: a missed outcome waits this long at most. */
+const STALE_MS = 10_000;
 
 interface Waiter {
   readonly task: Task;
+  /** When its job was last looked up. */
+  checkedAt: number;
   readonly resolve: (result: Outcome | undefined) => void;
   readonly reject: (error: unknown) => void;
 }
@@ -50,15 +54,18 @@ export class TaskQueue {
   readonly #waiting = new Map<string, Waiter>();
   readonly #started = Date.now();
   readonly #sweep: NodeJS.Timeout;
+  /** No job of this run existed before (a new run): adding a task needs no look for an earlier one. */
+  #fresh = false;
 
   private constructor(queue: Queue, events: QueueEvents) {
     this.#queue = queue;
     this.#events = events;
-    events.on('completed', ({ jobId }) => void this.#check(jobId));
+    events.on('completed', ({ jobId, returnvalue }) => this.#completed(jobId, returnvalue));
     events.on('failed', ({ jobId }) => void this.#check(jobId));
     events.on('removed', ({ jobId }) => void this.#check(jobId));
     this.#sweep = setInterval(() => {
-      for (const id of this.#waiting.keys()) void this.#check(id);
+      const stale = Date.now() - STALE_MS;
+      for (const [id, waiter] of this.#waiting) if (waiter.checkedAt < stale) void this.#check(id);
     }, SWEEP_MS);
     this.#sweep.unref();
   }
@@ -71,11 +78,20 @@ export class TaskQueue {
     return new TaskQueue(queue, events);
   }
 
+  /**
+   * Clears every job of an earlier run of this name (a new run, or one started over): no outcome of
+   * another configuration may be taken for this one. Adding tasks then needs no look for earlier jobs.
+   */
+  async clear(): Promise<void> {
+    await this.#queue.obliterate({ force: true });
+    this.#fresh = true;
+  }
+
   /** Adds the task (unless its job is there already) and resolves with its outcome, or undefined if it was not run. */
   run(task: Task): Promise<Outcome | undefined> {
     const id = jobIdOf(interactionId(task.personaId, task.queryId));
     return new Promise<Outcome | undefined>((resolve, reject) => {
-      this.#waiting.set(id, { task, resolve, reject });
+      this.#waiting.set(id, { task, resolve, reject, checkedAt: Date.now() });
       this.#add(id, task).then(
         () => this.#check(id),
         (error: unknown) => {
@@ -87,6 +103,10 @@ export class TaskQueue {
   }
 
   async #add(id: string, task: Task): Promise<void> {
+    if (this.#fresh) {
+      await this.#queue.add('task', task, { jobId: id, ...JOB_OPTIONS });
+      return;
+    }
     const existing = await this.#queue.getJob(id);
     if (existing !== undefined) {
       const state = await existing.getState();
@@ -100,10 +120,29 @@ export class TaskQueue {
     await this.#queue.add('task', task, { jobId: id, ...JOB_OPTIONS });
   }
 
+  /** A completion event: its return value settles the waiter at once (a value not understood is looked up). */
+  #completed(id: string, returnvalue: unknown): void {
+    const waiter = this.#waiting.get(id);
+    if (waiter === undefined) return;
+    let result: unknown = returnvalue;
+    try {
+      if (typeof result === 'string') result = JSON.parse(result);
+    } catch {
+      result = undefined;
+    }
+    if (typeof result !== 'object' || result === null || !('outcome' in result || 'skipped' in result)) {
+      void this.#check(id);
+      return;
+    }
+    this.#waiting.delete(id);
+    waiter.resolve('outcome' in result ? (result as { outcome: Outcome }).outcome : undefined);
+  }
+
   /** Looks the job up and settles its waiter if it has finished (or vanished); never throws (the next sweep asks again). */
   async #check(id: string): Promise<void> {
     const waiter = this.#waiting.get(id);
     if (waiter === undefined) return;
+    waiter.checkedAt = Date.now();
     let state: string;
     let job: Job | undefined;
     try {
