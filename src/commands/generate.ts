@@ -161,23 +161,29 @@ async function prepare(file: string | undefined, flags: GenerateFlags, report: R
   if (flags.queue === undefined && (flags.name !== undefined || flags.backlog !== undefined)) throw new ConfigError(`${flags.name === undefined ? '--backlog' : '--name'} needs --queue redis://HOST (the conversations run on workers that take tasks from that Redis)`);
   // The queue's code (BullMQ, ioredis) is loaded only by runs that use one.
   const queue = flags.queue === undefined ? undefined : await (await import('./queued.js')).QueueProducer.connect(flags.queue, flags.name ?? DEFAULT_RUN_NAME, config.personaflow.prices);
-  // With a queue, every billed call (the workers', and this process's supplement generator) is counted in Redis.
-  const onUsage = queue === undefined ? totals.call.bind(totals) : queue.recorder.call;
-  const { models, queries, options } = await setUpConversations(loaded, settings, { concurrency: flags.concurrency, threads: flags.threads, strict: flags.strict, quiet: flags.quiet, shared: queue?.shared, onUsage }, report);
-  if (flags.maxCost !== undefined) assertPriced(config, models);
-  if (flags.resume === true && flags.out === undefined) throw new ConfigError('--resume needs --out DIR (the directory of the run to continue)');
-  // What shapes the output, beside the config file: a resume with other settings is refused (--force overrides).
-  // The shard is not a setting: the shards of one run share a fingerprint, so `merge` can check they belong together.
-  const record: RunRecord = { version: version(), seed: settings.seed, config_fingerprint: runFingerprint(config, settings), settings: { ...settings }, created_at: new Date().toISOString(), ...(flags.shard === undefined ? {} : { shard: shardName(flags.shard) }) };
-  let previous = await previousRun(flags, record, report);
-  if (queue !== undefined) {
-    await queue.publish({ ...record, max_cost: flags.maxCost ?? null }, flags.force === true);
-    // A queue run continued: its usage in Redis already holds what DIR's usage.json counted.
-    if (!queue.created && previous !== undefined) previous = { ...previous, usage: { interactions: previous.count, failures: previous.failedCount } };
+  try {
+    // With a queue, every billed call (the workers', and this process's supplement generator) is counted in Redis.
+    const onUsage = queue === undefined ? totals.call.bind(totals) : queue.recorder.call;
+    const { models, queries, options } = await setUpConversations(loaded, settings, { concurrency: flags.concurrency, threads: flags.threads, strict: flags.strict, quiet: flags.quiet, shared: queue?.shared, onUsage }, report);
+    if (flags.maxCost !== undefined) assertPriced(config, models);
+    if (flags.resume === true && flags.out === undefined) throw new ConfigError('--resume needs --out DIR (the directory of the run to continue)');
+    // What shapes the output, beside the config file: a resume with other settings is refused (--force overrides).
+    // The shard is not a setting: the shards of one run share a fingerprint, so `merge` can check they belong together.
+    const record: RunRecord = { version: version(), seed: settings.seed, config_fingerprint: runFingerprint(config, settings), settings: { ...settings }, created_at: new Date().toISOString(), ...(flags.shard === undefined ? {} : { shard: shardName(flags.shard) }) };
+    let previous = await previousRun(flags, record, report);
+    if (queue !== undefined) {
+      await queue.publish({ ...record, max_cost: flags.maxCost ?? null }, flags.force === true);
+      // A queue run continued: its usage in Redis already holds what DIR's usage.json counted.
+      if (!queue.created && previous !== undefined) previous = { ...previous, usage: { interactions: previous.count, failures: previous.failedCount } };
+    }
+    const dir = flags.out === undefined ? undefined : await DirSink.open(flags.out, { force: flags.force === true, usage: totals, run: record, ...(previous === undefined ? {} : { resume: previous }) });
+    const sink: Sink = dir ?? new StreamSink(process.stdout, totals, (failure) => report.say(`failed ${failure.persona_id}/${failure.query_id} after ${failure.attempts} attempt(s): ${failure.error.kind}: ${failure.error.message}`));
+    return { file, flags, report, config, models, options, rounds: settings.supplement_rounds, queries, totals, previous, sink, dir, queue };
+  } catch (error) {
+    // Its connections would keep the process alive after the error is reported.
+    await queue?.close();
+    throw error;
   }
-  const dir = flags.out === undefined ? undefined : await DirSink.open(flags.out, { force: flags.force === true, usage: totals, run: record, ...(previous === undefined ? {} : { resume: previous }) });
-  const sink: Sink = dir ?? new StreamSink(process.stdout, totals, (failure) => report.say(`failed ${failure.persona_id}/${failure.query_id} after ${failure.attempts} attempt(s): ${failure.error.kind}: ${failure.error.message}`));
-  return { file, flags, report, config, models, options, rounds: settings.supplement_rounds, queries, totals, previous, sink, dir, queue };
 }
 
 /** --max-cost needs a price for every model the run calls. */

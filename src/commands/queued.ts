@@ -71,7 +71,8 @@ export class QueueProducer {
 
   /**
    * Publishes the run's record. A run of this name made with another configuration is refused unless
-   * `force` (which starts it over); the same one is continued.
+   * `force` (which starts it over); one made with the same configuration is continued (its finished
+   * jobs are outcomes of these very settings).
    */
   async publish(record: QueueRecord, force: boolean): Promise<void> {
     const existing = await this.run.record();
@@ -80,9 +81,9 @@ export class QueueProducer {
     }
     // A new run (or one started over) takes no job an earlier run of this name left behind: cleared
     // before the record appears, so no worker waiting for it sees the old jobs.
-    const continued = existing !== undefined && existing.config_fingerprint === record.config_fingerprint && !force;
+    const continued = existing !== undefined && existing.config_fingerprint === record.config_fingerprint;
     if (!continued) await this.#jobs.clear();
-    this.#created = (await this.run.publish(record, force)).created;
+    this.#created = (await this.run.publish(record, !continued)).created;
     await this.refresh();
   }
 
