@@ -1,6 +1,6 @@
 // End to end: generate --queue with three `personaflow worker` processes on a real redis-server: every task written once, a killed worker's task redone, the output a single process would write.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -132,6 +132,34 @@ describe.skipIf(!HAVE_REDIS)(`generate --queue and personaflow worker${NO_REDIS}
     expect((await producer.done).code).toBe(0);
     for (const w of await Promise.all(workers.map((w) => w.done))) expect(w.code, w.stderr).toBe(0);
     await expectSameRun(out, single);
+    // A producer with another configuration does not take over the run's name, and ends (its connections closed).
+    const taken = await runCli(['generate', personas, '--queue', redis.url, '--name', 'plain', '-c', other, '--out', join(dir, 'plain-other'), '-q'], { env: { OPENAI_API_KEY: undefined } });
+    expect(taken.code).toBe(2);
+    expect(taken.stderr).toMatch(/the run named plain there was written with other settings \(.*max_turns 5 → 3.*\); use --name for another run, or --force to start this one over/);
+  }, 120_000);
+
+  it('--max-cost is the whole run\'s: workers start no conversation once the spend of all of them reaches it', async () => {
+    const server = await startOpenAIServer({ latencyMs: 10 });
+    try {
+      const config = join(dir, 'priced.yaml');
+      await writeFile(config, 'personaflow:\n  prices:\n    test-model: { input: 100, output: 100 }\n');
+      const out = join(dir, 'budget');
+      // Two workers at -j 1 hold at most four conversations, as one process at -j 2 does in the single-process test of --max-cost.
+      const workers = [1, 2].map(() => worker('budget', config, '-j', '1'));
+      const run = await start(['generate', personas, '--queue', redis.url, '--name', 'budget', '-c', config, '--out', out, '--max-cost', '0.5', '--supplement-rounds', '0', ...against(server)], {}).done;
+      expect(run.code, run.stderr).toBe(3);
+      expect(run.stderr).toMatch(/budget reached: \$0\.\d{4} spent of --max-cost \$0\.5; no new conversations were started after that\. To continue: .* --queue .* --resume --max-cost <more>/);
+      for (const w of await Promise.all(workers.map((w) => w.done))) expect(w.code, w.stderr).toBe(0);
+      // At $100 a million tokens a conversation costs a few cents: the two workers together stopped near $0.5, far from the end.
+      const written = (await interactionsOf(out)).size;
+      expect(written).toBeGreaterThan(0);
+      expect(written).toBeLessThan(PERSONAS * 2);
+      const usage = JSON.parse(await readFile(join(out, 'usage.json'), 'utf8')) as { cost: { total: number }; interactions: number };
+      expect(usage.cost.total).toBeLessThan(0.5 * 1.5);
+      expect(usage.interactions).toBe(written);
+    } finally {
+      await server.close();
+    }
   }, 120_000);
 
   it('never shows a password from the --queue URL, and says when Redis cannot be reached', async () => {
