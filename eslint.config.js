@@ -14,6 +14,7 @@ const FLOORS = [
   ['cli.ts', 'index.ts'],
   ['commands'],
   ['pipeline.ts', 'export', 'view'],
+  ['queue'],
   ['operators'],
   ['conversation'],
   ['sinks'],

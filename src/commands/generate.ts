@@ -2,22 +2,16 @@
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { Subscription } from 'rxjs';
-import { fingerprint, loadConfig, runSeed } from '../config/load.js';
+import { loadConfig } from '../config/load.js';
 import { type Config } from '../config/schema.js';
-import type { Distractor } from '../distractor/distractor.js';
-import { setUpDistractor } from '../distractor/setup.js';
 import { ConfigError, FatalError, describeError } from '../errors.js';
-import { NearDuplicates } from '../judge/duplicates.js';
 import type { Judge } from '../judge/judge.js';
-import { setUpJudge } from '../judge/setup.js';
-import { buildModels, type RunModels } from '../models/build.js';
+import type { RunModels } from '../models/build.js';
 import { retryingCall } from '../operators/retryingCall.js';
 import type { RoundReport } from '../operators/supplement.js';
 import { generate, type GenerateOptions } from '../pipeline.js';
-import { DEFAULT_ASSISTANT_TEMPLATE } from '../prompts/assistant.js';
-import { DEFAULT_STOP_TOKEN, DEFAULT_USER_TEMPLATE } from '../prompts/simulator.js';
-import { loadPromptText, loadTemplate } from '../prompts/template.js';
-import { setUpQueries, type QuerySetup } from '../queries/setup.js';
+import type { QuerySetup } from '../queries/setup.js';
+import { DEFAULT_BACKLOG, DEFAULT_RUN_NAME, redact } from '../queue/address.js';
 import { DirSink, outputIn } from '../sinks/dir.js';
 import type { RunRecord } from '../sinks/layout.js';
 import { startProgress, type ProgressSource } from '../sinks/progress.js';
@@ -28,11 +22,14 @@ import { UsageTotals, priceOf } from '../sinks/usage.js';
 import { openInput } from '../streams/ndjson.js';
 import { readTasks } from '../streams/personas.js';
 import { stoppable } from '../streams/pull.js';
+import { inShard, shardName, type Shard } from '../streams/shard.js';
 import { countPersonas, counted, skipWritten, type SkipCounts } from '../streams/tasks.js';
-import type { Task } from '../types.js';
+import type { Outcome as GenerateOutcome, Task } from '../types.js';
 import { Budget } from './budget.js';
 import { assertReadable, version } from './common.js';
+import type { QueueProducer } from './queued.js';
 import { Reporter } from './reporter.js';
+import { runFingerprint, settingsOf, setUpConversations, type NoiseMode } from './setup.js';
 import { StopSignals } from './signals.js';
 import { explainChange, judgeLine, rejectionsLine, resumeCommand, resumedLine, summaryLine, targetsLine } from './summary.js';
 
@@ -59,19 +56,19 @@ export interface GenerateFlags {
   progress?: 'json';
   /** `--judge` / `--no-judge` (else `judge.enabled`). */
   judge?: boolean;
+  shard?: Shard;
+  /** `--queue redis://...`: the conversations run on workers (`personaflow worker`) that take tasks from this Redis. */
+  queue?: string;
+  /** `--name`: the queue run's name (default `personaflow`). */
+  name?: string;
+  /** `--backlog`: tasks queued or in progress at most (with --queue). */
+  backlog?: number;
 }
 
-export type NoiseMode = 'off' | 'rules' | 'semantic';
+export type { NoiseMode };
 
 /** Seconds the conversations in flight get to finish after the first Ctrl-C. */
 const GRACE_SECONDS = 30;
-
-/** Whether (and how) generate noises user turns: `--noise`, else `distractor.enabled` / `use_semantic`. */
-function noiseMode(config: Config, flag: NoiseMode | undefined): NoiseMode {
-  if (flag !== undefined) return flag;
-  if (!config.distractor.enabled) return 'off';
-  return config.distractor.use_semantic ? 'semantic' : 'rules';
-}
 
 /** Everything a run is made of, set up from the config and the flags before the first call. */
 interface Run {
@@ -89,6 +86,8 @@ interface Run {
   readonly dir: DirSink | undefined;
   /** The judge, when one runs. */
   readonly judge: Judge | undefined;
+  /** With --queue: the producer's side of the queue run. */
+  readonly queue: QueueProducer | undefined;
 }
 
 /** Runs `personaflow generate` and returns its exit code. */
@@ -110,14 +109,20 @@ export async function runGenerate(file: string | undefined, flags: GenerateFlags
     graceSeconds: GRACE_SECONDS,
     onStop: () => {
       input.stream.destroy();
+      void run.queue?.drain().catch(() => undefined);
       run.report.say(`stopping: no new conversations; finishing those in flight (up to ${GRACE_SECONDS} s; Ctrl-C again to abort them)`);
     },
     onAbort: () => abort(),
   });
-  const stopped = (): boolean => signals.stopping || budget.over();
+  const { queue } = run;
+  if (queue !== undefined) run.report.notice(`queue run ${queue.run.name} on ${queue.address.shown}: start workers on any machine with: personaflow worker --queue ${queue.address.shown}${flags.name === undefined ? '' : ` --name ${flags.name}`}${flags.config === undefined ? '' : ` -c ${flags.config}`}`);
+  // With a queue, the workers count the conversations they begin and keep the budget for the whole run.
+  const stopped = (): boolean => signals.stopping || (queue === undefined ? budget.over() : queue.stopped());
+  const source = queue === undefined ? counted(stoppable(tasks, stopped), () => budget.begin()) : stoppable(tasks, stopped);
+  const write = (o: GenerateOutcome): Promise<void> => (queue === undefined ? run.sink.write(o) : queue.write(o, run.sink));
   const outcome = await new Promise<Outcome>((resolve) => {
     const options = pipelineOptions(run, { stopped, onRetry: () => (counts.retries += 1), onRound: (report) => reports.push(report) });
-    const subscription: Subscription = generate(counted(stoppable(tasks, stopped), () => budget.begin()), options, (o) => run.sink.write(o)).subscribe({
+    const subscription: Subscription = generate(source, options, write).subscribe({
       error: (error: unknown) => resolve({ error, interrupted: signals.stopping }),
       complete: () => resolve({ interrupted: signals.stopping }),
     });
@@ -125,12 +130,23 @@ export async function runGenerate(file: string | undefined, flags: GenerateFlags
       subscription.unsubscribe();
       resolve({ interrupted: true });
     };
+    if (queue !== undefined) {
+      queue.onFatal = (error) => {
+        subscription.unsubscribe();
+        resolve({ error });
+      };
+    }
   });
+  if (queue !== undefined) await queue.end(run.totals, outcome.error === undefined && outcome.interrupted !== true);
   await run.models.close(); // a loaded llama model is released here
   display.stop();
   signals.close();
   await run.queries.dataset?.close();
-  return finish(run, outcome, { started, retries: counts.retries, reports, personas: tasks.personas, skips, budget });
+  try {
+    return await finish(run, outcome, { started, retries: queue === undefined ? counts.retries : queue.counters.retries, reports, personas: tasks.personas, skips, budget: queue === undefined ? budget : { reached: queue.counters.reached } });
+  } finally {
+    await queue?.close();
+  }
 }
 
 /** How the pipeline ended: an error that stopped it, and whether a signal did. */
@@ -143,73 +159,36 @@ interface Outcome {
 async function prepare(file: string | undefined, flags: GenerateFlags, report: Reporter): Promise<Run> {
   const loaded = await loadConfig(flags.config);
   const { config } = loaded;
-  const ig = config.interaction_generation;
-  const minTurns = flags.minTurns ?? ig.min_turns;
-  const maxTurns = flags.maxTurns ?? Math.max(ig.max_turns, minTurns);
-  if (maxTurns < minTurns) throw new ConfigError(`--max-turns ${maxTurns} is below --min-turns ${minTurns}`);
-  const seed = runSeed(config, flags.seed);
-  const concurrency = flags.concurrency ?? ig.max_workers;
-  const mode = noiseMode(config, flags.noise);
-  const rounds = flags.supplementRounds ?? ig.max_supplement_rounds;
-  const qg = config.query_generation;
-  const judging = flags.judge ?? config.judge.enabled;
-  const models = buildModels(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, seed, concurrency, threads: flags.threads, baseDir: loaded.baseDir, distractor: mode === 'semantic', queries: qg.style_transfer.enabled || rounds > 0, judge: judging && config.judge.review });
-  const template = await loadTemplate(ig.user_model.system_prompt_template, loaded.baseDir, 'interaction_generation.user_model.system_prompt_template', DEFAULT_USER_TEMPLATE);
-  const assistantPrompts = await loadAssistantPrompts(config, loaded.baseDir, flags.model !== undefined);
-  const { stop_policy: stopPolicy, feedback_probability: feedbackProbability } = ig.user_model;
-  if (stopPolicy === 'user' && feedbackProbability !== undefined) {
-    report.notice('interaction_generation.user_model.feedback_probability: not used with stop_policy: user (the simulated user decides when it is done); set stop_policy: personagym to end conversations by its draw as PersonaGym does');
-  }
-  const distractor: Distractor | undefined = mode === 'off' ? undefined : await setUpDistractor(config, loaded.baseDir, { semantic: mode === 'semantic', model: models.distractor });
-  const judge = judging ? await setUpJudge(config, loaded.baseDir, { model: models.judge }) : undefined;
-  for (const notice of [...loaded.notices, ...models.notices]) report.notice(notice);
-  const judged = judge?.model;
-  if (judged !== undefined && models.pool.entries.some((entry) => entry.model.provider === judged.provider && entry.model.model === judged.model)) {
-    report.notice(`judge.llm: the judge is ${judged.provider}/${judged.model}, which is also an assistant model: a model tends to rate its own answers higher; set judge.llm.model to another model`);
-  }
-
+  const settings = settingsOf(config, flags);
   await assertReadable(file, 'personas');
   if (flags.queries !== undefined) await assertReadable(flags.queries, 'query');
-  const queries = await setUpQueries(config, loaded.baseDir, { queriesFile: flags.queries, rounds, model: models.queries, strict: flags.strict === true, onWarning: (m) => report.warn(m), onNotice: flags.quiet === true ? undefined : (m) => report.say(m) });
   const totals = new UsageTotals(config.personaflow.prices);
-  if (flags.maxCost !== undefined) assertPriced(config, models);
-  if (flags.resume === true && flags.out === undefined) throw new ConfigError('--resume needs --out DIR (the directory of the run to continue)');
-  // What shapes the output, beside the config file: a resume with other settings is refused (--force overrides).
-  const settings = { seed, min_turns: minTurns, max_turns: maxTurns, provider: flags.provider ?? null, model: flags.model ?? null, base_url: flags.baseUrl ?? null, noise: mode, supplement_rounds: rounds, queries: flags.queries ?? null, judge: judging };
-  const record: RunRecord = { version: version(), seed, config_fingerprint: fingerprint(config, settings), settings, created_at: new Date().toISOString() };
-  const previous = await previousRun(flags, record, report);
-  const dir = flags.out === undefined ? undefined : await DirSink.open(flags.out, { force: flags.force === true, usage: totals, run: record, ...(previous === undefined ? {} : { resume: previous }) });
-  const sink: Sink = dir ?? new StreamSink(process.stdout, totals, (failure) => report.say(`failed ${failure.persona_id}/${failure.query_id} after ${failure.attempts} attempt(s): ${failure.error.kind}: ${failure.error.message}`));
-  const options = {
-    pool: models.pool,
-    user: { ...models.user, template, stopPolicy, feedbackProbability },
-    assistantPrompts,
-    seed,
-    minTurns,
-    maxTurns,
-    concurrency,
-    maxRetries: ig.max_retries,
-    retryDelayMs: ig.retry_delay * 1000,
-    stopToken: config.personaflow.stop_token ?? DEFAULT_STOP_TOKEN,
-    distractor,
-    styleTransfer: queries.styleTransfer,
-    onUsage: totals.call.bind(totals),
-    // Near-duplicates are judged in the order conversations finish: of two, the later one is rejected.
-    judge: judge === undefined ? undefined : { judge, duplicates: new NearDuplicates() },
-  } satisfies Omit<GenerateOptions, 'supplement'>;
-  return { file, flags, report, config, models, options, rounds, queries, totals, previous, sink, dir, judge };
-}
-
-/**
- * The assistant's system prompt for each pool entry: its own `system_prompt` (the text, or a .txt/.md file
- * next to the config), else `assistant_model.system_prompt`, else config/prompts/assistant.txt. With `--model` the pool
- * is one model with the assistant model's prompt.
- */
-async function loadAssistantPrompts(config: Config, baseDir: string, singleModel: boolean): Promise<string[]> {
-  const am = config.interaction_generation.assistant_model;
-  const shared = await loadPromptText(am.system_prompt, baseDir, 'interaction_generation.assistant_model.system_prompt', DEFAULT_ASSISTANT_TEMPLATE);
-  if (singleModel || am.model_pool === undefined) return [shared];
-  return Promise.all(am.model_pool.map((entry, index) => (entry.system_prompt === undefined ? Promise.resolve(shared) : loadPromptText(entry.system_prompt, baseDir, `interaction_generation.assistant_model.model_pool[${index}].system_prompt`, DEFAULT_ASSISTANT_TEMPLATE))));
+  if (flags.queue === undefined && (flags.name !== undefined || flags.backlog !== undefined)) throw new ConfigError(`${flags.name === undefined ? '--backlog' : '--name'} needs --queue redis://HOST (the conversations run on workers that take tasks from that Redis)`);
+  // The queue's code (BullMQ, ioredis) is loaded only by runs that use one.
+  const queue = flags.queue === undefined ? undefined : await (await import('./queued.js')).QueueProducer.connect(flags.queue, flags.name ?? DEFAULT_RUN_NAME, config.personaflow.prices);
+  try {
+    // With a queue, every billed call (the workers', and this process's supplement generator) is counted in Redis.
+    const onUsage = queue === undefined ? totals.call.bind(totals) : queue.recorder.call;
+    const { models, queries, options, judge } = await setUpConversations(loaded, settings, { concurrency: flags.concurrency, threads: flags.threads, strict: flags.strict, quiet: flags.quiet, shared: queue?.shared, onUsage }, report);
+    if (flags.maxCost !== undefined) assertPriced(config, models);
+    if (flags.resume === true && flags.out === undefined) throw new ConfigError('--resume needs --out DIR (the directory of the run to continue)');
+    // What shapes the output, beside the config file: a resume with other settings is refused (--force overrides).
+    // The shard is not a setting: the shards of one run share a fingerprint, so `merge` can check they belong together.
+    const record: RunRecord = { version: version(), seed: settings.seed, config_fingerprint: runFingerprint(config, settings), settings: { ...settings }, created_at: new Date().toISOString(), ...(flags.shard === undefined ? {} : { shard: shardName(flags.shard) }) };
+    let previous = await previousRun(flags, record, report);
+    if (queue !== undefined) {
+      await queue.publish({ ...record, max_cost: flags.maxCost ?? null }, flags.force === true);
+      // A queue run continued: its usage in Redis already holds what DIR's usage.json counted.
+      if (!queue.created && previous !== undefined) previous = { ...previous, usage: { interactions: previous.count, failures: previous.failedCount } };
+    }
+    const dir = flags.out === undefined ? undefined : await DirSink.open(flags.out, { force: flags.force === true, usage: totals, run: record, ...(previous === undefined ? {} : { resume: previous }) });
+    const sink: Sink = dir ?? new StreamSink(process.stdout, totals, (failure) => report.say(`failed ${failure.persona_id}/${failure.query_id} after ${failure.attempts} attempt(s): ${failure.error.kind}: ${failure.error.message}`));
+    return { file, flags, report, config, models, options, rounds: settings.supplement_rounds, queries, totals, previous, sink, dir, queue, judge };
+  } catch (error) {
+    // Its connections would keep the process alive after the error is reported.
+    await queue?.close();
+    throw error;
+  }
 }
 
 /** --max-cost needs a price for every model the run calls. */
@@ -228,6 +207,9 @@ async function previousRun(flags: GenerateFlags, record: RunRecord, report: Repo
   if (before !== undefined && before.config_fingerprint !== record.config_fingerprint && flags.force !== true) {
     throw new ConfigError(`--out ${flags.out}: ${explainChange(before, record)}; resuming would mix two configurations in one dataset. Use the same settings, or --resume --force to continue anyway`);
   }
+  if (before !== undefined && (before.shard ?? null) !== (record.shard ?? null) && flags.force !== true) {
+    throw new ConfigError(`--out ${flags.out}: it holds ${before.shard === undefined ? 'a whole run' : `shard ${before.shard}`}, not ${record.shard === undefined ? 'a whole run' : `shard ${record.shard}`}; resuming would mix two shards in one directory. Use the same --shard, or --resume --force to continue anyway`);
+  }
   if (before === undefined) report.notice(`--out ${flags.out}: no run.json (written by an older version?); cannot check that the settings match`);
   return previous;
 }
@@ -245,7 +227,8 @@ function tasksOf(run: Run, stream: Readable, name: string, skips: SkipCounts): A
     onWarning: (message) => run.report.warn(message),
     queries: queries.dataset === undefined ? undefined : { dataset: queries.dataset, perPersona: qg.selection.queries_per_persona, strategy: qg.selection.strategy },
   });
-  return run.previous === undefined ? tasks : skipWritten(run.previous, flags.retryFailed !== false, skips, tasks);
+  const mine = flags.shard === undefined ? tasks : inShard(tasks, flags.shard);
+  return run.previous === undefined ? mine : skipWritten(run.previous, flags.retryFailed !== false, skips, mine);
 }
 
 /** The pipeline's options: the run's, the hooks of this invocation, and the supplement rounds when a generator is set up. */
@@ -255,6 +238,7 @@ function pipelineOptions(run: Run, hooks: { readonly stopped: () => boolean; rea
   return {
     ...options,
     onRetry: hooks.onRetry,
+    remote: run.queue?.remote(run.flags.backlog ?? DEFAULT_BACKLOG),
     // With a judge, always: even without rounds it says who is short and why.
     supplement:
       queries.generator === undefined && run.judge === undefined
@@ -274,7 +258,21 @@ function pipelineOptions(run: Run, hooks: { readonly stopped: () => boolean; rea
 
 /** What the progress display reads. */
 function progressSource(run: Run, budget: Budget, counts: { readonly retries: number }, file: string | undefined, stream: NodeJS.ReadableStream): ProgressSource {
-  const { totals, models } = run;
+  const { totals, models, queue } = run;
+  if (queue !== undefined) {
+    // The whole run's figures, summed over the workers in Redis.
+    return {
+      interactions: () => totals.interactions,
+      begun: () => queue.counters.begun,
+      failures: () => totals.failures,
+      rejected: () => totals.judgeRejected,
+      retries: () => queue.counters.retries,
+      tokens: () => queue.counters.tokens,
+      cost: () => queue.counters.cost,
+      input: inputProgress(file, stream),
+      limiters: () => new Map(),
+    };
+  }
   return {
     interactions: () => totals.interactions,
     begun: () => budget.begun,
@@ -296,8 +294,15 @@ function inputProgress(file: string | undefined, stream: NodeJS.ReadableStream):
   return () => (size === undefined ? undefined : { read: (stream as unknown as { bytesRead?: number }).bytesRead ?? 0, size });
 }
 
+/** The flags a resume command must repeat to continue the same run. */
+const resumeFlags = (flags: GenerateFlags): { config?: string; shard?: string; queue?: string } => ({
+  ...(flags.config === undefined ? {} : { config: flags.config }),
+  ...(flags.shard === undefined ? {} : { shard: shardName(flags.shard) }),
+  ...(flags.queue === undefined ? {} : { queue: `${redact(flags.queue)}${flags.name === undefined ? '' : ` --name ${flags.name}`}` }),
+});
+
 /** Closes the sink, says how the run went, and picks the exit code. */
-async function finish(run: Run, outcome: Outcome, done: { readonly started: number; readonly retries: number; readonly reports: readonly RoundReport[]; readonly personas: number; readonly skips: SkipCounts; readonly budget: Budget }): Promise<number> {
+async function finish(run: Run, outcome: Outcome, done: { readonly started: number; readonly retries: number; readonly reports: readonly RoundReport[]; readonly personas: number; readonly skips: SkipCounts; readonly budget: { readonly reached: boolean } }): Promise<number> {
   const { flags, report, totals, file } = run;
   if (outcome.error instanceof BrokenPipeError) return 0;
   try {
@@ -308,7 +313,7 @@ async function finish(run: Run, outcome: Outcome, done: { readonly started: numb
   }
   if (outcome.error !== undefined) {
     // The run stops (a bad key, a dead endpoint): what is written stays, and a resume carries on.
-    if (flags.out !== undefined && outcome.error instanceof FatalError) report.say(`${outcome.error.message}\npersonaflow: what finished is in ${flags.out}; once the cause is fixed: ${resumeCommand(file, flags.out)}`);
+    if (flags.out !== undefined && outcome.error instanceof FatalError) report.say(`${outcome.error.message}\npersonaflow: what finished is in ${flags.out}; once the cause is fixed: ${resumeCommand(file, flags.out, resumeFlags(flags))}`);
     else throw outcome.error instanceof Error ? outcome.error : new Error(describeError(outcome.error));
     return outcome.error.exitCode;
   }
@@ -321,10 +326,10 @@ async function finish(run: Run, outcome: Outcome, done: { readonly started: numb
     if (done.reports.length > 0) report.say(targetsLine(done.personas, done.reports, run.rounds));
     if (run.previous !== undefined) report.say(resumedLine(flags.out ?? '', run.previous.count, done.skips));
   }
-  if (interrupted && flags.out !== undefined) report.say(`to continue where this run stopped: ${resumeCommand(file, flags.out, flags.config)}`);
+  if (interrupted && flags.out !== undefined) report.say(`to continue where this run stopped: ${resumeCommand(file, flags.out, resumeFlags(flags))}`);
   if (interrupted) return 130;
   if (done.budget.reached) {
-    report.say(`budget reached: $${totals.runCost.toFixed(4)} spent of --max-cost $${String(flags.maxCost)}; no new conversations were started after that${flags.out === undefined ? '' : `. To continue: ${resumeCommand(file, flags.out)} --max-cost <more>`}`);
+    report.say(`budget reached: $${totals.runCost.toFixed(4)} spent of --max-cost $${String(flags.maxCost)}; no new conversations were started after that${flags.out === undefined ? '' : `. To continue: ${resumeCommand(file, flags.out, resumeFlags(flags))} --max-cost <more>`}`);
     return 3;
   }
   return totals.failures > 0 ? 3 : 0;

@@ -60,8 +60,11 @@ export function resumedLine(dir: string, already: number, counts: SkipCounts): s
   return `resumed: ${already} interactions were already in ${dir}; ${counts.skipped} tasks skipped, ${counts.retried} failed tasks retried${counts.compensated > 0 ? `, ${counts.compensated} failed tasks left as made up by supplement` : ''}`;
 }
 
-/** The command that continues a run in `dir`. */
-export const resumeCommand = (file: string | undefined, dir: string, config?: string): string => `personaflow generate ${file ?? '-'} --out ${dir} --resume${config === undefined ? '' : ` -c ${config}`}`;
+/** The command that continues a run in `dir`, with the flags that say which run (config, shard, queue). */
+export function resumeCommand(file: string | undefined, dir: string, flags: { readonly config?: string | undefined; readonly shard?: string | undefined; readonly queue?: string | undefined } = {}): string {
+  const extra = [flags.config === undefined ? '' : ` -c ${flags.config}`, flags.shard === undefined ? '' : ` --shard ${flags.shard}`, flags.queue === undefined ? '' : ` --queue ${flags.queue}`].join('');
+  return `personaflow generate ${file ?? '-'}${extra} --out ${dir} --resume`;
+}
 
 /** Why two run records differ, in words: `seed 42 → 7, max_turns 5 → 3` or that the config file changed. */
 export function explainChange(before: RunRecord, now: RunRecord): string {

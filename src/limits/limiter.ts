@@ -20,6 +20,8 @@ export interface LimiterOptions {
   readonly breakerCooldownMs?: number;
   /** The breaker open this long without a successful probe ends the run. Default 120 s. */
   readonly breakerGiveUpMs?: number;
+  /** Learn from x-ratelimit-* headers: buckets for the limits they announce, a pause at `remaining: 0` (default true; false when SharedLimits learn them for every process). */
+  readonly learnLimits?: boolean;
   readonly scheduler?: SchedulerLike;
 }
 
@@ -82,6 +84,7 @@ export class ModelLimiter {
   #timer: Subscription | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
   #dead: FatalError | undefined;
+  readonly #learnLimits: boolean;
 
   constructor(
     readonly name: string,
@@ -89,6 +92,7 @@ export class ModelLimiter {
   ) {
     this.#concurrency = new AdaptiveConcurrency(options.maxConcurrency);
     this.#scheduler = options.scheduler ?? asyncScheduler;
+    this.#learnLimits = options.learnLimits ?? true;
     const now = this.#scheduler.now();
     // 95% of a configured limit: the provider counts arrivals, and sends that leave exactly on the limit
     // arrive with jitter, which earns 429s at the edge of its window.
@@ -214,6 +218,7 @@ export class ModelLimiter {
 
   /** x-ratelimit-* headers: a limit not configured becomes a bucket (aimed at 95% like a configured one); nothing remaining pauses. */
   #learn(info: RateLimitInfo, now: number): void {
+    if (!this.#learnLimits) return;
     if (this.#requests === undefined && info.limitRequests !== undefined && info.limitRequests > 0) this.#requests = new RateBucket(info.limitRequests * SAFETY, now);
     if (this.#tokens === undefined && info.limitTokens !== undefined && info.limitTokens > 0) this.#tokens = new RateBucket(info.limitTokens * SAFETY, now);
     this.#pause.learn(info, now);

@@ -6,6 +6,7 @@ import type { OpenAIModelOptions } from './openai.js';
 import { stableId } from '../rng.js';
 import { ModelLimiter } from '../limits/limiter.js';
 import { limited } from '../limits/limited.js';
+import type { SharedLimits } from '../limits/shared.js';
 import { createPool, type ModelPool, type PoolEntry } from './pool.js';
 import { createSimModel, type SimOptions } from './sim.js';
 import type { ChatModel } from '../chat.js';
@@ -97,29 +98,39 @@ function chooseProviders(config: Config, flags: ModelFlags, all: readonly Spec[]
   return { simulated, endpoints, notices };
 }
 
+/** A model's admission: its in-process limiter, and the limits it shares with other processes when there are any. */
+interface Admission {
+  readonly limiter: ModelLimiter;
+  readonly shared: SharedLimits | undefined;
+}
+
 /** One limiter per provider quota: the same model at the same endpoint with the same key shares one. */
-function limitersFor(config: Config, flags: ModelFlags): { readonly limiters: Map<string, ModelLimiter>; readonly limiterFor: (provider: string, model: string, endpoint: Endpoint | undefined) => ModelLimiter } {
+function limitersFor(config: Config, flags: ModelFlags): { readonly limiters: Map<string, ModelLimiter>; readonly admissionFor: (provider: string, model: string, endpoint: Endpoint | undefined) => Admission } {
   const limiters = new Map<string, ModelLimiter>();
+  const admissions = new Map<string, Admission>();
   const limits = config.personaflow.limits;
   const breaker = config.personaflow.breaker;
-  const limiterFor = (provider: string, model: string, endpoint: Endpoint | undefined): ModelLimiter => {
+  const admissionFor = (provider: string, model: string, endpoint: Endpoint | undefined): Admission => {
     const key = `${provider}/${model}@${endpoint?.baseURL ?? ''}#${stableId(endpoint?.apiKey ?? '', 8)}`;
-    let limiter = limiters.get(key);
-    if (limiter === undefined) {
+    let admission = admissions.get(key);
+    if (admission === undefined) {
       const configured = limits[`${provider}/${model}`] ?? limits[model] ?? {};
-      limiter = new ModelLimiter(`${provider}/${model}`, {
-        rpm: configured.rpm,
-        tpm: configured.tpm,
-        maxConcurrency: flags.concurrency ?? config.interaction_generation.max_workers,
-        breakerThreshold: breaker.threshold,
-        breakerCooldownMs: breaker.cooldown_s * 1000,
-        breakerGiveUpMs: breaker.give_up_s * 1000,
-      });
+      const breakerOptions = { breakerThreshold: breaker.threshold, breakerCooldownMs: breaker.cooldown_s * 1000, breakerGiveUpMs: breaker.give_up_s * 1000 };
+      const name = `${provider}/${model}`;
+      const maxConcurrency = flags.concurrency ?? config.interaction_generation.max_workers;
+      // Shared: the buckets, the breaker and the pauses are every process's; this one keeps its own concurrency.
+      const limiter =
+        flags.shared === undefined
+          ? new ModelLimiter(name, { rpm: configured.rpm, tpm: configured.tpm, maxConcurrency, ...breakerOptions })
+          : new ModelLimiter(name, { maxConcurrency, breakerThreshold: Number.POSITIVE_INFINITY, learnLimits: false });
+      const shared = flags.shared?.(key, name, { rpm: configured.rpm, tpm: configured.tpm, ...breakerOptions });
+      admission = { limiter, shared };
+      admissions.set(key, admission);
       limiters.set(key, limiter);
     }
-    return limiter;
+    return admission;
   };
-  return { limiters, limiterFor };
+  return { limiters, admissionFor };
 }
 
 /**
@@ -137,17 +148,18 @@ function buildSpecs(config: Config, flags: ModelFlags, all: readonly Spec[], env
     ...(config.personaflow.sim.retry_after_ms === undefined ? {} : { retryAfterMs: config.personaflow.sim.retry_after_ms }),
   };
   const timeoutMs = (config.api.timeout ?? 120) * 1000;
-  const { limiters, limiterFor } = limitersFor(config, flags);
+  const { limiters, admissionFor } = limitersFor(config, flags);
+  const limitedBy = (model: ChatModel, admission: Admission): ChatModel => limited(model, admission.limiter, admission.shared);
   const llamas = new Map<string, LlamaChatModel>();
   const make = (spec: Spec): ChatModel => {
     // A local model needs no key, so it is only simulated when asked (--provider sim).
-    if (spec.provider === 'llama' && flags.provider !== 'sim') return limited(llamaModel(spec), limiterFor('llama', spec.model, undefined));
+    if (spec.provider === 'llama' && flags.provider !== 'sim') return limitedBy(llamaModel(spec), admissionFor('llama', spec.model, undefined));
     if (simulated || spec.provider === 'sim') {
       const model = createSimModel({ provider: 'sim', model: spec.model }, simOptions);
-      return limited(model, limiterFor('sim', spec.model, undefined));
+      return limitedBy(model, admissionFor('sim', spec.model, undefined));
     }
     const endpoint = endpoints.get(spec) as Endpoint;
-    return limited(lazyModel(spec, endpoint), limiterFor(spec.provider, spec.model, endpoint));
+    return limitedBy(lazyModel(spec, endpoint), admissionFor(spec.provider, spec.model, endpoint));
   };
   const lazyModel = (spec: Spec, endpoint: Endpoint): ChatModel =>
     lazyOpenAIModel({

@@ -1,4 +1,5 @@
 // From configuration to model specs: which provider and model each part of a run calls, with its key and endpoint.
+import type { SharedLimitsFactory } from '../limits/shared.js';
 import type { Config } from '../config/schema.js';
 import { expandEnv } from '../config/load.js';
 import { ConfigError } from '../errors.js';
@@ -29,6 +30,8 @@ export interface ModelFlags {
   readonly threads?: number | undefined;
   /** Relative llama model paths from the config file are resolved against it (the config file's directory); `--model` against the working directory. */
   readonly baseDir?: string | undefined;
+  /** Limits shared with other processes (workers on a queue): each model's buckets, breaker and pauses live there. */
+  readonly shared?: SharedLimitsFactory | undefined;
 }
 
 /** One model a run calls, as the configuration and the flags describe it. */

@@ -99,6 +99,11 @@ export class DirSink implements Sink {
     return rejected.length === 0 ? written : Promise.all([written, ...rejected]).then(() => undefined);
   }
 
+  /** A simulator reply the guards rejected, as another directory recorded it (`personaflow merge`). */
+  writeRejection(rejection: unknown): Promise<void> {
+    return this.#rejections.push(JSON.stringify(rejection));
+  }
+
   async #writeInteractions(batch: Interaction[]): Promise<void> {
     let data = '';
     let index = '';

@@ -33,4 +33,8 @@ export interface RunRecord {
   readonly settings: Readonly<Record<string, unknown>>;
   readonly created_at: string;
   readonly resumed_at?: readonly string[];
+  /** `i/n` when the run was one shard of n (`--shard`): outside the fingerprint, which the shards share. */
+  readonly shard?: string;
+  /** The directories `personaflow merge` combined into this one. */
+  readonly merged_from?: readonly { readonly dir: string; readonly shard: string | null; readonly created_at: string }[];
 }

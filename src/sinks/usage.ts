@@ -90,8 +90,13 @@ export class UsageTotals {
     if (detail.failed === true) add({ failed: this.failedAttempts }, 'failed', usage);
   }
 
-  /** Adds a previous usage.json (a resumed run keeps counting from it); anything else is ignored. */
-  merge(previous: unknown): void {
+  /**
+   * Adds a previous usage.json (a resumed run keeps counting from it); anything else is ignored. With
+   * `counts: false` only the tokens and calls are added, not its interaction, failure and judge counts (a merge
+   * counts the lines it writes itself). With `thisRun`, its calls, tokens and cost count as this run's
+   * (a queue run's usage, counted by its workers).
+   */
+  merge(previous: unknown, options: { readonly counts?: boolean; readonly thisRun?: boolean } = {}): void {
     const statistics = (previous as { statistics?: { by_module?: unknown; by_model?: unknown; by_operation?: unknown; failed_attempts?: unknown } } | undefined)?.statistics;
     const fold = (into: Record<string, Totals>, from: unknown): void => {
       if (typeof from !== 'object' || from === null) return;
@@ -117,6 +122,19 @@ export class UsageTotals {
         this.rejectedReplies[reason] = (Object.hasOwn(this.rejectedReplies, reason) ? (this.rejectedReplies[reason] as number) : 0) + (Number(count) || 0);
       }
     }
+    if (options.thisRun === true) {
+      const byModel: Record<string, Totals> = {};
+      fold(byModel, statistics?.by_model);
+      for (const [key, totals] of Object.entries(byModel)) {
+        this.#calls += totals.call_count;
+        this.runTokens += totals.input_tokens + totals.output_tokens;
+        const slash = key.indexOf('/');
+        const price = priceOf(this.#prices, key.slice(0, slash), key.slice(slash + 1));
+        if (price === undefined) this.#unpriced.add(key);
+        else this.#runCost += costOf(price, totals.input_tokens, totals.output_tokens);
+      }
+    }
+    if (options.counts === false) return;
     const judge = (previous as { judge?: { judged?: unknown; rejected?: unknown; rejected_by_reason?: unknown } } | undefined)?.judge;
     this.previousJudge.judged += Number(judge?.judged) || 0;
     this.previousJudge.rejected += Number(judge?.rejected) || 0;

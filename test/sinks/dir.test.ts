@@ -82,7 +82,7 @@ describe('DirSink', () => {
     await Promise.all(outcomes.map((outcome) => sink.write(outcome)));
     await sink.close();
 
-    expect((await readdir(dir)).sort()).toEqual([FILES.failures, FILES.index, FILES.interactions, FILES.rejections, FILES.usage].sort());
+    expect((await readdir(dir)).sort()).toEqual([FILES.failures, FILES.index, FILES.interactions, FILES.rejected, FILES.rejections, FILES.usage].sort());
     const interactions = lines(await readFile(join(dir, FILES.interactions), 'utf8')).map((line) => JSON.parse(line) as Interaction);
     expect(interactions).toEqual([outcomes[0], outcomes[2]].map((o) => (o as { interaction: Interaction }).interaction));
     const failures = lines(await readFile(join(dir, FILES.failures), 'utf8')).map((line) => JSON.parse(line) as Failure);
