@@ -5,7 +5,7 @@ import { UsageTotals } from '../../src/sinks/usage.js';
 import type { Interaction } from '../../src/types.js';
 
 /** Budget reads only the counts of outcomes: any interaction will do. */
-const interaction = (): Interaction => ({ interaction_id: 'i' }) as Interaction;
+const interaction = (): Interaction => ({ interaction_id: 'i', metadata: {} }) as unknown as Interaction;
 
 describe('Budget', () => {
   const priced = (): UsageTotals => new UsageTotals({ m: { input: 1_000_000, output: 1_000_000 } });
