@@ -19,7 +19,10 @@ const KNOWN = {
   english_level: ['native', 'B1'],
 };
 const known = fc.record(Object.fromEntries(Object.entries(KNOWN).map(([key, values]) => [key, fc.constantFrom(...values)])), { requiredKeys: [] });
-const other = fc.dictionary(fc.stringMatching(/^[a-z][a-z_]{0,23}$/), fc.string({ minLength: 1, maxLength: 40 }).filter((value) => value.trim() !== ''), { maxKeys: 6 });
+// Persona text that could pass for what the prompt must not hold (a turn count, a placeholder) is left out
+// here: the template's own text is what is checked; a persona's braces are shown as written (below).
+const innocent = (text: string): boolean => !/\b(?:turn|answers? in all|expect to need)\b|[{}]/i.test(text.replace(/_/g, ' '));
+const other = fc.dictionary(fc.stringMatching(/^[a-z][a-z_]{0,23}$/).filter(innocent), fc.string({ minLength: 1, maxLength: 40 }).filter((value) => value.trim() !== '' && innocent(value)), { maxKeys: 6 });
 const personas = fc.tuple(known, other).map(([a, b]) => ({ ...b, ...a }));
 
 const values = (persona: Record<string, unknown>, turn = 3): TemplateValues => ({
@@ -51,6 +54,11 @@ describe('the simulator prompt for any persona', () => {
     }
     const request = values(persona).originalQuery;
     expect((system.length - request.length) / 4).toBeLessThanOrEqual(BUDGET_TOKENS);
+  });
+
+  it("shows a persona's braces as written: a value like {facts} is not a placeholder", () => {
+    const system = userSimulatorMessages(TEMPLATE, values({ motto: '{facts} and {A}' }))[0]?.content ?? '';
+    expect(system).toContain('{facts} and {A}');
   });
 
   it('restates up to three traits in the reminder of every turn', () => {
