@@ -21,6 +21,7 @@ const FLOORS = [
   ['distractor', 'queries', 'judge'],
   ['prompts'],
   ['streams'],
+  ['batch'],
   ['models'],
   ['limits'],
   ['noise'],
