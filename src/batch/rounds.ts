@@ -15,6 +15,8 @@ export interface BatchRoundsOptions {
   readonly gatherMs: number;
   /** Attempts of each upload, create and download on transient errors. */
   readonly attempts?: number;
+  /** The provider's completion window, said with each round (`24h`). */
+  readonly completionWindow?: string;
   /** Lines for stderr: rounds, batch states, requests done. */
   readonly onEvent?: (text: string) => void;
 }
@@ -252,7 +254,7 @@ export class BatchRounds {
         ).map((file) => ({ file, provider: (group[0] as Pending).provider, pendings: file.lines.map((line) => byId.get(line.customId) as Pending) }));
       });
       this.#submitted += round.length;
-      this.#say(`batch round ${number}: ${round.length} request(s) in ${files.length} file(s)`);
+      this.#say(`batch round ${number}: ${round.length} request(s) in ${files.length} file(s)${this.#options.completionWindow === undefined ? '' : `, results due within ${this.#options.completionWindow}`}`);
       let failed = 0;
       await Promise.all(
         files.map(async ({ file, provider, pendings }) => {

@@ -53,6 +53,7 @@ export function setUpBatch(config: Config, onEvent: (text: string) => void): Bat
     limits: { maxRequests: settings.max_requests_per_file, maxBytes: settings.max_bytes_per_file },
     poll: { initialMs: settings.poll_initial_s * 1000, maxMs: settings.poll_max_s * 1000, factor: 1.5 },
     gatherMs: settings.gather_ms,
+    completionWindow: settings.completion_window,
     onEvent,
   });
   const sim = createSimBatchProvider();

@@ -90,7 +90,7 @@ describe('generate --batch', () => {
       const usage = JSON.parse(await readFile(join(out, 'usage.json'), 'utf8')) as { statistics: { summary: { total_calls: number; total_input_tokens: number; total_output_tokens: number } } };
       expect(usage.statistics.summary).toMatchObject({ total_calls: server.reported.calls, total_input_tokens: server.reported.input, total_output_tokens: server.reported.output });
       // Progress: rounds, batch states, requests per round.
-      expect(run.stderr).toMatch(/batch round 1: 12 request\(s\) in 3 file\(s\)/);
+      expect(run.stderr).toMatch(/batch round 1: 12 request\(s\) in 3 file\(s\), results due within 24h/);
       expect(run.stderr).toMatch(/batch batch_\d+: failed/);
       expect(run.stderr).toMatch(/batch batch_\d+: expired/);
       expect(run.stderr).toMatch(/batch round \d+: done, \d+ answered, \d+ failed or expired/);
@@ -154,6 +154,25 @@ describe('generate --batch', () => {
       }
     });
   }
+
+  it('prices calls at the batch price and starts no conversation once --max-cost is reached', async () => {
+    const server = await startBatchServer();
+    try {
+      const priced = join(work, 'priced.yaml');
+      await writeFile(priced, `${await readFile(config, 'utf8')}personaflow:\n  prices:\n    test-model: { input: 100, output: 200, batch: { input: 50, output: 100 } }\n`);
+      const out = freshOut();
+      const run = await runCli([...args(out, server).map((arg) => (arg === config ? priced : arg)), '-j', '2', '--max-cost', '0.5']);
+      expect(run.code, run.stderr).toBe(3);
+      expect(run.stderr).toMatch(/budget reached/);
+      const done = await settled(out);
+      expect(done.length).toBeGreaterThan(0);
+      expect(done.length).toBeLessThan(TASKS.length);
+      const usage = JSON.parse(await readFile(join(out, 'usage.json'), 'utf8')) as { cost: { total: number } };
+      expect(usage.cost.total).toBeCloseTo((server.reported.input * 50 + server.reported.output * 100) / 1e6, 10);
+    } finally {
+      await server.close();
+    }
+  });
 
   it('with sim, gives the dataset online sim gives for the same seed (semantic noise and the judge batched too)', async () => {
     const common = ['generate', personas, '--provider', 'sim', '--seed', '21', '--noise', 'semantic', '--judge', '-c', config, '-q'];
