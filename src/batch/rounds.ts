@@ -207,6 +207,8 @@ export class BatchRounds {
         } catch (error) {
           if (error instanceof ModelError && error.kind === 'aborted') throw error;
           this.#say(`batch: cannot reattach to ${left.batchId ?? left.fileId}: ${describeError(error)}; its requests are submitted again`);
+          // A batch the provider does not know (sim's, from a process that is gone) is settled for good, so later resumes do not ask again.
+          if (left.batchId !== undefined && error instanceof ModelError && error.status === 404) await this.#record.record({ event: 'downloaded', batch_id: left.batchId, lines: 0, at: new Date().toISOString() });
         }
       }),
     );

@@ -104,6 +104,24 @@ describe('BatchRounds', () => {
     await again.journal.close();
   });
 
+  it('on resume, submits again the requests of a batch the provider does not know, and records it settled', async () => {
+    const first = await BatchJournal.open(dir, false);
+    await first.record({ event: 'created', provider: 'sim', file_id: 'file-sim-1', batch_id: 'batch_sim_gone', at: new Date().toISOString() });
+    await first.close();
+    const { rounds, journal, events } = await roundsIn(true);
+    const provider = createSimBatchProvider();
+    const create = vi.spyOn(provider, 'create');
+    const sim = createSimModel({ provider: 'sim', model: 'a' });
+    const answer = await batchModel(rounds, provider, { provider: 'sim', model: 'a', lengthParam: 'max_tokens' }, sim).complete(request('again'), new AbortController().signal);
+    expect(answer).toEqual(await sim.complete(request('again'), new AbortController().signal));
+    expect(create).toHaveBeenCalledTimes(1);
+    expect(events.filter((line) => line.startsWith('batch: '))).toEqual(['batch: reattaching to 1 batch(es) an earlier run left in flight', 'batch: cannot reattach to batch_sim_gone: sim batch API: no batch batch_sim_gone; its requests are submitted again']);
+    await journal.close();
+    const again = await BatchJournal.open(dir, true);
+    expect(again.unsettled).toEqual([]);
+    await again.close();
+  });
+
   it('drops a call aborted while it gathers: it is rejected as aborted and never submitted', async () => {
     const { rounds, journal } = await roundsIn(false);
     const provider = createSimBatchProvider();
