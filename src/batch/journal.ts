@@ -1,6 +1,8 @@
 // The batch record in --out: every file and batch id as it is created, and every result as it is downloaded, flushed to disk.
+import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
 import { open, readFile, truncate, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { byteLines } from '../streams/ndjson.js';
 import { customIdOfLine } from './lines.js';
 
 export const JOURNAL_FILE = 'batches.ndjson';
@@ -31,6 +33,30 @@ async function wholeLines(path: string): Promise<string[]> {
 }
 
 /**
+ * Where each result line of batch-results.ndjson starts and how long it is, by custom id: read a line at
+ * a time, so a resume over a large record keeps offsets in memory, not the results.
+ */
+async function indexResults(path: string): Promise<Map<string, { offset: number; length: number }>> {
+  const index = new Map<string, { offset: number; length: number }>();
+  let end = 0;
+  try {
+    for await (const line of byteLines(createReadStream(path))) {
+      if (!line.terminated) break;
+      end = line.offset + line.length;
+      const id = line.overlong ? undefined : customIdOfLine(line.bytes.toString('utf8'));
+      // The line without its newline.
+      if (id !== undefined) index.set(id, { offset: line.offset, length: line.length - 1 });
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return index;
+    throw error;
+  }
+  // A torn last line is cut, so the next append starts a line of its own.
+  await truncate(path, end);
+  return index;
+}
+
+/**
  * batches.ndjson and batch-results.ndjson in DIR, both append-only and fsynced after every append, so
  * that after a kill at any moment the record says which batches exist (a resume reattaches to them
  * instead of paying again) and which results arrived (a resumed conversation takes them again).
@@ -39,17 +65,19 @@ export class BatchJournal {
   readonly #journal: FileHandle;
   readonly #results: FileHandle;
   #chain: Promise<void> = Promise.resolve();
-  /** Results downloaded by earlier runs into DIR, by custom id (the raw output or error line). */
-  readonly previous: Map<string, string>;
+  /** Where the results earlier runs downloaded into DIR are, by custom id. */
+  readonly #previous: Map<string, { offset: number; length: number }>;
+  readonly #resultsPath: string;
   /** Batches earlier runs left unsettled. */
   readonly unsettled: readonly Unsettled[];
   /** Rounds earlier runs submitted. */
   readonly rounds: number;
 
-  private constructor(journal: FileHandle, results: FileHandle, previous: Map<string, string>, unsettled: Unsettled[], rounds: number) {
+  private constructor(journal: FileHandle, results: FileHandle, resultsPath: string, previous: Map<string, { offset: number; length: number }>, unsettled: Unsettled[], rounds: number) {
     this.#journal = journal;
     this.#results = results;
-    this.previous = previous;
+    this.#resultsPath = resultsPath;
+    this.#previous = previous;
     this.unsettled = unsettled;
     this.rounds = rounds;
   }
@@ -58,14 +86,11 @@ export class BatchJournal {
   static async open(dir: string, resume: boolean): Promise<BatchJournal> {
     const journalPath = join(dir, JOURNAL_FILE);
     const resultsPath = join(dir, RESULTS_FILE);
-    const previous = new Map<string, string>();
+    let previous = new Map<string, { offset: number; length: number }>();
     const unsettled: Unsettled[] = [];
     let rounds = 0;
     if (resume) {
-      for (const line of await wholeLines(resultsPath)) {
-        const id = customIdOfLine(line);
-        if (id !== undefined) previous.set(id, line);
-      }
+      previous = await indexResults(resultsPath);
       const creating = new Map<string, Unsettled>();
       const created = new Map<string, Unsettled>();
       for (const line of await wholeLines(journalPath)) {
@@ -85,7 +110,30 @@ export class BatchJournal {
       unsettled.push(...creating.values(), ...created.values());
     }
     const mode = resume ? 'a' : 'w';
-    return new BatchJournal(await open(journalPath, mode), await open(resultsPath, mode), previous, unsettled, rounds);
+    return new BatchJournal(await open(journalPath, mode), await open(resultsPath, mode), resultsPath, previous, unsettled, rounds);
+  }
+
+  /** Results of earlier runs not yet taken. */
+  get previousCount(): number {
+    return this.#previous.size;
+  }
+
+  /**
+   * Takes the result line an earlier run downloaded for `customId` (each is taken once), or undefined.
+   * Read from disk on the spot: only lines written before this run opened the record are indexed.
+   */
+  takePrevious(customId: string): string | undefined {
+    const where = this.#previous.get(customId);
+    if (where === undefined) return undefined;
+    this.#previous.delete(customId);
+    const fd = openSync(this.#resultsPath, 'r');
+    try {
+      const bytes = Buffer.alloc(where.length);
+      readSync(fd, bytes, 0, where.length, where.offset);
+      return bytes.toString('utf8');
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /** Appends one entry and flushes it to disk before resolving. */

@@ -82,7 +82,6 @@ export class BatchRounds {
    */
   start(journal: BatchJournal): void {
     this.#journal = journal;
-    this.#cache = journal.previous;
     this.#round = journal.rounds;
   }
 
@@ -140,10 +139,19 @@ export class BatchRounds {
     this.#pending = [];
   }
 
-  #take(customId: string, where: string): Promise<ChatResponse> | undefined {
+  /** A result this run already holds for the call: reattached, or downloaded by an earlier run (each taken once). */
+  #held(customId: string): string | undefined {
     const line = this.#cache.get(customId);
+    if (line !== undefined) {
+      this.#cache.delete(customId);
+      return line;
+    }
+    return this.#journal?.takePrevious(customId);
+  }
+
+  #take(customId: string, where: string): Promise<ChatResponse> | undefined {
+    const line = this.#held(customId);
     if (line === undefined) return undefined;
-    this.#cache.delete(customId);
     this.#reused += 1;
     const result = resultOf(line, where);
     return result.ok ? Promise.resolve(result.response) : Promise.reject(result.error);
@@ -225,10 +233,9 @@ export class BatchRounds {
         const waiting = this.#pending;
         this.#pending = [];
         for (const pending of waiting) {
-          const line = this.#cache.get(pending.line.customId);
+          const line = this.#held(pending.line.customId);
           if (line === undefined) this.#pending.push(pending);
           else {
-            this.#cache.delete(pending.line.customId);
             this.#reused += 1;
             this.#settle(pending, resultOf(line, pending.where));
           }
