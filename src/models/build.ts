@@ -166,6 +166,7 @@ function buildSpecs(config: Config, flags: ModelFlags, all: readonly Spec[], env
   const batchOf = (spec: Spec, batch: (target: BatchTarget) => ChatModel): ChatModel => {
     if (spec.provider === 'llama' && flags.provider !== 'sim') throw new ConfigError(`--batch: ${spec.path === '--model' ? '--model' : spec.path} is a local llama model, which has no batch API; use it without --batch`);
     if (simulated || spec.provider === 'sim') return batch({ kind: 'sim', model: createSimModel({ provider: 'sim', model: spec.model }, simOptions) });
+    if (spec.provider === 'openrouter') throw new ConfigError(`--batch: ${spec.path === '--model' ? '--model' : spec.path} is on OpenRouter, which has no Batch API; use provider openai (OpenAI, or a server with /v1/batches) or run without --batch`);
     const endpoint = endpoints.get(spec) as Endpoint;
     return batch({ kind: 'openai', provider: spec.provider, model: spec.model, apiKey: endpoint.apiKey ?? 'not-needed', baseURL: endpoint.baseURL, headers: spec.headers, timeoutMs, topP: config.api.inference?.top_p });
   };

@@ -188,6 +188,12 @@ describe('generate --batch', () => {
     expect(await usage(batched)).toEqual(await usage(online));
   });
 
+  it('refuses --batch for a provider with no Batch API', async () => {
+    const run = await runCli(['generate', personas, '--provider', 'openrouter', '--batch', '--out', freshOut()], { env: { OPENROUTER_API_KEY: 'sk-or-test' } });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/--batch: interaction_generation\.assistant_model is on OpenRouter, which has no Batch API/);
+  });
+
   it('refuses --batch without --out, where no ids could be recorded', async () => {
     const run = await runCli(['generate', personas, '--provider', 'sim', '--batch']);
     expect(run.code).toBe(2);
