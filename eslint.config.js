@@ -20,6 +20,7 @@ const FLOORS = [
   ['sinks'],
   ['distractor', 'queries', 'judge'],
   ['prompts'],
+  ['batch'],
   ['streams'],
   ['models'],
   ['limits'],

@@ -36,6 +36,7 @@ export function program(setExitCode: (code: number) => void): Command {
     .option('--queue <url>', 'redis://HOST[:PORT]: queue the tasks for `personaflow worker` processes on any machines; this process writes their outcomes')
     .option('--name <run>', 'with --queue: the run\'s name on that Redis (default: personaflow)')
     .option('--backlog <n>', 'with --queue: tasks queued or in progress at most (default 1000)', integerOption(1))
+    .option('--batch', 'every model call through the provider\'s Batch API, round by round (half the price, hours of wall time; needs --out; default: batch.enabled)')
     .addOption(new Option('--provider <name>', 'use this provider for every model').choices(['sim', 'openai', 'openrouter', 'llama']))
     .option('--model <name>', 'one model for the assistant (replaces the pool) and the user simulator')
     .option('--base-url <url>', 'OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp server, LM Studio)')

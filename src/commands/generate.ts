@@ -4,6 +4,8 @@ import type { Readable } from 'node:stream';
 import type { Subscription } from 'rxjs';
 import { loadConfig } from '../config/load.js';
 import { type Config } from '../config/schema.js';
+import { batchPrices } from '../batch/prices.js';
+import { setUpBatch, type BatchRun } from '../batch/setup.js';
 import { ConfigError, FatalError, describeError } from '../errors.js';
 import type { Judge } from '../judge/judge.js';
 import type { RunModels } from '../models/build.js';
@@ -63,6 +65,8 @@ export interface GenerateFlags {
   name?: string;
   /** `--backlog`: tasks queued or in progress at most (with --queue). */
   backlog?: number;
+  /** `--batch`: every call through the provider's Batch API, round by round (else `batch.enabled`). */
+  batch?: boolean;
 }
 
 export type { NoiseMode };
@@ -88,6 +92,8 @@ interface Run {
   readonly judge: Judge | undefined;
   /** With --queue: the producer's side of the queue run. */
   readonly queue: QueueProducer | undefined;
+  /** With --batch: the rounds and their record in --out. */
+  readonly batch: BatchRun | undefined;
 }
 
 /** Runs `personaflow generate` and returns its exit code. */
@@ -139,6 +145,7 @@ export async function runGenerate(file: string | undefined, flags: GenerateFlags
   });
   if (queue !== undefined) await queue.end(run.totals, outcome.error === undefined && outcome.interrupted !== true);
   await run.models.close(); // a loaded llama model is released here
+  await run.batch?.close();
   display.stop();
   signals.close();
   await run.queries.dataset?.close();
@@ -162,14 +169,18 @@ async function prepare(file: string | undefined, flags: GenerateFlags, report: R
   const settings = settingsOf(config, flags);
   await assertReadable(file, 'personas');
   if (flags.queries !== undefined) await assertReadable(flags.queries, 'query');
-  const totals = new UsageTotals(config.personaflow.prices);
+  const batch = batchRun(config, flags, report);
+  const totals = new UsageTotals(batch === undefined ? config.personaflow.prices : batchPrices(config.personaflow.prices));
   if (flags.queue === undefined && (flags.name !== undefined || flags.backlog !== undefined)) throw new ConfigError(`${flags.name === undefined ? '--backlog' : '--name'} needs --queue redis://HOST (the conversations run on workers that take tasks from that Redis)`);
   // The queue's code (BullMQ, ioredis) is loaded only by runs that use one.
   const queue = flags.queue === undefined ? undefined : await (await import('./queued.js')).QueueProducer.connect(flags.queue, flags.name ?? DEFAULT_RUN_NAME, config.personaflow.prices);
   try {
     // With a queue, every billed call (the workers', and this process's supplement generator) is counted in Redis.
     const onUsage = queue === undefined ? totals.call.bind(totals) : queue.recorder.call;
-    const { models, queries, options, judge } = await setUpConversations(loaded, settings, { concurrency: flags.concurrency, threads: flags.threads, strict: flags.strict, quiet: flags.quiet, shared: queue?.shared, onUsage }, report);
+    const conversations = await setUpConversations(loaded, settings, { concurrency: flags.concurrency ?? (batch === undefined ? undefined : config.batch.conversations), threads: flags.threads, strict: flags.strict, quiet: flags.quiet, shared: queue?.shared, onUsage, batch: batch?.model }, report);
+    const { models, queries, judge } = conversations;
+    // In batch mode a failed request waits for the next round anyway: no backoff before it joins it.
+    const options = batch === undefined ? conversations.options : { ...conversations.options, retryDelayMs: 0 };
     if (flags.maxCost !== undefined) assertPriced(config, models);
     if (flags.resume === true && flags.out === undefined) throw new ConfigError('--resume needs --out DIR (the directory of the run to continue)');
     // What shapes the output, beside the config file: a resume with other settings is refused (--force overrides).
@@ -182,13 +193,24 @@ async function prepare(file: string | undefined, flags: GenerateFlags, report: R
       if (!queue.created && previous !== undefined) previous = { ...previous, usage: { interactions: previous.count, failures: previous.failedCount } };
     }
     const dir = flags.out === undefined ? undefined : await DirSink.open(flags.out, { force: flags.force === true, usage: totals, run: record, ...(previous === undefined ? {} : { resume: previous }) });
+    if (batch !== undefined && dir !== undefined) await batch.start(dir.dir, previous !== undefined);
     const sink: Sink = dir ?? new StreamSink(process.stdout, totals, (failure) => report.say(`failed ${failure.persona_id}/${failure.query_id} after ${failure.attempts} attempt(s): ${failure.error.kind}: ${failure.error.message}`));
-    return { file, flags, report, config, models, options, rounds: settings.supplement_rounds, queries, totals, previous, sink, dir, queue, judge };
+    return { file, flags, report, config, models, options, rounds: settings.supplement_rounds, queries, totals, previous, sink, dir, queue, judge, batch };
   } catch (error) {
     // Its connections would keep the process alive after the error is reported.
     await queue?.close();
     throw error;
   }
+}
+
+/** With --batch (or batch.enabled): the rounds, once the flags allow them. */
+function batchRun(config: Config, flags: GenerateFlags, report: Reporter): BatchRun | undefined {
+  if ((flags.batch ?? config.batch.enabled) !== true) return undefined;
+  if (flags.out === undefined) throw new ConfigError('--batch needs --out DIR: the batch and file ids are recorded there as they are created, so a resumed run reattaches to them instead of paying again');
+  if (flags.queue !== undefined) throw new ConfigError('--batch and --queue do not go together: a batch run submits every conversation\'s next call from this one process');
+  return setUpBatch(config, (line) => {
+    if (flags.quiet !== true) report.say(line);
+  });
 }
 
 /** --max-cost needs a price for every model the run calls. */

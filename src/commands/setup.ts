@@ -8,6 +8,7 @@ import type { Judge } from '../judge/judge.js';
 import { setUpJudge } from '../judge/setup.js';
 import type { SharedLimitsFactory } from '../limits/shared.js';
 import { buildModels, type RunModels } from '../models/build.js';
+import type { ModelFlags } from '../models/specs.js';
 import type { GenerateOptions } from '../pipeline.js';
 import { DEFAULT_ASSISTANT_TEMPLATE } from '../prompts/assistant.js';
 import { DEFAULT_STOP_TOKEN, DEFAULT_USER_TEMPLATE } from '../prompts/simulator.js';
@@ -90,6 +91,8 @@ export interface ConversationFlags {
   readonly judging?: boolean | undefined;
   /** Each billed call (usage accounting). */
   readonly onUsage: GenerateOptions['onUsage'];
+  /** `generate --batch`: the batch form of each model (src/batch/setup.ts). */
+  readonly batch?: ModelFlags['batch'];
 }
 
 /** The models a run calls, its query side, and the options of its conversations. */
@@ -121,6 +124,7 @@ export async function setUpConversations(loaded: LoadedConfig, settings: RunSett
     queries: qg.style_transfer.enabled || rounds > 0,
     judge: judging && config.judge.review,
     shared: flags.shared,
+    batch: flags.batch,
   });
   const template = await loadTemplate(ig.user_model.system_prompt_template, loaded.baseDir, 'interaction_generation.user_model.system_prompt_template', DEFAULT_USER_TEMPLATE);
   const assistantPrompts = await loadAssistantPrompts(config, loaded.baseDir, settings.model !== null);

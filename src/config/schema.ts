@@ -179,6 +179,24 @@ const sim = z.strictObject({
     .default({}),
 });
 
+/** `generate --batch`: conversations advanced round by round through the provider's Batch API. */
+const batch = z.strictObject({
+  /** Every generate run in batch mode (as `--batch`). */
+  enabled: z.boolean().default(false),
+  /** OpenAI's `completion_window` (it offers 24h). */
+  completion_window: text.default('24h'),
+  /** Per input file (OpenAI: 50 000 requests, 200 MB). */
+  max_requests_per_file: positiveInt.default(50_000),
+  max_bytes_per_file: positiveInt.default(200_000_000),
+  /** Conversations in a round at most (the run's concurrency in batch mode; -j overrides). */
+  conversations: positiveInt.default(10_000),
+  /** A round is submitted once no conversation has asked for this long. */
+  gather_ms: finite.min(0).default(200),
+  /** Polling: the first pause, growing ×1.5 up to the longest. */
+  poll_initial_s: finite.positive().default(5),
+  poll_max_s: finite.positive().default(60),
+});
+
 export const configSchema = z.looseObject({
   api: z.looseObject({ ...endpoint, model: text.optional(), timeout: finite.positive().optional(), inference: inference.optional() }).default({}),
   openrouter: z.looseObject({ ...endpoint }).default({}),
@@ -198,6 +216,7 @@ export const configSchema = z.looseObject({
   distractor: distractor.default(() => distractor.parse({})),
   query_generation: queryGeneration.default(() => queryGeneration.parse({})),
   judge: judge.default(() => judge.parse({})),
+  batch: batch.default(() => batch.parse({})),
   paths: z.looseObject({ query_datasets: z.array(text).optional() }).optional(),
   training_data: trainingData.optional(),
   experiment: z.looseObject({ seed: z.number().int().optional() }).optional(),
@@ -207,7 +226,7 @@ export const configSchema = z.looseObject({
       stop_token: text.optional(),
       sim: sim.default(() => sim.parse({})),
       /** USD per million input/output tokens, by `model` or `provider/model`; merged over default.yaml's. */
-      prices: z.record(z.string(), z.strictObject({ input: finite.min(0), output: finite.min(0) })).default({}),
+      prices: z.record(z.string(), z.strictObject({ input: finite.min(0), output: finite.min(0), batch: z.strictObject({ input: finite.min(0), output: finite.min(0) }).optional() })).default({}),
       /** Provider limits per model (`model` or `provider/model`): requests and tokens per minute. */
       limits: z.record(z.string(), z.strictObject({ rpm: finite.positive().optional(), tpm: finite.positive().optional() })).default({}),
       /** The circuit breaker: failures in a row that open it, first cool-down, and when to give up. */

@@ -11,7 +11,7 @@ import { createPool, type ModelPool, type PoolEntry } from './pool.js';
 import { createSimModel, type SimOptions } from './sim.js';
 import type { ChatModel } from '../chat.js';
 import { checkModel, createLlamaModel, resolveModelPath, type LlamaChatModel } from './llama.js';
-import { PROVIDERS, checkProviderFlag, conversationSpecs, endpointOf, helperSpec, type Endpoint, type ModelFlags, type Spec } from './specs.js';
+import { PROVIDERS, checkProviderFlag, conversationSpecs, endpointOf, helperSpec, type BatchTarget, type Endpoint, type ModelFlags, type Spec } from './specs.js';
 
 
 /**
@@ -152,6 +152,7 @@ function buildSpecs(config: Config, flags: ModelFlags, all: readonly Spec[], env
   const limitedBy = (model: ChatModel, admission: Admission): ChatModel => limited(model, admission.limiter, admission.shared);
   const llamas = new Map<string, LlamaChatModel>();
   const make = (spec: Spec): ChatModel => {
+    if (flags.batch !== undefined) return batchOf(spec, flags.batch);
     // A local model needs no key, so it is only simulated when asked (--provider sim).
     if (spec.provider === 'llama' && flags.provider !== 'sim') return limitedBy(llamaModel(spec), admissionFor('llama', spec.model, undefined));
     if (simulated || spec.provider === 'sim') {
@@ -160,6 +161,14 @@ function buildSpecs(config: Config, flags: ModelFlags, all: readonly Spec[], env
     }
     const endpoint = endpoints.get(spec) as Endpoint;
     return limitedBy(lazyModel(spec, endpoint), admissionFor(spec.provider, spec.model, endpoint));
+  };
+  /** In batch mode: the model's calls go into rounds (sim answers them here), never through a limiter. */
+  const batchOf = (spec: Spec, batch: (target: BatchTarget) => ChatModel): ChatModel => {
+    if (spec.provider === 'llama' && flags.provider !== 'sim') throw new ConfigError(`--batch: ${spec.path === '--model' ? '--model' : spec.path} is a local llama model, which has no batch API; use it without --batch`);
+    if (simulated || spec.provider === 'sim') return batch({ kind: 'sim', model: createSimModel({ provider: 'sim', model: spec.model }, simOptions) });
+    if (spec.provider === 'openrouter') throw new ConfigError(`--batch: ${spec.path === '--model' ? '--model' : spec.path} is on OpenRouter, which has no Batch API; use provider openai (OpenAI, or a server with /v1/batches) or run without --batch`);
+    const endpoint = endpoints.get(spec) as Endpoint;
+    return batch({ kind: 'openai', provider: spec.provider, model: spec.model, apiKey: endpoint.apiKey ?? 'not-needed', baseURL: endpoint.baseURL, headers: spec.headers, timeoutMs, topP: config.api.inference?.top_p });
   };
   const lazyModel = (spec: Spec, endpoint: Endpoint): ChatModel =>
     lazyOpenAIModel({

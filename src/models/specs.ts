@@ -1,4 +1,5 @@
 // From configuration to model specs: which provider and model each part of a run calls, with its key and endpoint.
+import type { ChatModel } from '../chat.js';
 import type { SharedLimitsFactory } from '../limits/shared.js';
 import type { Config } from '../config/schema.js';
 import { expandEnv } from '../config/load.js';
@@ -32,7 +33,14 @@ export interface ModelFlags {
   readonly baseDir?: string | undefined;
   /** Limits shared with other processes (workers on a queue): each model's buckets, breaker and pauses live there. */
   readonly shared?: SharedLimitsFactory | undefined;
+  /** `generate --batch`: each model is built as this makes it from its target, its calls gathered into batch rounds (no rate limiter). */
+  readonly batch?: ((target: BatchTarget) => ChatModel) | undefined;
 }
+
+/** A model as a batch run needs it: a sim model that answers in this process, or an OpenAI-compatible endpoint. */
+export type BatchTarget =
+  | { readonly kind: 'sim'; readonly model: ChatModel }
+  | { readonly kind: 'openai'; readonly provider: string; readonly model: string; readonly apiKey: string; readonly baseURL: string | undefined; readonly headers: Readonly<Record<string, string>> | undefined; readonly timeoutMs: number; readonly topP: number | undefined };
 
 /** One model a run calls, as the configuration and the flags describe it. */
 export interface Spec {

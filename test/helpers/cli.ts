@@ -1,5 +1,5 @@
 // Runs the built CLI as a child process, with a clean environment: shared by the end-to-end tests.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,6 +50,11 @@ export function childEnv(extra: Record<string, string | undefined> = {}): NodeJS
 
 /** Runs `personaflow ...args` asynchronously (the fake server lives in this process, so never spawnSync). */
 export function runCli(args: readonly string[], options: RunOptions = {}): Promise<Run> {
+  return startCli(args, options).done;
+}
+
+/** Starts `personaflow ...args` and hands back the child (to kill it at a chosen moment) and its end. */
+export function startCli(args: readonly string[], options: RunOptions = {}): { readonly child: ChildProcess; readonly done: Promise<Run> } {
   const started = Date.now();
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd: ROOT,
@@ -65,13 +70,14 @@ export function runCli(args: readonly string[], options: RunOptions = {}): Promi
     child.stdin.end(options.input);
   }
   const killer = setTimeout(() => child.kill('SIGKILL'), options.killAfterMs ?? 25_000);
-  return new Promise((resolve, reject) => {
+  const done = new Promise<Run>((resolve, reject) => {
     child.once('error', reject);
     child.once('close', (code, signal) => {
       clearTimeout(killer);
       resolve({ code, signal, stdout, stderr, ms: Date.now() - started });
     });
   });
+  return { child, done };
 }
 
 /** `--provider openai --base-url ... --model test-model` for a fake server. */

@@ -221,6 +221,16 @@ function replyFor(request: RecordedRequest, options: FakeOpenAIOptions, simulato
   return `Answer ${users.length} (ref ${hash(last).toString(16)}): start by checking your input, then change one thing at a time and verify the result before moving on.`;
 }
 
+/**
+ * What the server answers a chat completion body with on a 200 (the reply and its usage), so the batch
+ * server (batch-server.ts) answers a batch line exactly as this one answers the same request online.
+ */
+export function chatAnswer(body: unknown, options: FakeOpenAIOptions = {}, simulatorAttempts = new Map<string, number>()): { content: string; usage: { prompt: number; completion: number } } {
+  const request: RecordedRequest = { index: 0, at: 0, method: 'POST', url: '/v1/chat/completions', authorization: undefined, body, role: roleOf(body), fault: 'ok' };
+  const content = replyFor(request, options, simulatorAttempts);
+  return { content, usage: { prompt: promptTokensOf(body), completion: Math.max(1, content.split(/\s+/).length) } };
+}
+
 function sendJson(response: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
   const body = JSON.stringify(value);
   response.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), ...headers });
