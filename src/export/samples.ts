@@ -2,7 +2,7 @@
 import * as z from 'zod';
 import type { TrainingFormat } from '../config/schema.js';
 import { formatPersona } from '../prompts/template.js';
-import type { Features } from '../types.js';
+import { pairKey, type Features } from '../types.js';
 
 const record = z.record(z.string(), z.unknown());
 
@@ -169,10 +169,10 @@ export function hadGuardRejections(interaction: InteractionInput): boolean {
   return isRecord(guard) && Object.values(guard).some((count) => typeof count === 'number' && count > 0);
 }
 
-/** `sample_<persona_id>_<query_id>`, or from the interaction id when the query id is unknown. */
+/** `sample_<persona_id>_<query_id>`, injective like interaction ids (see pairKey), or from the interaction id when the query id is unknown. */
 export function sampleId(interaction: InteractionInput): string {
   const queryId = interaction.metadata?.query_id;
-  if (typeof queryId === 'string' && queryId !== '') return `sample_${interaction.persona_id}_${queryId}`;
+  if (typeof queryId === 'string' && queryId !== '') return `sample_${pairKey(interaction.persona_id, queryId)}`;
   return interaction.interaction_id.startsWith('interaction_') ? `sample_${interaction.interaction_id.slice('interaction_'.length)}` : `sample_${interaction.interaction_id}`;
 }
 

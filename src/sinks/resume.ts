@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { DEFAULT_MAX_LINE_BYTES, byteLines } from '../streams/ndjson.js';
 import { KeySet } from '../streams/seen.js';
+import { interactionId } from '../types.js';
 import { FILES, RUN_FILE, type IndexEntry, type RunRecord } from './layout.js';
 
 /** What DIR holds, as the next run needs it. */
@@ -131,8 +132,10 @@ export async function readOutput(dir: string, options: ReadOutputOptions = {}): 
   let end = 0;
   let indexBytes = 0;
   let badIndex = false;
-  const remember = (id: string, personaId: string, queryId: string): void => {
-    done.add(id);
+  // By the id this version gives the pair, not the id on the line: a directory written before ids were
+  // made injective holds `interaction_p_1_q` for persona p × query 1_q, now `interaction_p_1%5Fq`.
+  const remember = (personaId: string, queryId: string): void => {
+    done.add(interactionId(personaId, queryId));
     if (queryId.startsWith('supplement_r')) compensated.set(personaId, (compensated.get(personaId) ?? 0) + 1);
   };
   for await (const line of linesFrom(path(FILES.index), 0, options.maxLineBytes)) {
@@ -149,11 +152,11 @@ export async function readOutput(dir: string, options: ReadOutputOptions = {}): 
       entry = undefined;
     }
     // An entry must follow on from the previous one and lie inside the interactions file.
-    if (entry === undefined || entry.n !== count + 1 || entry.offset !== end || entry.offset + entry.bytes > size) {
+    if (entry === undefined || typeof entry.persona_id !== 'string' || typeof entry.query_id !== 'string' || entry.n !== count + 1 || entry.offset !== end || entry.offset + entry.bytes > size) {
       badIndex = true;
       break;
     }
-    remember(entry.interaction_id, entry.persona_id, entry.query_id);
+    remember(entry.persona_id, entry.query_id);
     count = entry.n;
     end = entry.offset + entry.bytes;
     indexBytes += line.bytes;
@@ -180,6 +183,7 @@ export async function readOutput(dir: string, options: ReadOutputOptions = {}): 
         // Not UTF-8 (text undefined) is refused like not JSON: skipping it would let its interaction be written again.
         if (line.text === undefined) throw new SyntaxError('not UTF-8');
         interaction = JSON.parse(line.text) as typeof interaction;
+        if (typeof interaction?.persona_id !== 'string' || typeof interaction.metadata?.query_id !== 'string') throw new SyntaxError('not an interaction');
       } catch {
         throw new ConfigError(`${path(FILES.interactions)}: the line at byte ${line.offset} is not JSON (or not UTF-8); the file was changed by something else, so resuming could write an interaction twice. Fix or remove that line, then resume`);
       }
@@ -187,7 +191,7 @@ export async function readOutput(dir: string, options: ReadOutputOptions = {}): 
       rebuilt += 1;
       const entry: IndexEntry = { n: count, interaction_id: interaction.interaction_id, persona_id: interaction.persona_id, query_id: interaction.metadata.query_id, num_turns: interaction.num_turns, offset: end, bytes: line.bytes };
       missingIndex += `${JSON.stringify(entry)}\n`;
-      remember(entry.interaction_id, entry.persona_id, entry.query_id);
+      remember(entry.persona_id, entry.query_id);
       end += line.bytes;
     }
     repairs.push(`index.ndjson: ${rebuilt} interaction(s) were not indexed yet; their index lines are added`);
@@ -196,13 +200,13 @@ export async function readOutput(dir: string, options: ReadOutputOptions = {}): 
   let failedCount = 0;
   for await (const line of linesFrom(path(FILES.failures), 0, options.maxLineBytes)) {
     if (line.text === undefined || line.text.trim() === '') continue;
-    let failure: { interaction_id?: unknown } | null;
+    let failure: { interaction_id?: unknown; persona_id?: unknown; query_id?: unknown } | null;
     try {
-      failure = JSON.parse(line.text) as { interaction_id?: unknown } | null;
+      failure = JSON.parse(line.text) as typeof failure;
     } catch {
       continue;
     }
-    const id = failure?.interaction_id;
+    const id = typeof failure?.persona_id === 'string' && typeof failure.query_id === 'string' ? interactionId(failure.persona_id, failure.query_id) : failure?.interaction_id;
     if (typeof id === 'string' && !done.has(id) && failed.add(id)) failedCount += 1;
   }
   const json = async (name: string): Promise<unknown> => {

@@ -1,7 +1,7 @@
 // Persona NDJSON → tasks: validation with zod, FILE:LINE reports, persona × query expansion.
 import * as z from 'zod';
 import { rngFor, stableId } from '../rng.js';
-import type { Task } from '../types.js';
+import { interactionId, type Task } from '../types.js';
 import type { ReadLinesOptions } from './ndjson.js';
 import type { QueryDataset } from './queries.js';
 import { readRecords } from './records.js';
@@ -110,7 +110,8 @@ export async function* readTasks(input: AsyncIterable<Buffer | string>, options:
     for (const warning of warnings) report(`${where}: ${warning}`);
     if (tasks.length === 0 && warnings.length === 0) report(`${where}: persona "${value.persona_id}" has no queries${options.queries === undefined ? ' (give --queries FILE to assign some)' : ''}, skipped`);
     for (const task of tasks) {
-      if (seen.add(task.key)) yield task;
+      // By interaction id, which is injective: the RNG key `persona/query` is not (`a/b` × `c`, `a` × `b/c`).
+      if (seen.add(interactionId(task.personaId, task.queryId))) yield task;
       else report(`${where}: persona "${task.personaId}" query "${task.queryId}" already came earlier in the input, skipped`);
     }
   }

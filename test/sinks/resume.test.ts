@@ -12,7 +12,7 @@ import { DirSink } from '../../src/sinks/dir.js';
 import { FILES, RUN_FILE, type IndexEntry, type RunRecord } from '../../src/sinks/layout.js';
 import { cutTornLine, readOutput } from '../../src/sinks/resume.js';
 import { UsageTotals } from '../../src/sinks/usage.js';
-import type { Failure, Interaction, Outcome } from '../../src/types.js';
+import { interactionId, type Failure, type Interaction, type Outcome } from '../../src/types.js';
 
 const assistant = { provider: 'sim', model: 'sim-a' };
 const user = { provider: 'sim', model: 'user-sim' };
@@ -20,7 +20,7 @@ const user = { provider: 'sim', model: 'user-sim' };
 /** A minimal interaction; the reply carries multi-byte characters so byte offsets differ from string lengths. */
 function interaction(personaId: string, queryId: string, reply = `réponse ✓ 😀 for ${personaId}/${queryId}`, turns = 1): Interaction {
   return {
-    interaction_id: `interaction_${personaId}_${queryId}`,
+    interaction_id: interactionId(personaId, queryId),
     persona_id: personaId,
     persona_features: { role: 'engineer' },
     original_query: 'Help me write Python code',
@@ -52,7 +52,7 @@ function failure(personaId: string, queryId: string): Failure {
   return {
     persona_id: personaId,
     query_id: queryId,
-    interaction_id: `interaction_${personaId}_${queryId}`,
+    interaction_id: interactionId(personaId, queryId),
     attempts: 3,
     error: { kind: 'server', message: 'HTTP 503 from sim-a' },
     assistant_model: assistant,
@@ -264,6 +264,20 @@ describe('readOutput on a directory written by DirSink', () => {
     // Reading changes nothing.
     expect((await stat(join(dir, FILES.interactions))).size).toBe(size);
     await expectIndexMatches(dir);
+  });
+});
+
+describe('ids of directories written before ids were injective', () => {
+  it('regression: an old `interaction_p_1_q` line counts as done for persona p × query 1_q, not for p_1 × q', async () => {
+    const dir = await fresh();
+    const old = { ...interaction('p', '1_q'), interaction_id: 'interaction_p_1_q' };
+    const oldFailure = { ...failure('x', 'y_z'), interaction_id: 'interaction_x_y_z' };
+    await writeRun(dir, [ok(old), failed(oldFailure)]);
+    const state = await readOutput(dir);
+    expect(state.done.has(interactionId('p', '1_q'))).toBe(true);
+    expect(state.done.has(interactionId('p_1', 'q'))).toBe(false);
+    expect(state.failed.has(interactionId('x', 'y_z'))).toBe(true);
+    expect(state.failed.has(interactionId('x_y', 'z'))).toBe(false);
   });
 });
 

@@ -330,4 +330,10 @@ describe('duplicates across lines', () => {
     expect(tasks).toEqual(['p/q1', 'p/q2']);
     expect(warnings).toEqual(['in:2: persona "p" query "q1" already came earlier in the input, skipped', 'in:2: persona "p" query "q2" already came earlier in the input, skipped']);
   });
+
+  it('regression: ids with `/` or `_` that only look alike are different tasks, not duplicates', async () => {
+    const { tasks, warnings } = await read(ndjson({ persona_id: 'a/b', queries: [{ query_id: 'c', text: 'x' }] }, { persona_id: 'a', queries: [{ query_id: 'b/c', text: 'x' }] }, { persona_id: 'p_1', queries: [{ query_id: 'q', text: 'x' }] }, { persona_id: 'p', queries: [{ query_id: '1_q', text: 'x' }] }));
+    expect(warnings).toEqual([]);
+    expect(tasks.map((t) => [t.personaId, t.queryId])).toEqual([['a/b', 'c'], ['a', 'b/c'], ['p_1', 'q'], ['p', '1_q']]);
+  });
 });
