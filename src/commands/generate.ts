@@ -6,7 +6,7 @@ import { fingerprint, loadConfig, runSeed } from '../config/load.js';
 import { type Config } from '../config/schema.js';
 import type { Distractor } from '../distractor/distractor.js';
 import { setUpDistractor } from '../distractor/setup.js';
-import { ConfigError, FatalError, describeError } from '../errors.js';
+import { ConfigError, FatalError, describeError, quoted } from '../errors.js';
 import { buildModels, type RunModels } from '../models/build.js';
 import { retryingCall } from '../operators/retryingCall.js';
 import type { RoundReport } from '../operators/supplement.js';
@@ -160,7 +160,7 @@ async function prepare(file: string | undefined, flags: GenerateFlags, report: R
   const record: RunRecord = { version: version(), seed, config_fingerprint: fingerprint(config, settings), settings, created_at: new Date().toISOString() };
   const previous = await previousRun(flags, record, report);
   const dir = flags.out === undefined ? undefined : await DirSink.open(flags.out, { force: flags.force === true, usage: totals, run: record, ...(previous === undefined ? {} : { resume: previous }) });
-  const sink: Sink = dir ?? new StreamSink(process.stdout, totals, (failure) => report.say(`failed ${failure.persona_id}/${failure.query_id} after ${failure.attempts} attempt(s): ${failure.error.kind}: ${failure.error.message}`));
+  const sink: Sink = dir ?? new StreamSink(process.stdout, totals, (failure) => report.say(`failed: persona ${quoted(failure.persona_id)} query ${quoted(failure.query_id)} after ${failure.attempts} attempt(s): ${failure.error.kind}: ${failure.error.message}`));
   const options = {
     pool: models.pool,
     user: { ...models.user, template, feedbackProbability: ig.user_model.feedback_probability },
@@ -230,7 +230,7 @@ function pipelineOptions(run: Run, hooks: { readonly stopped: () => boolean; rea
             call: retryingCall({ maxRetries: ig.max_retries, retryDelayMs: ig.retry_delay * 1000, onRetry: hooks.onRetry, onUsage: totals.call.bind(totals) }),
             concurrency: options.concurrency,
             onRound: hooks.onRound,
-            onGeneratorError: (personaId, error) => run.report.say(`supplement: no new queries for persona ${personaId}: ${describeError(error)}`),
+            onGeneratorError: (personaId, error) => run.report.say(`supplement: no new queries for persona ${quoted(personaId)}: ${describeError(error)}`),
             stopped: hooks.stopped,
             ...(previous === undefined ? {} : { isWritten: (id: string) => previous.done.has(id) }),
           },

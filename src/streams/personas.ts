@@ -1,5 +1,6 @@
 // Persona NDJSON → tasks: validation with zod, FILE:LINE reports, persona × query expansion.
 import * as z from 'zod';
+import { quoted } from '../errors.js';
 import { rngFor, stableId } from '../rng.js';
 import { interactionId, type Task } from '../types.js';
 import type { ReadLinesOptions } from './ndjson.js';
@@ -63,7 +64,7 @@ export function expandPersona(persona: PersonaLine, source: string, options: Pic
     const original = (query.original_query ?? query.text) as string;
     const queryId = query.query_id ?? `q_${stableId(`${personaId}\n${original}`)}`;
     if (seen.has(queryId)) {
-      warnings.push(`queries[${index}]: duplicate query_id "${queryId}" for persona "${personaId}", skipped`);
+      warnings.push(`queries[${index}]: duplicate query_id ${quoted(queryId)} for persona ${quoted(personaId)}, skipped`);
       return;
     }
     seen.add(queryId);
@@ -108,11 +109,11 @@ export async function* readTasks(input: AsyncIterable<Buffer | string>, options:
     }
     const { tasks, warnings } = expandPersona(persona, where, options);
     for (const warning of warnings) report(`${where}: ${warning}`);
-    if (tasks.length === 0 && warnings.length === 0) report(`${where}: persona "${value.persona_id}" has no queries${options.queries === undefined ? ' (give --queries FILE to assign some)' : ''}, skipped`);
+    if (tasks.length === 0 && warnings.length === 0) report(`${where}: persona ${quoted(value.persona_id)} has no queries${options.queries === undefined ? ' (give --queries FILE to assign some)' : ''}, skipped`);
     for (const task of tasks) {
       // By interaction id, which is injective: the RNG key `persona/query` is not (`a/b` × `c`, `a` × `b/c`).
       if (seen.add(interactionId(task.personaId, task.queryId))) yield task;
-      else report(`${where}: persona "${task.personaId}" query "${task.queryId}" already came earlier in the input, skipped`);
+      else report(`${where}: persona ${quoted(task.personaId)} query ${quoted(task.queryId)} already came earlier in the input, skipped`);
     }
   }
 }

@@ -155,7 +155,7 @@ export class QueryDataset {
     try {
       stream = createReadStream(path);
       // Leaving the loop ends byteLines, which stops reading the file.
-      for await (const line of byteLines(stream, { maxLineBytes })) if (!consider(line)) break;
+      for await (const line of byteLines(stream, { maxLineBytes, universal: true })) if (!consider(line)) break;
     } catch (error) {
       if (error instanceof ConfigError) throw error;
       throw new ConfigError(`${path}: cannot read query file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);

@@ -331,6 +331,14 @@ describe('duplicates across lines', () => {
     expect(warnings).toEqual(['in:2: persona "p" query "q1" already came earlier in the input, skipped', 'in:2: persona "p" query "q2" already came earlier in the input, skipped']);
   });
 
+  it('regression: ids with newlines, NUL or escape sequences are escaped in messages, never echoed raw', async () => {
+    const id = 'a\nb\u0000c\u001b[2J"d';
+    const line = { persona_id: id, queries: [{ query_id: 'q1', text: 'x' }] };
+    const { warnings } = await read(ndjson(line, line));
+    expect(warnings).toEqual(['personas.ndjson:2: persona "a\\u000ab\\u0000c\\u001b[2J\\"d" query "q1" already came earlier in the input, skipped']);
+    expect([...warnings.join("")].some((c) => c.charCodeAt(0) < 0x20)).toBe(false);
+  });
+
   it('regression: ids with `/` or `_` that only look alike are different tasks, not duplicates', async () => {
     const { tasks, warnings } = await read(ndjson({ persona_id: 'a/b', queries: [{ query_id: 'c', text: 'x' }] }, { persona_id: 'a', queries: [{ query_id: 'b/c', text: 'x' }] }, { persona_id: 'p_1', queries: [{ query_id: 'q', text: 'x' }] }, { persona_id: 'p', queries: [{ query_id: '1_q', text: 'x' }] }));
     expect(warnings).toEqual([]);
