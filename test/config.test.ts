@@ -41,7 +41,34 @@ describe('loadConfig', () => {
       ['openrouter', 'x-ai/grok-4.1-fast', 0.2],
     ]);
     expect(ig.assistant_model.model).toBeUndefined();
-    expect(loaded.notices).toEqual(['test/fixtures/personagym-config.yaml: sections persona_generation, formulation belong to other PersonaGym stages and are ignored']);
+    expect(loaded.notices).toEqual(['test/fixtures/personagym-config.yaml: PersonaGym keys that personaflow does not use, ignored: api.inference.frequency_penalty, api.inference.presence_penalty, paths.persona_bank, paths.logs, persona_generation, formulation, experiment.batch_size']);
+  });
+
+  describe('unknown keys (regression: misspelt keys were accepted and ignored, exit 0)', () => {
+    it.each([
+      ['interaction_genration:\n  max_turns: 3\n', ':1: interaction_genration: unknown key; did you mean `interaction_generation`?'],
+      ['interaction_generation:\n  min_turns: 2\n  max_turn: 3\n', ':3: interaction_generation.max_turn: unknown key; did you mean `max_turns`?'],
+      ['interaction_generation:\n  assistant_model:\n    temprature: 0.2\n', ':3: interaction_generation.assistant_model.temprature: unknown key; did you mean `temperature`?'],
+      ['interaction_generation:\n  assistant_model:\n    model_pool:\n      - model: gpt-4o\n        provder: openai\n', ':5: interaction_generation.assistant_model.model_pool[0].provder: unknown key; did you mean `provider`?'],
+      ['personaflow:\n  prices: {}\n  breakr: {threshold: 3}\n', ':3: personaflow.breakr: unknown key; did you mean `breaker`?'],
+      ['frobnicate: 1\n', ':1: frobnicate: unknown key (top level takes: api, openrouter,'],
+    ])('%j is refused with the line and what was meant', async (text, expected) => {
+      const error = await errorOf(loadConfig(await configFile(text)));
+      expect(error.message).toContain(expected);
+    });
+
+    it('takes any name where the config names things: prices, limits, headers', async () => {
+      const loaded = await loadConfig(await configFile('personaflow:\n  prices:\n    my-model: {input: 1, output: 2}\n  limits:\n    my-model: {rpm: 10}\napi:\n  headers: {X-Anything: y}\n'));
+      expect(loaded.config.personaflow.prices['my-model']).toEqual({ input: 1, output: 2 });
+      expect(loaded.notices).toEqual([]);
+    });
+  });
+
+  it('regression: a config file that is not UTF-8 is refused at its first bad line', async () => {
+    const path = join(dir, 'latin1.yaml');
+    await writeFile(path, Buffer.concat([Buffer.from('api:\n  model: gpt-4o\n# caf'), Buffer.from([0xe9]), Buffer.from('\n')]));
+    const error = await errorOf(loadConfig(path));
+    expect(error.message).toBe(`${path}:3: config file is not valid UTF-8 (save it as UTF-8)`);
   });
 
   it('uses the defaults when no file is given', async () => {

@@ -2,11 +2,12 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { LineCounter, isNode, parseDocument, type Document } from 'yaml';
+import { LineCounter, isMap, isNode, isScalar, parseDocument, type Document } from 'yaml';
 import type * as z from 'zod';
 import { ConfigError } from '../errors.js';
 import { PACKAGE_CONFIG_DIR } from '../paths.js';
-import { IGNORED_SECTIONS, configSchema, type Config } from './schema.js';
+import { checkKeys } from './keys.js';
+import { configSchema, type Config } from './schema.js';
 
 export interface LoadedConfig {
   readonly config: Config;
@@ -42,6 +43,36 @@ export function describeValue(value: unknown, path: readonly PropertyKey[] = [])
   return `\`${shown}\` (${type})`;
 }
 
+/**
+ * Reads a text file the user wrote (a config, a template, a strategy file) as strict UTF-8: a file in
+ * another encoding is refused at its first bad line instead of being read with U+FFFD in place of its
+ * characters. A byte order mark is dropped. `what` names the file in messages.
+ */
+export async function readTextFile(path: string, what: string): Promise<string> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (error) {
+    throw new ConfigError(`${path}: cannot read ${what} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  try {
+    return decoder.decode(bytes);
+  } catch {
+    let start = 0;
+    for (let line = 1; ; line += 1) {
+      const end = bytes.indexOf(10, start);
+      try {
+        decoder.decode(bytes.subarray(start, end === -1 ? bytes.length : end));
+      } catch {
+        throw new ConfigError(`${path}:${line}: ${what} is not valid UTF-8 (save it as UTF-8)`);
+      }
+      if (end === -1) throw new ConfigError(`${path}: ${what} is not valid UTF-8 (save it as UTF-8)`);
+      start = end + 1;
+    }
+  }
+}
+
 function parseYaml(source: string, name: string): { doc: Document; lines: LineCounter } {
   const lines = new LineCounter();
   const doc = parseDocument(source, { lineCounter: lines, prettyErrors: false });
@@ -54,22 +85,36 @@ function parseYaml(source: string, name: string): { doc: Document; lines: LineCo
   return { doc, lines };
 }
 
+const pathText = (parts: readonly PropertyKey[]): string => parts.map((part) => (typeof part === 'number' ? `[${part}]` : `.${String(part)}`)).join('').replace(/^\./, '');
+
+/** `:LINE` of the deepest node of `path` that the document has (for a key, the line of its value), or nothing. */
+function lineOf(doc: Document | undefined, lines: LineCounter | undefined, path: readonly PropertyKey[]): string {
+  for (let depth = path.length; depth > 0 && doc !== undefined && lines !== undefined; depth -= 1) {
+    const node: unknown = doc.getIn(path.slice(0, depth) as (string | number)[], true);
+    if (isNode(node) && node.range !== undefined && node.range !== null) return `:${lines.linePos(node.range[0]).line}`;
+  }
+  return '';
+}
+
+/** `:LINE` of the key at the end of `path` itself (its value may start on a later line). */
+function keyLine(doc: Document, lines: LineCounter, path: readonly (string | number)[]): string {
+  const parent: unknown = path.length === 1 ? doc.contents : doc.getIn(path.slice(0, -1), true);
+  if (isMap(parent)) {
+    const pair = parent.items.find((item) => isScalar(item.key) && item.key.value === path[path.length - 1]);
+    const range = isNode(pair?.key) ? pair.key.range : undefined;
+    if (range !== undefined && range !== null) return `:${lines.linePos(range[0]).line}`;
+  }
+  return lineOf(doc, lines, path);
+}
+
 /** `file:LINE: path: message, got value` for the first zod issues, with the YAML line when the node exists. */
 function explain(error: z.ZodError, name: string, doc: Document | undefined, lines: LineCounter | undefined): string {
   return error.issues
     .slice(0, 5)
     .map((issue) => {
-      const path = issue.path.map((part) => (typeof part === 'number' ? `[${part}]` : `.${String(part)}`)).join('').replace(/^\./, '');
-      let where = name;
-      for (let depth = issue.path.length; depth > 0 && doc !== undefined && lines !== undefined; depth -= 1) {
-        const node: unknown = doc.getIn(issue.path.slice(0, depth) as (string | number)[], true);
-        if (isNode(node) && node.range !== undefined && node.range !== null) {
-          where = `${name}:${lines.linePos(node.range[0]).line}`;
-          break;
-        }
-      }
+      const path = pathText(issue.path);
       const got = 'input' in issue ? `, got ${describeValue(issue.input, issue.path)}` : '';
-      return `${where}: ${path === '' ? '(top level)' : path}: ${issue.message}${got}`;
+      return `${name}${lineOf(doc, lines, issue.path)}: ${path === '' ? '(top level)' : path}: ${issue.message}${got}`;
     })
     .join('\n');
 }
@@ -85,17 +130,15 @@ export async function loadConfig(file: string | undefined): Promise<LoadedConfig
   let user: unknown = {};
   let parsed: { doc: Document; lines: LineCounter } | undefined;
   if (file !== undefined) {
-    let source: string;
-    try {
-      source = await readFile(file, 'utf8');
-    } catch (error) {
-      throw new ConfigError(`${file}: cannot read config file (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
-    }
-    parsed = parseYaml(source, file);
+    parsed = parseYaml(await readTextFile(file, 'config file'), file);
     user = parsed.doc.toJS() ?? {};
     if (!isPlainObject(user)) throw new ConfigError(`${file}: expected a YAML mapping at the top level, got ${describeValue(user)}`);
-    const ignored = IGNORED_SECTIONS.filter((section) => section in (user as object));
-    if (ignored.length > 0) notices.push(`${file}: sections ${ignored.join(', ')} belong to other PersonaGym stages and are ignored`);
+    const keys = checkKeys(user, configSchema);
+    if (keys.unknown.length > 0) {
+      const { doc, lines } = parsed;
+      throw new ConfigError(keys.unknown.slice(0, 5).map((issue) => `${file}${keyLine(doc, lines, issue.path)}: ${pathText(issue.path)}: ${issue.message}`).join('\n'));
+    }
+    if (keys.ignored.length > 0) notices.push(`${file}: PersonaGym keys that personaflow does not use, ignored: ${keys.ignored.join(', ')}`);
   }
   const result = configSchema.safeParse(merge(defaults, user), { reportInput: true });
   if (!result.success) throw new ConfigError(explain(result.error, file ?? defaultsPath, parsed?.doc, parsed?.lines));
@@ -104,13 +147,7 @@ export async function loadConfig(file: string | undefined): Promise<LoadedConfig
 
 /** Reads and validates one YAML file of its own (a strategy file, say), with the same file:line messages. */
 export async function loadYamlFile<T>(path: string, schema: z.ZodType<T>, what: string): Promise<T> {
-  let source: string;
-  try {
-    source = await readFile(path, 'utf8');
-  } catch (error) {
-    throw new ConfigError(`${path}: cannot read ${what} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-  const { doc, lines } = parseYaml(source, path);
+  const { doc, lines } = parseYaml(await readTextFile(path, what), path);
   const result = schema.safeParse(doc.toJS() ?? {}, { reportInput: true });
   if (!result.success) throw new ConfigError(explain(result.error, path, doc, lines));
   return result.data;

@@ -189,6 +189,3 @@ export type DistractorConfig = z.infer<typeof distractor>;
 export type RuleStrategyConfig = z.infer<typeof ruleStrategy>;
 export type QueryGenerationConfig = z.infer<typeof queryGeneration>;
 
-/** Sections of a PersonaGym config that belong to other stages; accepted and ignored. */
-export const IGNORED_SECTIONS = ['persona_generation', 'formulation'] as const;
-

@@ -3,10 +3,13 @@ import type { Layer, StrategyFile } from '../config/schema.js';
 import type { Features } from '../types.js';
 import { cleanRewrite, normalise, rewriteProblem } from './checks.js';
 import { jsonIn, stripFence } from './json.js';
-import { bundledTemplate, fill, formatPersona } from './template.js';
+import { bundledTemplate, fill, formatPersona, type TemplateContract } from './template.js';
 
 /** The bundled template of a layer (config/prompts/distractor_<layer>.txt). */
 export const distractorTemplate = (layer: Layer): string => bundledTemplate(`distractor_${layer}`);
+
+/** A layer's placeholders: the text to noise must be in it. */
+export const DISTRACTOR_TEMPLATE = { placeholders: ['persona', 'text', 'layer', 'strategies'], required: [['text']] } as const satisfies TemplateContract;
 
 /** What the model reports about the meaning of the text it noised (PersonaGym's extracted_semantics). */
 export interface ExtractedSemantics {
@@ -20,7 +23,7 @@ export interface ExtractedSemantics {
 /** Fills a layer's template: `{persona}`, `{text}`, `{layer}`, and `{strategies}` as a numbered list with their descriptions. */
 export function distractorPrompt(template: string, values: { readonly persona: Features; readonly text: string; readonly layer: Layer; readonly strategies: readonly string[]; readonly table: StrategyFile['strategies'][Layer] }): string {
   const table = values.table ?? {};
-  return fill(template, {
+  return fill<(typeof DISTRACTOR_TEMPLATE.placeholders)[number]>(template, {
     persona: () => formatPersona(values.persona),
     text: () => values.text,
     layer: () => values.layer,
