@@ -92,17 +92,3 @@ export function describeError(error: unknown): string {
   return String(error);
 }
 
-/**
- * `text` with every character a terminal would act on escaped as `\uXXXX`: C0 controls (NUL, newline,
- * ESC, ...), DEL, C1 controls, line and paragraph separators and bidirectional overrides. For data
- * echoed on stderr (ids, input snippets), so an input line cannot forge a log line or move the cursor.
- *
- * @example
- * printable('a\nb\u0000') // 'a\\u000ab\\u0000'
- */
-export const printable = (text: string): string =>
-  // eslint-disable-next-line no-control-regex -- matching control characters is the point
-  text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-
-/** An id as messages show it: in double quotes, printable, a quote inside escaped (`"a\"b"`). */
-export const quoted = (id: string): string => `"${printable(id.replaceAll('\\', '\\\\').replaceAll('"', '\\"'))}"`;

@@ -6,7 +6,8 @@ import { fingerprint, loadConfig, runSeed } from '../config/load.js';
 import { type Config } from '../config/schema.js';
 import type { Distractor } from '../distractor/distractor.js';
 import { setUpDistractor } from '../distractor/setup.js';
-import { ConfigError, FatalError, describeError, quoted } from '../errors.js';
+import { ConfigError, FatalError, describeError } from '../errors.js';
+import { quoted, safeUrl } from '../redact.js';
 import { buildModels, type RunModels } from '../models/build.js';
 import { retryingCall } from '../operators/retryingCall.js';
 import type { RoundReport } from '../operators/supplement.js';
@@ -157,7 +158,8 @@ async function prepare(file: string | undefined, flags: GenerateFlags, report: R
   if (flags.resume === true && flags.out === undefined) throw new ConfigError('--resume needs --out DIR (the directory of the run to continue)');
   // What shapes the output, beside the config file: a resume with other settings is refused (--force overrides).
   const settings = { seed, min_turns: minTurns, max_turns: maxTurns, provider: flags.provider ?? null, model: flags.model ?? null, base_url: flags.baseUrl ?? null, noise: mode, supplement_rounds: rounds, queries: flags.queries ?? null };
-  const record: RunRecord = { version: version(), seed, config_fingerprint: fingerprint(config, settings), settings, created_at: new Date().toISOString() };
+  // The fingerprint hashes the URL as given (so directories written before keep theirs); run.json shows it without credentials.
+  const record: RunRecord = { version: version(), seed, config_fingerprint: fingerprint(config, settings), settings: { ...settings, base_url: flags.baseUrl === undefined ? null : safeUrl(flags.baseUrl) }, created_at: new Date().toISOString() };
   const previous = await previousRun(flags, record, report);
   const dir = flags.out === undefined ? undefined : await DirSink.open(flags.out, { force: flags.force === true, usage: totals, run: record, ...(previous === undefined ? {} : { resume: previous }) });
   const sink: Sink = dir ?? new StreamSink(process.stdout, totals, (failure) => report.say(`failed: persona ${quoted(failure.persona_id)} query ${quoted(failure.query_id)} after ${failure.attempts} attempt(s): ${failure.error.kind}: ${failure.error.message}`));

@@ -1,5 +1,5 @@
 // What a command tells the person at the terminal: notices and errors with one prefix, bad input lines up to a cap.
-import { printable } from '../errors.js';
+import { printable } from '../redact.js';
 
 /** Bad input lines shown before only their count is kept. */
 export const MAX_WARNINGS = 50;

@@ -1,5 +1,5 @@
 // The export stream: interaction lines in, validated samples with their split out; filters, dedupe and FILE:LINE reports on the way.
-import { quoted } from '../errors.js';
+import { quoted } from '../redact.js';
 import type { ReadLinesOptions } from '../streams/ndjson.js';
 import { formatIssues, readRecords } from '../streams/records.js';
 import { KeySet } from '../streams/seen.js';

@@ -1,6 +1,6 @@
 // Builds the chat models a command calls from the configuration: providers, keys, base URLs, the assistant pool, the user simulator, the helpers.
 import { ConfigError } from '../errors.js';
-import { runSeed } from '../config/load.js';
+import { expandEnv, runSeed } from '../config/load.js';
 import { type Config } from '../config/schema.js';
 import type { OpenAIModelOptions } from './openai.js';
 import { stableId } from '../rng.js';
@@ -67,6 +67,11 @@ interface Built {
   /** The model of one of the specs given to {@link buildSpecs}. */
   readonly settings: (spec: Spec) => ModelSettings;
   readonly resources: Resources;
+}
+
+/** A model's extra headers with `${VAR}` references resolved (a header often carries a token, like a key). */
+function headersOf(spec: Spec, env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(Object.entries(spec.headers ?? {}).map(([name, value]) => [name, expandEnv(value, `${spec.path}.headers.${name}`, env)]));
 }
 
 /** Which of `all` run on sim: with no `--provider` and no key for any model that needs one, all of them (a notice says so). */
@@ -155,7 +160,7 @@ function buildSpecs(config: Config, flags: ModelFlags, all: readonly Spec[], env
       baseURL: endpoint.baseURL,
       timeoutMs,
       topP: config.api.inference?.top_p,
-      ...(spec.headers === undefined ? {} : { headers: spec.headers }),
+      ...(spec.headers === undefined ? {} : { headers: headersOf(spec, env) }),
     });
   /** One llama model per file and thread count, shared by the assistant, the simulator and the helpers that use it. */
   const llamaModel = (spec: Spec): ChatModel => {

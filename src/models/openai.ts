@@ -1,6 +1,7 @@
 // The `openai` and `openrouter` providers: any OpenAI-compatible endpoint through the official SDK.
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import { ModelError } from '../errors.js';
+import { redact, urlSecrets } from '../redact.js';
 import { createFetch } from './transport.js';
 import type { ChatMessage, ChatModel, ChatRequest, ChatResponse, ModelRef, RateLimitInfo, TokenUsage } from '../chat.js';
 
@@ -62,8 +63,6 @@ export function retryAfterMs(headers: Headers | undefined, now = Date.now()): nu
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
-/** Replaces every occurrence of `secret` in `text` (a key must never reach a log or an error line). */
-export const redact = (text: string, secret: string): string => (secret.length >= 4 ? text.split(secret).join('***') : text);
 
 /** The innermost cause's message (fetch hides `connect ECONNREFUSED 127.0.0.1:8000` two levels down). */
 function rootCause(error: Error): string {
@@ -73,8 +72,9 @@ function rootCause(error: Error): string {
 }
 
 /** Maps anything the SDK or fetch throws to a ModelError with the right kind. */
-export function toModelError(error: unknown, where: string, apiKey: string, callerAborted: boolean): ModelError {
-  const say = (message: string): string => redact(`${where}: ${message}`, apiKey);
+export function toModelError(error: unknown, where: string, secrets: readonly string[], callerAborted: boolean): ModelError {
+  // A key, a header value or a URL's credentials must never reach a log or an error line, even when the server echoes them.
+  const say = (message: string): string => redact(`${where}: ${message}`, secrets);
   if (error instanceof ModelError) return error;
   if (callerAborted || error instanceof APIUserAbortError) return new ModelError('aborted', say('request aborted'), { cause: error });
   if (error instanceof APIConnectionTimeoutError) return new ModelError('timeout', say('request timed out'), { cause: error });
@@ -135,6 +135,7 @@ export function createOpenAIModel(options: OpenAIModelOptions): ChatModel {
     defaultHeaders: options.headers,
   });
   const where = `${options.provider}/${options.model}`;
+  const secrets = [options.apiKey, ...Object.values(options.headers ?? {}), ...urlSecrets(options.baseURL)];
   const lengthParam = options.baseURL === undefined || /^https:\/\/api\.openai\.com\b/.test(options.baseURL) ? 'max_completion_tokens' : 'max_tokens';
   return {
     provider: options.provider,
@@ -160,7 +161,7 @@ export function createOpenAIModel(options: OpenAIModelOptions): ChatModel {
         body = answer.data;
         headers = answer.response.headers;
       } catch (error) {
-        throw toModelError(error, where, options.apiKey, signal.aborted);
+        throw toModelError(error, where, secrets, signal.aborted);
       }
       const content = body?.choices?.[0]?.message?.content;
       const billed = usageOf(body);

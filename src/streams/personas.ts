@@ -1,6 +1,6 @@
 // Persona NDJSON → tasks: validation with zod, FILE:LINE reports, persona × query expansion.
 import * as z from 'zod';
-import { quoted } from '../errors.js';
+import { quoted } from '../redact.js';
 import { rngFor, stableId } from '../rng.js';
 import { interactionId, type Task } from '../types.js';
 import type { ReadLinesOptions } from './ndjson.js';

@@ -22,7 +22,9 @@ export type Fault =
   /** 200 with an empty assistant message and usage (billed; recorded in `usage`). */
   | { readonly kind: 'empty' }
   /** 401 as for a wrong key. */
-  | { readonly kind: 'unauthorized' };
+  | { readonly kind: 'unauthorized' }
+  /** Any other answer: a status (404, 301, 400, ...), its headers and an OpenAI-style error message. */
+  | { readonly kind: 'status'; readonly status: number; readonly headers?: Readonly<Record<string, string>>; readonly message?: string; readonly code?: string };
 
 export type FaultKind = Fault['kind'];
 
@@ -35,6 +37,8 @@ export interface RecordedRequest {
   readonly method: string;
   readonly url: string;
   readonly authorization: string | undefined;
+  /** Every request header, by lower-case name. */
+  readonly headers: IncomingMessage['headers'];
   /** Parsed JSON body, or the raw text when it is not JSON. */
   readonly body: unknown;
   /** Which side of the conversation asked: the user simulator, the assistant, or not a chat request. */
@@ -47,7 +51,10 @@ export interface RecordedRequest {
   usage?: { prompt: number; completion: number };
 }
 
-export type FaultPolicy = ((request: RecordedRequest) => Fault | FaultKind) | readonly (Fault | FaultKind)[];
+/** A fault named by its kind alone (those that need no details). */
+export type SimpleFault = Exclude<FaultKind, 'status'>;
+
+export type FaultPolicy = ((request: RecordedRequest) => Fault | SimpleFault) | readonly (Fault | SimpleFault)[];
 
 export interface FakeOpenAIOptions {
   /** When set, a request whose `Authorization` is not `Bearer <apiKey>` gets 401 (before any other fault). */
@@ -67,6 +74,14 @@ export interface FakeOpenAIOptions {
   readonly latencyMs?: number;
   /** Extra headers on every 200 answer (x-ratelimit-* for instance). */
   readonly answerHeaders?: Readonly<Record<string, string>>;
+  /** Put every request header into error messages (as a careless proxy might), to test redaction. */
+  readonly echoHeaders?: boolean;
+  /**
+   * The usage a 200 answer reports, instead of the characters/4 count: `null` leaves `usage` out of the
+   * body (servers and proxies that omit it), numbers report those (a hostile server). What it reports is
+   * what `request.usage` records as billed, or nothing when it reports none.
+   */
+  readonly usage?: (request: RecordedRequest, counted: { prompt: number; completion: number }) => { prompt: number; completion: number } | null;
 }
 
 export interface FakeOpenAIServer {
@@ -106,7 +121,7 @@ interface ChatBody {
 const promptTokensOf = (body: unknown): number =>
   Math.max(1, Math.ceil(((body as ChatBody).messages ?? []).reduce((sum, m) => sum + textOf(m.content).length, 0) / 4));
 
-const asFault = (fault: Fault | FaultKind): Fault => (typeof fault === 'string' ? { kind: fault } : fault);
+const asFault = (fault: Fault | SimpleFault): Fault => (typeof fault === 'string' ? { kind: fault } : fault);
 
 /** Small deterministic hash (FNV-1a), for replies and seeded fault mixes. */
 export function hash(text: string): number {
@@ -130,7 +145,7 @@ function mix32(h: number): number {
  * arrival index, so the same sequence of requests gets the same faults), cycling through `mix` in order so
  * that every kind occurs once enough faults have been injected; the rest are answered normally.
  */
-export function randomFaults(options: { readonly seed: number; readonly rate: number; readonly mix: readonly (Fault | FaultKind)[] }): (request: RecordedRequest) => Fault {
+export function randomFaults(options: { readonly seed: number; readonly rate: number; readonly mix: readonly (Fault | SimpleFault)[] }): (request: RecordedRequest) => Fault {
   let injected = 0;
   return (request) => {
     const draw = mix32(hash(`${options.seed}:${request.index}`)) / 2 ** 32;
@@ -230,6 +245,7 @@ export async function startOpenAIServer(options: FakeOpenAIOptions = {}): Promis
       method: incoming.method ?? '',
       url: incoming.url ?? '',
       authorization,
+      headers: incoming.headers,
       body,
       role: roleOf(body),
       fault: 'ok',
@@ -302,16 +318,22 @@ export async function startOpenAIServer(options: FakeOpenAIOptions = {}): Promis
       case 'unauthorized': {
         const sent = (authorization ?? '').replace(/^Bearer\s+/i, '');
         const shown = options.echoKeyInErrors === true ? sent : `${sent.slice(0, 3)}***${sent.slice(-2)}`;
-        sendJson(response, 401, errorBody(`Incorrect API key provided: ${shown}. You can find your API key at https://example.invalid/keys.`, 'invalid_request_error', 'invalid_api_key'));
+        const headers = options.echoHeaders === true ? ` Headers: ${JSON.stringify(incoming.headers)}` : '';
+        sendJson(response, 401, errorBody(`Incorrect API key provided: ${shown}.${headers} You can find your API key at https://example.invalid/keys.`, 'invalid_request_error', 'invalid_api_key'));
+        return;
+      }
+      case 'status': {
+        const headers = options.echoHeaders === true ? ` Headers: ${JSON.stringify(incoming.headers)}` : '';
+        sendJson(response, fault.status, errorBody(`${fault.message ?? `status ${fault.status}`}${headers}`, 'invalid_request_error', fault.code ?? null), { ...fault.headers });
         return;
       }
       case 'ok': {
         const content = replyFor(request, options);
         request.reply = content;
-        const promptTokens = promptTokensOf(body);
-        const completionTokens = Math.max(1, content.split(/\s+/).length);
+        const counted = { prompt: promptTokensOf(body), completion: Math.max(1, content.split(/\s+/).length) };
+        const reported = options.usage === undefined ? counted : options.usage(request, counted);
         const model = (body as ChatBody).model;
-        request.usage = { prompt: promptTokens, completion: completionTokens };
+        if (reported !== null) request.usage = reported;
         const answer = (): void =>
           sendJson(response, 200, {
             id: `chatcmpl-${request.index}`,
@@ -319,7 +341,7 @@ export async function startOpenAIServer(options: FakeOpenAIOptions = {}): Promis
             created: Math.floor(Date.now() / 1000),
             model: typeof model === 'string' ? model : 'test-model',
             choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
-            usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
+            ...(reported === null ? {} : { usage: { prompt_tokens: reported.prompt, completion_tokens: reported.completion, total_tokens: reported.prompt + reported.completion } }),
           }, options.answerHeaders);
         if (options.latencyMs === undefined) answer();
         else setTimeout(answer, options.latencyMs);

@@ -1,6 +1,7 @@
 import { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
 import { describe, expect, it } from 'vitest';
-import { createOpenAIModel, parseDuration, redact, retryAfterMs, toModelError } from '../../src/models/openai.js';
+import { createOpenAIModel, parseDuration, retryAfterMs, toModelError } from '../../src/models/openai.js';
+import { redact } from '../../src/redact.js';
 import { startOpenAIServer } from '../helpers/openai-server.js';
 
 const headers = (init: Record<string, string>) => new Headers(init);
@@ -35,30 +36,30 @@ describe('toModelError', () => {
     [400, 'bad_request'],
     [404, 'bad_request'],
   ])('maps HTTP %i to %s', (status, kind) => {
-    expect(toModelError(api(status), 'openai/m', 'sk-secret', false).kind).toBe(kind);
+    expect(toModelError(api(status), 'openai/m', ['sk-secret'], false).kind).toBe(kind);
   });
 
   it('keeps Retry-After and marks transient kinds', () => {
-    const error = toModelError(api(429, { 'retry-after': '3' }), 'openai/m', 'k', false);
+    const error = toModelError(api(429, { 'retry-after': '3' }), 'openai/m', ['k'], false);
     expect(error).toMatchObject({ retryAfterMs: 3000, transient: true, status: 429 });
-    expect(toModelError(api(401), 'openai/m', 'k', false).transient).toBe(false);
+    expect(toModelError(api(401), 'openai/m', ['k'], false).transient).toBe(false);
   });
 
   it('maps timeouts, connection failures, bad JSON and our own aborts', () => {
-    expect(toModelError(new APIConnectionTimeoutError(), 'w', 'k', false).kind).toBe('timeout');
+    expect(toModelError(new APIConnectionTimeoutError(), 'w', ['k'], false).kind).toBe('timeout');
     const refused = new Error('fetch failed', { cause: new Error('connect ECONNREFUSED 127.0.0.1:9') });
-    expect(toModelError(new APIConnectionError({ cause: refused }), 'w', 'k', false)).toMatchObject({ kind: 'unreachable', message: 'w: connection failed (connect ECONNREFUSED 127.0.0.1:9)' });
-    expect(toModelError(new APIConnectionError({ cause: new Error('read ECONNRESET') }), 'w', 'k', false).kind).toBe('network');
-    expect(toModelError(new RangeError('bug'), 'w', 'k', false)).toMatchObject({ kind: 'unknown', transient: false });
-    expect(toModelError(new SyntaxError('Unexpected token'), 'w', 'k', false).kind).toBe('malformed');
-    expect(toModelError(new Error('whatever'), 'w', 'k', true).kind).toBe('aborted');
+    expect(toModelError(new APIConnectionError({ cause: refused }), 'w', ['k'], false)).toMatchObject({ kind: 'unreachable', message: 'w: connection failed (connect ECONNREFUSED 127.0.0.1:9)' });
+    expect(toModelError(new APIConnectionError({ cause: new Error('read ECONNRESET') }), 'w', ['k'], false).kind).toBe('network');
+    expect(toModelError(new RangeError('bug'), 'w', ['k'], false)).toMatchObject({ kind: 'unknown', transient: false });
+    expect(toModelError(new SyntaxError('Unexpected token'), 'w', ['k'], false).kind).toBe('malformed');
+    expect(toModelError(new Error('whatever'), 'w', ['k'], true).kind).toBe('aborted');
   });
 
   it('never repeats the key, even when the server echoes it', () => {
     const echoed = APIError.generate(401, { message: 'Incorrect API key provided: sk-live-123456' }, 'Incorrect API key provided: sk-live-123456', headers({}));
-    const error = toModelError(echoed, 'openai/m', 'sk-live-123456', false);
+    const error = toModelError(echoed, 'openai/m', ['sk-live-123456'], false);
     expect(error.message).not.toContain('sk-live-123456');
-    expect(redact('a sk-live-123456 b', 'sk-live-123456')).toBe('a *** b');
+    expect(redact('a sk-live-123456 b', ['sk-live-123456'])).toBe('a *** b');
   });
 });
 
