@@ -1,7 +1,7 @@
 // The `openai` and `openrouter` providers: any OpenAI-compatible endpoint through the official SDK.
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import { ModelError } from '../errors.js';
-import { redact, urlSecrets } from '../redact.js';
+import { redact, safeUrl, urlSecrets } from '../redact.js';
 import { createFetch } from './transport.js';
 import type { ChatMessage, ChatModel, ChatRequest, ChatResponse, ModelRef, RateLimitInfo, TokenUsage } from '../chat.js';
 
@@ -71,8 +71,18 @@ function rootCause(error: Error): string {
   return current instanceof Error ? current.message : String(current);
 }
 
+/** Where a redirect points, resolved against the URL that answered and shown without credentials. */
+function redirectTarget(location: string | null | undefined, from: string): string | undefined {
+  if (location === null || location === undefined || location === '') return undefined;
+  try {
+    return safeUrl(new URL(location, from).href);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Maps anything the SDK or fetch throws to a ModelError with the right kind. */
-export function toModelError(error: unknown, where: string, secrets: readonly string[], callerAborted: boolean): ModelError {
+export function toModelError(error: unknown, where: string, secrets: readonly string[], callerAborted: boolean, url = 'the endpoint'): ModelError {
   // A key, a header value or a URL's credentials must never reach a log or an error line, even when the server echoes them.
   const say = (message: string): string => redact(`${where}: ${message}`, secrets);
   if (error instanceof ModelError) return error;
@@ -89,6 +99,14 @@ export function toModelError(error: unknown, where: string, secrets: readonly st
     const detail = apiError.message.replace(/^\d{3}\s*/, '').slice(0, 200);
     const options = { status, retryAfterMs: retryAfterMs(apiError.headers), rateLimit: rateLimitOf(apiError.headers) };
     if (status === 401 || status === 403) return new ModelError('auth', say(`authentication failed (${status}): ${detail}`), options);
+    // A wrong base URL or model name fails every call alike: the run stops at the first, naming the URL.
+    if (status >= 300 && status < 400) {
+      const target = redirectTarget(apiError.headers?.get('location'), url);
+      return new ModelError('endpoint', say(`${url} answered ${status} (a redirect${target === undefined ? '' : ` to ${target}`}, not followed): set the base URL to where it points`), options);
+    }
+    if (status === 404 || (status === 400 && (apiError.code === 'model_not_found' || /\bmodel\b.*\b(does not exist|not found)/i.test(detail)))) {
+      return new ModelError('endpoint', say(`${url} answered ${status} (${detail}): check the base URL and the model name`), options);
+    }
     if (status === 429) return new ModelError('rate_limit', say(`rate limited (429): ${detail}`), options);
     if (status === 408) return new ModelError('timeout', say(`request timeout (408)`), options);
     if (status >= 500) return new ModelError('server', say(`server error (${status}): ${detail}`), options);
@@ -136,6 +154,8 @@ export function createOpenAIModel(options: OpenAIModelOptions): ChatModel {
   });
   const where = `${options.provider}/${options.model}`;
   const secrets = [options.apiKey, ...Object.values(options.headers ?? {}), ...urlSecrets(options.baseURL)];
+  // Named in messages about a wrong endpoint, without credentials.
+  const url = safeUrl(`${(options.baseURL ?? 'https://api.openai.com/v1').replace(/\/+$/, '')}/chat/completions`);
   const lengthParam = options.baseURL === undefined || /^https:\/\/api\.openai\.com\b/.test(options.baseURL) ? 'max_completion_tokens' : 'max_tokens';
   return {
     provider: options.provider,
@@ -161,7 +181,7 @@ export function createOpenAIModel(options: OpenAIModelOptions): ChatModel {
         body = answer.data;
         headers = answer.response.headers;
       } catch (error) {
-        throw toModelError(error, where, secrets, signal.aborted);
+        throw toModelError(error, where, secrets, signal.aborted, url);
       }
       const content = body?.choices?.[0]?.message?.content;
       const billed = usageOf(body);

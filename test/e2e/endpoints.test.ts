@@ -79,3 +79,40 @@ describe('secrets (item 16)', () => {
     expect(run.stderr).not.toContain(TEST_KEY);
   });
 });
+
+describe('a wrong endpoint (item 11)', () => {
+  it.each([
+    ['404', { kind: 'status', status: 404, message: 'no route POST /v1/chat/completions' }, /answered 404 \(no route POST \/v1\/chat\/completions\): check the base URL and the model name/],
+    ['model not found', { kind: 'status', status: 404, message: 'The model `test-model` does not exist', code: 'model_not_found' }, /answered 404 \(The model `test-model` does not exist\)/],
+    ['a redirect', { kind: 'status', status: 301, headers: { location: 'https://elsewhere.example/v1/chat/completions' } }, /answered 301 \(a redirect to https:\/\/elsewhere\.example\/v1\/chat\/completions, not followed\)/],
+  ] as const)('regression: %s ends the run at the first answer, with one line naming the URL', async (_name, fault, message) => {
+    const server = await serve({ faults: () => fault });
+    const out = join(tmp, `wrong-${files}`);
+    const run = await runCli(['generate', await file(personas(40)), ...against(server), '-c', await fastConfig(), '-j', '4', '--supplement-rounds', '3', '--out', out]);
+    expectNoCrash(run);
+    expect(run.code).toBe(1);
+    const lines = run.stderr.split('\n').filter((line) => message.test(line));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(`${server.baseURL}/chat/completions`);
+    // The calls already in flight when the first answer came, not one per task (40) times rounds.
+    expect(server.count).toBeLessThanOrEqual(4);
+    expect(run.stderr).toMatch(/personaflow generate .*--resume/);
+  });
+
+  it.each([
+    ['not a url', /--base-url: expected an http:\/\/ or https:\/\/ URL, got text that is not a URL/],
+    ['file:///etc/passwd', /--base-url: expected an http:\/\/ or https:\/\/ URL, got a file: URL \(file:\/\/\/etc\/passwd\)/],
+  ])('regression: --base-url %j is a configuration error before any call', async (url, message) => {
+    const run = await runCli(['generate', await file(personas(2)), '--provider', 'openai', '--model', 'm', '--base-url', url]);
+    expectNoCrash(run);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(message);
+  });
+
+  it('regression: base_url in the config that is not a URL is a configuration error naming the key', async () => {
+    const config = await file('api:\n  base_url: "localhost:8000/v1"\n', 'config.yaml');
+    const run = await runCli(['generate', await file(personas(2)), '-c', config, '--model', 'm']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/api\.base_url: expected an http:\/\/ or https:\/\/ URL, got a localhost: URL/);
+  });
+});

@@ -2,6 +2,7 @@ import { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai'
 import { describe, expect, it } from 'vitest';
 import { createOpenAIModel, parseDuration, retryAfterMs, toModelError } from '../../src/models/openai.js';
 import { redact } from '../../src/redact.js';
+import { endsRun } from '../../src/errors.js';
 import { startOpenAIServer } from '../helpers/openai-server.js';
 
 const headers = (init: Record<string, string>) => new Headers(init);
@@ -34,9 +35,22 @@ describe('toModelError', () => {
     [500, 'server'],
     [503, 'server'],
     [400, 'bad_request'],
-    [404, 'bad_request'],
+    [404, 'endpoint'],
+    [301, 'endpoint'],
+    [307, 'endpoint'],
   ])('maps HTTP %i to %s', (status, kind) => {
     expect(toModelError(api(status), 'openai/m', ['sk-secret'], false).kind).toBe(kind);
+  });
+
+  it('regression: a wrong endpoint or model ends the run with one message naming the URL, not one failure per task', () => {
+    const notFound = toModelError(api(404), 'openai/m', ['k'], false, 'http://127.0.0.1:9/v1/chat/completions');
+    expect(notFound).toMatchObject({ kind: 'endpoint', transient: false, message: 'openai/m: http://127.0.0.1:9/v1/chat/completions answered 404 (nope): check the base URL and the model name' });
+    expect(endsRun(notFound)).toBe(true);
+    const moved = toModelError(api(301, { location: '/v2/chat/completions' }), 'openai/m', ['k'], false, 'http://127.0.0.1:9/v1/chat/completions');
+    expect(moved.message).toBe('openai/m: http://127.0.0.1:9/v1/chat/completions answered 301 (a redirect to http://127.0.0.1:9/v2/chat/completions, not followed): set the base URL to where it points');
+    const missingModel = APIError.generate(400, { message: 'The model `gpt-9` does not exist', code: 'model_not_found' }, 'The model `gpt-9` does not exist', headers({}));
+    expect(toModelError(missingModel, 'openai/gpt-9', ['k'], false).kind).toBe('endpoint');
+    expect(toModelError(api(400), 'openai/m', ['k'], false).kind).toBe('bad_request');
   });
 
   it('keeps Retry-After and marks transient kinds', () => {
