@@ -30,9 +30,13 @@ export class ModelError extends Error {
   /** The x-ratelimit-* headers of the refusal, when the provider sent them. */
   readonly rateLimit: RateLimitInfo | undefined;
 
-  constructor(kind: ModelErrorKind, message: string, options: { status?: number; retryAfterMs?: number | undefined; usage?: TokenUsage; rateLimit?: RateLimitInfo | undefined; cause?: unknown } = {}) {
+  /** Not retried whatever its kind (a refusal that asks for an absurd wait). */
+  readonly permanent: boolean;
+
+  constructor(kind: ModelErrorKind, message: string, options: { status?: number; retryAfterMs?: number | undefined; usage?: TokenUsage; rateLimit?: RateLimitInfo | undefined; cause?: unknown; permanent?: boolean } = {}) {
     super(message, { cause: options.cause });
     this.kind = kind;
+    this.permanent = options.permanent === true;
     this.status = options.status;
     this.retryAfterMs = options.retryAfterMs;
     this.usage = options.usage;
@@ -40,7 +44,7 @@ export class ModelError extends Error {
   }
 
   get transient(): boolean {
-    return TRANSIENT.has(this.kind);
+    return !this.permanent && TRANSIENT.has(this.kind);
   }
 }
 

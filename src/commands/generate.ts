@@ -145,7 +145,7 @@ async function prepare(file: string | undefined, flags: GenerateFlags, report: R
   const mode = noiseMode(config, flags.noise);
   const rounds = flags.supplementRounds ?? ig.max_supplement_rounds;
   const qg = config.query_generation;
-  const models = buildModels(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, seed, concurrency, threads: flags.threads, baseDir: loaded.baseDir, distractor: mode === 'semantic', queries: qg.style_transfer.enabled || rounds > 0 });
+  const models = buildModels(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, seed, concurrency, threads: flags.threads, baseDir: loaded.baseDir, distractor: mode === 'semantic', queries: qg.style_transfer.enabled || rounds > 0, onNotice: (message) => report.say(message) });
   const template = await loadTemplate(ig.user_model.system_prompt_template, loaded.baseDir, 'interaction_generation.user_model.system_prompt_template', DEFAULT_USER_TEMPLATE, SIMULATOR_TEMPLATE);
   const distractor: Distractor | undefined = mode === 'off' ? undefined : await setUpDistractor(config, loaded.baseDir, { semantic: mode === 'semantic', model: models.distractor });
   for (const notice of [...loaded.notices, ...models.notices]) report.notice(notice);

@@ -154,7 +154,7 @@ export async function loadYamlFile<T>(path: string, schema: z.ZodType<T>, what: 
 }
 
 /** Settings that do not change what a run writes (by YAML path), left out of the fingerprint. */
-const NOT_OUTPUT = new Set(['interaction_generation.max_workers', 'api.timeout', 'personaflow.sim.latency_ms', 'personaflow.sim.jitter_ms', 'personaflow.prices', 'personaflow.limits', 'personaflow.breaker']);
+const NOT_OUTPUT = new Set(['interaction_generation.max_workers', 'api.timeout', 'personaflow.sim.latency_ms', 'personaflow.sim.jitter_ms', 'personaflow.prices', 'personaflow.limits', 'personaflow.breaker', 'personaflow.max_wait_s']);
 /** Keys that hold secrets (or where they travel): left out, so nothing secret feeds even a hash. */
 const SECRET_KEY = /^(?:api_key|api_key_env|headers|default_headers|authorization)$|password|secret/i;
 

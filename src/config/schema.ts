@@ -174,6 +174,8 @@ export const configSchema = z.looseObject({
       prices: z.record(z.string(), z.strictObject({ input: finite.min(0), output: finite.min(0) })).default({}),
       /** Provider limits per model (`model` or `provider/model`): requests and tokens per minute. */
       limits: z.record(z.string(), z.strictObject({ rpm: finite.positive().optional(), tpm: finite.positive().optional() })).default({}),
+      /** The longest Retry-After or x-ratelimit-reset honoured, in seconds: a refusal asking for more fails its call. */
+      max_wait_s: finite.positive().max(86_400).default(600),
       /** The circuit breaker: failures in a row that open it, first cool-down, and when to give up. */
       breaker: z
         .strictObject({ threshold: positiveInt.default(8), cooldown_s: finite.positive().default(5), give_up_s: finite.positive().default(120) })

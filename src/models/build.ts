@@ -117,6 +117,8 @@ function limitersFor(config: Config, flags: ModelFlags): { readonly limiters: Ma
         breakerThreshold: breaker.threshold,
         breakerCooldownMs: breaker.cooldown_s * 1000,
         breakerGiveUpMs: breaker.give_up_s * 1000,
+        maxWaitMs: config.personaflow.max_wait_s * 1000,
+        onNotice: flags.onNotice,
       });
       limiters.set(key, limiter);
     }

@@ -28,6 +28,8 @@ export interface ModelFlags {
   readonly threads?: number | undefined;
   /** Relative llama model paths from the config file are resolved against it (the config file's directory); `--model` against the working directory. */
   readonly baseDir?: string | undefined;
+  /** Told what the run waits for and until when (long Retry-After, reset headers, an open breaker), and what it does not believe. */
+  readonly onNotice?: ((message: string) => void) | undefined;
 }
 
 /** One model a run calls, as the configuration and the flags describe it. */

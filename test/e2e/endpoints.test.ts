@@ -116,3 +116,34 @@ describe('a wrong endpoint (item 11)', () => {
     expect(run.stderr).toMatch(/api\.base_url: expected an http:\/\/ or https:\/\/ URL, got a localhost: URL/);
   });
 });
+
+describe('absurd waits (item 10)', () => {
+  it.each([
+    ['Retry-After: 3600', { 'retry-after': '3600' }],
+    ['Retry-After a week ahead', { 'retry-after': new Date(Date.now() + 7 * 86_400_000).toUTCString() }],
+    ['x-ratelimit-reset-requests: 100h with nothing remaining', { 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '100h' }],
+  ])('regression: a 429 with %s fails its call at once instead of stalling the run', async (_name, headers) => {
+    const server = await serve({ faults: (request) => (request.index === 0 ? { kind: 'status', status: 429, headers, message: 'Rate limit reached' } : 'ok') });
+    const run = await runCli(['generate', await file(personas(3)), ...against(server), '-c', await fastConfig(), '-j', '1', '--supplement-rounds', '0'], { killAfterMs: 20_000 });
+    expectNoCrash(run);
+    expect(run.code).toBe(3);
+    expect(run.stderr).toMatch(/failed: persona "p0" query "q1" after 1 attempt\(s\): rate_limit: .*it asks to wait (1 h 0 min|16\d h \d+ min|100 h 0 min), over personaflow\.max_wait_s \(10 min 0 s\)/);
+    expect(run.stdout.split('\n').filter((line) => line !== '')).toHaveLength(2);
+  });
+
+  it('regression: a 100-hour reset header on answers is ignored with one notice, and the run finishes', async () => {
+    const server = await serve({ answerHeaders: { 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '100h' } });
+    const run = await runCli(['generate', await file(personas(4)), ...against(server), '-c', await fastConfig(), '-j', '2'], { killAfterMs: 20_000 });
+    expectNoCrash(run);
+    expect(run.code).toBe(0);
+    expect(run.stderr.match(/ignoring an x-ratelimit-reset header of 100 h 0 min, over personaflow\.max_wait_s/g)).toHaveLength(1);
+  });
+
+  it('max_wait_s is configurable: a Retry-After under it is waited out and said with until when', async () => {
+    const server = await serve({ faults: (request) => (request.index === 0 ? { kind: 'status', status: 429, headers: { 'retry-after': '6' } } : 'ok') });
+    const run = await runCli(['generate', await file(personas(1)), ...against(server), '-c', await fastConfig('personaflow:\n  max_wait_s: 30\n')], { killAfterMs: 20_000 });
+    expectNoCrash(run);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toMatch(/openai\/test-model: waiting 6 s, until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: a refused call sits out its Retry-After/);
+  });
+});
