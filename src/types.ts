@@ -120,6 +120,12 @@ export function pairKey(personaId: string, queryId: string): string {
  */
 export const interactionId = (personaId: string, queryId: string): string => `interaction_${pairKey(personaId, queryId)}`;
 
+/**
+ * An outcome the run's stop cut short (its call aborted): neither an interaction nor a failure. Sinks
+ * write nothing for it, so a resume does the task.
+ */
+export const unfinished = (outcome: Outcome): boolean => !outcome.ok && outcome.failure.error.kind === 'aborted';
+
 /** Adds a call's tokens to a per-module usage record (mutates `into`). */
 export function addUsage(into: Record<string, UsageEntry>, module: string, usage: TokenUsage): void {
   const previous = into[module] ?? { calls: 0, input_tokens: 0, output_tokens: 0 };

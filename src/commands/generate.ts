@@ -26,7 +26,8 @@ import { openInput } from '../streams/ndjson.js';
 import { readTasks } from '../streams/personas.js';
 import { stoppable } from '../streams/pull.js';
 import { countPersonas, counted, skipWritten, type SkipCounts } from '../streams/tasks.js';
-import type { Task } from '../types.js';
+import { Drain, type Stopping } from '../limits/stop.js';
+import { unfinished, type Outcome as OutcomeType, type Task } from '../types.js';
 import { Budget } from './budget.js';
 import { assertReadable, version } from './common.js';
 import { Reporter } from './reporter.js';
@@ -99,18 +100,25 @@ export async function runGenerate(file: string | undefined, flags: GenerateFlags
   // First Ctrl-C: stop reading and let the conversations in flight finish (they are paid for); a second
   // one, or the grace period running out, aborts them.
   let abort = (): void => undefined;
+  const drain = new Drain();
   const signals = new StopSignals({
     graceSeconds: GRACE_SECONDS,
     onStop: () => {
       input.stream.destroy();
+      // A wait that would outlast the grace (a long Retry-After or reset) ends now; its conversation is left for a resume.
+      const deadline = Date.now() + GRACE_SECONDS * 1000;
+      drain.stop(deadline);
+      for (const limiter of run.models.limiters.values()) limiter.stop(deadline);
       run.report.say(`stopping: no new conversations; finishing those in flight (up to ${GRACE_SECONDS} s; Ctrl-C again to abort them)`);
     },
     onAbort: () => abort(),
   });
   const stopped = (): boolean => signals.stopping || budget.over();
   const outcome = await new Promise<Outcome>((resolve) => {
-    const options = pipelineOptions(run, { stopped, onRetry: () => (counts.retries += 1), onRound: (report) => reports.push(report) });
-    const subscription: Subscription = generate(counted(stoppable(tasks, stopped), () => budget.begin()), options, (o) => run.sink.write(o)).subscribe({
+    const options = pipelineOptions(run, { stopped, stopping: drain, onRetry: () => (counts.retries += 1), onRound: (report) => reports.push(report) });
+    // A conversation cut short by the stop is neither an interaction nor a failure: nothing is written, a resume does it.
+    const write = (outcome: OutcomeType): Promise<void> => (unfinished(outcome) ? Promise.resolve() : run.sink.write(outcome));
+    const subscription: Subscription = generate(counted(stoppable(tasks, stopped), () => budget.begin()), options, write).subscribe({
       error: (error: unknown) => resolve({ error, interrupted: signals.stopping }),
       complete: () => resolve({ interrupted: signals.stopping }),
     });
@@ -217,11 +225,12 @@ function tasksOf(run: Run, stream: Readable, name: string, skips: SkipCounts): A
 }
 
 /** The pipeline's options: the run's, the hooks of this invocation, and the supplement rounds when a generator is set up. */
-function pipelineOptions(run: Run, hooks: { readonly stopped: () => boolean; readonly onRetry: () => void; readonly onRound: (report: RoundReport) => void }): GenerateOptions {
+function pipelineOptions(run: Run, hooks: { readonly stopped: () => boolean; readonly stopping: Stopping; readonly onRetry: () => void; readonly onRound: (report: RoundReport) => void }): GenerateOptions {
   const { options, queries, totals, rounds, previous, config } = run;
   const ig = config.interaction_generation;
   return {
     ...options,
+    stopping: hooks.stopping,
     onRetry: hooks.onRetry,
     supplement:
       queries.generator === undefined
@@ -229,7 +238,7 @@ function pipelineOptions(run: Run, hooks: { readonly stopped: () => boolean; rea
         : {
             rounds,
             generator: queries.generator,
-            call: retryingCall({ maxRetries: ig.max_retries, retryDelayMs: ig.retry_delay * 1000, onRetry: hooks.onRetry, onUsage: totals.call.bind(totals) }),
+            call: retryingCall({ maxRetries: ig.max_retries, retryDelayMs: ig.retry_delay * 1000, stopping: hooks.stopping, onRetry: hooks.onRetry, onUsage: totals.call.bind(totals) }),
             concurrency: options.concurrency,
             onRound: hooks.onRound,
             onGeneratorError: (personaId, error) => run.report.say(`supplement: no new queries for persona ${quoted(personaId)}: ${describeError(error)}`),

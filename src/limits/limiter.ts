@@ -1,6 +1,6 @@
 // ModelLimiter: the line of calls waiting for one model, let through by its buckets, concurrency, pause and breaker.
 import { Observable, asyncScheduler, type SchedulerLike, type Subscription } from 'rxjs';
-import { FatalError } from '../errors.js';
+import { FatalError, ModelError } from '../errors.js';
 import type { RateLimitInfo } from '../chat.js';
 import { CircuitBreaker, type BreakerState } from './breaker.js';
 import { RateBucket } from './bucket.js';
@@ -84,7 +84,7 @@ export interface LimiterState {
 interface Waiter {
   readonly tokens: number;
   readonly grant: (permit: Permit) => void;
-  readonly fail: (error: FatalError) => void;
+  readonly fail: (error: FatalError | ModelError) => void;
 }
 
 /**
@@ -107,6 +107,8 @@ export class ModelLimiter {
   #timer: Subscription | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
   #dead: FatalError | undefined;
+  /** Once the run is stopping: waits that would end after this fail at once (`stop`). */
+  #deadline: number | undefined;
   /** Until when the calls' waiting has been said on stderr: a wait is said once, not per call. */
   #saidUntil = 0;
   readonly #onNotice: ((message: string) => void) | undefined;
@@ -182,8 +184,26 @@ export class ModelLimiter {
       return () => {
         const at = this.#waiters.indexOf(waiter);
         if (at >= 0) this.#waiters.splice(at, 1);
+        this.#idle();
       };
     });
+  }
+
+  /**
+   * The run is stopping and must be done by `deadline`: calls waiting for a pause, a reset, the breaker
+   * or the buckets past it fail now with an `aborted` ModelError, and so do later calls that would.
+   */
+  stop(deadline: number): void {
+    this.#deadline = deadline;
+    this.#pump();
+  }
+
+  /** With nobody waiting, no timer is left to hold the process open (a pause of minutes, say). */
+  #idle(): void {
+    if (this.#waiters.length > 0 || this.#timer === undefined) return;
+    this.#timer.unsubscribe();
+    this.#timer = undefined;
+    this.#timerAt = Number.POSITIVE_INFINITY;
   }
 
   #grant(tokens: number, now: number): Permit {
@@ -222,6 +242,7 @@ export class ModelLimiter {
       this.#waiters.shift();
       next.grant(this.#grant(next.tokens, now));
     }
+    this.#idle();
   }
 
   #permit(estimated: number): Permit {
@@ -279,8 +300,14 @@ export class ModelLimiter {
 
   #saidAbsurd = false;
 
-  /** Runs `#pump` at `at` (one timer, the earliest needed). */
+  /** Runs `#pump` at `at` (one timer, the earliest needed); past a stopping run's deadline, fails the waiters instead. */
   #wake(at: number): void {
+    if (this.#deadline !== undefined && at > this.#deadline) {
+      const error = new ModelError('aborted', `${this.name}: the run is stopping, and this call would wait until ${clock(at)}, past the grace period`);
+      for (const waiter of this.#waiters.splice(0)) waiter.fail(error);
+      this.#idle();
+      return;
+    }
     if (this.#timer !== undefined && this.#timerAt <= at) return;
     this.#timer?.unsubscribe();
     this.#timerAt = at;

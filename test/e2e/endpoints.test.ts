@@ -1,10 +1,11 @@
 // End to end: what a run does with what a server (or a hostile one) says: secrets, wrong endpoints, missing or absurd usage, absurd waits, keys and providers.
+import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startOpenAIServer, type FakeOpenAIOptions, type FakeOpenAIServer } from '../helpers/openai-server.js';
-import { TEST_KEY, against, ensureBuilt, runCli, type Run } from '../helpers/cli.js';
+import { BIN, ROOT, TEST_KEY, against, childEnv, ensureBuilt, runCli, type Run } from '../helpers/cli.js';
 
 let tmp: string;
 let servers: FakeOpenAIServer[] = [];
@@ -145,5 +146,43 @@ describe('absurd waits (item 10)', () => {
     expectNoCrash(run);
     expect(run.code).toBe(0);
     expect(run.stderr).toMatch(/openai\/test-model: waiting 6 s, until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: a refused call sits out its Retry-After/);
+  });
+});
+
+describe('every wait is abortable (item 9)', () => {
+  /** Starts generate, waits until stderr says `ready`, sends `signal`, and resolves with the exit. */
+  async function signalWhen(args: readonly string[], ready: RegExp, signal: NodeJS.Signals): Promise<{ code: number | null; stderr: string }> {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: childEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    let sent = false;
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+      if (!sent && ready.test(stderr)) {
+        sent = true;
+        child.kill(signal);
+      }
+    });
+    // The harness's own limit: a run that does not end is killed, and the test fails on its exit code.
+    const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const code = await new Promise<number | null>((resolve) => child.once('close', (exit: number | null) => resolve(exit)));
+    clearTimeout(killer);
+    return { code, stderr };
+  }
+
+  it.each(['SIGTERM', 'SIGINT'] as const)('regression: %s while calls wait for a 9-minute reset ends the run now, exit 130', async (signal) => {
+    const server = await serve({ answerHeaders: { 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '9m' } });
+    const out = join(tmp, `waiting-${signal}`);
+    const { code, stderr } = await signalWhen(['generate', await file(personas(6)), ...against(server), '-c', await fastConfig(), '-j', '2', '--out', out], /waiting 9 min/, signal);
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/stopping: no new conversations/);
+    expect(stderr).toMatch(/to continue where this run stopped: personaflow generate/);
+    // Conversations cut short by the stop are not failures: a resume does them.
+    expect(await readFile(join(out, 'failures.ndjson'), 'utf8')).toBe('');
+  });
+
+  it('regression: a stop during a long retry backoff ends the run now too', async () => {
+    const server = await serve({ faults: () => ({ kind: 'status', status: 429, headers: { 'retry-after': '300' } }) });
+    const { code } = await signalWhen(['generate', await file(personas(2)), ...against(server), '-c', await fastConfig(), '-j', '1'], /waiting 5 min 0 s/, 'SIGTERM');
+    expect(code).toBe(130);
   });
 });

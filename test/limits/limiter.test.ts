@@ -14,10 +14,10 @@ function setup(options: Partial<ConstructorParameters<typeof ModelLimiter>[1]> =
   const scheduler = new VirtualTimeScheduler();
   const limiter = new ModelLimiter('sim/test', { maxConcurrency: 4, ...options, scheduler });
   const granted: Array<{ id: number; at: number; permit: Permit }> = [];
-  const errors: Array<{ id: number; error: unknown }> = [];
+  const errors: Array<{ id: number; error: unknown; at: number }> = [];
   const acquire = (id: number, tokens = 10, at = 0): void => {
     scheduler.schedule(() => {
-      limiter.acquire(tokens).subscribe({ next: (permit) => granted.push({ id, at: scheduler.now(), permit }), error: (error: unknown) => errors.push({ id, error }) });
+      limiter.acquire(tokens).subscribe({ next: (permit) => granted.push({ id, at: scheduler.now(), permit }), error: (error: unknown) => errors.push({ id, error, at: scheduler.now() }) });
     }, at);
   };
   const at = (delay: number, work: () => void): void => void scheduler.schedule(work, delay);
@@ -319,6 +319,35 @@ describe('ModelLimiter', () => {
       t.run();
       expect(said).toEqual([`sim/test: waiting 1 min 30 s, until ${new Date(90_020).toISOString().slice(0, 19)}Z: a refusal's Retry-After, which pauses every call to this model`]);
     });
+  });
+
+  it('regression: stop(deadline) fails at once the calls that would wait past it, and lets the others go', () => {
+    const t = setup({ maxConcurrency: 2 });
+    t.acquire(0);
+    t.at(1000, () => t.permitOf(0).release({ ok: true, rateLimit: { remainingRequests: 0, resetRequestsMs: 540_000 } }));
+    t.acquire(1, 10, 1500);
+    // The run stops at 2 s with 30 s of grace: the 9-minute pause outlasts it.
+    t.at(2000, () => t.limiter.stop(32_000));
+    t.acquire(2, 10, 3000);
+    t.run();
+    expect(t.errors.map((e) => [e.id, e.at, (e.error as ModelError).kind])).toEqual([
+      [1, 2000, 'aborted'],
+      [2, 3000, 'aborted'],
+    ]);
+    expect(t.granted.map((g) => g.id)).toEqual([0]);
+    // Nothing is left scheduled to hold the process open for the rest of the pause.
+    expect(t.scheduler.now()).toBe(3000);
+  });
+
+  it('after stop, a call that can go within the grace still goes', () => {
+    const t = setup({ maxConcurrency: 1 });
+    t.acquire(0);
+    t.acquire(1);
+    t.at(10, () => t.limiter.stop(30_000));
+    t.at(500, () => t.permitOf(0).release({ ok: true }));
+    t.run();
+    expect(t.granted.map((g) => [g.id, g.at])).toEqual([[0, 0], [1, 500]]);
+    expect(t.errors).toEqual([]);
   });
 
   it('forgets a caller that gives up its place in line', () => {
