@@ -6,7 +6,7 @@ import { runNoise, type NoiseFlags } from './commands/noise.js';
 import { version } from './commands/common.js';
 import { sayOnce } from './commands/reporter.js';
 import { ConfigError, FatalError, describeError } from './errors.js';
-import { integerOption, positiveNumberOption } from './options.js';
+import { BOUNDS, integerOption, positiveNumberOption } from './options.js';
 
 /** Builds the program; exported for tests. */
 export function program(setExitCode: (code: number) => void): Command {
@@ -30,14 +30,14 @@ export function program(setExitCode: (code: number) => void): Command {
     .addOption(new Option('--provider <name>', 'use this provider for every model').choices(['sim', 'openai', 'openrouter', 'llama']))
     .option('--model <name>', 'one model for the assistant (replaces the pool) and the user simulator')
     .option('--base-url <url>', 'OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp server, LM Studio)')
-    .option('-j, --concurrency <n>', 'conversations working at once (max_workers); one sitting out a retry lends its slot', integerOption(1))
-    .option('--threads <n>', 'threads per llama model (default: threads in the config, else half the cores)', integerOption(1))
+    .option('-j, --concurrency <n>', 'conversations working at once (max_workers); one sitting out a retry lends its slot', integerOption(1, BOUNDS.concurrency))
+    .option('--threads <n>', 'threads per llama model (default: threads in the config, else half the cores)', integerOption(1, BOUNDS.threads))
     .option('--seed <n>', 'run seed: same seed, same interactions (with sim)', integerOption(0))
-    .option('--min-turns <n>', 'fewest user→assistant exchanges', integerOption(1))
-    .option('--max-turns <n>', 'most user→assistant exchanges', integerOption(1))
+    .option('--min-turns <n>', 'fewest user→assistant exchanges', integerOption(1, BOUNDS.turns))
+    .option('--max-turns <n>', 'most user→assistant exchanges', integerOption(1, BOUNDS.turns))
     .option('--strict', 'stop at the first bad input line instead of reporting and skipping it')
     .option('--queries <file>', 'query dataset (PersonaGym query.jsonl) for personas that carry no queries')
-    .option('--supplement-rounds <n>', 'rounds of new queries for personas short of their target (max_supplement_rounds)', integerOption(0))
+    .option('--supplement-rounds <n>', 'rounds of new queries for personas short of their target (max_supplement_rounds)', integerOption(0, BOUNDS.supplementRounds))
     .addOption(new Option('--noise <mode>', 'noise user turns: off, rules (legacy strategies) or semantic (LLM, three layers); default from distractor.enabled / use_semantic').choices(['off', 'rules', 'semantic']))
     .option('-q, --quiet', 'no notices or summary on stderr (warnings and errors still appear)')
     .action(async (file: string, flags: GenerateFlags) => {
@@ -53,7 +53,7 @@ export function program(setExitCode: (code: number) => void): Command {
     .option('--strategy <file>', 'strategy file in distractor_strategy.yaml format (with --semantic)')
     .option('--versions <n>', 'noisy versions per text', integerOption(1), 1)
     .option('--seed <n>', 'run seed: same seed, same noise', integerOption(0))
-    .option('-j, --concurrency <n>', 'texts in flight at once (with --semantic)', integerOption(1))
+    .option('-j, --concurrency <n>', 'texts in flight at once (with --semantic)', integerOption(1, BOUNDS.concurrency))
     .addOption(new Option('--provider <name>', 'provider of the distractor model').choices(['sim', 'openai', 'openrouter', 'llama']))
     .option('--model <name>', 'the distractor model')
     .option('--base-url <url>', 'OpenAI-compatible endpoint for the distractor model')

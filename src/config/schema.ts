@@ -1,5 +1,6 @@
 // The configuration's schema: PersonaGym's config.yaml keys and ours, as zod reads and checks them.
 import * as z from 'zod';
+import { BOUNDS } from '../options.js';
 
 const finite = z.number().refine(Number.isFinite, 'must be a finite number');
 const positiveInt = z.number().int().positive();
@@ -22,7 +23,7 @@ const endpoint = {
   headers: z.record(z.string(), z.string()).optional(),
   default_headers: z.record(z.string(), z.string()).optional(),
   /** llama: threads that evaluate tokens (default half the cores). */
-  threads: positiveInt.optional(),
+  threads: positiveInt.max(BOUNDS.threads).optional(),
 };
 
 const poolEntry = z.looseObject({ ...endpoint, model: text, weight: finite.min(0).default(1), inference: inference.optional() });
@@ -145,16 +146,16 @@ const sim = z.strictObject({
 });
 
 export const configSchema = z.looseObject({
-  api: z.looseObject({ ...endpoint, model: text.optional(), timeout: finite.positive().optional(), inference: inference.optional() }).default({}),
+  api: z.looseObject({ ...endpoint, model: text.optional(), timeout: finite.positive().max(BOUNDS.timeoutSeconds).optional(), inference: inference.optional() }).default({}),
   openrouter: z.looseObject({ ...endpoint }).default({}),
   interaction_generation: z
     .looseObject({
-      min_turns: positiveInt.default(2),
-      max_turns: positiveInt.default(5),
-      max_workers: positiveInt.default(16),
-      max_retries: z.number().int().min(0).default(3),
-      retry_delay: finite.min(0).default(2),
-      max_supplement_rounds: z.number().int().min(0).default(3),
+      min_turns: positiveInt.max(BOUNDS.turns).default(2),
+      max_turns: positiveInt.max(BOUNDS.turns).default(5),
+      max_workers: positiveInt.max(BOUNDS.concurrency).default(16),
+      max_retries: z.number().int().min(0).max(BOUNDS.retries).default(3),
+      retry_delay: finite.min(0).max(BOUNDS.retryDelaySeconds).default(2),
+      max_supplement_rounds: z.number().int().min(0).max(BOUNDS.supplementRounds).default(3),
       assistant_model: assistantModel.default({}),
       user_model: userModel.default({ feedback_probability: 0.85 }),
     })

@@ -331,6 +331,13 @@ describe('duplicates across lines', () => {
     expect(warnings).toEqual(['in:2: persona "p" query "q1" already came earlier in the input, skipped', 'in:2: persona "p" query "q2" already came earlier in the input, skipped']);
   });
 
+  it('regression: a persona nested 200,000 levels deep is a bad line, not a stack overflow mid-run', async () => {
+    const deep = `${'['.repeat(200_000)}${']'.repeat(200_000)}`;
+    const { tasks, warnings } = await read(`{"persona_id":"d","persona_features":{"x":${deep}},"queries":[{"query_id":"q1","text":"x"}]}\n${ndjson({ persona_id: 'ok', queries: [{ query_id: 'q1', text: 'x' }] })}`);
+    expect(warnings).toEqual(['personas.ndjson:1: nested more than 64 levels deep']);
+    expect(tasks.map((t) => t.personaId)).toEqual(['ok']);
+  });
+
   it('regression: ids with newlines, NUL or escape sequences are escaped in messages, never echoed raw', async () => {
     const id = 'a\nb\u0000c\u001b[2J"d';
     const line = { persona_id: id, queries: [{ query_id: 'q1', text: 'x' }] };
