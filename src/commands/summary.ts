@@ -10,6 +10,7 @@ export function summaryLine(totals: UsageTotals, counts: { readonly retries: num
     `${counts.interrupted ? 'interrupted: ' : ''}${totals.interactions} interactions, ${totals.failures} failures, ` +
     `${totals.calls} model calls, ${counts.retries} retries, ${counts.warnings} bad input lines in ${counts.seconds.toFixed(1)} s` +
     (totals.unpriced.length === 0 ? `, $${totals.runCost.toFixed(4)}` : '') +
+    (totals.runEstimatedCalls === 0 ? '' : ` (tokens of ${totals.runEstimatedCalls} of ${totals.calls} calls estimated by personaflow)`) +
     (counts.dir === undefined ? '' : ` → ${counts.dir}`)
   );
 }

@@ -132,7 +132,10 @@ function limitersFor(config: Config, flags: ModelFlags): { readonly limiters: Ma
  * llama files checked, only for them. With no `--provider` and no key for any of them, every one becomes
  * `sim` (model names kept) and a notice says so; a key missing for some only is an error.
  */
-function buildSpecs(config: Config, flags: ModelFlags, all: readonly Spec[], env: NodeJS.ProcessEnv): Built {
+function buildSpecs(config: Config, given: ModelFlags, all: readonly Spec[], env: NodeJS.ProcessEnv): Built {
+  // The assistant and the simulator on one model are two clients: what they notice is said once.
+  const said = new Set<string>();
+  const flags: ModelFlags = { ...given, onNotice: (message) => (said.has(message) ? undefined : (said.add(message), given.onNotice?.(message))) };
   const { simulated, endpoints, notices } = chooseProviders(config, flags, all, env);
   const simOptions: SimOptions = {
     latencyMs: config.personaflow.sim.latency_ms,
@@ -162,6 +165,7 @@ function buildSpecs(config: Config, flags: ModelFlags, all: readonly Spec[], env
       baseURL: endpoint.baseURL,
       timeoutMs,
       topP: config.api.inference?.top_p,
+      onNotice: flags.onNotice,
       ...(spec.headers === undefined ? {} : { headers: headersOf(spec, env) }),
     });
   /** One llama model per file and thread count, shared by the assistant, the simulator and the helpers that use it. */

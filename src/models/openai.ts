@@ -2,6 +2,7 @@
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import { ModelError } from '../errors.js';
 import { redact, safeUrl, urlSecrets } from '../redact.js';
+import { countUsage, plausibleUsage } from './tokens.js';
 import { createFetch } from './transport.js';
 import type { ChatMessage, ChatModel, ChatRequest, ChatResponse, ModelRef, RateLimitInfo, TokenUsage } from '../chat.js';
 
@@ -13,6 +14,8 @@ export interface OpenAIModelOptions extends ModelRef {
   readonly headers?: Readonly<Record<string, string>>;
   /** PersonaGym's `api.inference.top_p`, sent with every request when set. */
   readonly topP?: number | undefined;
+  /** Told once per model when the server's usage is missing or implausible and tokens are counted here instead. */
+  readonly onNotice?: ((message: string) => void) | undefined;
 }
 
 /** `1s`, `6m0s`, `59.77s`, `20ms`, `1h2m3s` (OpenAI's x-ratelimit-reset-* values) in milliseconds. */
@@ -153,6 +156,24 @@ export function createOpenAIModel(options: OpenAIModelOptions): ChatModel {
     defaultHeaders: options.headers,
   });
   const where = `${options.provider}/${options.model}`;
+  const said = new Set<string>();
+  const sayOnce = (key: string, message: string): void => {
+    if (said.has(key)) return;
+    said.add(key);
+    options.onNotice?.(message);
+  };
+  /**
+   * The usage to bill: the server's, unless it sent none (some OpenAI-compatible servers and proxies
+   * leave it out) or one that cannot be true of this call; then our own count, marked estimated.
+   */
+  const checkedUsage = async (billed: TokenUsage | undefined, request: ChatRequest, content: string): Promise<TokenUsage> => {
+    if (billed !== undefined && plausibleUsage(billed, request.messages, request.maxCompletionTokens)) return billed;
+    const counted = await countUsage(options.model, request.messages, content);
+    const how = counted.method === 'chars/4' ? 'as characters / 4 (no tokenizer known for this model)' : `with the ${counted.method} tokenizer`;
+    if (billed === undefined) sayOnce('missing', `${where}: the server reports no token usage; counting tokens ${how}, marked as estimated in usage.json`);
+    else sayOnce('implausible', `${where}: the server reported an implausible usage (${billed.input} prompt and ${billed.output} completion tokens); counting tokens ${how} instead, marked as estimated in usage.json`);
+    return { input: counted.input, output: counted.output, estimated: true };
+  };
   const secrets = [options.apiKey, ...Object.values(options.headers ?? {}), ...urlSecrets(options.baseURL)];
   // Named in messages about a wrong endpoint, without credentials.
   const url = safeUrl(`${(options.baseURL ?? 'https://api.openai.com/v1').replace(/\/+$/, '')}/chat/completions`);
@@ -186,8 +207,8 @@ export function createOpenAIModel(options: OpenAIModelOptions): ChatModel {
       const content = body?.choices?.[0]?.message?.content;
       const billed = usageOf(body);
       // A 200 without an answer (a filtered completion, a provider bug) is retried, but it may still be billed.
-      if (typeof content !== 'string') throw new ModelError('malformed', `${where}: response has no choices[0].message.content`, billed === undefined ? {} : { usage: billed });
-      return { content, usage: billed ?? { input: 0, output: 0 }, rateLimit: rateLimitOf(headers) };
+      if (typeof content !== 'string') throw new ModelError('malformed', `${where}: response has no choices[0].message.content`, billed === undefined || !plausibleUsage(billed, request.messages, request.maxCompletionTokens) ? {} : { usage: billed });
+      return { content, usage: await checkedUsage(billed, request, content), rateLimit: rateLimitOf(headers) };
     },
   };
 }

@@ -50,6 +50,8 @@ export class UsageTotals {
   readonly byOperation: Record<string, Totals> = {};
   /** Attempts that failed but were billed (a 200 whose answer was unusable), already inside every total. */
   readonly failedAttempts: Totals = empty();
+  /** Calls whose tokens personaflow counted because the server reported none (or an implausible figure), already inside every total. */
+  readonly estimated: Totals = empty();
   interactions = 0;
   failures = 0;
   /** Counted by earlier runs into the same directory (resume). */
@@ -70,7 +72,14 @@ export class UsageTotals {
     add(this.byModel, `${model.provider}/${model.model}`, usage);
     if (detail.operation !== undefined) add(this.byOperation, `${module}.${detail.operation}`, usage);
     if (detail.failed === true) add({ failed: this.failedAttempts }, 'failed', usage);
+    if (usage.estimated === true) {
+      add({ estimated: this.estimated }, 'estimated', usage);
+      this.runEstimatedCalls += 1;
+    }
   }
+
+  /** Calls of this run whose tokens were counted by personaflow. */
+  runEstimatedCalls = 0;
 
   /** Adds a previous usage.json (a resumed run keeps counting from it); anything else is ignored. */
   merge(previous: unknown): void {
@@ -92,6 +101,7 @@ export class UsageTotals {
     fold(this.byModel, statistics?.by_model);
     fold(this.byOperation, statistics?.by_operation);
     fold({ failed: this.failedAttempts }, { failed: statistics?.failed_attempts });
+    fold({ estimated: this.estimated }, { estimated: (statistics as { estimated?: unknown } | undefined)?.estimated });
     const counts = previous as { interactions?: unknown; failures?: unknown } | undefined;
     this.previousInteractions += Number(counts?.interactions) || 0;
     this.previousFailures += Number(counts?.failures) || 0;
@@ -157,8 +167,9 @@ export class UsageTotals {
         by_model: this.byModel,
         by_operation: this.byOperation,
         failed_attempts: this.failedAttempts,
+        estimated: this.estimated,
       },
-      cost: this.cost(),
+      cost: { ...this.cost(), estimated: this.estimated.call_count > 0 },
       interactions: this.previousInteractions + this.interactions,
       failures: this.previousFailures + this.failures,
     };

@@ -186,3 +186,22 @@ describe('every wait is abortable (item 9)', () => {
     expect(code).toBe(130);
   });
 });
+
+describe('a server that reports no usage (item 6)', () => {
+  it('regression: tokens are counted with the model\'s tokenizer, priced, and marked as estimated', async () => {
+    const server = await serve({ usage: () => null });
+    const out = join(tmp, 'no-usage');
+    const run = await runCli(['generate', await file(personas(5)), '--provider', 'openai', '--base-url', server.baseURL, '--model', 'gpt-4o-mini', '-c', await fastConfig(), '--out', out]);
+    expectNoCrash(run);
+    expect(run.code).toBe(0);
+    const answered = server.requests.filter((r) => r.fault === 'ok').length;
+    const usage = JSON.parse(await readFile(join(out, 'usage.json'), 'utf8')) as { statistics: { summary: { total_calls: number; total_input_tokens: number }; estimated: { call_count: number } }; cost: { total: number; estimated: boolean } };
+    expect(usage.statistics.estimated.call_count).toBe(answered);
+    expect(usage.statistics.summary.total_calls).toBe(answered);
+    expect(usage.statistics.summary.total_input_tokens).toBeGreaterThan(answered * 10);
+    expect(usage.cost.total).toBeGreaterThan(0);
+    expect(usage.cost.estimated).toBe(true);
+    expect(run.stderr.match(/the server reports no token usage; counting tokens with the o200k_base tokenizer/g)).toHaveLength(1);
+    expect(run.stderr).toMatch(new RegExp(`\\$0\\.\\d{4} \\(tokens of ${answered} of ${answered} calls estimated by personaflow\\)`));
+  });
+});

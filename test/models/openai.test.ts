@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createOpenAIModel, parseDuration, retryAfterMs, toModelError } from '../../src/models/openai.js';
 import { redact } from '../../src/redact.js';
 import { endsRun } from '../../src/errors.js';
+import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
 import { startOpenAIServer } from '../helpers/openai-server.js';
 
 const headers = (init: Record<string, string>) => new Headers(init);
@@ -88,6 +89,34 @@ describe('createOpenAIModel against a local server', () => {
       expect(reply.content.length).toBeGreaterThan(0);
       expect(reply.usage.input).toBeGreaterThan(0);
       expect(server.requests[0]?.authorization).toBe('Bearer sk-local');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('regression: counts tokens itself when the server reports no usage, marks them estimated, and says so once', async () => {
+    const server = await startOpenAIServer({ usage: () => null });
+    const said: string[] = [];
+    try {
+      const model = createOpenAIModel({ provider: 'openai', model: 'gpt-4o-mini', apiKey: 'k', baseURL: server.baseURL, timeoutMs: 5000, onNotice: (m) => said.push(m) });
+      const first = await model.complete(request, new AbortController().signal);
+      await model.complete(request, new AbortController().signal);
+      // `hello` is one o200k token, plus 3 for the message and 3 to prime the reply.
+      expect(first.usage).toEqual({ input: 7, output: countTokens(first.content), estimated: true });
+      expect(said).toEqual(['openai/gpt-4o-mini: the server reports no token usage; counting tokens with the o200k_base tokenizer, marked as estimated in usage.json']);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('regression: an implausible usage (10^15 tokens) is not billed: tokens are counted instead', async () => {
+    const server = await startOpenAIServer({ usage: () => ({ prompt: 1e15, completion: 5 }) });
+    const said: string[] = [];
+    try {
+      const model = createOpenAIModel({ provider: 'openai', model: 'llama3.1:8b', apiKey: 'k', baseURL: server.baseURL, timeoutMs: 5000, onNotice: (m) => said.push(m) });
+      const reply = await model.complete(request, new AbortController().signal);
+      expect(reply.usage).toEqual({ input: 3 + 3 + Math.ceil('hello'.length / 4), output: Math.ceil(reply.content.length / 4), estimated: true });
+      expect(said).toEqual(['openai/llama3.1:8b: the server reported an implausible usage (1000000000000000 prompt and 5 completion tokens); counting tokens as characters / 4 (no tokenizer known for this model) instead, marked as estimated in usage.json']);
     } finally {
       await server.close();
     }
