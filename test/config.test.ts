@@ -143,12 +143,20 @@ describe('expandEnv', () => {
 });
 
 describe('buildModels', () => {
-  it('falls back to sim, keeping the pool names, when no key is set anywhere', async () => {
+  it('falls back to sim, keeping the pool names, when no key is set anywhere and the fallback is allowed', async () => {
     const { config } = await loadConfig('test/fixtures/personagym-config.yaml');
-    const models = buildModels(config, {}, {});
+    const models = buildModels(config, { simFallback: true }, {});
     expect(models.user.model.provider).toBe('sim');
     expect(models.pool.entries.map((entry) => `${entry.model.provider}/${entry.model.model}`)).toEqual(['sim/gpt-4o-mini', 'sim/anthropic/claude-haiku-4.5', 'sim/x-ai/grok-4.1-fast']);
     expect(models.notices[0]).toContain('OPENAI_API_KEY or OPENROUTER_API_KEY not set');
+    expect(models.providers).toEqual(['sim']);
+  });
+
+  it('regression: a config that names hosted models, without their keys, is an error that names --provider sim', async () => {
+    const loaded = await loadConfig('test/fixtures/personagym-config.yaml');
+    expect(loaded.named).toEqual(['api.provider', 'api.model', 'interaction_generation.assistant_model.model_pool', 'interaction_generation.user_model.provider', 'interaction_generation.user_model.model', 'distractor.llm.provider', 'distractor.llm.model']);
+    expect(() => buildModels(loaded.config, {}, {})).toThrow(/no API key for openai\/gpt-4o-mini: set OPENAI_API_KEY \(or api_key \/ api_key_env in the config\), or add --provider sim for a dry run on simulated replies/);
+    expect((await loadConfig(undefined)).named).toEqual([]);
   });
 
   it('asks for the key that is missing when only some are set', async () => {

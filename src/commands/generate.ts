@@ -153,7 +153,7 @@ async function prepare(file: string | undefined, flags: GenerateFlags, report: R
   const mode = noiseMode(config, flags.noise);
   const rounds = flags.supplementRounds ?? ig.max_supplement_rounds;
   const qg = config.query_generation;
-  const models = buildModels(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, seed, concurrency, threads: flags.threads, baseDir: loaded.baseDir, distractor: mode === 'semantic', queries: qg.style_transfer.enabled || rounds > 0, onNotice: (message) => report.say(message) });
+  const models = buildModels(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, simFallback: flags.model === undefined && loaded.named.length === 0, seed, concurrency, threads: flags.threads, baseDir: loaded.baseDir, distractor: mode === 'semantic', queries: qg.style_transfer.enabled || rounds > 0, onNotice: (message) => report.say(message) });
   const template = await loadTemplate(ig.user_model.system_prompt_template, loaded.baseDir, 'interaction_generation.user_model.system_prompt_template', DEFAULT_USER_TEMPLATE, SIMULATOR_TEMPLATE);
   const distractor: Distractor | undefined = mode === 'off' ? undefined : await setUpDistractor(config, loaded.baseDir, { semantic: mode === 'semantic', model: models.distractor });
   for (const notice of [...loaded.notices, ...models.notices]) report.notice(notice);
@@ -167,7 +167,7 @@ async function prepare(file: string | undefined, flags: GenerateFlags, report: R
   // What shapes the output, beside the config file: a resume with other settings is refused (--force overrides).
   const settings = { seed, min_turns: minTurns, max_turns: maxTurns, provider: flags.provider ?? null, model: flags.model ?? null, base_url: flags.baseUrl ?? null, noise: mode, supplement_rounds: rounds, queries: flags.queries ?? null };
   // The fingerprint hashes the URL as given (so directories written before keep theirs); run.json shows it without credentials.
-  const record: RunRecord = { version: version(), seed, config_fingerprint: fingerprint(config, settings), settings: { ...settings, base_url: flags.baseUrl === undefined ? null : safeUrl(flags.baseUrl) }, created_at: new Date().toISOString() };
+  const record: RunRecord = { version: version(), seed, config_fingerprint: fingerprint(config, settings), settings: { ...settings, base_url: flags.baseUrl === undefined ? null : safeUrl(flags.baseUrl) }, created_at: new Date().toISOString(), providers: models.providers };
   const previous = await previousRun(flags, record, report);
   const dir = flags.out === undefined ? undefined : await DirSink.open(flags.out, { force: flags.force === true, usage: totals, run: record, ...(previous === undefined ? {} : { resume: previous }) });
   const sink: Sink = dir ?? new StreamSink(process.stdout, totals, (failure) => report.say(`failed: persona ${quoted(failure.persona_id)} query ${quoted(failure.query_id)} after ${failure.attempts} attempt(s): ${failure.error.kind}: ${failure.error.message}`));
@@ -205,6 +205,11 @@ async function previousRun(flags: GenerateFlags, record: RunRecord, report: Repo
     throw new ConfigError(`--out ${flags.out}: ${explainChange(before, record)}; resuming would mix two configurations in one dataset. Use the same settings, or --resume --force to continue anyway`);
   }
   if (before === undefined) report.notice(`--out ${flags.out}: no run.json (written by an older version?); cannot check that the settings match`);
+  // The same settings can reach another provider (a key set since, OPENAI_BASE_URL): simulated and real conversations never share a directory unasked.
+  const now = record.providers ?? [];
+  if (previous.providers !== undefined && flags.force !== true && (previous.providers.length !== now.length || previous.providers.some((p, i) => p !== now[i]))) {
+    throw new ConfigError(`--out ${flags.out}: it was written by ${previous.providers.join(', ')} models, and this run would call ${now.join(', ')} models (a key set or unset since?); one directory never mixes providers, say simulated conversations with real ones. Resume it the way it was started, or use --resume --force to mix them anyway`);
+  }
   return previous;
 }
 

@@ -15,6 +15,32 @@ export interface LoadedConfig {
   readonly file: string | undefined;
   readonly baseDir: string;
   readonly notices: string[];
+  /** Where the user's file names a provider or a model (`api.model`, a pool, ...): such a run does not fall back to sim for want of a key. */
+  readonly named: readonly string[];
+}
+
+/** The keys that choose a provider or a model, under each section that has its own. */
+const MODEL_KEYS: readonly (readonly string[])[] = [
+  ['api', 'provider'],
+  ['api', 'model'],
+  ['interaction_generation', 'assistant_model', 'provider'],
+  ['interaction_generation', 'assistant_model', 'model'],
+  ['interaction_generation', 'assistant_model', 'model_pool'],
+  ['interaction_generation', 'user_model', 'provider'],
+  ['interaction_generation', 'user_model', 'model'],
+  ['distractor', 'llm', 'provider'],
+  ['distractor', 'llm', 'model'],
+  ['query_generation', 'llm', 'provider'],
+  ['query_generation', 'llm', 'model'],
+];
+
+/** The paths of MODEL_KEYS that `user` sets. */
+function namedModels(user: unknown): string[] {
+  return MODEL_KEYS.filter((path) => {
+    let at: unknown = user;
+    for (const key of path) at = isPlainObject(at) ? at[key] : undefined;
+    return at !== undefined && at !== null;
+  }).map((path) => path.join('.'));
 }
 
 const isPlainObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -142,7 +168,7 @@ export async function loadConfig(file: string | undefined): Promise<LoadedConfig
   }
   const result = configSchema.safeParse(merge(defaults, user), { reportInput: true });
   if (!result.success) throw new ConfigError(explain(result.error, file ?? defaultsPath, parsed?.doc, parsed?.lines));
-  return { config: result.data, file, baseDir: file === undefined ? process.cwd() : dirname(resolve(file)), notices };
+  return { config: result.data, file, baseDir: file === undefined ? process.cwd() : dirname(resolve(file)), notices, named: namedModels(user) };
 }
 
 /** Reads and validates one YAML file of its own (a strategy file, say), with the same file:line messages. */

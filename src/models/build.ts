@@ -47,6 +47,8 @@ export interface Resources {
 }
 
 export interface RunModels extends Resources {
+  /** The providers the run's models really use (sim when they fell back), sorted: run.json records them. */
+  readonly providers: readonly string[];
   readonly pool: ModelPool;
   readonly user: ModelSettings;
   /** The semantic distractor's model, when `flags.distractor` asked for it. */
@@ -74,7 +76,11 @@ function headersOf(spec: Spec, env: NodeJS.ProcessEnv): Record<string, string> {
   return Object.fromEntries(Object.entries(spec.headers ?? {}).map(([name, value]) => [name, expandEnv(value, `${spec.path}.headers.${name}`, env)]));
 }
 
-/** Which of `all` run on sim: with no `--provider` and no key for any model that needs one, all of them (a notice says so). */
+/**
+ * Which of `all` run on sim: all of them under `--provider sim`, or, with `simFallback` (nobody named a
+ * model) and no key for any model that needs one, all of them with a notice. A key missing otherwise is
+ * an error: a named hosted model never runs on sim quietly.
+ */
 function chooseProviders(config: Config, flags: ModelFlags, all: readonly Spec[], env: NodeJS.ProcessEnv): { simulated: boolean; endpoints: ReadonlyMap<Spec, Endpoint>; notices: string[] } {
   for (const spec of all) {
     if (!(PROVIDERS as readonly string[]).includes(spec.provider)) {
@@ -89,13 +95,14 @@ function chooseProviders(config: Config, flags: ModelFlags, all: readonly Spec[]
     const endpoint = endpoints.get(spec) as Endpoint;
     return endpoint.apiKey === undefined && !endpoint.custom;
   });
-  const simulated = flags.provider === 'sim' || (flags.provider === undefined && real.length > 0 && missing.length === real.length);
+  const simulated = flags.provider === 'sim' || (flags.provider === undefined && flags.simFallback === true && real.length > 0 && missing.length === real.length);
   if (simulated && flags.provider === undefined) {
     const wanted = [...new Set(missing.map((spec) => (endpoints.get(spec) as Endpoint).wanted))].join(' or ');
     notices.push(`no API key found (${wanted} not set): using the built-in sim provider; replies are simulated, offline`);
   } else if (!simulated && missing.length > 0) {
     const first = missing[0] as Spec;
-    throw new ConfigError(`${first.path}: no API key for ${first.provider}/${first.model}: set ${(endpoints.get(first) as Endpoint).wanted} (or api_key / api_key_env in the config)`);
+    const orSim = missing.length === real.length && flags.provider === undefined ? ', or add --provider sim for a dry run on simulated replies' : '';
+    throw new ConfigError(`${first.path}: no API key for ${first.provider}/${first.model}: set ${(endpoints.get(first) as Endpoint).wanted} (or api_key / api_key_env in the config)${orSim}`);
   }
   return { simulated, endpoints, notices };
 }
@@ -217,13 +224,10 @@ export function buildModels(config: Config, flags: ModelFlags, env: NodeJS.Proce
   } catch (error) {
     throw new ConfigError(`interaction_generation.assistant_model: ${(error as Error).message}`);
   }
-  return {
-    pool,
-    user: built.settings(user),
-    distractor: distractor === undefined ? undefined : built.settings(distractor),
-    queries: queries === undefined ? undefined : built.settings(queries),
-    ...built.resources,
-  };
+  const userModel = built.settings(user);
+  const helpers = [distractor, queries].map((spec) => (spec === undefined ? undefined : built.settings(spec)));
+  const providers = [...new Set([...entries.map((entry) => entry.model.provider), userModel.model.provider, ...helpers.flatMap((h) => (h === undefined ? [] : [h.model.provider]))])].sort();
+  return { providers, pool, user: userModel, distractor: helpers[0], queries: helpers[1], ...built.resources };
 }
 
 /**

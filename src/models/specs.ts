@@ -28,6 +28,12 @@ export interface ModelFlags {
   readonly threads?: number | undefined;
   /** Relative llama model paths from the config file are resolved against it (the config file's directory); `--model` against the working directory. */
   readonly baseDir?: string | undefined;
+  /**
+   * With no `--provider` and no key for any model that needs one, run every model on sim (a notice says
+   * so). Only when nobody named a model: a run whose `--model` or config names hosted models needs their
+   * keys, or `--provider sim` said out loud. Default false.
+   */
+  readonly simFallback?: boolean | undefined;
   /** Told what the run waits for and until when (long Retry-After, reset headers, an open breaker), and what it does not believe. */
   readonly onNotice?: ((message: string) => void) | undefined;
 }

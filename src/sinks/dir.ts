@@ -78,7 +78,9 @@ export class DirSink implements Sink {
       usage.merge(resume.usage);
     }
     if (options.run !== undefined) {
-      const record: RunRecord = resume?.run === undefined ? options.run : { ...resume.run, resumed_at: [...(resume.run.resumed_at ?? []), new Date().toISOString()] };
+      // A resume keeps the original record; providers add up, so a directory forced to mix them says so.
+      const providers = [...new Set([...(resume?.run?.providers ?? []), ...(options.run.providers ?? [])])].sort();
+      const record: RunRecord = resume?.run === undefined ? options.run : { ...resume.run, ...(providers.length === 0 ? {} : { providers }), resumed_at: [...(resume.run.resumed_at ?? []), new Date().toISOString()] };
       await replaceJson(join(dir, RUN_FILE), record);
     }
     return sink;

@@ -29,4 +29,6 @@ export interface RunRecord {
   readonly settings: Readonly<Record<string, unknown>>;
   readonly created_at: string;
   readonly resumed_at?: readonly string[];
+  /** The providers whose models wrote the directory (sim when they fell back); not in the fingerprint. */
+  readonly providers?: readonly string[];
 }

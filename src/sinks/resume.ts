@@ -28,6 +28,22 @@ export interface OutputState {
   readonly run: RunRecord | undefined;
   /** The previous usage.json, to keep adding to. */
   readonly usage: unknown;
+  /** The providers that wrote the directory: run.json's, else those of its first interaction (directories from before run.json recorded them). */
+  readonly providers: readonly string[] | undefined;
+}
+
+/** The providers of the first interaction in `path` (assistant and user model), or undefined when there is none to read. */
+async function firstProviders(path: string): Promise<string[] | undefined> {
+  for await (const line of linesFrom(path, 0, undefined)) {
+    try {
+      const metadata = (JSON.parse(line.text ?? '') as { metadata?: { assistant_model?: { provider?: unknown }; user_model?: { provider?: unknown } } }).metadata;
+      const found = [metadata?.assistant_model?.provider, metadata?.user_model?.provider].filter((p): p is string => typeof p === 'string');
+      return found.length === 0 ? undefined : [...new Set(found)].sort();
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
 }
 
 /**
@@ -216,5 +232,7 @@ export async function readOutput(dir: string, options: ReadOutputOptions = {}): 
       return undefined;
     }
   };
-  return { done, failed, failedCount, compensated, count, offset: end, missingIndex, repairs, run: (await json(RUN_FILE)) as RunRecord | undefined, usage: await json(FILES.usage) };
+  const run = (await json(RUN_FILE)) as RunRecord | undefined;
+  const providers = Array.isArray(run?.providers) ? run.providers : await firstProviders(path(FILES.interactions));
+  return { done, failed, failedCount, compensated, count, offset: end, missingIndex, repairs, run, usage: await json(FILES.usage), providers };
 }

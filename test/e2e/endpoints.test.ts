@@ -205,3 +205,39 @@ describe('a server that reports no usage (item 6)', () => {
     expect(run.stderr).toMatch(new RegExp(`\\$0\\.\\d{4} \\(tokens of ${answered} of ${answered} calls estimated by personaflow\\)`));
   });
 });
+
+describe('no silent fallback to sim (item 7)', () => {
+  it('regression: naming a hosted model without its key is an error, not a quiet sim run', async () => {
+    const run = await runCli(['generate', await file(personas(1)), '--model', 'gpt-4o'], { env: { OPENAI_API_KEY: undefined } });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/--model: no API key for openai\/gpt-4o: set OPENAI_API_KEY \(or api_key \/ api_key_env in the config\), or add --provider sim for a dry run on simulated replies/);
+    expect(run.stdout).toBe('');
+  });
+
+  it('runs on sim when asked with --provider sim, and records the provider really used', async () => {
+    const out = join(tmp, 'sim-explicit');
+    const run = await runCli(['generate', await file(personas(1)), '--model', 'gpt-4o', '--provider', 'sim', '--out', out], { env: { OPENAI_API_KEY: undefined } });
+    expect(run.code).toBe(0);
+    expect(JSON.parse(await readFile(join(out, 'run.json'), 'utf8'))).toMatchObject({ providers: ['sim'] });
+  });
+
+  it('regression: a sim directory is not resumed with real calls (a key set since), unless --force', async () => {
+    const server = await serve();
+    const out = join(tmp, 'no-mix');
+    const input = await file(personas(4));
+    // Nothing names a model and no key is set: the default falls back to sim, with a notice.
+    const first = await runCli(['generate', input, '--out', out, '--seed', '3'], { env: { OPENAI_API_KEY: undefined } });
+    expect(first.code).toBe(0);
+    expect(first.stderr).toMatch(/using the built-in sim provider/);
+    expect(JSON.parse(await readFile(join(out, 'run.json'), 'utf8'))).toMatchObject({ providers: ['sim'], settings: { provider: null } });
+    // The same command, now with a key and the SDK's OPENAI_BASE_URL: it would call a real endpoint.
+    const env = { OPENAI_API_KEY: TEST_KEY, OPENAI_BASE_URL: server.baseURL };
+    const mixed = await runCli(['generate', input, '--out', out, '--seed', '3', '--resume'], { env });
+    expect(mixed.code).toBe(2);
+    expect(mixed.stderr).toMatch(/it was written by sim models, and this run would call openai models .*one directory never mixes providers/);
+    expect(server.count).toBe(0);
+    const forced = await runCli(['generate', input, '--out', out, '--seed', '3', '--resume', '--force'], { env });
+    expect(forced.code).toBe(0);
+    expect(JSON.parse(await readFile(join(out, 'run.json'), 'utf8'))).toMatchObject({ providers: ['openai', 'sim'] });
+  });
+});
