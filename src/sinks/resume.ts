@@ -7,6 +7,7 @@ import { DEFAULT_MAX_LINE_BYTES, byteLines } from '../streams/ndjson.js';
 import { KeySet } from '../streams/seen.js';
 import { interactionId } from '../types.js';
 import { FILES, RUN_FILE, type IndexEntry, type RunRecord } from './layout.js';
+import { usageRecordOf, type UsageRecord } from './usage.js';
 
 /** What DIR holds, as the next run needs it. */
 export interface OutputState {
@@ -28,6 +29,13 @@ export interface OutputState {
   readonly run: RunRecord | undefined;
   /** The previous usage.json, to keep adding to. */
   readonly usage: unknown;
+  /**
+   * What the usage log holds past the point usage.json has folded in (`log_bytes`): the calls a run
+   * billed but did not live to write into usage.json (a kill -9), summed by kind, and the log's end.
+   */
+  readonly logged: { readonly records: readonly { readonly record: UsageRecord; readonly calls: number }[]; readonly end: number };
+  /** failures.ndjson as it should be: the last line of each failed task not written since, in file order. */
+  readonly failureLines: readonly string[];
   /** The providers that wrote the directory: run.json's, else those of its first interaction (directories from before run.json recorded them). */
   readonly providers: readonly string[] | undefined;
 }
@@ -134,7 +142,7 @@ export interface ReadOutputOptions {
 export async function readOutput(dir: string, options: ReadOutputOptions = {}): Promise<OutputState> {
   const path = (name: string): string => join(dir, name);
   const repairs: string[] = [];
-  for (const name of [FILES.interactions, FILES.index, FILES.failures]) {
+  for (const name of [FILES.interactions, FILES.index, FILES.failures, FILES.usageLog]) {
     const cut = await cutTornLine(path(name));
     if (cut > 0) repairs.push(`${name}: removed a torn last line (${cut} bytes) left by an interrupted run`);
   }
@@ -212,19 +220,8 @@ export async function readOutput(dir: string, options: ReadOutputOptions = {}): 
     }
     repairs.push(`index.ndjson: ${rebuilt} interaction(s) were not indexed yet; their index lines are added`);
   }
-  const failed = new KeySet();
-  let failedCount = 0;
-  for await (const line of linesFrom(path(FILES.failures), 0, options.maxLineBytes)) {
-    if (line.text === undefined || line.text.trim() === '') continue;
-    let failure: { interaction_id?: unknown; persona_id?: unknown; query_id?: unknown } | null;
-    try {
-      failure = JSON.parse(line.text) as typeof failure;
-    } catch {
-      continue;
-    }
-    const id = typeof failure?.persona_id === 'string' && typeof failure.query_id === 'string' ? interactionId(failure.persona_id, failure.query_id) : failure?.interaction_id;
-    if (typeof id === 'string' && !done.has(id) && failed.add(id)) failedCount += 1;
-  }
+  const { lines: failureLines, ids: failed } = await stillFailed(path(FILES.failures), (id) => done.has(id), options.maxLineBytes);
+  const failedCount = failureLines.length;
   const json = async (name: string): Promise<unknown> => {
     try {
       return JSON.parse(await readFile(path(name), 'utf8')) as unknown;
@@ -234,5 +231,71 @@ export async function readOutput(dir: string, options: ReadOutputOptions = {}): 
   };
   const run = (await json(RUN_FILE)) as RunRecord | undefined;
   const providers = Array.isArray(run?.providers) ? run.providers : await firstProviders(path(FILES.interactions));
-  return { done, failed, failedCount, compensated, count, offset: end, missingIndex, repairs, run, usage: await json(FILES.usage), providers };
+  const usage = await json(FILES.usage);
+  return { done, failed, failedCount, compensated, count, offset: end, missingIndex, repairs, run, usage, providers, failureLines, logged: await readUsageLog(path(FILES.usageLog), usage, options.maxLineBytes) };
+}
+
+/**
+ * The tasks of a failures file that still failed: a task whose interaction was written since (`written`)
+ * is left out, and one listed more than once (a resume retried it and it failed again, or a kill came
+ * before a run could tidy the file) keeps its last line. Lines come in the order of those last lines;
+ * a line that is not a failure record is dropped. Memory: the kept lines (failures are the few).
+ */
+export async function stillFailed(file: string, written: (id: string) => boolean, maxLineBytes?: number): Promise<{ lines: string[]; ids: KeySet; byPersona: Map<string, number> }> {
+  const last = new Map<string, { text: string; persona: string }>();
+  for await (const line of linesFrom(file, 0, maxLineBytes)) {
+    if (line.text === undefined || line.text.trim() === '') continue;
+    let failure: { interaction_id?: unknown; persona_id?: unknown; query_id?: unknown } | null;
+    try {
+      failure = JSON.parse(line.text) as typeof failure;
+    } catch {
+      continue;
+    }
+    const persona = failure?.persona_id;
+    const id = typeof persona === 'string' && typeof failure?.query_id === 'string' ? interactionId(persona, failure.query_id) : failure?.interaction_id;
+    if (typeof id !== 'string' || written(id)) continue;
+    // Deleted first, so that the map's order is the order of the last lines.
+    last.delete(id);
+    last.set(id, { text: line.text, persona: typeof persona === 'string' ? persona : '' });
+  }
+  const ids = new KeySet();
+  const byPersona = new Map<string, number>();
+  const lines: string[] = [];
+  for (const [id, { text, persona }] of last) {
+    ids.add(id);
+    lines.push(text);
+    byPersona.set(persona, (byPersona.get(persona) ?? 0) + 1);
+  }
+  return { lines, ids, byPersona };
+}
+
+/**
+ * The usage log past what usage.json folded in (its `log_bytes`), summed by kind of call. A log shorter
+ * than `log_bytes` (removed by hand) holds nothing new; a line that is not a usage record is skipped.
+ */
+async function readUsageLog(file: string, usage: unknown, maxLineBytes: number | undefined): Promise<OutputState['logged']> {
+  const size = await stat(file).then(
+    (info) => info.size,
+    () => 0,
+  );
+  const folded = Number((usage as { log_bytes?: unknown } | undefined)?.log_bytes) || 0;
+  const from = folded <= size ? folded : size;
+  const sums = new Map<string, { record: UsageRecord; calls: number }>();
+  for await (const line of linesFrom(file, from, maxLineBytes)) {
+    let record: UsageRecord | undefined;
+    try {
+      record = usageRecordOf(line.text === undefined ? undefined : JSON.parse(line.text));
+    } catch {
+      record = undefined;
+    }
+    if (record === undefined) continue;
+    const key = JSON.stringify([record.module, record.operation, record.provider, record.model, record.failed, record.estimated]);
+    const sum = sums.get(key);
+    if (sum === undefined) sums.set(key, { record: { ...record }, calls: 1 });
+    else {
+      sum.record = { ...sum.record, input: sum.record.input + record.input, output: sum.record.output + record.output };
+      sum.calls += 1;
+    }
+  }
+  return { records: [...sums.values()], end: size };
 }
