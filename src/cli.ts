@@ -19,14 +19,14 @@ export function program(setExitCode: (code: number) => void): Command {
   cli
     .command('generate')
     .description('simulate one conversation per persona × query; interactions as NDJSON on stdout or into --out DIR')
-    .argument('[personas]', 'persona NDJSON file, or - for stdin', '-')
+    .argument('[personas]', 'persona NDJSON file, or - for stdin (the default; with --resume, the file the run was started with)')
     .option('-c, --config <file>', 'PersonaGym-compatible config.yaml (defaults: config/default.yaml)')
-    .option('-o, --out <dir>', 'write interactions.ndjson, failures.ndjson, index.ndjson and usage.json into DIR')
+    .option('-o, --out <dir>', 'write interactions.ndjson, failures.ndjson, index.ndjson, usage.json into DIR (- for stdout); one run writes a DIR at a time')
     .option('--force', 'overwrite the output files already in --out DIR (with --resume: continue despite changed settings)')
-    .option('--resume', 'continue the run in --out DIR: skip what it holds, retry its failures, append')
+    .option('--resume', 'continue the run in --out DIR with the settings it was started with (run.json): skip what it holds, retry its failures, append')
     .option('--no-retry-failed', 'with --resume, do not retry the tasks in failures.ndjson')
     .addOption(new Option('--progress <format>', 'progress as JSON lines on stderr, every 5 s and once at the end (instead of the live line shown when stderr is a terminal)').choices(['json']))
-    .option('--max-cost <usd>', 'stop starting conversations before the spend (plus what is in flight) passes this many USD', positiveNumberOption)
+    .option('--max-cost <usd>', "a ceiling on the spend in USD (with --out, the directory's, earlier runs included): a conversation starts only if its worst case still fits", positiveNumberOption)
     .addOption(new Option('--provider <name>', 'use this provider for every model').choices(['sim', 'openai', 'openrouter', 'llama']))
     .option('--model <name>', 'one model for the assistant (replaces the pool) and the user simulator')
     .option('--base-url <url>', 'OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp server, LM Studio)')
@@ -40,7 +40,7 @@ export function program(setExitCode: (code: number) => void): Command {
     .option('--supplement-rounds <n>', 'rounds of new queries for personas short of their target (max_supplement_rounds)', integerOption(0, BOUNDS.supplementRounds))
     .addOption(new Option('--noise <mode>', 'noise user turns: off, rules (legacy strategies) or semantic (LLM, three layers); default from distractor.enabled / use_semantic').choices(['off', 'rules', 'semantic']))
     .option('-q, --quiet', 'no notices or summary on stderr (warnings and errors still appear)')
-    .action(async (file: string, flags: GenerateFlags) => {
+    .action(async (file: string | undefined, flags: GenerateFlags) => {
       setExitCode(await runGenerate(file, flags));
     });
   cli

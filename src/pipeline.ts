@@ -4,12 +4,18 @@ import { converse, type ConverseOptions } from './operators/converse.js';
 import { lockModel } from './operators/lockModel.js';
 import { supplement, type SupplementOptions } from './operators/supplement.js';
 import { pullThrough } from './streams/pull.js';
+import { admitted } from './streams/tasks.js';
 import type { Outcome, Task } from './types.js';
 
 /** The options of `converse` (models, seed, turn limits, concurrency, retries, hooks) and of supplement rounds. */
 export interface GenerateOptions extends ConverseOptions {
   /** Supplement rounds after the main pass; none when absent. */
   readonly supplement?: Omit<SupplementOptions, 'run' | 'seed' | 'minTurns' | 'maxTurns'> | undefined;
+  /**
+   * Asked for each task, of the main pass and of supplement rounds alike, as its conversation is about to
+   * start; the first refusal ends that pass's tasks (--max-cost reserves a conversation's worst case here).
+   */
+  readonly admit?: ((task: Task) => boolean) | undefined;
 }
 
 /**
@@ -24,9 +30,10 @@ export interface GenerateOptions extends ConverseOptions {
  */
 export function generate(tasks: AsyncIterable<Task>, options: GenerateOptions, write: (outcome: Outcome) => Promise<void>): Observable<Outcome> {
   const window = options.concurrency * 2;
+  const { admit } = options;
   const pass = (source: AsyncIterable<Task>): Observable<Outcome> =>
     pullThrough(
-      source,
+      admit === undefined ? source : admitted(source, admit),
       window,
       pipe(
         lockModel(options.pool, options.seed),

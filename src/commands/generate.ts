@@ -1,5 +1,6 @@
 // `personaflow generate`: personas in, one conversation per persona × query, interactions out (stdout or --out DIR).
 import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Subscription } from 'rxjs';
 import { fingerprint, loadConfig, runSeed } from '../config/load.js';
@@ -7,7 +8,7 @@ import { type Config } from '../config/schema.js';
 import type { Distractor } from '../distractor/distractor.js';
 import { setUpDistractor } from '../distractor/setup.js';
 import { ConfigError, FatalError, describeError } from '../errors.js';
-import { quoted, safeUrl } from '../redact.js';
+import { Drain, type Stopping } from '../limits/stop.js';
 import { buildModels, type RunModels } from '../models/build.js';
 import { retryingCall } from '../operators/retryingCall.js';
 import type { RoundReport } from '../operators/supplement.js';
@@ -15,8 +16,11 @@ import { generate, type GenerateOptions } from '../pipeline.js';
 import { DEFAULT_STOP_TOKEN, DEFAULT_USER_TEMPLATE, SIMULATOR_TEMPLATE } from '../prompts/simulator.js';
 import { loadTemplate } from '../prompts/template.js';
 import { setUpQueries, type QuerySetup } from '../queries/setup.js';
-import { DirSink, outputIn } from '../sinks/dir.js';
-import type { RunRecord } from '../sinks/layout.js';
+import { quoted, safeUrl } from '../redact.js';
+import { DirSink, outputIn, ownFiles, prepareDirectory } from '../sinks/dir.js';
+import { refuseLinks } from '../sinks/files.js';
+import type { Invocation, RunRecord } from '../sinks/layout.js';
+import { DirLock } from '../sinks/lock.js';
 import { startProgress, type ProgressSource } from '../sinks/progress.js';
 import { readOutput, type OutputState } from '../sinks/resume.js';
 import { StreamSink, type Sink } from '../sinks/sink.js';
@@ -25,39 +29,17 @@ import { UsageTotals, priceOf } from '../sinks/usage.js';
 import { openInput } from '../streams/ndjson.js';
 import { readTasks } from '../streams/personas.js';
 import { stoppable } from '../streams/pull.js';
-import { countPersonas, counted, skipWritten, type SkipCounts } from '../streams/tasks.js';
-import { Drain, type Stopping } from '../limits/stop.js';
-import { unfinished, type Outcome as OutcomeType, type Task } from '../types.js';
-import { Budget } from './budget.js';
+import { countPersonas, skipWritten, type SkipCounts } from '../streams/tasks.js';
+import { unfinished, type Outcome as TaskOutcome, type Task } from '../types.js';
+import { Budget, tokensOf, worstCase, type CostShape, type Price } from './budget.js';
 import { assertReadable, version } from './common.js';
+import type { GenerateFlags, NoiseMode } from './flags.js';
+import { invocationOf, resumeCommand, resumeFlags } from './invocation.js';
 import { Reporter } from './reporter.js';
 import { StopSignals } from './signals.js';
-import { explainChange, resumeCommand, resumedLine, summaryLine, targetsLine } from './summary.js';
+import { explainChange, resultOf, resumedLine, summaryLine, targetsLine } from './summary.js';
 
-export interface GenerateFlags {
-  config?: string;
-  out?: string;
-  force?: boolean;
-  provider?: string;
-  model?: string;
-  baseUrl?: string;
-  concurrency?: number;
-  threads?: number;
-  seed?: number;
-  minTurns?: number;
-  maxTurns?: number;
-  strict?: boolean;
-  quiet?: boolean;
-  noise?: NoiseMode;
-  queries?: string;
-  supplementRounds?: number;
-  resume?: boolean;
-  retryFailed?: boolean;
-  maxCost?: number;
-  progress?: 'json';
-}
-
-export type NoiseMode = 'off' | 'rules' | 'semantic';
+export type { GenerateFlags, NoiseMode } from './flags.js';
 
 /** Seconds the conversations in flight get to finish after the first Ctrl-C. */
 const GRACE_SECONDS = 30;
@@ -83,20 +65,51 @@ interface Run {
   readonly previous: OutputState | undefined;
   readonly sink: Sink;
   readonly dir: DirSink | undefined;
+  /** How the run was started (what run.json records), for the command that continues it. */
+  readonly invocation: Invocation;
+  /** What a conversation can cost at most, for --max-cost. */
+  readonly shape: CostShape;
+}
+
+/** What the run holds that must be let go however it ends: DIR's lock, and a way to stop the pipeline. */
+interface Holds {
+  lock: DirLock | undefined;
+  fail: (error: FatalError) => void;
 }
 
 /** Runs `personaflow generate` and returns its exit code. */
-export async function runGenerate(file: string | undefined, flags: GenerateFlags): Promise<number> {
+export async function runGenerate(typedFile: string | undefined, typed: GenerateFlags): Promise<number> {
   const started = Date.now();
-  const run = await prepare(file, flags, new Reporter(flags.quiet === true));
-  const input = openInput(file);
+  const report = new Reporter(typed.quiet === true);
+  // `-o -` is stdout, not a directory named `-`.
+  const { file, flags } = await resumeFlags(typedFile, typed.out === '-' ? { ...typed, out: undefined } : typed);
+  const holds: Holds = { lock: undefined, fail: () => undefined };
+  try {
+    const run = await prepare(file, flags, report, holds);
+    return await execute(run, holds, started);
+  } finally {
+    await holds.lock?.release();
+  }
+}
+
+/** How the pipeline ended: an error that stopped it, and whether a signal did. */
+interface Ending {
+  readonly error?: unknown;
+  readonly interrupted?: boolean;
+}
+
+/** Runs the pipeline over the input until it ends, a signal stops it or the budget is reached, then finishes. */
+async function execute(run: Run, holds: Holds, started: number): Promise<number> {
+  const { flags } = run;
+  const input = openInput(run.file);
   const skips: SkipCounts = { skipped: 0, retried: 0, compensated: 0 };
-  const tasks = countPersonas(tasksOf(run, input.stream, input.name, skips));
-  const budget = new Budget(flags.maxCost, run.totals);
+  const read = countPersonas(readInput(run, input.stream, input.name));
+  const tasks = run.previous === undefined ? read : skipWritten(run.previous, flags.retryFailed !== false, skips, read);
+  const budget = new Budget(flags.maxCost, () => run.totals.cost().total, (task) => worstCase(task, run.shape));
   const counts = { retries: 0 };
   const reports: RoundReport[] = [];
   const mode = flags.progress === 'json' ? 'json' : flags.quiet === true || process.stderr.isTTY !== true ? 'none' : 'live';
-  const display = await startProgress(mode, progressSource(run, budget, counts, file, input.stream), (line) => (run.report.live = line));
+  const display = await startProgress(mode, progressSource(run, budget, counts, { file: run.file, stream: input.stream, exhausted: () => read.exhausted }), (line) => (run.report.live = line));
   // First Ctrl-C: stop reading and let the conversations in flight finish (they are paid for); a second
   // one, or the grace period running out, aborts them.
   let abort = (): void => undefined;
@@ -114,34 +127,37 @@ export async function runGenerate(file: string | undefined, flags: GenerateFlags
     onAbort: () => abort(),
   });
   const stopped = (): boolean => signals.stopping || budget.over();
-  const outcome = await new Promise<Outcome>((resolve) => {
-    const options = pipelineOptions(run, { stopped, stopping: drain, onRetry: () => (counts.retries += 1), onRound: (report) => reports.push(report) });
+  const ending = await new Promise<Ending>((resolveEnding) => {
+    const options: GenerateOptions = { ...pipelineOptions(run, { stopped, stopping: drain, onRetry: () => (counts.retries += 1), onRound: (report) => reports.push(report) }), admit: (task) => budget.admit(task) };
     // A conversation cut short by the stop is neither an interaction nor a failure: nothing is written, a resume does it.
-    const write = (outcome: OutcomeType): Promise<void> => (unfinished(outcome) ? Promise.resolve() : run.sink.write(outcome));
-    const subscription: Subscription = generate(counted(stoppable(tasks, stopped), () => budget.begin()), options, write).subscribe({
-      error: (error: unknown) => resolve({ error, interrupted: signals.stopping }),
-      complete: () => resolve({ interrupted: signals.stopping }),
+    const write = (outcome: TaskOutcome): Promise<void> => {
+      budget.settle(outcome);
+      return unfinished(outcome) ? Promise.resolve() : run.sink.write(outcome);
+    };
+    const subscription: Subscription = generate(stoppable(tasks, stopped), options, write).subscribe({
+      error: (error: unknown) => resolveEnding({ error, interrupted: signals.stopping }),
+      complete: () => resolveEnding({ interrupted: signals.stopping }),
     });
     abort = () => {
       subscription.unsubscribe();
-      resolve({ interrupted: true });
+      resolveEnding({ interrupted: true });
+    };
+    // The lock lost to another run (see DirLock): stop writing at once.
+    holds.fail = (error) => {
+      subscription.unsubscribe();
+      resolveEnding({ error });
     };
   });
   await run.models.close(); // a loaded llama model is released here
   display.stop();
   signals.close();
   await run.queries.dataset?.close();
-  return finish(run, outcome, { started, retries: counts.retries, reports, personas: tasks.personas, skips, budget });
+  return finish(run, ending, { started, retries: counts.retries, reports, personas: read.personas, tasks: read.tasks, skips, budget });
 }
 
-/** How the pipeline ended: an error that stopped it, and whether a signal did. */
-interface Outcome {
-  readonly error?: unknown;
-  readonly interrupted?: boolean;
-}
-
-/** Loads the config, builds the models, the prompts, the distractor and the query side, and opens the sink. */
-async function prepare(file: string | undefined, flags: GenerateFlags, report: Reporter): Promise<Run> {
+/** Loads the config, builds the models, the prompts, the distractor and the query side; takes DIR's lock and opens the sink. */
+async function prepare(file: string | undefined, flags: GenerateFlags, report: Reporter, holds: Holds): Promise<Run> {
+  if (flags.resume === true && flags.out === undefined) throw new ConfigError('--resume needs --out DIR (the directory of the run to continue)');
   const loaded = await loadConfig(flags.config);
   const { config } = loaded;
   const ig = config.interaction_generation;
@@ -159,17 +175,26 @@ async function prepare(file: string | undefined, flags: GenerateFlags, report: R
   for (const notice of [...loaded.notices, ...models.notices]) report.notice(notice);
 
   await assertReadable(file, 'personas');
-  if (flags.queries !== undefined) await assertReadable(flags.queries, 'query');
-  const queries = await setUpQueries(config, loaded.baseDir, { queriesFile: flags.queries, rounds, model: models.queries, strict: flags.strict === true, onWarning: (m) => report.warn(m), onNotice: flags.quiet === true ? undefined : (m) => report.say(m) });
+  const queriesFile = flags.queriesPath ?? flags.queries;
+  if (queriesFile !== undefined) await assertReadable(queriesFile, 'query');
+  const queries = await setUpQueries(config, loaded.baseDir, { queriesFile, rounds, model: models.queries, strict: flags.strict === true, onWarning: (m) => report.warn(m), onNotice: flags.quiet === true ? undefined : (m) => report.say(m) });
   const totals = new UsageTotals(config.personaflow.prices);
   if (flags.maxCost !== undefined) assertPriced(config, models);
-  if (flags.resume === true && flags.out === undefined) throw new ConfigError('--resume needs --out DIR (the directory of the run to continue)');
   // What shapes the output, beside the config file: a resume with other settings is refused (--force overrides).
   const settings = { seed, min_turns: minTurns, max_turns: maxTurns, provider: flags.provider ?? null, model: flags.model ?? null, base_url: flags.baseUrl ?? null, noise: mode, supplement_rounds: rounds, queries: flags.queries ?? null };
+  const invocation = invocationOf(file, flags);
   // The fingerprint hashes the URL as given (so directories written before keep theirs); run.json shows it without credentials.
-  const record: RunRecord = { version: version(), seed, config_fingerprint: fingerprint(config, settings), settings: { ...settings, base_url: flags.baseUrl === undefined ? null : safeUrl(flags.baseUrl) }, created_at: new Date().toISOString(), providers: models.providers };
-  const previous = await previousRun(flags, record, report);
-  const dir = flags.out === undefined ? undefined : await DirSink.open(flags.out, { force: flags.force === true, usage: totals, run: record, ...(previous === undefined ? {} : { resume: previous }) });
+  const record: RunRecord = { version: version(), seed, config_fingerprint: fingerprint(config, settings), settings: { ...settings, base_url: flags.baseUrl === undefined ? null : safeUrl(flags.baseUrl) }, created_at: new Date().toISOString(), providers: models.providers, invocation };
+  let previous: OutputState | undefined;
+  let dir: DirSink | undefined;
+  if (flags.out !== undefined) {
+    // One writer per directory: the lock comes before anything in DIR is read, repaired or written.
+    await prepareDirectory(flags.out);
+    holds.lock = await DirLock.acquire(flags.out, { onTakeover: (why) => report.say(why), onLost: (error) => holds.fail(error) });
+    await refuseLinks(ownFiles(flags.out));
+    previous = await previousRun(flags, record, report);
+    dir = await DirSink.open(flags.out, { force: flags.force === true, usage: totals, run: record, ...(previous === undefined ? {} : { resume: previous }) });
+  }
   const sink: Sink = dir ?? new StreamSink(process.stdout, totals, (failure) => report.say(`failed: persona ${quoted(failure.persona_id)} query ${quoted(failure.query_id)} after ${failure.attempts} attempt(s): ${failure.error.kind}: ${failure.error.message}`));
   const options = {
     pool: models.pool,
@@ -185,7 +210,8 @@ async function prepare(file: string | undefined, flags: GenerateFlags, report: R
     styleTransfer: queries.styleTransfer,
     onUsage: totals.call.bind(totals),
   } satisfies Omit<GenerateOptions, 'supplement'>;
-  return { file, flags, report, config, models, options, rounds, queries, totals, previous, sink, dir };
+  const shape = costShape(config, models, { minTurns, maxTurns, template, semantic: mode === 'semantic', styleTransfer: queries.styleTransfer !== undefined });
+  return { file, flags, report, config, models, options, rounds, queries, totals, previous, sink, dir, invocation, shape };
 }
 
 /** --max-cost needs a price for every model the run calls. */
@@ -193,6 +219,31 @@ function assertPriced(config: Config, models: RunModels): void {
   const called = [...models.pool.entries.map((entry) => entry.model), models.user.model, ...[models.distractor, models.queries].flatMap((m) => (m === undefined ? [] : [m.model]))];
   const unpriced = [...new Set(called.filter((m) => priceOf(config.personaflow.prices, m.provider, m.model) === undefined).map((m) => `${m.provider}/${m.model}`))];
   if (unpriced.length > 0) throw new ConfigError(`--max-cost needs a price for every model the run calls; none for ${unpriced.join(', ')} (add it under personaflow.prices, USD per million input/output tokens)`);
+}
+
+/** A model without its own completion cap may write this many tokens, as far as a worst case goes. */
+const UNCAPPED_TOKENS = 4096;
+/** The fixed part of a helper's prompt (distractor layer, style transfer), as far as a worst case goes. */
+const HELPER_PROMPT_TOKENS = 1024;
+
+/** What a worst case needs from the run's models: caps, prices (the highest of the pool: the model is drawn later), fixed prompts. */
+function costShape(config: Config, models: RunModels, run: { readonly minTurns: number; readonly maxTurns: number; readonly template: string; readonly semantic: boolean; readonly styleTransfer: boolean }): CostShape {
+  const price = (model: { readonly provider: string; readonly model: string }): Price => priceOf(config.personaflow.prices, model.provider, model.model) ?? { input: 0, output: 0 };
+  const entries = models.pool.entries;
+  const helper = (settings: RunModels['distractor']) =>
+    settings === undefined ? undefined : { maxTokens: settings.maxCompletionTokens ?? UNCAPPED_TOKENS, price: price(settings.model), promptTokens: HELPER_PROMPT_TOKENS };
+  return {
+    minTurns: run.minTurns,
+    maxTurns: run.maxTurns,
+    assistant: {
+      maxTokens: Math.max(...entries.map((entry) => entry.maxCompletionTokens ?? UNCAPPED_TOKENS)),
+      price: { input: Math.max(...entries.map((entry) => price(entry.model).input)), output: Math.max(...entries.map((entry) => price(entry.model).output)) },
+      promptTokens: 64,
+    },
+    user: { maxTokens: models.user.maxCompletionTokens ?? UNCAPPED_TOKENS, price: price(models.user.model), promptTokens: tokensOf(run.template) },
+    distractor: run.semantic ? helper(models.distractor) : undefined,
+    styleTransfer: run.styleTransfer ? helper(models.queries) : undefined,
+  };
 }
 
 /** With --resume: what DIR holds (repaired), checked against this run's settings. */
@@ -213,11 +264,11 @@ async function previousRun(flags: GenerateFlags, record: RunRecord, report: Repo
   return previous;
 }
 
-/** The tasks of the input: persona lines expanded (with the query dataset), less what a resume already has. */
-function tasksOf(run: Run, stream: Readable, name: string, skips: SkipCounts): AsyncIterable<Task> {
+/** The tasks of the input: persona lines expanded (with the query dataset). */
+function readInput(run: Run, stream: Readable, name: string): AsyncIterable<Task> {
   const { options, config, queries, flags } = run;
   const qg = config.query_generation;
-  const tasks = readTasks(stream, {
+  return readTasks(stream, {
     name,
     seed: options.seed,
     minTurns: options.minTurns,
@@ -226,7 +277,6 @@ function tasksOf(run: Run, stream: Readable, name: string, skips: SkipCounts): A
     onWarning: (message) => run.report.warn(message),
     queries: queries.dataset === undefined ? undefined : { dataset: queries.dataset, perPersona: qg.selection.queries_per_persona, strategy: qg.selection.strategy },
   });
-  return run.previous === undefined ? tasks : skipWritten(run.previous, flags.retryFailed !== false, skips, tasks);
 }
 
 /** The pipeline's options: the run's, the hooks of this invocation, and the supplement rounds when a generator is set up. */
@@ -254,7 +304,7 @@ function pipelineOptions(run: Run, hooks: { readonly stopped: () => boolean; rea
 }
 
 /** What the progress display reads. */
-function progressSource(run: Run, budget: Budget, counts: { readonly retries: number }, file: string | undefined, stream: NodeJS.ReadableStream): ProgressSource {
+function progressSource(run: Run, budget: Budget, counts: { readonly retries: number }, input: { readonly file: string | undefined; readonly stream: NodeJS.ReadableStream; readonly exhausted: () => boolean }): ProgressSource {
   const { totals, models } = run;
   return {
     interactions: () => totals.interactions,
@@ -263,7 +313,8 @@ function progressSource(run: Run, budget: Budget, counts: { readonly retries: nu
     retries: () => counts.retries,
     tokens: () => totals.runTokens,
     cost: () => (totals.unpriced.length === 0 ? totals.runCost : undefined),
-    input: inputProgress(file, stream),
+    input: inputProgress(input.file, input.stream),
+    exhausted: input.exhausted,
     limiters: () => new Map([...models.limiters].map(([key, limiter]) => [key, { name: limiter.name, state: limiter.state }])),
   };
 }
@@ -272,37 +323,55 @@ function progressSource(run: Run, budget: Budget, counts: { readonly retries: nu
 function inputProgress(file: string | undefined, stream: NodeJS.ReadableStream): () => { read: number; size: number } | undefined {
   if (file === undefined || file === '-') return () => undefined;
   let size: number | undefined;
-  void stat(file).then((info) => (size = info.size), () => undefined);
+  void stat(resolve(file)).then((info) => (size = info.size), () => undefined);
   return () => (size === undefined ? undefined : { read: (stream as unknown as { bytesRead?: number }).bytesRead ?? 0, size });
 }
 
-/** Closes the sink, says how the run went, and picks the exit code. */
-async function finish(run: Run, outcome: Outcome, done: { readonly started: number; readonly retries: number; readonly reports: readonly RoundReport[]; readonly personas: number; readonly skips: SkipCounts; readonly budget: Budget }): Promise<number> {
-  const { flags, report, totals, file } = run;
-  if (outcome.error instanceof BrokenPipeError) return 0;
+/** What `finish` needs to know about the run beyond `Run`. */
+interface Done {
+  readonly started: number;
+  readonly retries: number;
+  readonly reports: readonly RoundReport[];
+  /** Persona lines and tasks in the input (those a resume skipped included). */
+  readonly personas: number;
+  readonly tasks: number;
+  readonly skips: SkipCounts;
+  readonly budget: Budget;
+}
+
+/** Closes the sink, says how the run went and how to go on, and picks the exit code (see resultOf). */
+async function finish(run: Run, ending: Ending, done: Done): Promise<number> {
+  const { flags, report, totals } = run;
+  if (ending.error instanceof BrokenPipeError) return 0;
+  let error = ending.error;
   try {
     await run.sink.close();
-  } catch (error) {
-    if (error instanceof BrokenPipeError) return 0;
-    throw error;
+  } catch (closing) {
+    if (closing instanceof BrokenPipeError) return 0;
+    error ??= closing;
   }
-  if (outcome.error !== undefined) {
-    // The run stops (a bad key, a dead endpoint): what is written stays, and a resume carries on.
-    if (flags.out !== undefined && outcome.error instanceof FatalError) report.say(`${outcome.error.message}\npersonaflow: what finished is in ${flags.out}; once the cause is fixed: ${resumeCommand(file, flags.out)}`);
-    else throw outcome.error instanceof Error ? outcome.error : new Error(describeError(outcome.error));
-    return outcome.error.exitCode;
+  const resume = flags.out === undefined ? undefined : resumeCommand(flags.out, run.invocation);
+  if (error !== undefined) {
+    // The run stops (a bad key, a dead endpoint, a full disk): what is written stays, and a resume carries on.
+    if (!(error instanceof FatalError)) throw error instanceof Error ? error : new Error(describeError(error));
+    report.say(`${error.message}${resume === undefined ? '' : `\npersonaflow: what finished is in ${flags.out}; once the cause is fixed: ${resume}`}`);
+    report.say(resultOf({ fatal: true }).line);
+    return error.exitCode;
   }
-  const interrupted = outcome.interrupted === true;
-  if (flags.quiet !== true || interrupted) {
-    report.say(summaryLine(totals, { retries: done.retries, warnings: report.warnings, seconds: (Date.now() - done.started) / 1000, interrupted, dir: run.dir?.dir }));
-    if (done.reports.length > 0) report.say(targetsLine(done.personas, done.reports, run.rounds));
+  const interrupted = ending.interrupted === true;
+  const state = run.dir?.state;
+  const last = done.reports.at(-1);
+  const shortfall = state !== undefined ? { personas: state.personasShort, missing: state.missing } : last !== undefined ? { personas: last.personasShort, missing: last.missing } : { personas: totals.failures > 0 ? 1 : 0, missing: totals.failures };
+  const result = resultOf({ interrupted, failures: state?.failures ?? totals.failures, shortfall, badLines: report.warnings, budgetReached: done.budget.reached, noTasks: done.tasks === 0 });
+  if (flags.quiet !== true || result.code !== 0) {
+    report.say(summaryLine(totals, { retries: done.retries, warnings: report.warnings, seconds: (Date.now() - done.started) / 1000, interrupted, dir: run.dir?.dir, directoryCost: run.previous === undefined ? undefined : totals.cost().total }));
+    if (done.reports.length > 0 || state !== undefined) report.say(targetsLine(done.personas, done.reports, run.rounds, run.previous === undefined ? undefined : { dir: flags.out ?? '', personasShort: shortfall.personas, missing: shortfall.missing }));
     if (run.previous !== undefined) report.say(resumedLine(flags.out ?? '', run.previous.count, done.skips));
+    if (done.budget.reached) {
+      const spent = totals.cost().total;
+      report.say(`budget reached: $${spent.toFixed(4)} spent${run.previous === undefined ? '' : ` in ${flags.out}`} of --max-cost $${String(flags.maxCost)} (a ceiling on the directory's spend); no conversation starts whose worst case would pass it${resume === undefined ? '' : `. To continue: ${resume} --max-cost <more than ${String(flags.maxCost)}>`}`);
+    } else if (interrupted && resume !== undefined) report.say(`to continue where this run stopped: ${resume}`);
+    report.say(result.line);
   }
-  if (interrupted && flags.out !== undefined) report.say(`to continue where this run stopped: ${resumeCommand(file, flags.out, flags.config)}`);
-  if (interrupted) return 130;
-  if (done.budget.reached) {
-    report.say(`budget reached: $${totals.runCost.toFixed(4)} spent of --max-cost $${String(flags.maxCost)}; no new conversations were started after that${flags.out === undefined ? '' : `. To continue: ${resumeCommand(file, flags.out)} --max-cost <more>`}`);
-    return 3;
-  }
-  return totals.failures > 0 ? 3 : 0;
+  return result.code;
 }
