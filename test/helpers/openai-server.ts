@@ -47,7 +47,10 @@ export interface RecordedRequest {
   fault: FaultKind;
   /** The message content it answered with, for replies that had one. */
   reply?: string;
-  /** The usage the server returned with a 200 (answers, and the billed `no_choices` / `empty` faults). */
+  /**
+   * The usage the server returned with a 200 (answers, and the billed `no_choices` / `empty` faults): set
+   * when the answer is sent to a client still connected, as a provider bills what it delivers.
+   */
   usage?: { prompt: number; completion: number };
 }
 
@@ -93,6 +96,12 @@ export interface FakeOpenAIServer {
   readonly count: number;
   /** Stops listening and destroys every open socket, hung requests included. */
   close(): Promise<void>;
+  /** From now on, billed answers (200s with usage) are held, neither sent nor billed, until `release`. */
+  hold(): void;
+  /** Sends the held answers whose client is still connected (billing them); the others are dropped, unbilled. */
+  release(): void;
+  /** What the server billed so far: answers sent with usage, and their tokens. */
+  billed(): { calls: number; prompt: number; completion: number };
 }
 
 /** The first system message of the default user-simulator template (config/prompts/user_simulator.txt). */
@@ -222,6 +231,18 @@ export async function startOpenAIServer(options: FakeOpenAIOptions = {}): Promis
   const requests: RecordedRequest[] = [];
   const sockets = new Set<Socket>();
   const accepted: number[] = [];
+  let holding = false;
+  let held: (() => void)[] = [];
+  /** Sends a billed answer, and bills it, if its client is still there to get it; held while `hold` lasts. */
+  const billed = (request: RecordedRequest, response: ServerResponse, usage: { prompt: number; completion: number } | undefined, send: () => void): void => {
+    const go = (): void => {
+      if (response.destroyed || response.socket === null || response.socket.destroyed) return;
+      if (usage !== undefined) request.usage = usage;
+      send();
+    };
+    if (holding) held.push(go);
+    else go();
+  };
 
   const decide = (request: RecordedRequest): Fault => {
     const policy = options.faults;
@@ -298,21 +319,21 @@ export async function startOpenAIServer(options: FakeOpenAIOptions = {}): Promis
       }
       case 'no_choices': {
         const promptTokens = promptTokensOf(body);
-        request.usage = { prompt: promptTokens, completion: 0 };
-        sendJson(response, 200, { id: `chatcmpl-${request.index}`, object: 'chat.completion', created: Math.floor(Date.now() / 1000), model: 'test-model', usage: { prompt_tokens: promptTokens, completion_tokens: 0, total_tokens: promptTokens } });
+        billed(request, response, { prompt: promptTokens, completion: 0 }, () =>
+          sendJson(response, 200, { id: `chatcmpl-${request.index}`, object: 'chat.completion', created: Math.floor(Date.now() / 1000), model: 'test-model', usage: { prompt_tokens: promptTokens, completion_tokens: 0, total_tokens: promptTokens } }),
+        );
         return;
       }
       case 'empty': {
         const promptTokens = promptTokensOf(body);
-        request.usage = { prompt: promptTokens, completion: 1 };
-        sendJson(response, 200, {
+        billed(request, response, { prompt: promptTokens, completion: 1 }, () => sendJson(response, 200, {
           id: `chatcmpl-${request.index}`,
           object: 'chat.completion',
           created: Math.floor(Date.now() / 1000),
           model: 'test-model',
           choices: [{ index: 0, message: { role: 'assistant', content: '' }, finish_reason: 'stop' }],
           usage: { prompt_tokens: promptTokens, completion_tokens: 1, total_tokens: promptTokens + 1 },
-        });
+        }));
         return;
       }
       case 'unauthorized': {
@@ -333,16 +354,15 @@ export async function startOpenAIServer(options: FakeOpenAIOptions = {}): Promis
         const counted = { prompt: promptTokensOf(body), completion: Math.max(1, content.split(/\s+/).length) };
         const reported = options.usage === undefined ? counted : options.usage(request, counted);
         const model = (body as ChatBody).model;
-        if (reported !== null) request.usage = reported;
         const answer = (): void =>
-          sendJson(response, 200, {
+          billed(request, response, reported ?? undefined, () => sendJson(response, 200, {
             id: `chatcmpl-${request.index}`,
             object: 'chat.completion',
             created: Math.floor(Date.now() / 1000),
             model: typeof model === 'string' ? model : 'test-model',
             choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
             ...(reported === null ? {} : { usage: { prompt_tokens: reported.prompt, completion_tokens: reported.completion, total_tokens: reported.prompt + reported.completion } }),
-          }, options.answerHeaders);
+          }, options.answerHeaders));
         if (options.latencyMs === undefined) answer();
         else setTimeout(answer, options.latencyMs);
         return;
@@ -379,6 +399,19 @@ export async function startOpenAIServer(options: FakeOpenAIOptions = {}): Promis
     requests,
     get count() {
       return requests.length;
+    },
+    hold: () => {
+      holding = true;
+    },
+    release: () => {
+      holding = false;
+      const waiting = held;
+      held = [];
+      for (const go of waiting) go();
+    },
+    billed: () => {
+      const sent = requests.filter((r) => r.usage !== undefined);
+      return { calls: sent.length, prompt: sent.reduce((sum, r) => sum + (r.usage?.prompt ?? 0), 0), completion: sent.reduce((sum, r) => sum + (r.usage?.completion ?? 0), 0) };
     },
     close: () =>
       new Promise<void>((resolve) => {
