@@ -13,9 +13,10 @@ export interface GenerateOptions extends ConverseOptions {
   readonly supplement?: Omit<SupplementOptions, 'run' | 'seed' | 'minTurns' | 'maxTurns'> | undefined;
   /**
    * Asked for each task, of the main pass and of supplement rounds alike, as its conversation is about to
-   * start; the first refusal ends that pass's tasks (--max-cost reserves a conversation's worst case here).
+   * start, and may make it wait; the first refusal ends that pass's tasks (--max-cost reserves a conversation's
+   * worst case here).
    */
-  readonly admit?: ((task: Task) => boolean) | undefined;
+  readonly admit?: ((task: Task) => boolean | Promise<boolean>) | undefined;
 }
 
 /**

@@ -64,18 +64,22 @@ export function worstCase(task: Task, shape: CostShape): number {
  * conversation in flight, plus its own worst case stays within the ceiling; its reservation is given back
  * when its outcome is written. So the spend can pass the ceiling only by calls a worst case leaves out
  * (see `worstCase`) made by the conversations in flight, and by supplement rounds' query generation;
- * without retries or re-asks it never does. Once a conversation does not fit, the budget is reached for
- * good: no conversation starts after it. Without a limit it admits everything.
+ * without retries or re-asks it never does. A conversation that does not fit waits for those in flight to
+ * give their reservations back (worst cases are far above what conversations usually cost); once it does
+ * not fit with nothing in flight, the budget is reached for good: no conversation starts after it.
+ * Without a limit it admits everything.
  *
  * @example
  * const budget = new Budget(5, () => totals.cost().total, (task) => worstCase(task, shape));
- * if (budget.admit(task)) start(task); // later: budget.settle(outcome)
+ * if (await budget.admit(task)) start(task); // later: budget.settle(outcome)
  */
 export class Budget {
   #begun = 0;
   #reached = false;
   #reserved = 0;
   readonly #held = new Map<string, number>();
+  /** Wakes an `admit` waiting for reservations to come back. */
+  #settled: (() => void) | undefined;
 
   constructor(
     readonly maxCost: number | undefined,
@@ -99,23 +103,37 @@ export class Budget {
     return this.#reserved;
   }
 
-  /** Starts `task` if its worst case fits, holding it; false (and reached for good) if not. */
-  admit(task: Task): boolean {
+  /**
+   * Starts `task` now if its worst case fits (`admitted`, holding it); `wait` if it would fit once the
+   * conversations in flight give their reservations back; `refused` (and reached for good) if it does not
+   * fit with nothing in flight.
+   */
+  tryAdmit(task: Task): 'admitted' | 'wait' | 'refused' {
     if (this.maxCost === undefined) {
       this.#begun += 1;
-      return true;
+      return 'admitted';
     }
-    if (this.#reached) return false;
+    if (this.#reached) return 'refused';
     const worst = this.reserve(task);
     if (this.spent() + this.#reserved + worst > this.maxCost) {
+      if (this.#held.size > 0) return 'wait';
       this.#reached = true;
-      return false;
+      return 'refused';
     }
     const id = interactionId(task.personaId, task.queryId);
     this.#held.set(id, (this.#held.get(id) ?? 0) + worst);
     this.#reserved += worst;
     this.#begun += 1;
-    return true;
+    return 'admitted';
+  }
+
+  /** Starts `task` once its worst case fits, waiting for conversations in flight to settle; false once the budget is reached. */
+  async admit(task: Task): Promise<boolean> {
+    for (;;) {
+      const verdict = this.tryAdmit(task);
+      if (verdict !== 'wait') return verdict === 'admitted';
+      await new Promise<void>((resolve) => (this.#settled = resolve));
+    }
   }
 
   /** Gives back the reservation of the conversation `outcome` ends. */
@@ -124,7 +142,10 @@ export class Budget {
     const held = this.#held.get(id);
     if (held === undefined) return;
     this.#held.delete(id);
-    this.#reserved = Math.max(0, this.#reserved - held);
+    this.#reserved = this.#held.size === 0 ? 0 : Math.max(0, this.#reserved - held);
+    const wake = this.#settled;
+    this.#settled = undefined;
+    wake?.();
   }
 
   /** Whether no further conversation may start: the budget is reached. */

@@ -128,7 +128,7 @@ async function execute(run: Run, holds: Holds, started: number): Promise<number>
   });
   const stopped = (): boolean => signals.stopping || budget.over();
   const ending = await new Promise<Ending>((resolveEnding) => {
-    const options: GenerateOptions = { ...pipelineOptions(run, { stopped, stopping: drain, onRetry: () => (counts.retries += 1), onRound: (report) => reports.push(report) }), admit: (task) => budget.admit(task) };
+    const options: GenerateOptions = { ...pipelineOptions(run, { stopped, stopping: drain, onRetry: () => (counts.retries += 1), onRound: (report) => reports.push(report) }), admit: async (task) => (await budget.admit(task)) && !signals.stopping };
     // A conversation cut short by the stop is neither an interaction nor a failure: nothing is written, a resume does it.
     const write = (outcome: TaskOutcome): Promise<void> => {
       budget.settle(outcome);

@@ -77,10 +77,10 @@ export function countPersonas(tasks: AsyncIterable<Task>): AsyncIterable<Task> &
   };
 }
 
-/** Hands tasks on while `admit` takes them; the first it refuses (--max-cost) ends the source there. */
-export async function* admitted(source: AsyncIterable<Task>, admit: (task: Task) => boolean): AsyncGenerator<Task> {
+/** Hands tasks on while `admit` takes them (waiting while it decides); the first it refuses (--max-cost) ends the source there. */
+export async function* admitted(source: AsyncIterable<Task>, admit: (task: Task) => boolean | Promise<boolean>): AsyncGenerator<Task> {
   for await (const task of source) {
-    if (!admit(task)) return;
+    if (!(await admit(task))) return;
     yield task;
   }
 }

@@ -19,9 +19,9 @@ const task = (queryId: string, overrides: Partial<Task> = {}): Task => ({
 const done = (queryId: string): Outcome => ({ ok: true, interaction: { persona_id: 'p', metadata: { query_id: queryId } } as unknown as Interaction });
 
 describe('Budget', () => {
-  it('admits everything without a limit', () => {
+  it('admits everything without a limit', async () => {
     const budget = new Budget(undefined, () => 1e9, () => 1e9);
-    for (let i = 0; i < 5; i += 1) expect(budget.admit(task(`q${i}`))).toBe(true);
+    for (let i = 0; i < 5; i += 1) expect(await budget.admit(task(`q${i}`))).toBe(true);
     expect(budget.begun).toBe(5);
     expect(budget.reached).toBe(false);
   });
@@ -29,20 +29,51 @@ describe('Budget', () => {
   it('regression: holds each conversation\'s worst case, so nothing starts that could pass the ceiling (0.0005 spent $0.0106)', () => {
     let spent = 0;
     const budget = new Budget(10, () => spent, () => 3);
-    expect([budget.admit(task('a')), budget.admit(task('b')), budget.admit(task('c'))]).toEqual([true, true, true]);
-    // 9 held: a fourth worst case of 3 would make 12.
-    expect(budget.admit(task('d'))).toBe(false);
-    expect(budget.reached).toBe(true);
-    // Reached for good: a conversation ending does not reopen it.
+    expect([budget.tryAdmit(task('a')), budget.tryAdmit(task('b')), budget.tryAdmit(task('c'))]).toEqual(['admitted', 'admitted', 'admitted']);
+    // 9 held: a fourth worst case of 3 would make 12; it waits for a reservation to come back.
+    expect(budget.tryAdmit(task('d'))).toBe('wait');
+    // `a` spent 1 of its 3: 1 + 6 held + 3 fits.
     spent = 1;
     budget.settle(done('a'));
     expect(budget.reserved).toBe(6);
-    expect(budget.admit(task('e'))).toBe(false);
+    expect(budget.tryAdmit(task('d'))).toBe('admitted');
+    expect(budget.tryAdmit(task('e'))).toBe('wait');
+    expect(budget.reached).toBe(false);
   });
 
-  it('counts what the directory spent before (a resume) against the same ceiling', () => {
+  it('is reached for good when a conversation does not fit with nothing in flight', () => {
+    const budget = new Budget(5, () => 3, () => 3);
+    expect(budget.tryAdmit(task('a'))).toBe('refused');
+    expect(budget.reached).toBe(true);
+    expect(budget.tryAdmit(task('b'))).toBe('refused');
+  });
+
+  it('admit waits while conversations in flight may give back enough, then starts or refuses', async () => {
+    let spent = 0;
+    const budget = new Budget(10, () => spent, () => 4);
+    expect(await budget.admit(task('a'))).toBe(true);
+    expect(await budget.admit(task('b'))).toBe(true);
+    const third = budget.admit(task('c'));
+    let decided: boolean | undefined;
+    void third.then((verdict) => (decided = verdict));
+    await Promise.resolve();
+    expect(decided).toBeUndefined();
+    // `a` cost 1: 1 + 4 held + 4 fits.
+    spent = 1;
+    budget.settle(done('a'));
+    expect(await third).toBe(true);
+    // `b` and `c` cost 4 each: 9 spent, nothing in flight, 4 more cannot fit.
+    spent = 9;
+    const fourth = budget.admit(task('d'));
+    budget.settle(done('b'));
+    budget.settle(done('c'));
+    expect(await fourth).toBe(false);
+    expect(budget.reached).toBe(true);
+  });
+
+  it('counts what the directory spent before (a resume) against the same ceiling', async () => {
     const budget = new Budget(5, () => 4.5, () => 1);
-    expect(budget.admit(task('a'))).toBe(false);
+    expect(await budget.admit(task('a'))).toBe(false);
     expect(budget.begun).toBe(0);
   });
 
@@ -58,7 +89,7 @@ describe('Budget', () => {
       let next = 0;
       let pick = 0;
       while (true) {
-        while (running.length < window && next < conversations.length && budget.admit(task(`q${next}`))) running.push(next++);
+        while (running.length < window && next < conversations.length && budget.tryAdmit(task(`q${next}`)) === 'admitted') running.push(next++);
         if (running.length === 0) break;
         const at = (picks[pick++] ?? 0) % running.length;
         const [i] = running.splice(at, 1) as [number];
