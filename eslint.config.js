@@ -13,11 +13,12 @@ import tseslint from 'typescript-eslint';
 const FLOORS = [
   ['cli.ts', 'index.ts'],
   ['commands'],
-  ['pipeline.ts', 'export'],
+  ['pipeline.ts', 'export', 'view'],
+  ['queue'],
   ['operators'],
   ['conversation'],
   ['sinks'],
-  ['distractor', 'queries'],
+  ['distractor', 'queries', 'judge'],
   ['prompts'],
   ['streams'],
   ['models'],
@@ -56,6 +57,24 @@ export default tseslint.config(
     rules: {
       'import-x/no-restricted-paths': ['error', { zones }],
       'import-x/no-cycle': 'error',
+    },
+  },
+  {
+    // The viewer's page shows texts from models and persona files: it builds elements with text nodes
+    // (src/view/client/dom.ts), never from markup, and nothing here may turn a string into HTML or code.
+    files: ['src/view/client/**/*.ts'],
+    languageOptions: { globals: globals.browser },
+    rules: {
+      'no-restricted-properties': [
+        'error',
+        ...['innerHTML', 'outerHTML', 'insertAdjacentHTML', 'srcdoc', 'createContextualFragment', 'parseFromString', 'write', 'writeln'].map((property) => ({
+          property,
+          message: 'the page builds elements from text nodes (h() in dom.ts); markup from a string could run what a model wrote',
+        })),
+      ],
+      'no-eval': 'error',
+      'no-implied-eval': 'error',
+      'no-new-func': 'error',
     },
   },
   {

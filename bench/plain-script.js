@@ -17,7 +17,7 @@ const turns = Number(values.turns);
 const model = values.model;
 // Same prompts as personaflow's defaults, filled the simple way, so both send the same bytes.
 const userTemplate = readFileSync(new URL('../config/prompts/user_simulator.txt', import.meta.url), 'utf8');
-const assistantSystem = 'You are a helpful AI assistant. Answer what the user explicitly asks, accurately and appropriately; ask for missing details when you need them.';
+const assistantSystem = readFileSync(new URL('../config/prompts/assistant.txt', import.meta.url), 'utf8').trim();
 
 const personas = readFileSync(positionals[0], 'utf8')
   .split('\n')
@@ -33,7 +33,8 @@ async function converse(persona, query) {
     if (turn === turns) break;
     const inverted = messages.map((m) => ({ role: m.role === 'user' ? 'assistant' : 'user', content: m.content }));
     const userSystem = userTemplate
-      .replace('{persona}', Object.entries(persona.persona_features).map(([k, v]) => `- ${k}: ${v}`).join('\n'))
+      .replace('{persona_rules}', Object.entries(persona.persona_features).map(([k, v]) => `- ${k}: ${v}`).join('\n'))
+      .replace('{facts}', '- none')
       .replace('{system_prompt}', 'none')
       .replace('{original_query}', query.original_query)
       .replace('{current_turn}', String(turn))

@@ -2,12 +2,13 @@
 // `npm run bench`: engine overhead, efficiency against Little's law, personaflow against a plain script,
 // and peak memory, measured in one run on this machine; writes bench/RESULTS.md and bench/results.json.
 // BENCH_QUICK=1 runs a small version of everything (to check the harness, not to quote);
-// BENCH_ONLY=little,plain re-measures some sections (engine little plain mem rateLimit resume llama);
+// BENCH_ONLY=little,plain re-measures some sections (engine little plain mem rateLimit resume llama view workers);
 // `node bench/run.js --report` rewrites RESULTS.md from RESULTS.json without measuring.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { personaFile } from './make-personas.js';
@@ -246,6 +247,85 @@ async function rateLimit() {
   return { limit, latencyMs: latency, concurrency, conversations, rows };
 }
 
+// ---------------------------------------------------------------- 8. workers on a queue
+
+/** Starts redis-server on 127.0.0.1 at a free port, nothing saved; resolves with its URL and a stop. */
+async function startRedis() {
+  const port = await new Promise((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const { port: free } = probe.address();
+      probe.close(() => resolve(free));
+    });
+  });
+  const dir = await mkdtemp(join(work, 'redis-'));
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let output = '';
+  await new Promise((resolve, reject) => {
+    child.stdout.setEncoding('utf8').on('data', (chunk) => {
+      output += chunk;
+      if (output.includes('Ready to accept connections')) resolve();
+    });
+    child.once('exit', () => reject(new Error(`redis-server exited: ${output.slice(-300)}`)));
+  });
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await once(child, 'close');
+    },
+  };
+}
+
+/**
+ * Interactions/s of one queue run with 1, 2 and 4 `personaflow worker` processes, each at the same -j,
+ * against a server whose latency is short enough that one process's CPU, not the server, is the limit
+ * (C / L is several times what one process can drive). Wall clock of the producer, from spawn to exit
+ * (start-up included; the workers are started, and waiting, before it). Scaling efficiency = rate with
+ * k workers ÷ (k × rate with 1). The reference row is one `generate` without a queue.
+ */
+async function workers() {
+  if (spawnSync('redis-server', ['--version']).status !== 0) return 'redis-server is not installed (apt-get install -y redis-server)';
+  const latency = 20;
+  const concurrency = 128;
+  const conversations = QUICK ? 600 : 3000;
+  const input = await personaFile(join(work, `workers-${conversations}.ndjson`), conversations);
+  const server = await startServer({ latency, turns: 3 });
+  const redis = await startRedis();
+  const model = ['--provider', 'openai', '--base-url', server.baseURL, '--model', 'bench'];
+  const rows = [];
+  try {
+    log(`workers: L=${latency} ms, -j ${concurrency} per process (C / L = ${(concurrency * 1000) / latency} calls/s each), ${conversations} conversations, ${RUNS} runs each`);
+    const alone = await repeat(RUNS, async () => {
+      await server.reset();
+      const run = await measure([BIN, 'generate', input, ...model, '-j', String(concurrency), ...TURN_ARGS]);
+      const { done } = await server.stats();
+      return { interactionsPerS: summaryOf(run.stderr).interactions / run.wallS, callsPerS: steadyRate(done), cpuS: run.cpuS };
+    });
+    rows.push({ name: 'one process, no queue', workers: 0, interactionsPerS: stats(alone.map((r) => r.interactionsPerS)), callsPerS: stats(alone.map((r) => r.callsPerS)) });
+    for (const count of [1, 2, 4]) {
+      const runs = await repeat(RUNS, async (i) => {
+        await server.reset();
+        const name = `bench-${count}-${i}-${Date.now()}`;
+        const fleet = Array.from({ length: count }, () => spawn(process.execPath, [BIN, 'worker', '--queue', redis.url, '--name', name, '-j', String(concurrency), '-q'], { cwd: ROOT, env: { ...process.env, OPENAI_API_KEY: '' }, stdio: ['ignore', 'ignore', 'inherit'] }));
+        const exits = fleet.map((child) => once(child, 'close'));
+        const run = await measure([BIN, 'generate', input, '--queue', redis.url, '--name', name, '--backlog', String(4 * concurrency * count), ...model, ...TURN_ARGS]);
+        await Promise.all(exits);
+        const { done } = await server.stats();
+        const summary = summaryOf(run.stderr);
+        if (summary.interactions !== conversations) throw new Error(`workers: ${summary.interactions} of ${conversations} interactions`);
+        return { interactionsPerS: summary.interactions / run.wallS, callsPerS: steadyRate(done) };
+      });
+      rows.push({ name: `${count} worker${count > 1 ? 's' : ''}`, workers: count, interactionsPerS: stats(runs.map((r) => r.interactionsPerS)), callsPerS: stats(runs.map((r) => r.callsPerS)) });
+    }
+  } finally {
+    await redis.stop();
+    await server.close();
+  }
+  const one = rows.find((r) => r.workers === 1).interactionsPerS.median;
+  for (const row of rows) if (row.workers > 0) row.efficiency = row.interactionsPerS.median / (row.workers * one);
+  return { latencyMs: latency, concurrency, conversations, cores: cpus().length, rows };
+}
+
 // ---------------------------------------------------------------- 6. resume
 
 async function resume() {
@@ -261,6 +341,78 @@ async function resume() {
   await rm(out, { recursive: true, force: true });
   await rm(input);
   return { interactions: lines, interactionsMiB: size / 2 ** 20, generateS: first.wallS, resumeS: stats(runs.map((r) => r.wallS)), peakRssMiB: stats(runs.map((r) => r.peakRssMiB)) };
+}
+
+// ---------------------------------------------------------------- 8. the viewer's first page
+
+/**
+ * One start of `personaflow view DIR`: from spawn to the address on stderr, to the first page's data
+ * (what the page asks for before it shows the list: the HTML, script, style, summary, stats and the
+ * first 50 rows), and to the first conversation; then how long the background scan takes to finish.
+ */
+async function viewOnce(dir) {
+  const started = performance.now();
+  const child = spawn(process.execPath, [BIN, 'view', dir], { cwd: ROOT, env: { ...process.env, OPENAI_API_KEY: '', OPENROUTER_API_KEY: '' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  const base = await new Promise((resolve, reject) => {
+    child.stderr.setEncoding('utf8').on('data', (chunk) => {
+      stderr += chunk;
+      const match = /at (http:\/\/127\.0\.0\.1:\d+)\//.exec(stderr);
+      if (match !== null) resolve(match[1]);
+    });
+    child.once('exit', (code) => reject(new Error(`view exited ${code}: ${stderr}`)));
+  });
+  const listening = performance.now();
+  const get = async (path) => {
+    const response = await fetch(`${base}${path}`);
+    if (!response.ok) throw new Error(`${path}: ${response.status}`);
+    return path.startsWith('/api/') ? response.json() : response.text();
+  };
+  await Promise.all([get('/'), get('/app.js'), get('/app.css')]);
+  await Promise.all([get('/api/summary'), get('/api/stats')]);
+  const page = await get('/api/conversations?page=0');
+  const firstPage = performance.now();
+  if (page.rows.length === 0) throw new Error(`${dir}: the first page is empty`);
+  await get(`/api/conversation?at=${page.rows[0].at}`);
+  const firstConversation = performance.now();
+  // Asked once a second, as the page does: each request pauses the scan for a moment (src/view/pace.ts).
+  for (;;) {
+    const summary = await get('/api/summary');
+    if (summary.scanDone) break;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  const scanned = performance.now();
+  child.kill('SIGINT');
+  const [code] = await once(child, 'exit');
+  if (code !== 0) throw new Error(`view exited ${code} on SIGINT: ${stderr}`);
+  return { listeningMs: listening - started, firstPageMs: firstPage - started, firstConversationMs: firstConversation - started, scanS: (scanned - started) / 1000 };
+}
+
+async function view() {
+  const sizes = QUICK ? [100, 10_000] : [100, 100_000];
+  const runs = QUICK ? 2 : 5;
+  const dirs = [];
+  for (const n of sizes) {
+    const input = await personaFile(join(work, `view-${n}.ndjson`), n);
+    const out = join(work, `view-${n}`);
+    log(`view: writing ${n} interactions with sim (rule noise, 2-3 turns) into a directory`);
+    await measure([BIN, 'generate', input, '--provider', 'sim', '--noise', 'rules', '--min-turns', '2', '--max-turns', '3', '-q', '--out', out]);
+    await rm(input);
+    const { size } = await stat(join(out, 'interactions.ndjson'));
+    dirs.push({ n, out, size, results: [] });
+  }
+  log(`view: time to the first page of each directory, ${runs} runs each, alternating`);
+  for (let i = 0; i < runs; i += 1) for (const dir of dirs) dir.results.push(await viewOnce(dir.out));
+  const rows = dirs.map(({ n, size, results }) => ({
+    interactions: n,
+    interactionsMiB: size / 2 ** 20,
+    listeningMs: stats(results.map((r) => r.listeningMs)),
+    firstPageMs: stats(results.map((r) => r.firstPageMs)),
+    firstConversationMs: stats(results.map((r) => r.firstConversationMs)),
+    scanS: stats(results.map((r) => r.scanS)),
+  }));
+  for (const { out } of dirs) await rm(out, { recursive: true, force: true });
+  return { rows, ratio: rows.at(-1).firstPageMs.median / rows[0].firstPageMs.median };
 }
 
 // ---------------------------------------------------------------- report
@@ -284,10 +436,11 @@ function targets(results) {
     [memoryRatio <= 1.5, `peak RSS at ${mem.at(-1).lines.toLocaleString('en')} lines within 1.5× of ${mem[0].lines.toLocaleString('en')}: ${memoryRatio.toFixed(2)}×`],
     [engine.callsPerS.median > 5000, `engine overhead leaves room to saturate a provider: ${Math.round(engine.callsPerS.median).toLocaleString('en')} sim calls/s from one process`],
     ...(results.resume === undefined ? [] : [[results.resume.resumeS.median < 60, `resuming over ${results.resume.interactions.toLocaleString('en')} interactions takes well under a minute: ${results.resume.resumeS.median.toFixed(1)} s`]]),
+    ...(results.view === undefined ? [] : [[results.view.ratio <= 2, `the viewer's first page of ${results.view.rows.at(-1).interactions.toLocaleString('en')} interactions within 2× of ${results.view.rows[0].interactions.toLocaleString('en')}'s: ${results.view.ratio.toFixed(2)}×`]]),
   ];
 }
 
-const SECTION_NUMBERS = { engine: 1, little: 2, plain: 3, mem: 4, rateLimit: 5, resume: 6, llama: 7 };
+const SECTION_NUMBERS = { engine: 1, little: 2, plain: 3, mem: 4, rateLimit: 5, resume: 6, llama: 7, view: 8, workers: 9 };
 
 /** The earlier runs whose sections a BENCH_ONLY run kept, each with the sections it measured. */
 const earlierRuns = (results) => (results.earlier === undefined ? [] : Array.isArray(results.earlier) ? results.earlier : [results.earlier]);
@@ -380,6 +533,41 @@ function markdown(results) {
     '## 7. A local model in process (llama provider, ../shared/models/stories260K.gguf)',
     '',
     ...(results.llama === undefined ? ['Not measured in this run.', ''] : typeof results.llama === 'string' ? [`Skipped: ${results.llama}.`, ''] : [llamaMarkdown(results.llama), '']),
+    "## 8. The viewer's first page (`personaflow view`)",
+    '',
+    ...(results.view === undefined
+      ? ['Not measured in this run.', '']
+      : [
+          'Directories written by sim (rule noise, 2–3 turns). Each run starts `personaflow view DIR` and times, from spawn: the address on',
+          "stderr; the first page's data over HTTP (the HTML, script and style, then summary and stats, then the first 50 rows,",
+          'each read through index.ndjson\'s offsets); the first conversation; and the end of the background scan that feeds the',
+          'filters and the dashboard, asked once a second as the page does (the page is usable long before). Runs alternate',
+          'between the directories.',
+          '',
+          '| interactions in DIR | interactions.ndjson (MiB) | listening (ms) | first page (ms) | first conversation (ms) | scan done (s) |',
+          '| --- | --- | --- | --- | --- | --- |',
+          ...results.view.rows.map((r) => `| ${r.interactions.toLocaleString('en')} | ${r.interactionsMiB.toFixed(0)} | ${fmt(r.listeningMs)} | ${fmt(r.firstPageMs)} | ${fmt(r.firstConversationMs)} | ${fmt(r.scanS, 1)} |`),
+          '',
+          `First page, largest ÷ smallest directory: ${results.view.ratio.toFixed(2)}×.`,
+          '',
+        ]),
+    '## 9. Workers on a queue (generate --queue, personaflow worker, a local redis-server)',
+    '',
+    ...(results.workers === undefined
+      ? ['Not measured in this run.', '']
+      : typeof results.workers === 'string'
+        ? [`Skipped: ${results.workers}.`, '']
+        : [
+            `bench/server.js answers after L = ${results.workers.latencyMs} ms; every process runs -j ${results.workers.concurrency}, so C / L (${(results.workers.concurrency * 1000) / results.workers.latencyMs} calls/s a process) is far above`,
+            `what one process drives: the client is the limit. ${results.workers.conversations.toLocaleString('en')} conversations of 5 calls; interactions/s = interactions ÷ the producer's`,
+            'wall clock (spawn to exit, the workers already waiting); calls/s = answered calls over the middle 80%; scaling efficiency =',
+            `rate with k workers ÷ (k × rate with 1). The producer, the workers, redis-server and the server share this machine's ${results.workers.cores} cores.`,
+            '',
+            '| processes | interactions/s | calls/s (steady) | scaling efficiency |',
+            '| --- | --- | --- | --- |',
+            ...results.workers.rows.map((r) => `| ${r.name} | ${fmt(r.interactionsPerS)} | ${fmt(r.callsPerS)} | ${r.efficiency === undefined ? '—' : r.efficiency.toFixed(2)} |`),
+            '',
+          ]),
     '## Targets',
     '',
     ...targets(results).map(([met, text]) => `- ${met ? 'met' : '**missed**'}: ${text}`),
@@ -409,6 +597,8 @@ try {
     rateLimit,
     resume,
     llama: async () => llamaUnavailable() ?? (await llamaBench({ runs: RUNS, quick: QUICK })),
+    view,
+    workers,
   };
   // BENCH_ONLY=little,plain re-measures those sections after a change to the hot path and keeps the
   // others from the last full run's RESULTS.json; the report says which sections came from which run.

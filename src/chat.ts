@@ -8,7 +8,7 @@ export interface ChatMessage {
 }
 
 /** Which part of the pipeline makes a call; PersonaGym's token_usage is grouped by it. */
-export type ModelModule = 'assistant' | 'user_simulator' | 'distractor' | 'style_transfer' | 'query_generation';
+export type ModelModule = 'assistant' | 'user_simulator' | 'distractor' | 'style_transfer' | 'query_generation' | 'judge';
 
 /**
  * Structured facts about the call. Real providers ignore them; the `sim` provider uses them to answer
@@ -27,10 +27,12 @@ export interface CallHints {
   readonly styleTransfer?: { readonly query: string; readonly targetLength: string };
   /** A query-generation call: how many queries, and those already used. */
   readonly queryGeneration?: { readonly count: number; readonly avoid: readonly string[] };
+  /** A judge call: what the deterministic checks found, and a key to draw sim's review from. */
+  readonly judge?: { readonly checks: readonly string[]; readonly key: string };
 }
 
 /** What a call is for within its module; usage.json breaks tokens down by it (`by_operation`). */
-export type ModelOperation = 'reply' | 'follow_up' | 'guard_retry' | 'noise' | 'rewrite' | 'generate' | 'validation_retry';
+export type ModelOperation = 'reply' | 'follow_up' | 'guard_retry' | 'noise' | 'rewrite' | 'generate' | 'review' | 'validation_retry';
 
 export interface ChatRequest {
   readonly module: ModelModule;
@@ -70,6 +72,11 @@ export type UsageListener = (module: ModelModule, model: ModelRef, usage: TokenU
 export interface ChatResponse {
   readonly content: string;
   readonly usage: TokenUsage;
+  /**
+   * Why generation stopped, as OpenAI names it: `stop` (the model finished), `length` (cut at the token
+   * limit: the text is truncated), `content_filter`, ...; undefined when the provider did not say.
+   */
+  readonly finishReason?: string | undefined;
   readonly rateLimit?: RateLimitInfo | undefined;
 }
 

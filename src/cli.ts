@@ -1,12 +1,17 @@
 // The command line: the program's commands and options (each command runs from src/commands/), Unix manners, exit codes.
 import { Command, CommanderError, Option } from 'commander';
 import { exportCommand } from './commands/export.js';
+import { judgeCommand } from './commands/judge.js';
 import { runGenerate, type GenerateFlags } from './commands/generate.js';
+import { runMerge, type MergeFlags } from './commands/merge.js';
 import { runNoise, type NoiseFlags } from './commands/noise.js';
+import { reportCommand } from './commands/report.js';
+import { viewCommand } from './commands/view.js';
+import type { WorkerFlags } from './commands/worker.js';
 import { version } from './commands/common.js';
 import { sayOnce } from './commands/reporter.js';
 import { ConfigError, FatalError, describeError } from './errors.js';
-import { BOUNDS, integerOption, positiveNumberOption } from './options.js';
+import { BOUNDS, integerOption, positiveNumberOption, shardOption } from './options.js';
 
 /** Builds the program; exported for tests. */
 export function program(setExitCode: (code: number) => void): Command {
@@ -27,6 +32,10 @@ export function program(setExitCode: (code: number) => void): Command {
     .option('--no-retry-failed', 'with --resume, do not retry the tasks in failures.ndjson')
     .addOption(new Option('--progress <format>', 'progress as JSON lines on stderr, every 5 s and once at the end (instead of the live line shown when stderr is a terminal)').choices(['json']))
     .option('--max-cost <usd>', "a ceiling on the spend in USD (with --out, the directory's, earlier runs included): a conversation starts only if its worst case still fits", positiveNumberOption)
+    .option('--shard <i/n>', 'run only shard i of n: the personas whose id hashes to i (each machine its own --out; `personaflow merge` joins them)', shardOption)
+    .option('--queue <url>', 'redis://HOST[:PORT]: queue the tasks for `personaflow worker` processes on any machines; this process writes their outcomes')
+    .option('--name <run>', 'with --queue: the run\'s name on that Redis (default: personaflow)')
+    .option('--backlog <n>', 'with --queue: tasks queued or in progress at most (default 1000)', integerOption(1))
     .addOption(new Option('--provider <name>', 'use this provider for every model').choices(['sim', 'openai', 'openrouter', 'llama']))
     .option('--model <name>', 'one model for the assistant (replaces the pool) and the user simulator')
     .option('--base-url <url>', 'OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp server, LM Studio)')
@@ -38,6 +47,8 @@ export function program(setExitCode: (code: number) => void): Command {
     .option('--strict', 'stop at the first bad input line instead of reporting and skipping it')
     .option('--queries <file>', 'query dataset (PersonaGym query.jsonl) for personas that carry no queries')
     .option('--supplement-rounds <n>', 'rounds of new queries for personas short of their target (max_supplement_rounds)', integerOption(0, BOUNDS.supplementRounds))
+    .option('--judge', 'judge every conversation (checks, then the judge model\'s review); rejected ones go to rejected.ndjson and their personas are topped up (default: judge.enabled)')
+    .option('--no-judge', 'no judge, even when the config enables it')
     .addOption(new Option('--noise <mode>', 'noise user turns: off, rules (legacy strategies) or semantic (LLM, three layers); default from distractor.enabled / use_semantic').choices(['off', 'rules', 'semantic']))
     .option('-q, --quiet', 'no notices or summary on stderr (warnings and errors still appear)')
     .action(async (file: string | undefined, flags: GenerateFlags) => {
@@ -62,7 +73,36 @@ export function program(setExitCode: (code: number) => void): Command {
     .action(async (file: string, flags: NoiseFlags) => {
       setExitCode(await runNoise(file, flags));
     });
+  judgeCommand(cli.command('judge'), setExitCode);
   exportCommand(cli.command('export'), setExitCode);
+  viewCommand(cli.command('view'), setExitCode);
+  reportCommand(cli.command('report'), setExitCode);
+  cli
+    .command('worker')
+    .description('take the tasks of a queue run (generate --queue) and hold their conversations; any number of workers on any machines share one rate budget')
+    .requiredOption('--queue <url>', 'redis://HOST[:PORT] of the run')
+    .option('--name <run>', 'the run\'s name on that Redis (default: personaflow)')
+    .option('-c, --config <file>', 'the config file the run was started with (its fingerprint must match)')
+    .option('-j, --concurrency <n>', 'conversations this worker holds at once (max_workers); one sitting out a retry lends its slot', integerOption(1))
+    .option('--threads <n>', 'threads per llama model (default: threads in the config, else half the cores)', integerOption(1))
+    .option('--lock-ms <ms>', 'how long a task stays with a worker that stopped answering before another takes it (default 30000)', integerOption(1000))
+    .option('-q, --quiet', 'no notices or summary on stderr')
+    .action(async (flags: WorkerFlags) => {
+      // The queue's code (BullMQ, ioredis) is loaded only by the commands that use it.
+      const { runWorker } = await import('./commands/worker.js');
+      setExitCode(await runWorker(flags));
+    });
+  cli
+    .command('merge')
+    .description('combine the --out directories of one run (its shards, or pieces) into one: interactions and failures once each, a new index, usage summed')
+    .argument('<dirs...>', 'generate --out directories made with the same settings')
+    .requiredOption('-o, --out <dir>', 'the merged directory (interactions.ndjson, failures.ndjson, index.ndjson, usage.json, run.json)')
+    .option('-c, --config <file>', 'config whose personaflow.prices price the summed tokens (defaults: config/default.yaml)')
+    .option('--force', 'overwrite the output files already in --out DIR')
+    .option('-q, --quiet', 'no notices or summary on stderr')
+    .action(async (dirs: string[], flags: MergeFlags) => {
+      setExitCode(await runMerge(dirs, flags));
+    });
   return cli;
 }
 

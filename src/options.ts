@@ -45,3 +45,14 @@ export function positiveNumberOption(value: string): number {
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a positive number, got \`${value}\``);
   return n;
 }
+
+/** `--shard i/n`: shard i (1-based) of n. */
+export function shardOption(value: string): { index: number; count: number } {
+  const match = /^(\d+)\/(\d+)$/.exec(value);
+  const index = Number(match?.[1]);
+  const count = Number(match?.[2]);
+  if (match === null || !Number.isSafeInteger(index) || !Number.isSafeInteger(count) || count < 1 || index < 1 || index > count) {
+    throw new InvalidArgumentError(`expected i/n with 1 ≤ i ≤ n (like 1/4), got \`${value}\``);
+  }
+  return { index, count };
+}

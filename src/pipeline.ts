@@ -1,6 +1,7 @@
 // The generate job: tasks from the persona stream, through lockModel and converse, into a sink.
-import { Observable, mergeMap, pipe } from 'rxjs';
+import { Observable, connect, filter, identity, merge, mergeMap, pipe, type OperatorFunction } from 'rxjs';
 import { converse, type ConverseOptions } from './operators/converse.js';
+import { judge, type JudgeOperatorOptions } from './operators/judge.js';
 import { lockModel } from './operators/lockModel.js';
 import { supplement, type SupplementOptions } from './operators/supplement.js';
 import { pullThrough } from './streams/pull.js';
@@ -17,11 +18,20 @@ export interface GenerateOptions extends ConverseOptions {
    * worst case here).
    */
   readonly admit?: ((task: Task) => boolean | Promise<boolean>) | undefined;
+  /** Judge each finished conversation (the judge, and near-duplicates per persona); a rejected one is a miss for supplement. */
+  readonly judge?: Pick<JudgeOperatorOptions, 'judge' | 'duplicates'> | undefined;
+  /**
+   * Where the conversations happen when not in this process (a queue's workers): `step` turns each task
+   * into its outcome, or undefined for a task no one ran (a budget reached); `window` tasks at most are
+   * between the input and the output. Default: lockModel → converse here, with a window of 2 × concurrency.
+   */
+  readonly remote?: { readonly step: OperatorFunction<Task, Outcome | undefined>; readonly window: number } | undefined;
 }
 
 /**
- * Runs every task through lockModel and converse and hands each outcome to `write`, then, with
- * `supplement`, tops up the personas that fell short through the same pipeline; the observable emits
+ * Runs every task through lockModel, converse and (with `judge`) the judge, and hands each outcome to
+ * `write`, then, with `supplement`, tops up the personas that fell short (failed or rejected) through the
+ * same pipeline; the observable emits
  * each outcome once `write` has accepted it. Tasks are pulled from `tasks` only as outcomes are written,
  * so at most `concurrency` conversations plus `concurrency` finished-but-unwritten outcomes exist at any
  * time, whatever the input size.
@@ -30,21 +40,37 @@ export interface GenerateOptions extends ConverseOptions {
  * generate(readTasks(stream, opts), options, (outcome) => sink.write(outcome)).subscribe({ complete: done })
  */
 export function generate(tasks: AsyncIterable<Task>, options: GenerateOptions, write: (outcome: Outcome) => Promise<void>): Observable<Outcome> {
-  const window = options.concurrency * 2;
+  const window = options.remote?.window ?? options.concurrency * 2;
+  const step: OperatorFunction<Task, Outcome | undefined> = options.remote?.step ?? pipe(lockModel(options.pool, options.seed), converse(options));
+  // The judge sees every outcome a conversation left; a task no one ran (undefined) passes by it, still
+  // counted by pullThrough as one done.
+  const judgeOf = options.judge;
+  const judged: OperatorFunction<Outcome | undefined, Outcome | undefined> =
+    judgeOf === undefined
+      ? identity
+      : connect((outcomes) =>
+          merge(
+            outcomes.pipe(filter((outcome) => outcome === undefined)),
+            outcomes.pipe(
+              filter((outcome): outcome is Outcome => outcome !== undefined),
+              judge({ ...judgeOf, concurrency: options.concurrency, maxRetries: options.maxRetries, retryDelayMs: options.retryDelayMs, onRetry: options.onRetry, onUsage: options.onUsage, scheduler: options.scheduler }),
+            ),
+          ),
+        );
   const { admit } = options;
   const pass = (source: AsyncIterable<Task>): Observable<Outcome> =>
     pullThrough(
       admit === undefined ? source : admitted(source, admit),
       window,
       pipe(
-        lockModel(options.pool, options.seed),
-        converse(options),
+        step,
+        judged,
         mergeMap(async (outcome) => {
-          await write(outcome);
+          if (outcome !== undefined) await write(outcome);
           return outcome;
         }),
       ),
-    );
-  if (options.supplement === undefined || options.supplement.rounds === 0) return pass(tasks);
+    ).pipe(filter((outcome): outcome is Outcome => outcome !== undefined));
+  if (options.supplement === undefined) return pass(tasks);
   return pass(tasks).pipe(supplement({ ...options.supplement, run: pass, seed: options.seed, minTurns: options.minTurns, maxTurns: options.maxTurns }));
 }

@@ -21,6 +21,8 @@ export interface Task {
   readonly adapted?: boolean;
   /** Set on tasks a supplement round generated (1, 2, ...). */
   readonly supplementRound?: number;
+  /** What the user knows and may reveal when it matters or when asked (the persona's `facts`, then the query's). */
+  readonly facts?: readonly string[];
 }
 
 /** A task after `lockModel`: the assistant model it talks to for its whole conversation. */
@@ -63,13 +65,17 @@ export interface Interaction {
     readonly query_id: string;
     readonly system_prompt_used: boolean;
     readonly total_messages: number;
+    /** The simulated user ended it (`end_reason: user_stop`). */
     readonly conversation_ended: boolean;
+    /** What ended it: `user_stop`, `max_turns`, or with `stop_policy: personagym` `target_turns` / `feedback_draw`. */
+    readonly end_reason: string;
     readonly distractor_applied: boolean;
     readonly distractor_type: string | null;
     readonly noisy_versions: unknown;
     readonly assistant_model: ModelRef;
     readonly user_model: ModelRef;
-    readonly target_turns: number;
+    /** With `stop_policy: personagym` only: the hidden target the dice used. */
+    readonly target_turns?: number;
     /** Simulator replies the guards rejected, by reason. */
     readonly guard: Readonly<Record<string, number>>;
     readonly usage: Readonly<Record<string, UsageEntry>>;
@@ -92,11 +98,27 @@ export interface Failure {
   readonly supplement_round?: number;
 }
 
-/** What comes out of the pipeline: exactly one per task. */
+/** A simulator reply the guards rejected, as written to guard-rejections.ndjson. */
+export interface Rejection {
+  readonly interaction_id: string;
+  readonly persona_id: string;
+  readonly query_id: string;
+  /** Assistant answers before the reply (the turn it would have followed). */
+  readonly turn: number;
+  /** 0 for the first reply of that turn, 1 for its first re-ask, ... */
+  readonly attempt: number;
+  readonly reason: string;
+  /** The reply as the model wrote it. */
+  readonly text: string;
+  readonly time: string;
+}
+
+/** What comes out of the pipeline: exactly one per task, with the simulator replies its guards rejected. */
 export type Outcome =
-  | { readonly ok: true; readonly interaction: Interaction }
+  /** `task` is what ran, for supplement rounds (a conversation the judge rejects is a miss, as a failure is). */
+  | { readonly ok: true; readonly interaction: Interaction; readonly rejections?: readonly Rejection[]; readonly task?: Task }
   /** `task` is what failed, for supplement rounds; sinks write `failure` only. */
-  | { readonly ok: false; readonly failure: Failure; readonly task?: Task };
+  | { readonly ok: false; readonly failure: Failure; readonly task?: Task; readonly rejections?: readonly Rejection[] };
 
 /**
  * The part of an id after its prefix (`interaction_`, `sample_`) for a persona × query: `<persona_id>_<query_id>`
@@ -125,6 +147,21 @@ export const interactionId = (personaId: string, queryId: string): string => `in
  * write nothing for it, so a resume does the task.
  */
 export const unfinished = (outcome: Outcome): boolean => !outcome.ok && outcome.failure.error.kind === 'aborted';
+
+/** What the judge decided of an interaction (`metadata.quality`), as far as routing and counting need it. */
+export interface Verdict {
+  readonly verdict: 'accept' | 'reject';
+  readonly reasons: readonly string[];
+}
+
+/** The judge's verdict on an interaction; undefined when it was not judged. */
+export const verdictOf = (interaction: Interaction): Verdict | undefined => {
+  const quality = interaction.metadata.quality as Partial<Verdict> | undefined;
+  return quality?.verdict === 'accept' || quality?.verdict === 'reject' ? { verdict: quality.verdict, reasons: quality.reasons ?? [] } : undefined;
+};
+
+/** A conversation the judge rejected: written to rejected.ndjson, a miss for its persona as a failure is (supplement tops it up). */
+export const judgedRejected = (outcome: Outcome): boolean => outcome.ok && verdictOf(outcome.interaction)?.verdict === 'reject';
 
 /** Adds a call's tokens to a per-module usage record (mutates `into`). */
 export function addUsage(into: Record<string, UsageEntry>, module: string, usage: TokenUsage): void {

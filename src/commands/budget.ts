@@ -19,6 +19,8 @@ export interface CostShape {
   readonly distractor?: { readonly maxTokens: number; readonly price: Price; readonly promptTokens: number } | undefined;
   /** Style transfer, when enabled: one call before the first turn. */
   readonly styleTransfer?: { readonly maxTokens: number; readonly price: Price; readonly promptTokens: number } | undefined;
+  /** The judge's review, when a judge with a model is on: one call after the last turn, reading the whole conversation. */
+  readonly judge?: { readonly maxTokens: number; readonly price: Price; readonly promptTokens: number } | undefined;
 }
 
 /**
@@ -38,12 +40,13 @@ const usd = (price: Price, input: number, output: number): number => (input * pr
  * completion cap, and every prompt carries the whole history so far. Per turn k: the assistant reads its
  * prompt, the opening and k-1 exchanges and writes a full answer; the simulator (T-1 times) reads its
  * template, the persona and the history and writes a full message; the distractor (when on) reads a
- * message and writes one; style transfer (when on) rewrites the opening once. What it leaves out are the
+ * message and writes one; style transfer (when on) rewrites the opening once; the judge (when on) reads
+ * the whole conversation once and writes its verdict. What it leaves out are the
  * calls made again: retried attempts the provider billed, and replies the guards or a check asked again.
  */
 export function worstCase(task: Task, shape: CostShape): number {
   const turns = Math.min(shape.maxTurns, Math.max(shape.minTurns, task.targetTurns));
-  const { assistant, user, distractor, styleTransfer } = shape;
+  const { assistant, user, distractor, styleTransfer, judge } = shape;
   const persona = tokensOf(JSON.stringify(task.personaFeatures)) + tokensOf(task.systemPrompt ?? '');
   const opening = Math.max(tokensOf(task.initialQuery), styleTransfer?.maxTokens ?? 0);
   const userTurn = Math.max(user.maxTokens, distractor?.maxTokens ?? 0) + PER_MESSAGE;
@@ -55,6 +58,7 @@ export function worstCase(task: Task, shape: CostShape): number {
   }
   if (distractor !== undefined) cost += turns * usd(distractor.price, distractor.promptTokens + persona + userTurn, distractor.maxTokens);
   if (styleTransfer !== undefined) cost += usd(styleTransfer.price, styleTransfer.promptTokens + persona + tokensOf(task.originalQuery), styleTransfer.maxTokens);
+  if (judge !== undefined) cost += usd(judge.price, judge.promptTokens + persona + opening + turns * (userTurn + answer), judge.maxTokens);
   return cost;
 }
 
@@ -73,7 +77,13 @@ export function worstCase(task: Task, shape: CostShape): number {
  * const budget = new Budget(5, () => totals.cost().total, (task) => worstCase(task, shape));
  * if (await budget.admit(task)) start(task); // later: budget.settle(outcome)
  */
-export class Budget {
+/** What the budget holds a reservation for: one conversation, by its persona and query. */
+export interface Reserved {
+  readonly personaId: string;
+  readonly queryId: string;
+}
+
+export class Budget<T extends Reserved = Task> {
   #begun = 0;
   #reached = false;
   #reserved = 0;
@@ -86,7 +96,7 @@ export class Budget {
     /** USD the directory has spent so far. */
     readonly spent: () => number,
     /** A conversation's worst case, in USD. */
-    readonly reserve: (task: Task) => number,
+    readonly reserve: (task: T) => number,
   ) {}
 
   /** Conversations started so far. */
@@ -108,7 +118,7 @@ export class Budget {
    * conversations in flight give their reservations back; `refused` (and reached for good) if it does not
    * fit with nothing in flight.
    */
-  tryAdmit(task: Task): 'admitted' | 'wait' | 'refused' {
+  tryAdmit(task: T): 'admitted' | 'wait' | 'refused' {
     if (this.maxCost === undefined) {
       this.#begun += 1;
       return 'admitted';
@@ -128,7 +138,7 @@ export class Budget {
   }
 
   /** Starts `task` once its worst case fits, waiting for conversations in flight to settle; false once the budget is reached. */
-  async admit(task: Task): Promise<boolean> {
+  async admit(task: T): Promise<boolean> {
     for (;;) {
       const verdict = this.tryAdmit(task);
       if (verdict !== 'wait') return verdict === 'admitted';

@@ -5,9 +5,11 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { loadConfig, runSeed } from '../config/load.js';
 import { ConfigError } from '../errors.js';
 import { EXPORT_FILES, dirOutput, streamOutput, type SplitOutput } from '../export/output.js';
+import { judgeFiltersOn, parseTags, type JudgeFilters } from '../export/quality.js';
+import type { QualityReportJSON } from '../export/qualityReport.js';
 import { FORMATS, SPLITS, type Format, type IncludeFlags, type SplitName } from '../export/samples.js';
 import { checkRatios, parseSplit, type SplitRatios } from '../export/split.js';
-import { ExportStatistics } from '../export/statistics.js';
+import { ExportStatistics, type Skipped } from '../export/statistics.js';
 import { emptyCounts, exportSamples, type ExportCounts } from '../export/stream.js';
 import { integerOption } from '../options.js';
 import { replaceJson } from '../sinks/files.js';
@@ -29,6 +31,13 @@ export interface ExportFlags {
   clean?: boolean;
   minTurns?: number;
   excludeFailedGuards?: boolean;
+  excludeTruncated?: boolean;
+  excludeRefusals?: boolean;
+  /** `--min-score`: 0-4. */
+  minScore?: number;
+  requireVerdict?: 'accept' | 'reject';
+  /** `--exclude-tag`, every use, commas split. */
+  excludeTag?: string[];
   dedupe?: boolean;
   stats?: string;
   statsFeature?: string;
@@ -105,7 +114,8 @@ export async function runExport(file: string | undefined, flags: ExportFlags): P
   await refuseOverwritingInput(input.path, flags);
   const runUsage = await readUsage(input.usage, warn);
   const output: SplitOutput = flags.out === undefined ? streamOutput(process.stdout) : await dirOutput(flags.out, flags.force === true);
-  const statistics = new ExportStatistics({ feature: flags.statsFeature ?? DEFAULT_STATS_FEATURE, format, ratios, seed, clean: flags.clean === true });
+  const judge: JudgeFilters = { minScore: flags.minScore, requireVerdict: flags.requireVerdict, excludeTags: flags.excludeTag };
+  const statistics = new ExportStatistics({ feature: flags.statsFeature ?? DEFAULT_STATS_FEATURE, format, ratios, seed, clean: flags.clean === true, judge });
   const counts = emptyCounts();
   const source = openInput(input.path);
   // With a split on stdout each line says its split (strip it with jq's del(.split)); --only and --out need no field.
@@ -129,6 +139,9 @@ export async function runExport(file: string | undefined, flags: ExportFlags): P
       seed,
       minTurns: flags.minTurns,
       excludeGuardRejections: flags.excludeFailedGuards === true,
+      excludeTruncated: flags.excludeTruncated === true,
+      excludeRefusals: flags.excludeRefusals === true,
+      judge,
       dedupe: flags.dedupe !== false,
       strict: flags.strict === true,
       onWarning: warn,
@@ -160,27 +173,57 @@ export async function runExport(file: string | undefined, flags: ExportFlags): P
       throw new ConfigError(`${statsPath}: cannot write statistics (${error.code ?? 'error'})`);
     });
   }
-  if (flags.quiet !== true || stopping) report.say(summaryLine(statistics, counts, { format, ratios, stopping, seconds: (Date.now() - started) / 1000, out: flags.out }));
+  if (flags.quiet !== true || stopping) report.say(summaryLine(statistics, counts, { format, ratios, judge, stopping, seconds: (Date.now() - started) / 1000, out: flags.out }));
+  if (flags.quiet !== true && statistics.total > 0) report.say(qualityLine(statistics.quality()));
   return stopping ? 130 : 0;
 }
 
-/** `exported 120 openai samples (train 96, validation 12, test 12) from 130 interactions; left out 10 duplicates in 1.2 s → out/`. */
-function summaryLine(statistics: ExportStatistics, counts: ExportCounts, run: { readonly format: Format; readonly ratios: SplitRatios | undefined; readonly stopping: boolean; readonly seconds: number; readonly out: string | undefined }): string {
+/** `dropped 12: 5 below --min-score 3, 4 with tag near_duplicate, 3 not judged`, or undefined when the judge filters dropped nothing. */
+function judgeDropped(skipped: Skipped, judge: JudgeFilters): string | undefined {
+  if (!judgeFiltersOn(judge)) return undefined;
+  const other = judge.requireVerdict === 'accept' ? 'reject' : 'accept';
+  const parts: [number, string][] = [
+    [skipped.below_min_score, `below --min-score ${String(judge.minScore)}`],
+    [skipped.other_verdict, `with verdict ${other}`],
+    ...Object.entries(skipped.excluded_tags).map(([tag, n]): [number, string] => [n, `with tag ${tag}`]),
+    [skipped.not_judged, 'not judged'],
+  ];
+  const dropped = parts.filter(([n]) => n > 0);
+  if (dropped.length === 0) return undefined;
+  return `dropped ${dropped.reduce((sum, [n]) => sum + n, 0)}: ${dropped.map(([n, why]) => `${n} ${why}`).join(', ')}`;
+}
+
+/** `quality: distinct-1 0.41, distinct-2 0.78 over 210 user turns; near-duplicates 3 of 95 (3.2%); judge: 80 accept, 12 reject, 3 not judged`. */
+function qualityLine(quality: QualityReportJSON): string {
+  const ratio = (d: QualityReportJSON['distinct_1']): string => `${d.estimated ? '≈' : ''}${d.ratio.toFixed(2)}`;
+  const turns = quality.user_turns === 0 ? 'no user turns after the opening' : `distinct-1 ${ratio(quality.distinct_1)}, distinct-2 ${ratio(quality.distinct_2)} over ${quality.user_turns} user turns`;
+  const near = quality.near_duplicates;
+  const { verdicts } = quality.judge;
+  const judged = verdicts.accept + verdicts.reject + verdicts.unreadable;
+  const judge = judged === 0 ? 'not judged' : `judge: ${verdicts.accept} accept, ${verdicts.reject} reject` + (verdicts.not_judged > 0 ? `, ${verdicts.not_judged} not judged` : '') + (verdicts.unreadable > 0 ? `, ${verdicts.unreadable} unreadable` : '');
+  return `quality: ${turns}; near-duplicates ${near.near_duplicates} of ${near.compared} (${(near.rate * 100).toFixed(1)}%); ${judge}`;
+}
+
+/** `exported 120 openai samples (train 96, validation 12, test 12) from 130 interactions; dropped 4: 4 not judged; left out 10 duplicates in 1.2 s → out/`. */
+function summaryLine(statistics: ExportStatistics, counts: ExportCounts, run: { readonly format: Format; readonly ratios: SplitRatios | undefined; readonly judge: JudgeFilters; readonly stopping: boolean; readonly seconds: number; readonly out: string | undefined }): string {
   const { skipped } = counts;
   const splits = run.ratios === undefined ? '' : ` (${SPLITS.map((name) => `${name} ${statistics.bySplit[name]}`).join(', ')})`;
   const left = [
     [skipped.bad_lines, 'bad lines'],
     [skipped.below_min_turns, 'below --min-turns'],
     [skipped.guard_rejections, 'with guard rejections'],
+    [skipped.truncated_answers, 'with a truncated answer'],
+    [skipped.refusals, 'with a refusal'],
     [skipped.duplicates, 'duplicates'],
     [skipped.duplicate_ids, 'duplicate sample ids'],
     [skipped.invalid_samples, `not valid as ${run.format}`],
   ]
     .filter(([n]) => (n as number) > 0)
     .map(([n, what]) => `${String(n)} ${String(what)}`);
+  const dropped = judgeDropped(skipped, run.judge);
   return (
     `${run.stopping ? 'interrupted: ' : ''}exported ${statistics.total} ${run.format} samples${splits} from ${counts.interactions} interactions` +
-    `${left.length === 0 ? '' : `; left out ${left.join(', ')}`} in ${run.seconds.toFixed(1)} s` +
+    `${dropped === undefined ? '' : `; ${dropped}`}${left.length === 0 ? '' : `; left out ${left.join(', ')}`} in ${run.seconds.toFixed(1)} s` +
     (run.out === undefined ? '' : ` → ${run.out}`)
   );
 }
@@ -189,6 +232,22 @@ function summaryLine(statistics: ExportStatistics, counts: ExportCounts, run: { 
 function systemOption(value: string): string {
   if (value.trim() === '') throw new InvalidArgumentError(`expected none, persona or a system message text, got \`${value}\``);
   return value;
+}
+
+/** `--min-score`: an integer from 0 to 4, the judge's scale. */
+function scoreOption(value: string): number {
+  const n = /^\d$/.test(value) ? Number(value) : Number.NaN;
+  if (!(n >= 0 && n <= 4)) throw new InvalidArgumentError(`expected an integer from 0 to 4 (the judge's scores), got \`${value}\``);
+  return n;
+}
+
+/** `--exclude-tag`: repeatable, each value a tag or comma-separated tags, every one known. */
+function tagOption(value: string, previous: string[] | undefined): string[] {
+  try {
+    return [...new Set([...(previous ?? []), ...parseTags(value)])];
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
 }
 
 function splitOption(value: string): SplitRatios | 'none' {
@@ -218,6 +277,11 @@ export function exportCommand(command: Command, setExitCode: (code: number) => v
     .option('--clean', 'user turns as the user meant them (metadata.clean_version) instead of the noisy text the assistant saw')
     .option('--min-turns <n>', 'leave out conversations with fewer user→assistant exchanges', integerOption(1))
     .option('--exclude-failed-guards', 'leave out conversations in which the simulator guards rejected a reply (metadata.guard)')
+    .option('--exclude-truncated', 'leave out conversations with an assistant answer cut at the token limit')
+    .option('--exclude-refusals', 'leave out conversations in which the assistant refused')
+    .option('--min-score <n>', "leave out conversations any of whose judge review criteria (metadata.quality.review) scored below N (0-4); those without a review (not judged, or by the checks only) are left out and counted as not judged", scoreOption)
+    .addOption(new Option('--require-verdict <verdict>', "keep only conversations with this judge's verdict (metadata.quality.verdict); those not judged are left out and counted as not judged").choices(['accept', 'reject']))
+    .option('--exclude-tag <tag>', "leave out conversations whose judge checks or review tags include TAG (repeat the flag or separate tags with commas); those the judge did not check for it are left out and counted as not judged", tagOption)
     .option('--no-dedupe', 'keep conversations whose messages repeat an earlier one (dropped by default)')
     .option('--stats <file>', 'write statistics.json here (default with --out: DIR/statistics.json)')
     .option('--stats-feature <name>', `persona feature that persona_distribution counts by (default: ${DEFAULT_STATS_FEATURE})`)

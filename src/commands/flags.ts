@@ -1,6 +1,8 @@
 // The flags of `personaflow generate`, as the command line gives them (and a resume fills them in from run.json).
+import type { Shard } from '../streams/shard.js';
+import type { NoiseMode } from './setup.js';
 
-export type NoiseMode = 'off' | 'rules' | 'semantic';
+export type { NoiseMode };
 
 export interface GenerateFlags {
   config?: string;
@@ -25,4 +27,13 @@ export interface GenerateFlags {
   retryFailed?: boolean;
   maxCost?: number;
   progress?: 'json';
+  /** `--judge` / `--no-judge` (else `judge.enabled`). */
+  judge?: boolean;
+  shard?: Shard;
+  /** `--queue redis://...`: the conversations run on workers (`personaflow worker`) that take tasks from this Redis. */
+  queue?: string;
+  /** `--name`: the queue run's name (default `personaflow`). */
+  name?: string;
+  /** `--backlog`: tasks queued or in progress at most (with --queue). */
+  backlog?: number;
 }

@@ -3,19 +3,17 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Subscription } from 'rxjs';
-import { fingerprint, loadConfig, runSeed } from '../config/load.js';
+import { loadConfig } from '../config/load.js';
 import { type Config } from '../config/schema.js';
-import type { Distractor } from '../distractor/distractor.js';
-import { setUpDistractor } from '../distractor/setup.js';
 import { ConfigError, FatalError, describeError } from '../errors.js';
+import type { Judge } from '../judge/judge.js';
 import { Drain, type Stopping } from '../limits/stop.js';
-import { buildModels, type RunModels } from '../models/build.js';
+import type { RunModels } from '../models/build.js';
 import { retryingCall } from '../operators/retryingCall.js';
 import type { RoundReport } from '../operators/supplement.js';
 import { generate, type GenerateOptions } from '../pipeline.js';
-import { DEFAULT_STOP_TOKEN, DEFAULT_USER_TEMPLATE, SIMULATOR_TEMPLATE } from '../prompts/simulator.js';
-import { loadTemplate } from '../prompts/template.js';
-import { setUpQueries, type QuerySetup } from '../queries/setup.js';
+import type { QuerySetup } from '../queries/setup.js';
+import { DEFAULT_BACKLOG, DEFAULT_RUN_NAME, redact } from '../queue/address.js';
 import { quoted, safeUrl } from '../redact.js';
 import { DirSink, outputIn, ownFiles, prepareDirectory } from '../sinks/dir.js';
 import { refuseLinks } from '../sinks/files.js';
@@ -29,27 +27,23 @@ import { UsageTotals, priceOf } from '../sinks/usage.js';
 import { openInput } from '../streams/ndjson.js';
 import { readTasks } from '../streams/personas.js';
 import { stoppable } from '../streams/pull.js';
+import { inShard, shardName } from '../streams/shard.js';
 import { countPersonas, skipWritten, type SkipCounts } from '../streams/tasks.js';
 import { unfinished, type Outcome as TaskOutcome, type Task } from '../types.js';
 import { Budget, tokensOf, worstCase, type CostShape, type Price } from './budget.js';
 import { assertReadable, version } from './common.js';
-import type { GenerateFlags, NoiseMode } from './flags.js';
+import type { GenerateFlags } from './flags.js';
 import { invocationOf, resumeCommand, resumeFlags } from './invocation.js';
+import type { QueueProducer } from './queued.js';
 import { Reporter } from './reporter.js';
+import { runFingerprint, settingsOf, setUpConversations } from './setup.js';
 import { StopSignals } from './signals.js';
-import { explainChange, resultOf, resumedLine, summaryLine, targetsLine } from './summary.js';
+import { explainChange, judgeLine, rejectionsLine, resultOf, resumedLine, summaryLine, targetsLine } from './summary.js';
 
 export type { GenerateFlags, NoiseMode } from './flags.js';
 
 /** Seconds the conversations in flight get to finish after the first Ctrl-C. */
 const GRACE_SECONDS = 30;
-
-/** Whether (and how) generate noises user turns: `--noise`, else `distractor.enabled` / `use_semantic`. */
-function noiseMode(config: Config, flag: NoiseMode | undefined): NoiseMode {
-  if (flag !== undefined) return flag;
-  if (!config.distractor.enabled) return 'off';
-  return config.distractor.use_semantic ? 'semantic' : 'rules';
-}
 
 /** Everything a run is made of, set up from the config and the flags before the first call. */
 interface Run {
@@ -69,6 +63,10 @@ interface Run {
   readonly invocation: Invocation;
   /** What a conversation can cost at most, for --max-cost. */
   readonly shape: CostShape;
+  /** The judge, when one runs. */
+  readonly judge: Judge | undefined;
+  /** With --queue: the producer's side of the queue run. */
+  readonly queue: QueueProducer | undefined;
 }
 
 /** What the run holds that must be let go however it ends: DIR's lock, and a way to stop the pipeline. */
@@ -122,17 +120,23 @@ async function execute(run: Run, holds: Holds, started: number): Promise<number>
       const deadline = Date.now() + GRACE_SECONDS * 1000;
       drain.stop(deadline);
       for (const limiter of run.models.limiters.values()) limiter.stop(deadline);
+      void run.queue?.drain().catch(() => undefined);
       run.report.say(`stopping: no new conversations; finishing those in flight (up to ${GRACE_SECONDS} s; Ctrl-C again to abort them)`);
     },
     onAbort: () => abort(),
   });
-  const stopped = (): boolean => signals.stopping || budget.over();
+  const { queue } = run;
+  if (queue !== undefined) run.report.notice(`queue run ${queue.run.name} on ${queue.address.shown}: start workers on any machine with: personaflow worker --queue ${queue.address.shown}${flags.name === undefined ? '' : ` --name ${flags.name}`}${flags.config === undefined ? '' : ` -c ${flags.config}`}`);
+  // With a queue, the workers count the conversations they begin and keep the budget for the whole run.
+  const stopped = (): boolean => signals.stopping || (queue === undefined ? budget.over() : queue.stopped());
   const ending = await new Promise<Ending>((resolveEnding) => {
-    const options: GenerateOptions = { ...pipelineOptions(run, { stopped, stopping: drain, onRetry: () => (counts.retries += 1), onRound: (report) => reports.push(report) }), admit: async (task) => (await budget.admit(task)) && !signals.stopping };
+    const hooks = pipelineOptions(run, { stopped, stopping: drain, onRetry: () => (counts.retries += 1), onRound: (report) => reports.push(report) });
+    const options: GenerateOptions = queue === undefined ? { ...hooks, admit: async (task) => (await budget.admit(task)) && !signals.stopping } : hooks;
     // A conversation cut short by the stop is neither an interaction nor a failure: nothing is written, a resume does it.
     const write = (outcome: TaskOutcome): Promise<void> => {
       budget.settle(outcome);
-      return unfinished(outcome) ? Promise.resolve() : run.sink.write(outcome);
+      if (unfinished(outcome)) return Promise.resolve();
+      return queue === undefined ? run.sink.write(outcome) : queue.write(outcome, run.sink);
     };
     const subscription: Subscription = generate(stoppable(tasks, stopped), options, write).subscribe({
       error: (error: unknown) => resolveEnding({ error, interrupted: signals.stopping }),
@@ -142,92 +146,101 @@ async function execute(run: Run, holds: Holds, started: number): Promise<number>
       subscription.unsubscribe();
       resolveEnding({ interrupted: true });
     };
-    // The lock lost to another run (see DirLock): stop writing at once.
+    // The lock lost to another run (see DirLock), or the queue failing: stop writing at once.
     holds.fail = (error) => {
       subscription.unsubscribe();
       resolveEnding({ error });
     };
+    if (queue !== undefined) queue.onFatal = holds.fail;
   });
+  if (queue !== undefined) await queue.end(run.totals, ending.error === undefined && ending.interrupted !== true);
   await run.models.close(); // a loaded llama model is released here
   display.stop();
   signals.close();
   await run.queries.dataset?.close();
-  return finish(run, ending, { started, retries: counts.retries, reports, personas: read.personas, tasks: read.tasks, skips, budget });
+  try {
+    return await finish(run, ending, { started, retries: queue === undefined ? counts.retries : queue.counters.retries, reports, personas: read.personas, tasks: read.tasks, skips, budget: queue === undefined ? budget : { reached: queue.counters.reached } });
+  } finally {
+    await queue?.close();
+  }
 }
 
-/** Loads the config, builds the models, the prompts, the distractor and the query side; takes DIR's lock and opens the sink. */
+/** Loads the config, builds the models, the prompts, the distractor, the judge and the query side; takes DIR's lock and opens the sink. */
 async function prepare(file: string | undefined, flags: GenerateFlags, report: Reporter, holds: Holds): Promise<Run> {
   if (flags.resume === true && flags.out === undefined) throw new ConfigError('--resume needs --out DIR (the directory of the run to continue)');
   const loaded = await loadConfig(flags.config);
   const { config } = loaded;
-  const ig = config.interaction_generation;
-  const minTurns = flags.minTurns ?? ig.min_turns;
-  const maxTurns = flags.maxTurns ?? Math.max(ig.max_turns, minTurns);
-  if (maxTurns < minTurns) throw new ConfigError(`--max-turns ${maxTurns} is below --min-turns ${minTurns}`);
-  const seed = runSeed(config, flags.seed);
-  const concurrency = flags.concurrency ?? ig.max_workers;
-  const mode = noiseMode(config, flags.noise);
-  const rounds = flags.supplementRounds ?? ig.max_supplement_rounds;
-  const qg = config.query_generation;
-  const models = buildModels(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, simFallback: flags.model === undefined && loaded.named.length === 0, seed, concurrency, threads: flags.threads, baseDir: loaded.baseDir, distractor: mode === 'semantic', queries: qg.style_transfer.enabled || rounds > 0, onNotice: (message) => report.say(message) });
-  const template = await loadTemplate(ig.user_model.system_prompt_template, loaded.baseDir, 'interaction_generation.user_model.system_prompt_template', DEFAULT_USER_TEMPLATE, SIMULATOR_TEMPLATE);
-  const distractor: Distractor | undefined = mode === 'off' ? undefined : await setUpDistractor(config, loaded.baseDir, { semantic: mode === 'semantic', model: models.distractor });
-  for (const notice of [...loaded.notices, ...models.notices]) report.notice(notice);
-
+  const settings = settingsOf(config, flags);
   await assertReadable(file, 'personas');
   const queriesFile = flags.queriesPath ?? flags.queries;
   if (queriesFile !== undefined) await assertReadable(queriesFile, 'query');
-  const queries = await setUpQueries(config, loaded.baseDir, { queriesFile, rounds, model: models.queries, strict: flags.strict === true, onWarning: (m) => report.warn(m), onNotice: flags.quiet === true ? undefined : (m) => report.say(m) });
   const totals = new UsageTotals(config.personaflow.prices);
-  if (flags.maxCost !== undefined) assertPriced(config, models);
-  // What shapes the output, beside the config file: a resume with other settings is refused (--force overrides).
-  const settings = { seed, min_turns: minTurns, max_turns: maxTurns, provider: flags.provider ?? null, model: flags.model ?? null, base_url: flags.baseUrl ?? null, noise: mode, supplement_rounds: rounds, queries: flags.queries ?? null };
-  const invocation = invocationOf(file, flags);
-  // The fingerprint hashes the URL as given (so directories written before keep theirs); run.json shows it without credentials.
-  const record: RunRecord = { version: version(), seed, config_fingerprint: fingerprint(config, settings), settings: { ...settings, base_url: flags.baseUrl === undefined ? null : safeUrl(flags.baseUrl) }, created_at: new Date().toISOString(), providers: models.providers, invocation };
-  let previous: OutputState | undefined;
-  let dir: DirSink | undefined;
-  if (flags.out !== undefined) {
-    // One writer per directory: the lock comes before anything in DIR is read, repaired or written.
-    await prepareDirectory(flags.out);
-    holds.lock = await DirLock.acquire(flags.out, { onTakeover: (why) => report.say(why), onLost: (error) => holds.fail(error) });
-    await refuseLinks(ownFiles(flags.out));
-    previous = await previousRun(flags, record, report);
-    dir = await DirSink.open(flags.out, { force: flags.force === true, usage: totals, run: record, ...(previous === undefined ? {} : { resume: previous }) });
+  if (flags.queue === undefined && (flags.name !== undefined || flags.backlog !== undefined)) throw new ConfigError(`${flags.name === undefined ? '--backlog' : '--name'} needs --queue redis://HOST (the conversations run on workers that take tasks from that Redis)`);
+  // The queue's code (BullMQ, ioredis) is loaded only by runs that use one.
+  const queue = flags.queue === undefined ? undefined : await (await import('./queued.js')).QueueProducer.connect(flags.queue, flags.name ?? DEFAULT_RUN_NAME, config.personaflow.prices);
+  try {
+    // With a queue, every billed call (the workers', and this process's supplement generator) is counted in Redis.
+    const onUsage = queue === undefined ? totals.call.bind(totals) : queue.recorder.call;
+    const { models, queries, options, judge, template } = await setUpConversations(
+      loaded,
+      settings,
+      { concurrency: flags.concurrency, threads: flags.threads, strict: flags.strict, quiet: flags.quiet, shared: queue?.shared, onUsage, queriesFile, simFallback: flags.model === undefined && loaded.named.length === 0, onNotice: (message) => report.say(message) },
+      report,
+    );
+    if (flags.maxCost !== undefined) assertPriced(config, models);
+    const invocation = invocationOf(file, flags);
+    // What shapes the output, beside the config file: a resume with other settings is refused (--force overrides).
+    // The fingerprint hashes the URL as given (so directories written before keep theirs); run.json shows it without credentials.
+    // The shard is not a setting: the shards of one run share a fingerprint, so `merge` can check they belong together.
+    const record: RunRecord = {
+      version: version(),
+      seed: settings.seed,
+      config_fingerprint: runFingerprint(config, settings),
+      settings: { ...settings, base_url: settings.base_url === null ? null : safeUrl(settings.base_url) },
+      created_at: new Date().toISOString(),
+      providers: models.providers,
+      invocation,
+      ...(flags.shard === undefined ? {} : { shard: shardName(flags.shard) }),
+    };
+    let previous: OutputState | undefined;
+    let dir: DirSink | undefined;
+    if (flags.out !== undefined) {
+      // One writer per directory: the lock comes before anything in DIR is read, repaired or written.
+      await prepareDirectory(flags.out);
+      holds.lock = await DirLock.acquire(flags.out, { onTakeover: (why) => report.say(why), onLost: (error) => holds.fail(error) });
+      await refuseLinks(ownFiles(flags.out));
+      previous = await previousRun(flags, record, report);
+    }
+    if (queue !== undefined) {
+      await queue.publish({ ...record, max_cost: flags.maxCost ?? null }, flags.force === true);
+      // A queue run continued: its usage in Redis already holds what DIR's usage.json counted.
+      if (!queue.created && previous !== undefined) previous = { ...previous, usage: { interactions: previous.count, failures: previous.failedCount } };
+    }
+    if (flags.out !== undefined) dir = await DirSink.open(flags.out, { force: flags.force === true, usage: totals, run: record, ...(previous === undefined ? {} : { resume: previous }) });
+    const sink: Sink = dir ?? new StreamSink(process.stdout, totals, (failure) => report.say(`failed: persona ${quoted(failure.persona_id)} query ${quoted(failure.query_id)} after ${failure.attempts} attempt(s): ${failure.error.kind}: ${failure.error.message}`));
+    const shape = costShape(config, models, { minTurns: settings.min_turns, maxTurns: settings.max_turns, template, semantic: settings.noise === 'semantic', styleTransfer: queries.styleTransfer !== undefined, judge });
+    return { file, flags, report, config, models, options, rounds: settings.supplement_rounds, queries, totals, previous, sink, dir, invocation, shape, judge, queue };
+  } catch (error) {
+    // Its connections would keep the process alive after the error is reported.
+    await queue?.close();
+    throw error;
   }
-  const sink: Sink = dir ?? new StreamSink(process.stdout, totals, (failure) => report.say(`failed: persona ${quoted(failure.persona_id)} query ${quoted(failure.query_id)} after ${failure.attempts} attempt(s): ${failure.error.kind}: ${failure.error.message}`));
-  const options = {
-    pool: models.pool,
-    user: { ...models.user, template, feedbackProbability: ig.user_model.feedback_probability },
-    seed,
-    minTurns,
-    maxTurns,
-    concurrency,
-    maxRetries: ig.max_retries,
-    retryDelayMs: ig.retry_delay * 1000,
-    stopToken: config.personaflow.stop_token ?? DEFAULT_STOP_TOKEN,
-    distractor,
-    styleTransfer: queries.styleTransfer,
-    onUsage: totals.call.bind(totals),
-  } satisfies Omit<GenerateOptions, 'supplement'>;
-  const shape = costShape(config, models, { minTurns, maxTurns, template, semantic: mode === 'semantic', styleTransfer: queries.styleTransfer !== undefined });
-  return { file, flags, report, config, models, options, rounds, queries, totals, previous, sink, dir, invocation, shape };
 }
 
 /** --max-cost needs a price for every model the run calls. */
 function assertPriced(config: Config, models: RunModels): void {
-  const called = [...models.pool.entries.map((entry) => entry.model), models.user.model, ...[models.distractor, models.queries].flatMap((m) => (m === undefined ? [] : [m.model]))];
+  const called = [...models.pool.entries.map((entry) => entry.model), models.user.model, ...[models.distractor, models.queries, models.judge].flatMap((m) => (m === undefined ? [] : [m.model]))];
   const unpriced = [...new Set(called.filter((m) => priceOf(config.personaflow.prices, m.provider, m.model) === undefined).map((m) => `${m.provider}/${m.model}`))];
   if (unpriced.length > 0) throw new ConfigError(`--max-cost needs a price for every model the run calls; none for ${unpriced.join(', ')} (add it under personaflow.prices, USD per million input/output tokens)`);
 }
 
 /** A model without its own completion cap may write this many tokens, as far as a worst case goes. */
 const UNCAPPED_TOKENS = 4096;
-/** The fixed part of a helper's prompt (distractor layer, style transfer), as far as a worst case goes. */
+/** The fixed part of a helper's prompt (distractor layer, style transfer, the judge's rubric), as far as a worst case goes. */
 const HELPER_PROMPT_TOKENS = 1024;
 
 /** What a worst case needs from the run's models: caps, prices (the highest of the pool: the model is drawn later), fixed prompts. */
-function costShape(config: Config, models: RunModels, run: { readonly minTurns: number; readonly maxTurns: number; readonly template: string; readonly semantic: boolean; readonly styleTransfer: boolean }): CostShape {
+function costShape(config: Config, models: RunModels, run: { readonly minTurns: number; readonly maxTurns: number; readonly template: string; readonly semantic: boolean; readonly styleTransfer: boolean; readonly judge: Judge | undefined }): CostShape {
   const price = (model: { readonly provider: string; readonly model: string }): Price => priceOf(config.personaflow.prices, model.provider, model.model) ?? { input: 0, output: 0 };
   const entries = models.pool.entries;
   const helper = (settings: RunModels['distractor']) =>
@@ -243,6 +256,8 @@ function costShape(config: Config, models: RunModels, run: { readonly minTurns: 
     user: { maxTokens: models.user.maxCompletionTokens ?? UNCAPPED_TOKENS, price: price(models.user.model), promptTokens: tokensOf(run.template) },
     distractor: run.semantic ? helper(models.distractor) : undefined,
     styleTransfer: run.styleTransfer ? helper(models.queries) : undefined,
+    // The judge's review (a judge with only its checks calls no model).
+    judge: run.judge === undefined ? undefined : helper(models.judge),
   };
 }
 
@@ -254,6 +269,9 @@ async function previousRun(flags: GenerateFlags, record: RunRecord, report: Repo
   const before = previous.run;
   if (before !== undefined && before.config_fingerprint !== record.config_fingerprint && flags.force !== true) {
     throw new ConfigError(`--out ${flags.out}: ${explainChange(before, record)}; resuming would mix two configurations in one dataset. Use the same settings, or --resume --force to continue anyway`);
+  }
+  if (before !== undefined && (before.shard ?? null) !== (record.shard ?? null) && flags.force !== true) {
+    throw new ConfigError(`--out ${flags.out}: it holds ${before.shard === undefined ? 'a whole run' : `shard ${before.shard}`}, not ${record.shard === undefined ? 'a whole run' : `shard ${record.shard}`}; resuming would mix two shards in one directory. Use the same --shard, or --resume --force to continue anyway`);
   }
   if (before === undefined) report.notice(`--out ${flags.out}: no run.json (written by an older version?); cannot check that the settings match`);
   // The same settings can reach another provider (a key set since, OPENAI_BASE_URL): simulated and real conversations never share a directory unasked.
@@ -268,7 +286,7 @@ async function previousRun(flags: GenerateFlags, record: RunRecord, report: Repo
 function readInput(run: Run, stream: Readable, name: string): AsyncIterable<Task> {
   const { options, config, queries, flags } = run;
   const qg = config.query_generation;
-  return readTasks(stream, {
+  const tasks = readTasks(stream, {
     name,
     seed: options.seed,
     minTurns: options.minTurns,
@@ -277,6 +295,7 @@ function readInput(run: Run, stream: Readable, name: string): AsyncIterable<Task
     onWarning: (message) => run.report.warn(message),
     queries: queries.dataset === undefined ? undefined : { dataset: queries.dataset, perPersona: qg.selection.queries_per_persona, strategy: qg.selection.strategy },
   });
+  return flags.shard === undefined ? tasks : inShard(tasks, flags.shard);
 }
 
 /** The pipeline's options: the run's, the hooks of this invocation, and the supplement rounds when a generator is set up. */
@@ -287,11 +306,13 @@ function pipelineOptions(run: Run, hooks: { readonly stopped: () => boolean; rea
     ...options,
     stopping: hooks.stopping,
     onRetry: hooks.onRetry,
+    remote: run.queue?.remote(run.flags.backlog ?? DEFAULT_BACKLOG),
+    // With a judge, always: even without rounds it says who is short and why.
     supplement:
-      queries.generator === undefined
+      queries.generator === undefined && run.judge === undefined
         ? undefined
         : {
-            rounds,
+            rounds: queries.generator === undefined ? 0 : rounds,
             generator: queries.generator,
             call: retryingCall({ maxRetries: ig.max_retries, retryDelayMs: ig.retry_delay * 1000, stopping: hooks.stopping, onRetry: hooks.onRetry, onUsage: totals.call.bind(totals) }),
             concurrency: options.concurrency,
@@ -305,11 +326,27 @@ function pipelineOptions(run: Run, hooks: { readonly stopped: () => boolean; rea
 
 /** What the progress display reads. */
 function progressSource(run: Run, budget: Budget, counts: { readonly retries: number }, input: { readonly file: string | undefined; readonly stream: NodeJS.ReadableStream; readonly exhausted: () => boolean }): ProgressSource {
-  const { totals, models } = run;
+  const { totals, models, queue } = run;
+  if (queue !== undefined) {
+    // The whole run's figures, summed over the workers in Redis.
+    return {
+      interactions: () => totals.interactions,
+      begun: () => queue.counters.begun,
+      failures: () => totals.failures,
+      rejected: () => totals.judgeRejected,
+      retries: () => queue.counters.retries,
+      tokens: () => queue.counters.tokens,
+      cost: () => queue.counters.cost,
+      input: inputProgress(input.file, input.stream),
+      exhausted: input.exhausted,
+      limiters: () => new Map(),
+    };
+  }
   return {
     interactions: () => totals.interactions,
     begun: () => budget.begun,
     failures: () => totals.failures,
+    rejected: () => totals.judgeRejected,
     retries: () => counts.retries,
     tokens: () => totals.runTokens,
     cost: () => (totals.unpriced.length === 0 ? totals.runCost : undefined),
@@ -336,8 +373,12 @@ interface Done {
   readonly personas: number;
   readonly tasks: number;
   readonly skips: SkipCounts;
-  readonly budget: Budget;
+  readonly budget: { readonly reached: boolean };
 }
+
+/** The flags `--resume` does not read from run.json and a resume must repeat: which shard, which queue. */
+const repeatedFlags = (flags: GenerateFlags): string =>
+  (flags.shard === undefined ? '' : ` --shard ${shardName(flags.shard)}`) + (flags.queue === undefined ? '' : ` --queue ${redact(flags.queue)}${flags.name === undefined ? '' : ` --name ${flags.name}`}`);
 
 /** Closes the sink, says how the run went and how to go on, and picks the exit code (see resultOf). */
 async function finish(run: Run, ending: Ending, done: Done): Promise<number> {
@@ -350,7 +391,7 @@ async function finish(run: Run, ending: Ending, done: Done): Promise<number> {
     if (closing instanceof BrokenPipeError) return 0;
     error ??= closing;
   }
-  const resume = flags.out === undefined ? undefined : resumeCommand(flags.out, run.invocation);
+  const resume = flags.out === undefined ? undefined : resumeCommand(flags.out, run.invocation, repeatedFlags(flags));
   if (error !== undefined) {
     // The run stops (a bad key, a dead endpoint, a full disk): what is written stays, and a resume carries on.
     if (!(error instanceof FatalError)) throw error instanceof Error ? error : new Error(describeError(error));
@@ -361,13 +402,24 @@ async function finish(run: Run, ending: Ending, done: Done): Promise<number> {
   const interrupted = ending.interrupted === true;
   const state = run.dir?.state;
   const last = done.reports.at(-1);
-  const shortfall = state !== undefined ? { personas: state.personasShort, missing: state.missing } : last !== undefined ? { personas: last.personasShort, missing: last.missing } : { personas: totals.failures > 0 ? 1 : 0, missing: totals.failures };
+  // This run's rounds know who is short, and why (failures, the judge's rejections); after a resume, or
+  // without rounds, the directory does.
+  const directory = state !== undefined && (run.previous !== undefined || last === undefined);
+  const shortfall = directory ? { personas: state.personasShort, missing: state.missing } : last !== undefined ? { personas: last.personasShort, missing: last.missing } : { personas: totals.failures > 0 ? 1 : 0, missing: totals.failures };
   const result = resultOf({ interrupted, failures: state?.failures ?? totals.failures, shortfall, badLines: report.warnings, budgetReached: done.budget.reached, noTasks: done.tasks === 0 });
   if (flags.quiet !== true || result.code !== 0) {
     report.say(summaryLine(totals, { retries: done.retries, warnings: report.warnings, seconds: (Date.now() - done.started) / 1000, interrupted, dir: run.dir?.dir, directoryCost: run.previous === undefined ? undefined : totals.cost().total }));
-    if (done.reports.length > 0 || state !== undefined) report.say(targetsLine(done.personas, done.reports, run.rounds, run.previous === undefined ? undefined : { dir: flags.out ?? '', personasShort: shortfall.personas, missing: shortfall.missing }));
+    const rejected = rejectionsLine(totals, run.dir?.dir);
+    if (rejected !== undefined) report.say(rejected);
+    if (run.judge !== undefined) report.say(judgeLine(totals, run.dir?.dir));
+    // The directory's count says nothing of the tasks a stop left unstarted: then only this run's rounds speak.
+    if (directory && !interrupted && !done.budget.reached) report.say(targetsLine(done.personas, done.reports, run.rounds, { dir: flags.out ?? '', personasShort: shortfall.personas, missing: shortfall.missing }));
+    else if (done.reports.length > 0) report.say(targetsLine(done.personas, done.reports, run.rounds));
     if (run.previous !== undefined) report.say(resumedLine(flags.out ?? '', run.previous.count, done.skips));
-    if (done.budget.reached) {
+    if (done.budget.reached && run.queue !== undefined) {
+      // The workers keep a queue run's budget (see queued.ts), by their own rule.
+      report.say(`budget reached: $${totals.runCost.toFixed(4)} spent of --max-cost $${String(flags.maxCost)}; no new conversations were started after that${resume === undefined ? '' : `. To continue: ${resume} --max-cost <more>`}`);
+    } else if (done.budget.reached) {
       const spent = totals.cost().total;
       report.say(`budget reached: $${spent.toFixed(4)} spent${run.previous === undefined ? '' : ` in ${flags.out}`} of --max-cost $${String(flags.maxCost)} (a ceiling on the directory's spend); no conversation starts whose worst case would pass it${resume === undefined ? '' : `. To continue: ${resume} --max-cost <more than ${String(flags.maxCost)}>`}`);
     } else if (interrupted && resume !== undefined) report.say(`to continue where this run stopped: ${resume}`);

@@ -18,10 +18,36 @@ export function summaryLine(totals: UsageTotals, counts: { readonly retries: num
   );
 }
 
+/** `rejected simulator replies: 12 (assistant_voice 5, too_long 4, repeat 3), each asked again; the texts are in out/guard-rejections.ndjson`. */
+export function rejectionsLine(totals: UsageTotals, dir: string | undefined): string | undefined {
+  if (totals.runRejected === 0) return undefined;
+  const reasons = counted(totals.runRejectedByReason);
+  return `rejected simulator replies: ${totals.runRejected} (${reasons}), each asked again${dir === undefined ? '' : `; the texts are in ${dir}/guard-rejections.ndjson`}`;
+}
+
+/** `a 3, b 1`: counts, most first. */
+const counted = (counts: Readonly<Record<string, number>>): string =>
+  Object.entries(counts)
+    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+    .map(([key, n]) => `${key} ${n}`)
+    .join(', ');
+
+/** `judged 120 conversations: 100 accepted, 20 rejected (verdict 8, user.ending 5, ...); they are in out/rejected.ndjson`. */
+export function judgeLine(totals: UsageTotals, dir: string | undefined): string {
+  const rejected = totals.judgeRejected === 0 ? '0 rejected' : `${totals.judgeRejected} rejected (${counted(totals.judgeRejectedByReason)})`;
+  const where = totals.judgeRejected === 0 ? '' : dir === undefined ? '; rejected conversations are not written to stdout (--out keeps them)' : `; they are in ${dir}/rejected.ndjson`;
+  return `judged ${totals.judged} conversations: ${totals.judged - totals.judgeRejected} accepted, ${rejected}${where}`;
+}
+
+/** Short personas named in the summary (the count covers them all). */
+const NAMED = 5;
+
 /**
- * `targets met: 97/100 personas after the main pass, 100/100 after round 1 (3 supplement tasks)`. After a
- * resume the rounds of this run say little about the directory: then the line counts the directory's
- * personas, every persona of the input against what DIR holds (`directory`).
+ * `targets met: 97/100 personas after the main pass, 100/100 after round 1 (3 supplement tasks)`, and
+ * when some stay short, who and why: `; 1 still short by 2 interaction(s) after 3 supplement round(s):
+ * p7 by 2 (rejected: user.ending 3, failed: timeout 1)`. After a resume the rounds of this run say little
+ * about the directory: then the line counts the directory's personas, every persona of the input against
+ * what DIR holds (`directory`).
  */
 export function targetsLine(personas: number, reports: readonly RoundReport[], rounds: number, directory?: { readonly dir: string; readonly personasShort: number; readonly missing: number }): string {
   if (directory !== undefined) {
@@ -31,7 +57,12 @@ export function targetsLine(personas: number, reports: readonly RoundReport[], r
   const parts = reports.map((report) => `${personas - report.personasShort}/${personas} personas ${report.round === 0 ? 'after the main pass' : `after round ${report.round} (${report.tasks} supplement tasks)`}`);
   const last = reports.at(-1);
   if (last === undefined) return `targets met: ${personas}/${personas} personas`;
-  const end = last.personasShort === 0 ? '' : `; ${last.personasShort} still short by ${last.missing} interaction(s)${last.round >= rounds ? ` after ${rounds} supplement round(s)` : ''}`;
+  const who = last.short
+    .slice(0, NAMED)
+    .map((persona) => `${persona.personaId} by ${persona.missing} (${counted(persona.why)})`)
+    .join('; ');
+  const more = last.personasShort > NAMED ? `; and ${last.personasShort - NAMED} more` : '';
+  const end = last.personasShort === 0 ? '' : `; ${last.personasShort} still short by ${last.missing} interaction(s)${last.round >= rounds ? ` after ${rounds} supplement round(s)` : ''}: ${who}${more}`;
   return `targets met: ${parts.join(', ')}${end}`;
 }
 
@@ -64,7 +95,7 @@ export function resultOf(ended: Ended): { readonly code: number; readonly line: 
   if (ended.interrupted === true) return { code: 130, line: 'result: interrupted (exit 130)' };
   const reasons: string[] = [];
   const short = ended.shortfall;
-  if (short !== undefined && short.personas > 0) reasons.push(`${short.personas} persona(s) short of their target by ${short.missing} interaction(s) (${ended.failures ?? short.missing} task(s) failed)`);
+  if (short !== undefined && short.personas > 0) reasons.push(`${short.personas} persona(s) short of their target by ${short.missing} interaction(s)${(ended.failures ?? 0) > 0 ? ` (${ended.failures} task(s) failed)` : ''}`);
   if ((ended.badLines ?? 0) > 0) reasons.push(`${ended.badLines} bad input line(s) skipped`);
   if (ended.budgetReached === true) reasons.push('--max-cost reached before every task started');
   if (ended.noTasks === true) reasons.push('the input held no task');

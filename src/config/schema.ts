@@ -26,21 +26,35 @@ const endpoint = {
   threads: positiveInt.max(BOUNDS.threads).optional(),
 };
 
-const poolEntry = z.looseObject({ ...endpoint, model: text, weight: finite.min(0).default(1), inference: inference.optional() });
+/** The assistant's system prompt: inline text, or a file (relative to the config file). */
+const systemPrompt = text.optional();
+
+const poolEntry = z.looseObject({ ...endpoint, model: text, weight: finite.min(0).default(1), inference: inference.optional(), system_prompt: systemPrompt });
 
 const assistantModel = z.looseObject({
   ...endpoint,
   ...inference.shape,
   model: text.optional(),
   model_pool: z.array(poolEntry).min(1, 'needs at least one model').optional(),
+  system_prompt: systemPrompt,
 });
+
+/**
+ * Who ends a conversation. `user` (ours): the simulated user, when it is done, within min and max turns.
+ * `personagym`: PersonaGym's dice as well: a hidden target turn count ends it, and between min_turns and
+ * the target the user answers at all only with `feedback_probability`.
+ */
+export const STOP_POLICIES = ['user', 'personagym'] as const;
+export type StopPolicy = (typeof STOP_POLICIES)[number];
 
 const userModel = z.looseObject({
   ...endpoint,
   ...inference.shape,
   model: text.optional(),
   system_prompt_template: text.optional(),
-  feedback_probability: finite.min(0).max(1).default(0.85),
+  /** Used only with `stop_policy: personagym` (PersonaGym's configs set it; it loads either way). */
+  feedback_probability: finite.min(0).max(1).optional(),
+  stop_policy: z.enum(STOP_POLICIES).default('user'),
 });
 
 /** Rule-based strategy names (PersonaGym's legacy ones and the layer strategies that need no model). */
@@ -65,8 +79,10 @@ export type Layer = (typeof LAYERS)[number];
 const distractor = z.looseObject({
   enabled: z.boolean().default(false),
   use_semantic: z.boolean().default(false),
-  activation_probability: rate.default(1),
+  activation_probability: rate.default(0.3),
   strategy_path: text.optional(),
+  /** Which turns the heavier layers (incomplete info, ambiguity) may noise: the initial query only, or every turn. */
+  heavy_layers: z.enum(['initial_query', 'every_turn'], { error: (issue) => `expected initial_query or every_turn, got ${JSON.stringify(issue.input)}` }).default('initial_query'),
   apply_to: z.looseObject({ initial_query: z.boolean().default(true), follow_up_feedback: z.boolean().default(true) }).default({ initial_query: true, follow_up_feedback: true }),
   noise_strategies: z.array(ruleStrategy).default([]),
   llm: z.looseObject({ ...endpoint, ...inference.shape, model: text.optional(), enabled: z.boolean().optional(), template: text.optional() }).default({}),
@@ -97,6 +113,25 @@ const queryGeneration = z.looseObject({
   /** The supplement rounds' query-generation prompt. */
   generation_template: text.optional(),
 });
+
+/**
+ * Ours: the judge. Deterministic checks, then a model's review against a rubric; a rejected conversation is
+ * a miss its persona is topped up for. `reject_tags`: the check and review tags that reject (default: every
+ * check tag, and the judge's own verdict).
+ */
+const judge = z.looseObject({
+  enabled: z.boolean().default(false),
+  /** The judge's model (provider and model default to api.*); best a different model from the assistant's. */
+  llm: z.looseObject({ ...endpoint, ...inference.shape, model: text.optional() }).default({}),
+  /** Ask a model at all (false: the deterministic checks only). */
+  review: z.boolean().default(true),
+  template: text.optional(),
+  /** A criterion scored below this (0-4) rejects the conversation. */
+  min_score: z.number().int().min(0).max(4).default(2),
+  reject_tags: z.array(text).optional(),
+  validation_retries: z.number().int().min(0).default(2),
+});
+export type JudgeConfig = z.infer<typeof judge>;
 
 const trainingFormat = z.looseObject({
   include_persona: z.boolean().optional(),
@@ -157,12 +192,13 @@ export const configSchema = z.looseObject({
       retry_delay: finite.min(0).max(BOUNDS.retryDelaySeconds).default(2),
       max_supplement_rounds: z.number().int().min(0).max(BOUNDS.supplementRounds).default(3),
       assistant_model: assistantModel.default({}),
-      user_model: userModel.default({ feedback_probability: 0.85 }),
+      user_model: userModel.default({ stop_policy: 'user' }),
     })
     .refine((section) => section.max_turns >= section.min_turns, { message: 'must be ≥ min_turns', path: ['max_turns'] })
     .default(() => ({}) as never),
   distractor: distractor.default(() => distractor.parse({})),
   query_generation: queryGeneration.default(() => queryGeneration.parse({})),
+  judge: judge.default(() => judge.parse({})),
   paths: z.looseObject({ query_datasets: z.array(text).optional() }).optional(),
   training_data: trainingData.optional(),
   experiment: z.looseObject({ seed: z.number().int().optional() }).optional(),

@@ -6,14 +6,15 @@ import { noiseTurn } from '../distractor/turn.js';
 import { GuardError, runEndingError } from '../errors.js';
 import type { ModelPool } from '../models/pool.js';
 import { ask, type PromptCall } from '../prompts/ask.js';
-import { assistantMessages } from '../prompts/assistant.js';
+import { assistantFlags, assistantMessages, defaultAssistantPrompt } from '../prompts/assistant.js';
 import { guardReply, nudgeFor, type GuardReason } from '../prompts/guards.js';
+import { writingRules } from '../prompts/persona.js';
 import { DEFAULT_STOP_TOKEN, parseUserReply, userSimulatorMessages, type TemplateValues, type UserReply } from '../prompts/simulator.js';
 import type { StyleTransferResult } from '../queries/styleTransfer.js';
 import { rngFor } from '../rng.js';
-import { addUsage, type LockedTask, type Outcome } from '../types.js';
+import { addUsage, interactionId, type LockedTask, type Outcome } from '../types.js';
 import { toFailure, toInteraction } from './record.js';
-import type { CallMaker, ConversationSettings, State } from './state.js';
+import type { CallMaker, ConversationSettings, EndReason, State } from './state.js';
 
 /**
  * One task's conversation as a cold observable of its one Outcome: the Interaction, or a failure record
@@ -28,6 +29,7 @@ class Conversation {
   readonly #settings: ConversationSettings;
   readonly #state: State;
   readonly #assistant: ModelPool['entries'][number];
+  readonly #assistantPrompt: string;
   readonly #targetTurns: number;
   readonly #stopToken: string;
   readonly #now: () => Date;
@@ -40,9 +42,10 @@ class Conversation {
     const assistant = settings.pool.entries[task.poolIndex];
     if (assistant === undefined) throw new TypeError(`Task ${task.key} is locked to pool entry ${task.poolIndex}, but the pool has ${settings.pool.entries.length}`);
     this.#assistant = assistant;
+    this.#assistantPrompt = settings.assistantPrompts?.[task.poolIndex] ?? defaultAssistantPrompt();
     // The engine owns the turn limits: a target outside [minTurns, maxTurns] is clamped.
     this.#targetTurns = Math.min(settings.maxTurns, Math.max(settings.minTurns, task.targetTurns));
-    const state: State = { task, messages: [], usage: {}, guard: {}, turns: 0, attempts: 0, done: false, ended: false, closing: '', initialNoise: undefined, followupNoise: [], style: undefined, features: task.personaFeatures, initialQuery: task.initialQuery };
+    const state: State = { task, messages: [], usage: {}, guard: {}, rejections: [], turns: 0, attempts: 0, end: undefined, initialNoise: undefined, followupNoise: [], style: undefined, features: task.personaFeatures, initialQuery: task.initialQuery };
     this.#state = state;
     this.#retrying = makeCall({
       onRetry: (module, error) => {
@@ -60,12 +63,12 @@ class Conversation {
     const state = this.#state;
     return this.#opening().pipe(
       concatMap(() => this.#assistantTurn()),
-      expand((s) => (s.done ? EMPTY : this.#next())),
+      expand((s) => (s.end !== undefined ? EMPTY : this.#next())),
       last(),
-      map((s): Outcome => ({ ok: true, interaction: toInteraction(s, this.#settings, this.#targetTurns, this.#timestamp()) })),
+      map((s): Outcome => ({ ok: true, interaction: toInteraction(s, this.#settings, this.#assistantPrompt, this.#targetTurns, this.#timestamp()), rejections: s.rejections, task: s.task })),
       catchError((error: unknown) => {
         const fatal = runEndingError(error, state.attempts);
-        return fatal === undefined ? of(toFailure(state, this.#settings, error, this.#timestamp())) : throwError(() => fatal);
+        return fatal === undefined ? of({ ...toFailure(state, this.#settings, error, this.#timestamp()), rejections: state.rejections }) : throwError(() => fatal);
       }),
     );
   }
@@ -118,9 +121,11 @@ class Conversation {
   #assistantTurn(): Observable<State> {
     const state = this.#state;
     const assistant = this.#assistant;
-    return this.#call(assistant.model, { module: 'assistant', messages: assistantMessages(state.messages), temperature: assistant.temperature, maxCompletionTokens: assistant.maxCompletionTokens }).pipe(
+    return this.#call(assistant.model, { module: 'assistant', messages: assistantMessages(this.#assistantPrompt, state.messages), temperature: assistant.temperature, maxCompletionTokens: assistant.maxCompletionTokens }).pipe(
       map((response) => {
-        state.messages.push({ role: 'assistant', content: response.content, timestamp: this.#timestamp(), metadata: { turn: state.turns, model: state.task.assistant.model, provider: state.task.assistant.provider } });
+        const { truncated, refused } = assistantFlags(response.content, response.finishReason);
+        const flags = { ...(response.finishReason === undefined ? {} : { finish_reason: response.finishReason }), ...(truncated ? { truncated } : {}), ...(refused ? { refused } : {}) };
+        state.messages.push({ role: 'assistant', content: response.content, timestamp: this.#timestamp(), metadata: { turn: state.turns, model: state.task.assistant.model, provider: state.task.assistant.provider, ...flags } });
         state.turns += 1;
         return state;
       }),
@@ -129,18 +134,21 @@ class Conversation {
 
   #values(): TemplateValues {
     const state = this.#state;
-    return { persona: state.features, systemPrompt: state.task.systemPrompt, originalQuery: state.task.originalQuery, history: state.messages, currentTurn: state.turns, targetTurns: this.#targetTurns, minTurns: this.#settings.minTurns, maxTurns: this.#settings.maxTurns, stopToken: this.#stopToken };
+    return { persona: state.features, systemPrompt: state.task.systemPrompt, originalQuery: state.task.originalQuery, facts: [...(state.task.facts ?? []), ...noiseFacts(state)], history: state.messages, currentTurn: state.turns, targetTurns: this.#targetTurns, minTurns: this.#settings.minTurns, maxTurns: this.#settings.maxTurns, stopToken: this.#stopToken };
   }
 
   /**
-   * The simulator's reply, checked by the guards; a rejected reply is asked again with a nudge (at a
-   * slightly higher temperature) that never enters the transcript.
+   * The simulator's reply, checked by the guards; a rejected reply is kept (guard-rejections.ndjson) and asked
+   * again with a nudge (at a slightly higher temperature) that never enters the transcript. Nothing is
+   * ever edited into the transcript: after the last rejection the task fails.
    */
   #userTurn(): Observable<State> {
     const state = this.#state;
     const { user, minTurns } = this.#settings;
     const canStop = state.turns >= minTurns;
     const stopToken = this.#stopToken;
+    const rules = writingRules(state.features);
+    const turn = state.turns;
     return ask<UserReply, GuardReason>(
       {
         module: 'user_simulator',
@@ -148,23 +156,23 @@ class Conversation {
         temperature: user.temperature,
         baseTemperature: 0.8,
         maxCompletionTokens: user.maxCompletionTokens,
-        hints: { persona: state.features, turn: state.turns, targetTurns: this.#targetTurns, minTurns, stopToken, originalQuery: state.task.originalQuery },
+        hints: { persona: state.features, turn, minTurns, stopToken, originalQuery: state.task.originalQuery },
         retries: this.#settings.maxGuardRetries ?? 3,
         firstOperation: 'follow_up',
         retryOperation: 'guard_retry',
-        messages: (rejected) => userSimulatorMessages(user.template, this.#values(), rejected === undefined ? undefined : nudgeFor(rejected.reason, stopToken)),
-        check: (content) => {
+        messages: (rejected) => userSimulatorMessages(user.template, { ...this.#values(), rules }, rejected === undefined ? undefined : nudgeFor(rejected.reason, stopToken)),
+        check: (content, _attempt, response) => {
           const reply = parseUserReply(content, stopToken);
-          const reason = guardReply(content, reply, state.messages, canStop);
+          const reason = guardReply({ raw: content, reply, history: state.messages, canStop, persona: state.features, finishReason: response.finishReason, rules });
           return reason === undefined ? { ok: true, value: reply } : { ok: false, reason };
         },
-        onRejected: ({ reason }) => {
+        onRejected: ({ reason, answer, attempt }) => {
           state.guard[reason] = (state.guard[reason] ?? 0) + 1;
+          const { task } = state;
+          state.rejections.push({ interaction_id: interactionId(task.personaId, task.queryId), persona_id: task.personaId, query_id: task.queryId, turn, attempt, reason, text: answer, time: this.#timestamp() });
         },
-        exhausted: ({ answer, reason, attempt }) => {
-          // Repair a persistent early stop that came with text: the text is a usable follow-up.
-          const reply = parseUserReply(answer, stopToken);
-          if (reason === 'early_stop' && reply.kind === 'stop' && reply.closing.length > 0) return of<UserReply>({ kind: 'followup', text: reply.closing });
+        exhausted: ({ reason, attempt }) => {
+          state.attempts = attempt + 1;
           return throwError(() => new GuardError(`user simulator reply rejected ${attempt + 1} times (last: ${reason})`));
         },
       },
@@ -172,10 +180,10 @@ class Conversation {
     ).pipe(
       concatMap((reply) => {
         if (reply.kind === 'followup') return this.#followUp(reply.text);
-        state.done = true;
-        state.ended = true;
-        state.closing = reply.closing;
-        return of(state);
+        // Closing words the user wrote before the stop signal are its last message; the signal is not.
+        const closing = reply.kind === 'stop' ? reply.closing : '';
+        if (closing !== '') state.messages.push({ role: 'user', content: closing, timestamp: this.#timestamp(), metadata: { turn: state.turns, is_closing: true, clean_version: closing, was_noised: false } });
+        return of(this.#ended('user_stop'));
       }),
     );
   }
@@ -192,23 +200,38 @@ class Conversation {
     );
   }
 
+  #ended(reason: EndReason): State {
+    this.#state.end = reason;
+    return this.#state;
+  }
+
   /**
-   * After each assistant answer: end at the target or max_turns, always continue before min_turns, and in
-   * between ask the simulator only with feedback_probability (it may still say it is done).
+   * After each assistant answer: max_turns ends the conversation whatever the user would say; otherwise
+   * the simulated user decides (it may stop only from min_turns on: an earlier stop is rejected and asked
+   * again). With `stop_policy: personagym`, PersonaGym's dice come first: the task's hidden target turn
+   * count ends it, and from min_turns the user answers at all only with feedback_probability. Each end
+   * is recorded as what it was (`metadata.end_reason`).
    */
   #next(): Observable<State> {
     const state = this.#state;
     const { minTurns, maxTurns, seed, user } = this.#settings;
-    if (state.turns >= this.#targetTurns) {
-      state.done = true;
-      state.ended = state.turns < maxTurns;
-      return of(state);
+    if (state.turns >= maxTurns) return of(this.#ended('max_turns'));
+    if (user.stopPolicy === 'personagym') {
+      if (state.turns >= this.#targetTurns) return of(this.#ended('target_turns'));
+      if (state.turns >= minTurns && rngFor(seed, state.task.key, `feedback/${state.turns}`).next() >= (user.feedbackProbability ?? 0.85)) return of(this.#ended('feedback_draw'));
     }
-    if (state.turns >= minTurns && rngFor(seed, state.task.key, `feedback/${state.turns}`).next() >= user.feedbackProbability) {
-      state.done = true;
-      state.ended = true;
-      return of(state);
-    }
-    return this.#userTurn().pipe(concatMap((s) => (s.done ? of(s) : this.#assistantTurn())));
+    return this.#userTurn().pipe(concatMap((s) => (s.end !== undefined ? of(s) : this.#assistantTurn())));
   }
+}
+
+/**
+ * What the noise changed that the simulated user must know: each detail a noised turn left out (it may
+ * give it when asked, never contradict it), and what its noised first message now asks when the heavier
+ * layers narrowed or widened it (its later turns follow from that, not from the clean request).
+ */
+export function noiseFacts(state: Pick<State, 'initialNoise' | 'followupNoise'>): string[] {
+  const noised = [state.initialNoise, ...state.followupNoise.map((entry) => entry.noised)].filter((turn): turn is NoisedText => turn !== undefined && turn.sent !== turn.clean);
+  const dropped = [...new Set(noised.flatMap((turn) => turn.dropped))].map((detail) => `${detail} (you have not said this yet: your message left it out)`);
+  const changed = noised.filter((turn) => turn.means !== turn.clean).at(-1);
+  return [...dropped, ...(changed === undefined ? [] : [`What your message actually asked, as you sent it: "${changed.means}". Go on from that.`])];
 }

@@ -4,21 +4,37 @@ import type { Distractor, NoisedText } from '../distractor/distractor.js';
 import type { ModelPool } from '../models/pool.js';
 import type { PromptCall } from '../prompts/ask.js';
 import type { StyleTransfer, StyleTransferResult } from '../queries/styleTransfer.js';
-import type { InteractionMessage, LockedTask, UsageEntry } from '../types.js';
+import type { StopPolicy } from '../config/schema.js';
+import type { InteractionMessage, LockedTask, Rejection, UsageEntry } from '../types.js';
 
 export interface UserSimulatorOptions {
   readonly model: ChatModel;
   readonly template: string;
   readonly temperature?: number | undefined;
   readonly maxCompletionTokens?: number | undefined;
-  /** Probability that, between min_turns and the target, the user answers at all instead of leaving satisfied. */
-  readonly feedbackProbability: number;
+  /** Who ends a conversation: the simulated user (`user`), or PersonaGym's dice as well (`personagym`). Default `user`. */
+  readonly stopPolicy?: StopPolicy;
+  /** With `personagym`: between min_turns and the target, the chance that the user answers at all. Default 0.85. */
+  readonly feedbackProbability?: number | undefined;
 }
+
+/** Why a conversation ended, as `metadata.end_reason` records it. */
+export type EndReason =
+  /** The simulated user said it was done. */
+  | 'user_stop'
+  /** It reached max_turns. */
+  | 'max_turns'
+  /** `stop_policy: personagym`: it reached the task's hidden target turn count. */
+  | 'target_turns'
+  /** `stop_policy: personagym`: the feedback_probability draw said the user would not answer. */
+  | 'feedback_draw';
 
 /** What every conversation of a run shares: models, turn limits, retry budget, helpers and hooks. */
 export interface ConversationSettings {
   /** Assistant models; each task talks to the one `lockModel` drew. */
   readonly pool: ModelPool;
+  /** The assistant's system prompt, by pool entry (default: config/prompts/assistant.txt for all). */
+  readonly assistantPrompts?: readonly string[];
   readonly user: UserSimulatorOptions;
   readonly seed: number;
   readonly minTurns: number;
@@ -59,9 +75,10 @@ export interface State {
   turns: number;
   /** Attempts of the call in progress, for the failure record. */
   attempts: number;
-  done: boolean;
-  ended: boolean;
-  closing: string;
+  /** Why it ended, once it has. */
+  end: EndReason | undefined;
+  /** Simulator replies the guards rejected, with their text, for guard-rejections.ndjson. */
+  readonly rejections: Rejection[];
   /** What the distractor did to the initial query and to each follow-up. */
   initialNoise: NoisedText | undefined;
   /** Style transfer's result, when it was attempted. */

@@ -55,6 +55,7 @@ export async function setUpDistractor(config: Config, baseDir: string, setup: Di
   return createDistractor({
     activationProbability: section.activation_probability,
     applyTo: { initial_query: section.apply_to.initial_query, follow_up_feedback: section.apply_to.follow_up_feedback },
+    heavyLayers: section.heavy_layers,
     rules: section.noise_strategies.length > 0 ? section.noise_strategies : DEFAULT_RULES,
     strategies,
     semantic:

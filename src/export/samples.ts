@@ -169,6 +169,13 @@ export function hadGuardRejections(interaction: InteractionInput): boolean {
   return isRecord(guard) && Object.values(guard).some((count) => typeof count === 'number' && count > 0);
 }
 
+/** Assistant answers that were cut at the token limit, or refusals (`metadata.truncated` / `refused` of each answer). */
+export function assistantIssues(interaction: InteractionInput): { readonly truncated: number; readonly refused: number } {
+  const answers = interaction.messages.filter((m) => m.role === 'assistant');
+  const flagged = (key: string): number => answers.filter((m) => (m.metadata as Record<string, unknown> | undefined)?.[key] === true).length;
+  return { truncated: flagged('truncated'), refused: flagged('refused') };
+}
+
 /** `sample_<persona_id>_<query_id>`, injective like interaction ids (see pairKey), or from the interaction id when the query id is unknown. */
 export function sampleId(interaction: InteractionInput): string {
   const queryId = interaction.metadata?.query_id;

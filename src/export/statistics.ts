@@ -1,6 +1,8 @@
-// statistics.json for an export: PersonaGym's fields, a turn histogram, noise by layer, token usage; memory per distinct value, not per sample.
+// statistics.json for an export: PersonaGym's fields, a turn histogram, noise by layer, token usage, the quality report; memory per distinct value, not per sample.
 import { LAYERS } from '../config/schema.js';
 import { KeySet } from '../streams/seen.js';
+import type { JudgeFilters } from './quality.js';
+import { QualityReport, type QualityReportJSON } from './qualityReport.js';
 import { SPLITS, conversationOf, featuresOf, noisyInitialQueries, turnsOf, userTurns, type InteractionInput, type SplitName } from './samples.js';
 import type { SplitRatios } from './split.js';
 
@@ -14,6 +16,16 @@ export interface Skipped {
   bad_lines: number;
   below_min_turns: number;
   guard_rejections: number;
+  truncated_answers: number;
+  refusals: number;
+  /** Dropped by `--min-score`: a review criterion scored below it. */
+  below_min_score: number;
+  /** Dropped by `--require-verdict`: the other verdict. */
+  other_verdict: number;
+  /** Dropped by `--exclude-tag`, by the tag (a known tag name, so a plain object is safe). */
+  excluded_tags: Record<string, number>;
+  /** Dropped by a judge filter for want of what it reads: no metadata.quality, or no review for --min-score or a judge tag. */
+  not_judged: number;
   duplicates: number;
   /** Interactions whose sample id an earlier one had (with another conversation). */
   duplicate_ids: number;
@@ -95,6 +107,12 @@ const increment = (into: Map<string, number>, key: string, by = 1): void => {
 /** A plain object for JSON, in the given order; `Object.fromEntries` defines own properties, `__proto__` too. */
 const toRecord = <T>(entries: Iterable<readonly [string, T]>): Record<string, T> => Object.fromEntries(entries);
 
+/** The judge filters as statistics.json records them: each null when off; null when all are. */
+function judgeFilters(filters: JudgeFilters | undefined): Record<string, unknown> | null {
+  const on = { min_score: filters?.minScore ?? null, require_verdict: filters?.requireVerdict ?? null, exclude_tags: filters?.excludeTags === undefined || filters.excludeTags.length === 0 ? null : [...filters.excludeTags] };
+  return Object.values(on).every((value) => value === null) ? null : on;
+}
+
 export interface StatisticsOptions {
   /** The persona feature `persona_distribution` counts samples by. */
   readonly feature: string;
@@ -102,12 +120,14 @@ export interface StatisticsOptions {
   readonly ratios: SplitRatios | undefined;
   readonly seed: number;
   readonly clean: boolean;
+  /** The judge filters the export ran with, recorded in `export.judge_filters`. */
+  readonly judge?: JudgeFilters | undefined;
 }
 
 /**
  * Running statistics of an export. `add` one exported interaction at a time; memory grows with the
  * distinct personas (16 bytes each, for the unique counts), turn counts, layers, strategies and feature
- * values, never with the samples.
+ * values, never with the samples; the quality report's own bounds are in `QualityReport`.
  */
 export class ExportStatistics {
   readonly #options: StatisticsOptions;
@@ -130,6 +150,7 @@ export class ExportStatistics {
   #distinct = 0;
   readonly #models = new Map<string, number>();
   readonly #usage = new Map<string, UsageSum>();
+  readonly #quality = new QualityReport();
 
   constructor(options: StatisticsOptions) {
     this.#options = options;
@@ -194,11 +215,18 @@ export class ExportStatistics {
         sum.total_tokens += input + output;
       }
     }
+    this.#quality.add(interaction);
+  }
+
+  /** The quality report so far (statistics.json's `quality`). */
+  quality(): QualityReportJSON {
+    return this.#quality.toJSON();
   }
 
   /**
    * statistics.json: PersonaGym's fields (total_samples, samples_by_split, avg_turns,
-   * avg_trajectory_length, distractor_stats, persona_distribution, created_at) and ours.
+   * avg_trajectory_length, distractor_stats, persona_distribution, created_at) and ours, the quality
+   * report among them.
    * `runUsage` is the run's usage.json, when the input was a `generate --out` directory that has one.
    */
   toJSON(extra: { skipped: Skipped; inputLines: number; interactions: number; runUsage?: unknown; createdAt?: string }): Record<string, unknown> {
@@ -235,12 +263,14 @@ export class ExportStatistics {
         exported: { summary: exportedTotals, by_module: toRecord(this.#usage) },
         run: extra.runUsage ?? null,
       },
+      quality: this.quality(),
       export: {
         format: this.#options.format,
         clean: this.#options.clean,
         split: this.#options.ratios === undefined ? null : { ...this.#options.ratios, by: 'persona_id', seed: this.#options.seed },
         input_lines: extra.inputLines,
         interactions_read: extra.interactions,
+        judge_filters: judgeFilters(this.#options.judge),
         skipped: extra.skipped,
       },
       created_at: extra.createdAt ?? new Date().toISOString(),

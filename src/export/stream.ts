@@ -3,7 +3,8 @@ import { quoted } from '../redact.js';
 import type { ReadLinesOptions } from '../streams/ndjson.js';
 import { formatIssues, readRecords } from '../streams/records.js';
 import { KeySet } from '../streams/seen.js';
-import { SAMPLE_SCHEMAS, conversationKey, hadGuardRejections, interactionInputSchema, sampleId, toSample, turnsOf, type Format, type InteractionInput, type Sample, type SampleOptions, type SplitName } from './samples.js';
+import { checkJudgeFilters, judgeDrop, judgeFiltersOn, qualityOf, type JudgeFilters } from './quality.js';
+import { SAMPLE_SCHEMAS, assistantIssues, conversationKey, hadGuardRejections, interactionInputSchema, sampleId, toSample, turnsOf, type Format, type InteractionInput, type Sample, type SampleOptions, type SplitName } from './samples.js';
 import { splitOf, type SplitRatios } from './split.js';
 import type { Skipped } from './statistics.js';
 
@@ -20,6 +21,12 @@ export interface ExportStreamOptions extends ReadLinesOptions {
   readonly minTurns?: number | undefined;
   /** Leave out conversations in which the simulator guards rejected any reply. */
   readonly excludeGuardRejections?: boolean;
+  /** Leave out conversations with an assistant answer cut at the token limit (`--exclude-truncated`). */
+  readonly excludeTruncated?: boolean;
+  /** Leave out conversations in which the assistant refused (`--exclude-refusals`). */
+  readonly excludeRefusals?: boolean;
+  /** Filters on the judge's results, `metadata.quality` (`--min-score`, `--require-verdict`, `--exclude-tag`). */
+  readonly judge?: JudgeFilters | undefined;
   /**
    * Leave out a conversation whose messages (as exported, system message included) already came. Default
    * true. A second interaction with an earlier one's sample id is left out (and reported) either way.
@@ -49,7 +56,11 @@ export interface ExportCounts {
   readonly skipped: Skipped;
 }
 
-export const emptyCounts = (): ExportCounts => ({ lines: 0, interactions: 0, skipped: { bad_lines: 0, below_min_turns: 0, guard_rejections: 0, duplicates: 0, duplicate_ids: 0, invalid_samples: 0 } });
+export const emptyCounts = (): ExportCounts => ({
+  lines: 0,
+  interactions: 0,
+  skipped: { bad_lines: 0, below_min_turns: 0, guard_rejections: 0, truncated_answers: 0, refusals: 0, below_min_score: 0, other_verdict: 0, excluded_tags: {}, not_judged: 0, duplicates: 0, duplicate_ids: 0, invalid_samples: 0 },
+});
 
 /**
  * Reads interaction NDJSON and yields one validated sample per interaction that passes the filters, with
@@ -63,6 +74,10 @@ export const emptyCounts = (): ExportCounts => ({ lines: 0, interactions: 0, ski
  * appended to the file, is left out and reported as `FILE:LINE: duplicate sample id ...`; the first
  * is kept. One that repeats an earlier conversation too is a plain duplicate, left out without a word.
  *
+ * The judge filters (`judge`) come after the others and before dedupe, so that a rejected conversation
+ * does not keep out a later identical one; see `judgeDrop` for which reason a dropped one is counted
+ * under. A `metadata.quality` they cannot read is reported as `FILE:LINE` and counted as not judged.
+ *
  * @example
  * for await (const { split, sample } of exportSamples(createReadStream('interactions.ndjson'), { name: 'interactions.ndjson', format: 'openai', seed: 42 })) ...
  */
@@ -70,6 +85,8 @@ export async function* exportSamples(input: AsyncIterable<Buffer | string>, opti
   const seen = options.dedupe === false ? undefined : new KeySet();
   const ids = new KeySet();
   const schema = SAMPLE_SCHEMAS[options.format];
+  const judge = judgeFiltersOn(options.judge) ? options.judge : undefined;
+  if (judge !== undefined) checkJudgeFilters(judge);
   const records = readRecords(input, interactionInputSchema, {
     ...options,
     what: 'not an interaction: ',
@@ -85,6 +102,28 @@ export async function* exportSamples(input: AsyncIterable<Buffer | string>, opti
     if (options.excludeGuardRejections === true && hadGuardRejections(interaction)) {
       counts.skipped.guard_rejections += 1;
       continue;
+    }
+    if (options.excludeTruncated === true || options.excludeRefusals === true) {
+      const issues = assistantIssues(interaction);
+      if (options.excludeTruncated === true && issues.truncated > 0) {
+        counts.skipped.truncated_answers += 1;
+        continue;
+      }
+      if (options.excludeRefusals === true && issues.refused > 0) {
+        counts.skipped.refusals += 1;
+        continue;
+      }
+    }
+    if (judge !== undefined) {
+      const quality = qualityOf(interaction);
+      if (quality.state === 'unreadable') report(`${source}: metadata.quality is not the judge's record (${quality.why}): counted as not judged`);
+      const drop = quality.state === 'unreadable' ? ({ why: 'not_judged' } as const) : judgeDrop(quality.state === 'judged' ? quality.quality : undefined, judge);
+      if (drop !== undefined) {
+        const { skipped } = counts;
+        if (drop.why === 'tag') skipped.excluded_tags[drop.tag] = (skipped.excluded_tags[drop.tag] ?? 0) + 1;
+        else skipped[drop.why] += 1;
+        continue;
+      }
     }
     const checked = schema.safeParse(toSample(options.format, interaction, options.sample));
     if (!checked.success) {

@@ -3,6 +3,7 @@ import type { Subscription } from 'rxjs';
 import { ModelError } from '../errors.js';
 import type { ChatModel, ChatRequest, ChatResponse } from '../chat.js';
 import { waitText, type ModelLimiter, type Permit } from './limiter.js';
+import { admitShared, type SharedLimits } from './shared.js';
 
 /** Prompt tokens estimated from characters (~4 a token) plus the completion budget. */
 export function estimateTokens(request: ChatRequest): number {
@@ -53,13 +54,20 @@ function waitForPermit(limiter: ModelLimiter, tokens: number, signal: AbortSigna
 
 /**
  * A ChatModel whose every call first takes a permit from `limiter` and gives it back with what happened,
- * so rate limits, the adaptive limit, pauses and the breaker apply to all of its callers.
+ * so rate limits, the adaptive limit, pauses and the breaker apply to all of its callers. With `shared`
+ * (workers on a queue), a call holding its permit then waits for the limits all processes share, and
+ * goes the moment they admit it, so calls leave spaced as the shared buckets spaced them.
  */
-export function limited(model: ChatModel, limiter: ModelLimiter): ChatModel {
-  const call = async (request: ChatRequest, signal: AbortSignal, permit: Permit): Promise<ChatResponse> => {
+export function limited(model: ChatModel, limiter: ModelLimiter, shared?: SharedLimits): ChatModel {
+  const call = async (request: ChatRequest, signal: AbortSignal, permit: Permit, tokens: number): Promise<ChatResponse> => {
+    let admitted = false;
     try {
+      if (shared !== undefined) await admitShared(shared, tokens, signal);
+      admitted = true;
       const response = await model.complete(request, signal);
-      permit.release({ ok: true, tokens: response.usage.input + response.usage.output, rateLimit: response.rateLimit });
+      const result = { ok: true, tokens: response.usage.input + response.usage.output, rateLimit: response.rateLimit };
+      permit.release(result);
+      shared?.report(result, tokens);
       return response;
     } catch (error) {
       const known = error instanceof ModelError ? error : undefined;
@@ -67,10 +75,14 @@ export function limited(model: ChatModel, limiter: ModelLimiter): ChatModel {
       if (known !== undefined && asked !== undefined && asked > limiter.maxWaitMs) {
         // An absurd wait (an hour, a date next week, `100h`) is not waited out: the call fails, and its
         // figures pause nothing. A model that only answers so soon opens the breaker, which ends the run.
-        permit.release({ ok: false, overloaded: isOverload(error), failing: isFailing(error) });
+        const refused = { ok: false, overloaded: isOverload(error), failing: isFailing(error) };
+        permit.release(refused);
+        if (admitted) shared?.report(refused, tokens);
         throw new ModelError(known.kind, `${known.message}; it asks to wait ${waitText(asked)}, over personaflow.max_wait_s (${waitText(limiter.maxWaitMs)}): the call fails instead of stalling the run`, { ...(known.status === undefined ? {} : { status: known.status }), ...(known.usage === undefined ? {} : { usage: known.usage }), permanent: true, cause: known });
       }
-      permit.release({ ok: false, overloaded: isOverload(error), failing: isFailing(error), retryAfterMs: known?.retryAfterMs, rateLimit: known?.rateLimit });
+      const result = { ok: false, overloaded: isOverload(error), failing: isFailing(error), retryAfterMs: known?.retryAfterMs, rateLimit: known?.rateLimit };
+      permit.release(result);
+      if (admitted) shared?.report(result, tokens);
       throw error;
     }
   };
@@ -79,7 +91,7 @@ export function limited(model: ChatModel, limiter: ModelLimiter): ChatModel {
     model: model.model,
     complete: async (request, signal) => {
       const tokens = estimateTokens(request);
-      return call(request, signal, limiter.tryAcquire(tokens) ?? (await waitForPermit(limiter, tokens, signal)));
+      return call(request, signal, limiter.tryAcquire(tokens) ?? (await waitForPermit(limiter, tokens, signal)), tokens);
     },
   };
 }

@@ -28,6 +28,8 @@ export interface LimiterOptions {
   readonly maxWaitMs?: number;
   /** Told, in a sentence, when calls wait WAIT_NOTICE_MS or more and until when, and when a header is ignored. */
   readonly onNotice?: (message: string) => void;
+  /** Learn from x-ratelimit-* headers: buckets for the limits they announce, a pause at `remaining: 0` (default true; false when SharedLimits learn them for every process). */
+  readonly learnLimits?: boolean;
   readonly scheduler?: SchedulerLike;
 }
 
@@ -114,6 +116,7 @@ export class ModelLimiter {
   readonly #onNotice: ((message: string) => void) | undefined;
   /** The longest wait honoured (personaflow.max_wait_s). */
   readonly maxWaitMs: number;
+  readonly #learnLimits: boolean;
 
   constructor(
     readonly name: string,
@@ -121,6 +124,7 @@ export class ModelLimiter {
   ) {
     this.#concurrency = new AdaptiveConcurrency(options.maxConcurrency);
     this.#scheduler = options.scheduler ?? asyncScheduler;
+    this.#learnLimits = options.learnLimits ?? true;
     const now = this.#scheduler.now();
     // 95% of a configured limit: the provider counts arrivals, and sends that leave exactly on the limit
     // arrive with jitter, which earns 429s at the edge of its window.
@@ -286,6 +290,7 @@ export class ModelLimiter {
    * ignored, and said once.
    */
   #learn(info: RateLimitInfo, now: number): void {
+    if (!this.#learnLimits) return;
     if (this.#requests === undefined && info.limitRequests !== undefined && info.limitRequests > 0) this.#requests = new RateBucket(info.limitRequests * SAFETY, now);
     if (this.#tokens === undefined && info.limitTokens !== undefined && info.limitTokens > 0) this.#tokens = new RateBucket(info.limitTokens * SAFETY, now);
     const absurd = (ms: number | undefined): boolean => ms !== undefined && ms > this.maxWaitMs;

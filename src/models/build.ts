@@ -6,6 +6,7 @@ import type { OpenAIModelOptions } from './openai.js';
 import { stableId } from '../rng.js';
 import { ModelLimiter } from '../limits/limiter.js';
 import { limited } from '../limits/limited.js';
+import type { SharedLimits } from '../limits/shared.js';
 import { createPool, type ModelPool, type PoolEntry } from './pool.js';
 import { createSimModel, type SimOptions } from './sim.js';
 import type { ChatModel } from '../chat.js';
@@ -55,10 +56,12 @@ export interface RunModels extends Resources {
   readonly distractor: ModelSettings | undefined;
   /** Style transfer's and query generation's model, when `flags.queries` asked for it. */
   readonly queries: ModelSettings | undefined;
+  /** The judge's model, when `flags.judge` asked for it. */
+  readonly judge: ModelSettings | undefined;
 }
 
 /** The flags of a command that builds one helper model only (`distractor` / `queries` do not apply). */
-export type HelperFlags = Omit<ModelFlags, 'distractor' | 'queries'>;
+export type HelperFlags = Omit<ModelFlags, 'distractor' | 'queries' | 'judge'>;
 
 /** The model of a command that calls only the semantic distractor (`personaflow noise --semantic`). */
 export interface DistractorModel extends Resources {
@@ -107,31 +110,40 @@ function chooseProviders(config: Config, flags: ModelFlags, all: readonly Spec[]
   return { simulated, endpoints, notices };
 }
 
+/** A model's admission: its in-process limiter, and the limits it shares with other processes when there are any. */
+interface Admission {
+  readonly limiter: ModelLimiter;
+  readonly shared: SharedLimits | undefined;
+}
+
 /** One limiter per provider quota: the same model at the same endpoint with the same key shares one. */
-function limitersFor(config: Config, flags: ModelFlags): { readonly limiters: Map<string, ModelLimiter>; readonly limiterFor: (provider: string, model: string, endpoint: Endpoint | undefined) => ModelLimiter } {
+function limitersFor(config: Config, flags: ModelFlags): { readonly limiters: Map<string, ModelLimiter>; readonly admissionFor: (provider: string, model: string, endpoint: Endpoint | undefined) => Admission } {
   const limiters = new Map<string, ModelLimiter>();
+  const admissions = new Map<string, Admission>();
   const limits = config.personaflow.limits;
   const breaker = config.personaflow.breaker;
-  const limiterFor = (provider: string, model: string, endpoint: Endpoint | undefined): ModelLimiter => {
+  const admissionFor = (provider: string, model: string, endpoint: Endpoint | undefined): Admission => {
     const key = `${provider}/${model}@${endpoint?.baseURL ?? ''}#${stableId(endpoint?.apiKey ?? '', 8)}`;
-    let limiter = limiters.get(key);
-    if (limiter === undefined) {
+    let admission = admissions.get(key);
+    if (admission === undefined) {
       const configured = limits[`${provider}/${model}`] ?? limits[model] ?? {};
-      limiter = new ModelLimiter(`${provider}/${model}`, {
-        rpm: configured.rpm,
-        tpm: configured.tpm,
-        maxConcurrency: flags.concurrency ?? config.interaction_generation.max_workers,
-        breakerThreshold: breaker.threshold,
-        breakerCooldownMs: breaker.cooldown_s * 1000,
-        breakerGiveUpMs: breaker.give_up_s * 1000,
-        maxWaitMs: config.personaflow.max_wait_s * 1000,
-        onNotice: flags.onNotice,
-      });
+      const waits = { maxWaitMs: config.personaflow.max_wait_s * 1000, onNotice: flags.onNotice };
+      const breakerOptions = { breakerThreshold: breaker.threshold, breakerCooldownMs: breaker.cooldown_s * 1000, breakerGiveUpMs: breaker.give_up_s * 1000 };
+      const name = `${provider}/${model}`;
+      const maxConcurrency = flags.concurrency ?? config.interaction_generation.max_workers;
+      // Shared: the buckets, the breaker and the pauses are every process's; this one keeps its own concurrency.
+      const limiter =
+        flags.shared === undefined
+          ? new ModelLimiter(name, { rpm: configured.rpm, tpm: configured.tpm, maxConcurrency, ...breakerOptions, ...waits })
+          : new ModelLimiter(name, { maxConcurrency, breakerThreshold: Number.POSITIVE_INFINITY, learnLimits: false, ...waits });
+      const shared = flags.shared?.(key, name, { rpm: configured.rpm, tpm: configured.tpm, ...breakerOptions });
+      admission = { limiter, shared };
+      admissions.set(key, admission);
       limiters.set(key, limiter);
     }
-    return limiter;
+    return admission;
   };
-  return { limiters, limiterFor };
+  return { limiters, admissionFor };
 }
 
 /**
@@ -152,17 +164,18 @@ function buildSpecs(config: Config, given: ModelFlags, all: readonly Spec[], env
     ...(config.personaflow.sim.retry_after_ms === undefined ? {} : { retryAfterMs: config.personaflow.sim.retry_after_ms }),
   };
   const timeoutMs = (config.api.timeout ?? 120) * 1000;
-  const { limiters, limiterFor } = limitersFor(config, flags);
+  const { limiters, admissionFor } = limitersFor(config, flags);
+  const limitedBy = (model: ChatModel, admission: Admission): ChatModel => limited(model, admission.limiter, admission.shared);
   const llamas = new Map<string, LlamaChatModel>();
   const make = (spec: Spec): ChatModel => {
     // A local model needs no key, so it is only simulated when asked (--provider sim).
-    if (spec.provider === 'llama' && flags.provider !== 'sim') return limited(llamaModel(spec), limiterFor('llama', spec.model, undefined));
+    if (spec.provider === 'llama' && flags.provider !== 'sim') return limitedBy(llamaModel(spec), admissionFor('llama', spec.model, undefined));
     if (simulated || spec.provider === 'sim') {
       const model = createSimModel({ provider: 'sim', model: spec.model }, simOptions);
-      return limited(model, limiterFor('sim', spec.model, undefined));
+      return limitedBy(model, admissionFor('sim', spec.model, undefined));
     }
     const endpoint = endpoints.get(spec) as Endpoint;
-    return limited(lazyModel(spec, endpoint), limiterFor(spec.provider, spec.model, endpoint));
+    return limitedBy(lazyModel(spec, endpoint), admissionFor(spec.provider, spec.model, endpoint));
   };
   const lazyModel = (spec: Spec, endpoint: Endpoint): ChatModel =>
     lazyOpenAIModel({
@@ -213,7 +226,8 @@ export function buildModels(config: Config, flags: ModelFlags, env: NodeJS.Proce
   const { assistant, user } = conversationSpecs(config, flags);
   const distractor = flags.distractor === true ? helperSpec(config, flags, 'distractor') : undefined;
   const queries = flags.queries === true ? helperSpec(config, flags, 'queries') : undefined;
-  const built = buildSpecs(config, flags, [...assistant, user, ...[distractor, queries].filter((spec): spec is Spec => spec !== undefined)], env);
+  const judge = flags.judge === true ? helperSpec(config, flags, 'judge') : undefined;
+  const built = buildSpecs(config, flags, [...assistant, user, ...[distractor, queries, judge].filter((spec): spec is Spec => spec !== undefined)], env);
   const entries: PoolEntry[] = assistant.map((spec) => {
     const { model, temperature, maxCompletionTokens } = built.settings(spec);
     return { model, weight: spec.weight, temperature, maxCompletionTokens };
@@ -225,9 +239,9 @@ export function buildModels(config: Config, flags: ModelFlags, env: NodeJS.Proce
     throw new ConfigError(`interaction_generation.assistant_model: ${(error as Error).message}`);
   }
   const userModel = built.settings(user);
-  const helpers = [distractor, queries].map((spec) => (spec === undefined ? undefined : built.settings(spec)));
+  const helpers = [distractor, queries, judge].map((spec) => (spec === undefined ? undefined : built.settings(spec)));
   const providers = [...new Set([...entries.map((entry) => entry.model.provider), userModel.model.provider, ...helpers.flatMap((h) => (h === undefined ? [] : [h.model.provider]))])].sort();
-  return { providers, pool, user: userModel, distractor: helpers[0], queries: helpers[1], ...built.resources };
+  return { providers, pool, user: userModel, distractor: helpers[0], queries: helpers[1], judge: helpers[2], ...built.resources };
 }
 
 /**
@@ -236,8 +250,18 @@ export function buildModels(config: Config, flags: ModelFlags, env: NodeJS.Proce
  * files are never looked at. `--provider`, `--model` and `--base-url` apply to it as in a generate run.
  */
 export function buildDistractorModel(config: Config, flags: HelperFlags, env: NodeJS.ProcessEnv = process.env): DistractorModel {
+  const { model, ...resources } = buildHelperModel(config, flags, 'distractor', env);
+  return { distractor: model, ...resources };
+}
+
+/**
+ * Creates one helper's model only (`personaflow noise --semantic`: the distractor; `personaflow judge`:
+ * the judge): no other model's key or file is looked at. `--provider`, `--model` and `--base-url` apply
+ * to it as in a generate run.
+ */
+export function buildHelperModel(config: Config, flags: HelperFlags, helper: 'distractor' | 'judge', env: NodeJS.ProcessEnv = process.env): Resources & { readonly model: ModelSettings } {
   checkProviderFlag(flags);
-  const spec = helperSpec(config, flags, 'distractor');
+  const spec = helperSpec(config, flags, helper);
   const built = buildSpecs(config, flags, [spec], env);
-  return { distractor: built.settings(spec), ...built.resources };
+  return { model: built.settings(spec), ...built.resources };
 }

@@ -242,7 +242,7 @@ export function createLlamaModel(options: LlamaModelOptions): LlamaChatModel {
       const history = toHistory(request.messages);
       let output = 0;
       try {
-        const { response } = await chat.generateResponse(history, {
+        const { response, metadata } = await chat.generateResponse(history, {
           signal,
           ...(request.maxCompletionTokens === undefined ? {} : { maxTokens: request.maxCompletionTokens }),
           ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
@@ -250,7 +250,9 @@ export function createLlamaModel(options: LlamaModelOptions): LlamaChatModel {
           onToken: (tokens) => (output += tokens.length),
         });
         const rendered = chat.chatWrapper.generateContextState({ chatHistory: [...history, { type: 'model', response: [] }] }).contextText;
-        return { content: response, usage: { input: rendered.tokenize(state.model.tokenizer).length, output } };
+        // Cut at max tokens is OpenAI's `length`: the text is truncated.
+        const finishReason = metadata.stopReason === 'maxTokens' ? 'length' : 'stop';
+        return { content: response, usage: { input: rendered.tokenize(state.model.tokenizer).length, output }, finishReason };
       } finally {
         chat.dispose({ disposeSequence: false });
       }

@@ -32,7 +32,7 @@ export interface ChatWrapper {
 
 export interface LlamaChat<Wrapper extends ChatWrapper = ChatWrapper> {
   readonly chatWrapper: Wrapper;
-  generateResponse(history: ChatHistoryItem[], options: { signal?: AbortSignal; maxTokens?: number; temperature?: number; seed?: number; onToken?: (tokens: unknown[]) => void }): Promise<{ response: string }>;
+  generateResponse(history: ChatHistoryItem[], options: { signal?: AbortSignal; maxTokens?: number; temperature?: number; seed?: number; onToken?: (tokens: unknown[]) => void }): Promise<{ response: string; metadata: { stopReason: string } }>;
   dispose(options: { disposeSequence: boolean }): void;
 }
 

@@ -130,7 +130,7 @@ function usageOf(body: CompletionShape | undefined): TokenUsage | undefined {
 }
 
 interface CompletionShape {
-  choices?: { message?: { content?: unknown } }[];
+  choices?: { message?: { content?: unknown }; finish_reason?: unknown }[];
   usage?: { prompt_tokens?: unknown; completion_tokens?: unknown };
 }
 
@@ -208,7 +208,8 @@ export function createOpenAIModel(options: OpenAIModelOptions): ChatModel {
       const billed = usageOf(body);
       // A 200 without an answer (a filtered completion, a provider bug) is retried, but it may still be billed.
       if (typeof content !== 'string') throw new ModelError('malformed', `${where}: response has no choices[0].message.content`, billed === undefined || !plausibleUsage(billed, request.messages, request.maxCompletionTokens) ? {} : { usage: billed });
-      return { content, usage: await checkedUsage(billed, request, content), rateLimit: rateLimitOf(headers) };
+      const finish = body?.choices?.[0]?.finish_reason;
+      return { content, usage: await checkedUsage(billed, request, content), rateLimit: rateLimitOf(headers), ...(typeof finish === 'string' ? { finishReason: finish } : {}) };
     },
   };
 }

@@ -1,6 +1,7 @@
 // The built-in `sim` provider: deterministic, offline, persona-aware replies with optional latency and faults.
 import { ModelError, type ModelErrorKind } from '../errors.js';
 import { wordNet, type Lexicon } from '../noise/lexicon.js';
+import { holds, protectedTokens } from '../noise/slots.js';
 import { STRATEGIES } from '../noise/strategies.js';
 import { pick, rngFor, type Rng } from '../rng.js';
 import type { CallHints, ChatModel, ChatRequest, ChatResponse, ModelRef } from '../chat.js';
@@ -66,13 +67,26 @@ function assistantReply(model: string, request: ChatRequest, rng: Rng): string {
   return `${pick(rng, OPENERS)} On ${topic}: ${pick(rng, BODIES)} ${pick(rng, BODIES)} (${model})`;
 }
 
+const CASUAL_CLOSINGS = ['ok that works, thx', 'got it', 'cool, done', ''];
+const FORMAL_CLOSINGS = ['Thank you, that answers my question.', 'That is clear now, thank you.', ''];
+
+/** How many answers a simulated user needs for a request: 1 to 4, a pure function of the request's text. */
+const answersWanted = (query: string | undefined): number => {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < (query ?? '').length; i += 1) h = Math.imul(h ^ (query as string).charCodeAt(i), 0x01000193);
+  return 1 + ((h >>> 0) % 4);
+};
+
 function userReply(request: ChatRequest, rng: Rng): string {
   const hints = request.hints ?? {};
   const turn = hints.turn ?? 1;
-  const target = hints.targetTurns ?? turn;
   const stopToken = hints.stopToken ?? '###STOP###';
-  // The simulated user is done at its target; between min_turns and the target it is sometimes satisfied early.
-  if (turn >= target || (turn >= (hints.minTurns ?? 1) && rng.next() < 0.2)) return stopToken;
+  // The simulated user is done once it has had the answers its request needs (never before min_turns):
+  // closing words, sometimes, then the stop signal alone on the last line.
+  if (turn >= Math.max(hints.minTurns ?? 1, answersWanted(hints.originalQuery))) {
+    const closing = pick(rng, isCasual(hints.persona) ? CASUAL_CLOSINGS : FORMAL_CLOSINGS);
+    return closing === '' ? stopToken : `${closing}\n${stopToken}`;
+  }
   // Follow-ups stay on the user's own request, as a real user's do, and never say the same thing twice:
   // candidates are tried in a seeded order and the first one not already in the conversation wins.
   const templates = isCasual(hints.persona) ? CASUAL_FOLLOWUPS : FORMAL_FOLLOWUPS;
@@ -100,33 +114,86 @@ const REPLIES: Readonly<Record<ChatRequest['module'], (model: string, request: C
   distractor: (_model, request, rng) => distractorReply(request, rng),
   style_transfer: (_model, request, rng) => styleReply(request, rng),
   query_generation: (_model, request, rng) => queriesReply(request, rng),
+  judge: (_model, request, rng) => judgeReply(request, rng),
 };
 
+/** Share of conversations without a finding that sim's judge still rejects (a persona break), so a dry run shows rejections and top-ups. */
+export const SIM_JUDGE_REJECTS = 0.15;
+
 /**
- * A distractor answer: the strategies the prompt asked for, applied by their rule-based versions, as the
- * JSON the bundled templates ask for. Numbers are kept under surface noise, as the prompt requires.
+ * A judge answer: every criterion 3 or 4 for a conversation the deterministic checks passed, except a
+ * seeded SIM_JUDGE_REJECTS of them scored as a persona break; with findings, the criteria they touch
+ * scored 1 and their tags given. A pure function of the prompt.
+ */
+function judgeReply(request: ChatRequest, rng: Rng): string {
+  const ask = request.hints?.judge;
+  if (ask === undefined) return 'sim: a judge prompt without hints';
+  const broke = ask.checks.length === 0 && rng.next() < SIM_JUDGE_REJECTS;
+  const scored = (names: readonly string[], low: ReadonlySet<string>): Record<string, { reason: string; score: number }> =>
+    Object.fromEntries(names.map((name) => [name, low.has(name) ? { reason: 'sim: below what this persona would write', score: 1 } : { reason: 'sim: fine', score: 3 + (rng.next() < 0.5 ? 1 : 0) }]));
+  const low = new Set<string>(broke ? ['persona_adherence'] : []);
+  const tags: string[] = broke ? ['persona_break'] : [];
+  const effects: Readonly<Record<string, readonly [readonly string[], string]>> = {
+    premature_stop: [['ending'], 'premature_termination'],
+    truncated_answer: [['answered'], 'truncated'],
+    assistant_refusal: [['answered'], 'refusal'],
+    user_assistant_voice: [['persona_adherence', 'naturalness'], 'assistant_voice'],
+  };
+  for (const check of ask.checks) {
+    const [criteria, tag] = effects[check] ?? (check.startsWith('user_') ? [['persona_adherence', 'naturalness'], 'persona_break'] : [[], '']);
+    for (const criterion of criteria) low.add(criterion);
+    if (tag !== '') tags.push(tag);
+  }
+  const reject = low.size > 0;
+  return JSON.stringify({
+    user: scored(['persona_adherence', 'naturalness', 'ending', 'information', 'consistency'], low),
+    assistant: scored(['answered', 'clarification', 'noise_handling'], low),
+    tags: [...new Set(tags)],
+    verdict: reject ? 'reject' : 'accept',
+    verdict_reason: reject ? `sim: ${[...low].join(', ')}` : 'sim: good data',
+  });
+}
+
+/** A strategy of each layer that changes any non-empty text: what sim applies when the asked ones found nothing to change. */
+const ALWAYS_CHANGES: Readonly<Record<string, string>> = { surface_noise: 'emotional_attitude', incomplete_info: 'unclear_priority', semantic_ambiguity: 'multi_intent' };
+
+/**
+ * A distractor answer: the strategies the prompt asked for, applied by their rule-based versions (which keep
+ * the text's protected tokens, and report what the heavier ones drop), as the JSON the bundled templates ask
+ * for. Honest like a good model: `applied_strategies` names only what changed the text, `slots` holds the
+ * details kept and the ones dropped, `slots_dropped` names the latter, `means` says what the text now asks.
  */
 function distractorReply(request: ChatRequest, rng: Rng): string {
   const ask = request.hints?.distractor;
   if (ask === undefined) return 'sim: a distractor prompt without hints';
   lexicon ??= wordNet();
-  const context = { rng, params: {}, lexicon };
+  const keep = protectedTokens(ask.text, lexicon);
+  const context = { rng, params: {}, lexicon, keep };
   let text = ask.text;
   const applied: string[] = [];
-  for (const name of ask.strategies) {
+  const dropped: string[] = [];
+  const apply = (name: string): void => {
     const strategy = STRATEGIES[name];
-    if (strategy === undefined) continue;
+    if (strategy === undefined) return;
     const next = strategy(text, context);
-    const numbers = ask.layer === 'surface_noise' ? (text.match(/\d+(?:[.,:]\d+)*/g) ?? []) : [];
-    if (next !== text && numbers.every((number) => next.includes(number))) {
-      text = next;
-      applied.push(name);
-    }
-  }
-  // Always hand back something different, as a model would.
-  if (text.trim().toLowerCase() === ask.text.trim().toLowerCase()) text = `${ask.text.trim().replace(/[.?!]$/, '')}...`;
+    if (next.text === text) return;
+    text = next.text;
+    applied.push(name);
+    dropped.push(...next.dropped.filter((detail) => !dropped.includes(detail)));
+  };
+  for (const name of ask.strategies) apply(name);
+  // A change of case alone is no rewrite (the distractor rejects it as identical): add a change that shows.
+  if (text.toLowerCase() === ask.text.toLowerCase()) apply(ALWAYS_CHANGES[ask.layer] ?? 'emotional_attitude');
   const intent = (ask.text.toLowerCase().match(/[a-z]+/g) ?? ['request']).slice(0, 2).join('_');
-  return JSON.stringify({ intent, slots: {}, noisy_text: text, applied_strategies: applied, slots_dropped: ask.layer === 'incomplete_info' ? applied.filter((name) => name === 'missing_slots').map(() => 'detail') : [] });
+  const slots = Object.fromEntries([...keep.filter((token) => holds(text, token, true)).map((token, i): [string, string] => [`detail_${i + 1}`, token]), ...dropped.map((detail, i): [string, string] => [`dropped_${i + 1}`, detail])]);
+  return JSON.stringify({
+    intent,
+    slots,
+    noisy_text: text,
+    applied_strategies: applied,
+    slots_dropped: dropped.map((_, i) => `dropped_${i + 1}`),
+    ...(ask.layer === 'surface_noise' ? {} : { means: text }),
+  });
 }
 
 /** A style-transfer answer: the query in a casual or a formal voice, trimmed to the length asked for. */

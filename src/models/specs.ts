@@ -1,4 +1,5 @@
 // From configuration to model specs: which provider and model each part of a run calls, with its key and endpoint.
+import type { SharedLimitsFactory } from '../limits/shared.js';
 import type { Config } from '../config/schema.js';
 import { expandEnv } from '../config/load.js';
 import { ConfigError } from '../errors.js';
@@ -22,6 +23,8 @@ export interface ModelFlags {
   readonly distractor?: boolean | undefined;
   /** Build the model of style transfer and query generation too (`query_generation.llm`, falling back to `api`). */
   readonly queries?: boolean | undefined;
+  /** Build the judge's model too (`judge.llm`, falling back to `api`). */
+  readonly judge?: boolean | undefined;
   /** The run's concurrency: each model's adaptive limit stays at or below it. Default 16. */
   readonly concurrency?: number | undefined;
   /** `--threads`: threads of every llama model (default: its `threads`, then `api.threads`, then half the cores). */
@@ -36,6 +39,8 @@ export interface ModelFlags {
   readonly simFallback?: boolean | undefined;
   /** Told what the run waits for and until when (long Retry-After, reset headers, an open breaker), and what it does not believe. */
   readonly onNotice?: ((message: string) => void) | undefined;
+  /** Limits shared with other processes (workers on a queue): each model's buckets, breaker and pauses live there. */
+  readonly shared?: SharedLimitsFactory | undefined;
 }
 
 /** One model a run calls, as the configuration and the flags describe it. */
@@ -134,13 +139,15 @@ export function conversationSpecs(config: Config, flags: ModelFlags): { assistan
 
 /** The models outside the conversation, each in a section of its own. */
 const HELPERS = {
-  distractor: { path: 'distractor.llm', section: (config: Config) => config.distractor.llm, maxTokens: 512 },
-  queries: { path: 'query_generation.llm', section: (config: Config) => config.query_generation.llm, maxTokens: 1024 },
+  distractor: { path: 'distractor.llm', section: (config: Config) => config.distractor.llm, maxTokens: 512, temperature: 0.7 },
+  queries: { path: 'query_generation.llm', section: (config: Config) => config.query_generation.llm, maxTokens: 1024, temperature: 0.7 },
+  // A judge should score the same conversation the same way: no sampling by default.
+  judge: { path: 'judge.llm', section: (config: Config) => config.judge.llm, maxTokens: 1024, temperature: 0 },
 } as const;
 
-/** A helper's model from its own section (`distractor.llm`, `query_generation.llm`), falling back to `api`. */
+/** A helper's model from its own section (`distractor.llm`, `query_generation.llm`, `judge.llm`), falling back to `api`. */
 export function helperSpec(config: Config, flags: ModelFlags, helper: keyof typeof HELPERS): Spec {
-  const { path, maxTokens } = HELPERS[helper];
+  const { path, maxTokens, temperature } = HELPERS[helper];
   const section = HELPERS[helper].section(config);
   const model = flags.model ?? section.model ?? config.api.model;
   if (model === undefined) throw new ConfigError(`${path}: needs \`model\` (or api.model)`);
@@ -149,7 +156,7 @@ export function helperSpec(config: Config, flags: ModelFlags, helper: keyof type
       provider: section.provider ?? config.api.provider ?? 'openai',
       model,
       weight: 1,
-      temperature: section.temperature ?? 0.7,
+      temperature: section.temperature ?? temperature,
       maxCompletionTokens: section.max_completion_tokens ?? section.max_tokens ?? maxTokens,
       ...endpointFields(section, path),
       ...(flags.model === undefined ? {} : { path: '--model' }),

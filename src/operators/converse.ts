@@ -29,7 +29,7 @@ const validate = (options: ConverseOptions): void => {
   if (!Number.isInteger(maxTurns) || maxTurns < minTurns) throw new TypeError(`Expected \`maxTurns\` to be an integer ≥ minTurns (${minTurns}), got \`${String(maxTurns)}\``);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new TypeError(`Expected \`concurrency\` to be a positive integer, got \`${String(concurrency)}\``);
   const p = options.user.feedbackProbability;
-  if (!(p >= 0 && p <= 1)) throw new TypeError(`Expected \`feedbackProbability\` to be a number in [0, 1], got \`${String(p)}\``);
+  if (p !== undefined && !(p >= 0 && p <= 1)) throw new TypeError(`Expected \`feedbackProbability\` to be a number in [0, 1], got \`${String(p)}\``);
 };
 
 /**

@@ -28,6 +28,7 @@ const FIRST_OPERATION: Readonly<Record<ModelModule, ModelOperation>> = {
   distractor: 'noise',
   style_transfer: 'rewrite',
   query_generation: 'generate',
+  judge: 'review',
 };
 
 export const operationOf = (request: ChatRequest): ModelOperation => request.operation ?? FIRST_OPERATION[request.module];

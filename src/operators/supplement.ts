@@ -1,6 +1,6 @@
 // supplement: after the main pass, new queries for personas that fell short of their target, through the same pipeline.
 import { EMPTY, Observable, catchError, concat, concatMap, defer, from, map, mergeMap, of, tap, throwError, toArray, type MonoTypeOperatorFunction } from 'rxjs';
-import { interactionId, type Features, type Outcome, type Task } from '../types.js';
+import { interactionId, judgedRejected, verdictOf, type Features, type Outcome, type Task } from '../types.js';
 import { endsRun } from '../errors.js';
 import type { PromptCall } from '../prompts/ask.js';
 import type { QueryGenerator } from '../queries/queryGenerator.js';
@@ -14,7 +14,19 @@ interface Shortfall {
   readonly source: string;
   /** Queries this persona already had (failed or generated): the new ones must be unlike them. */
   readonly used: string[];
+  /** Why it missed, counted: `failed: <kind>`, `rejected: <reason>`, `no new queries`. */
+  readonly why: Record<string, number>;
 }
+
+/** A persona still short of its target, and why its tasks missed. */
+export interface ShortPersona {
+  readonly personaId: string;
+  readonly missing: number;
+  readonly why: Readonly<Record<string, number>>;
+}
+
+/** Short personas a report names (the count covers them all). */
+export const NAMED_SHORT = 20;
 
 /** How far the personas are from their targets after a pass. */
 export interface RoundReport {
@@ -26,14 +38,17 @@ export interface RoundReport {
   readonly missing: number;
   /** Supplement tasks this round ran (0 for the main pass). */
   readonly tasks: number;
+  /** The first NAMED_SHORT personas still short, with why. */
+  readonly short: readonly ShortPersona[];
 }
 
 export interface SupplementOptions {
   /** Supplement rounds after the main pass (PersonaGym's `max_supplement_rounds`). */
   readonly rounds: number;
-  readonly generator: QueryGenerator;
+  /** Needed when `rounds` > 0 (with 0 rounds the operator only reports who is short). */
+  readonly generator?: QueryGenerator | undefined;
   /** Makes the generator's calls (with retries and usage accounting). */
-  readonly call: PromptCall;
+  readonly call?: PromptCall | undefined;
   readonly seed: number;
   readonly minTurns: number;
   readonly maxTurns: number;
@@ -64,8 +79,8 @@ function each<T>(items: readonly T[]): AsyncIterable<T> {
 }
 
 /**
- * Passes outcomes through and remembers every persona with failed tasks (its target is the tasks it had,
- * so it is short by its failures). When the source completes, each short persona gets that many new
+ * Passes outcomes through and remembers every persona with failed tasks or conversations the judge
+ * rejected (its target is the tasks it had, so it is short by those). When the source completes, each short persona gets that many new
  * queries from the query generator, which run through `run` like the main pass; their failures make the
  * next round, up to `rounds`. A persona that met its target is never topped up, and a persona is never
  * topped up past it. Memory holds the personas that were ever short, with the queries they had. Failed tasks stay failures (the sink has
@@ -78,36 +93,48 @@ function each<T>(items: readonly T[]): AsyncIterable<T> {
  */
 export function supplement(options: SupplementOptions): MonoTypeOperatorFunction<Outcome> {
   if (!Number.isInteger(options.rounds) || options.rounds < 0) throw new TypeError(`Expected \`rounds\` to be a non-negative integer, got \`${String(options.rounds)}\``);
+  const { generator, call } = options;
+  if (options.rounds > 0 && (generator === undefined || call === undefined)) throw new TypeError('Expected a `generator` and a `call` for supplement rounds');
   return (source) =>
     defer(() => {
       // Every persona that was ever short (with the queries it already had), and how many it misses now.
       const known = new Map<string, Shortfall>();
       const short = new Map<string, number>();
       const track = tap((outcome: Outcome) => {
-        if (outcome.ok || outcome.task === undefined) return;
+        // A failed task, or a conversation the judge rejected: its persona is short by one.
+        if ((outcome.ok && !judgedRejected(outcome)) || outcome.task === undefined) return;
         const { task } = outcome;
         let entry = known.get(task.personaId);
         if (entry === undefined) {
-          entry = { personaId: task.personaId, features: task.personaFeatures, systemPrompt: task.systemPrompt, source: task.source, used: [] };
+          entry = { personaId: task.personaId, features: task.personaFeatures, systemPrompt: task.systemPrompt, source: task.source, used: [], why: {} };
           known.set(task.personaId, entry);
         }
+        const reasons = outcome.ok ? (verdictOf(outcome.interaction)?.reasons ?? []).map((reason) => `rejected: ${reason}`) : [`failed: ${outcome.failure.error.kind}`];
+        for (const reason of reasons) entry.why[reason] = (entry.why[reason] ?? 0) + 1;
         if (!entry.used.includes(task.originalQuery)) entry.used.push(task.originalQuery);
         short.set(task.personaId, (short.get(task.personaId) ?? 0) + 1);
       });
       const report = (round: number, tasks: number): void => {
         let missing = 0;
-        for (const count of short.values()) missing += count;
-        options.onRound?.({ round, personasShort: short.size, missing, tasks });
+        const named: ShortPersona[] = [];
+        for (const [personaId, count] of short) {
+          missing += count;
+          if (named.length < NAMED_SHORT) named.push({ personaId, missing: count, why: { ...(known.get(personaId) as Shortfall).why } });
+        }
+        options.onRound?.({ round, personasShort: short.size, missing, tasks, short: named });
       };
 
       const tasksFor = (entry: Shortfall, missing: number, round: number): Observable<Task[]> =>
         // A sorted copy: the prompt must not depend on the order failures completed in (determinism).
-        options.generator.generate(entry.features, missing, [...entry.used].sort(), options.call).pipe(
+        (generator as QueryGenerator).generate(entry.features, missing, [...entry.used].sort(), call as PromptCall).pipe(
           map((queries) => {
             const made = queries.slice(0, missing);
             entry.used.push(...made.map((query) => query.query));
             // Fewer queries than asked: the persona stays short by the rest.
-            if (made.length < missing) short.set(entry.personaId, (short.get(entry.personaId) ?? 0) + missing - made.length);
+            if (made.length < missing) {
+              short.set(entry.personaId, (short.get(entry.personaId) ?? 0) + missing - made.length);
+              entry.why['no new queries'] = (entry.why['no new queries'] ?? 0) + missing - made.length;
+            }
             let n = 0;
             const nextQueryId = (): string => {
               // A resumed run may already hold this round's first ids for the persona: never reuse one.
@@ -137,6 +164,7 @@ export function supplement(options: SupplementOptions): MonoTypeOperatorFunction
             if (endsRun(error)) return throwError(() => error);
             options.onGeneratorError?.(entry.personaId, error);
             short.set(entry.personaId, (short.get(entry.personaId) ?? 0) + missing);
+            entry.why['no new queries'] = (entry.why['no new queries'] ?? 0) + missing;
             return of([]);
           }),
         );

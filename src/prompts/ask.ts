@@ -31,7 +31,8 @@ export interface Asking<T, Reason extends string = string> {
   readonly retryOperation: ModelOperation;
   /** The messages of an attempt: the first, or a re-ask after `rejected`. */
   messages(rejected: Rejected<Reason> | undefined): readonly ChatMessage[];
-  check(content: string, attempt: number): Checked<T, Reason>;
+  /** Checks an answer (`response` has its finish reason, usage...). */
+  check(content: string, attempt: number, response: ChatResponse): Checked<T, Reason>;
   /** Told about each rejected answer (to count it, to keep it). */
   onRejected?(rejected: Rejected<Reason>): void;
   /** What happens after the last rejected answer: an error, or a way out. */
@@ -55,7 +56,7 @@ export function ask<T, Reason extends string = string>(asking: Asking<T, Reason>
       ...(asking.hints === undefined ? {} : { hints: asking.hints }),
     }).pipe(
       concatMap((response) => {
-        const checked = asking.check(response.content, n);
+        const checked = asking.check(response.content, n, response);
         if (checked.ok) return of(checked.value);
         const turnedDown: Rejected<Reason> = { answer: response.content, reason: checked.reason, attempt: n };
         asking.onRejected?.(turnedDown);
@@ -76,7 +77,7 @@ export interface PromptModel {
 
 /** What askChecked asks: the prompt, for which module, and what a re-ask says after the reason. */
 export interface CheckedPrompt {
-  readonly module: 'style_transfer' | 'query_generation' | 'distractor';
+  readonly module: 'style_transfer' | 'query_generation' | 'distractor' | 'judge';
   readonly prompt: string;
   readonly hints: CallHints;
   /** The re-ask after `That answer was rejected (reason).` Default: `Answer again with the JSON object only.` */

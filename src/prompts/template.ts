@@ -60,6 +60,17 @@ export async function loadTemplate(value: string | undefined, baseDir: string, y
 }
 
 /**
+ * Loads a prompt that is usually one line of text (a system prompt): a value ending in `.txt` or `.md`
+ * is a file (next to the config file, else from the working directory), anything else is the text itself;
+ * undefined means `fallback` (a bundled file). It has no placeholders: nothing in it is filled.
+ */
+export async function loadPromptText(value: string | undefined, baseDir: string, yamlPath: string, fallback: string): Promise<string> {
+  if (value !== undefined && !/\.(?:txt|md)$/i.test(value.trim())) return value.trim();
+  const path = value === undefined ? fallback : locateConfigPath(value.trim(), baseDir);
+  return (await readTextFile(path, `prompt file (${yamlPath})`)).trim();
+}
+
+/**
  * Fills `{name}` placeholders from `values`, each computed only if the template uses it; other braces are
  * left as they are (a template may contain JSON examples; `loadTemplate` has refused unknown names).
  */

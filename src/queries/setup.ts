@@ -26,6 +26,8 @@ export interface QuerySetupOptions {
   readonly onNotice?: (message: string) => void;
   readonly onWarning?: (message: string) => void;
   readonly strict?: boolean;
+  /** Open the query dataset (default true; a queue worker gets its tasks with their queries already drawn). */
+  readonly dataset?: boolean;
 }
 
 /**
@@ -36,7 +38,8 @@ export interface QuerySetupOptions {
 export async function setUpQueries(config: Config, baseDir: string, options: QuerySetupOptions): Promise<QuerySetup> {
   const qg = config.query_generation;
   let files: string[] = [];
-  if (options.queriesFile !== undefined) files = [options.queriesFile];
+  if (options.dataset === false) files = [];
+  else if (options.queriesFile !== undefined) files = [options.queriesFile];
   else {
     for (const path of config.paths?.query_datasets ?? []) {
       const located = locateConfigPath(path, baseDir);

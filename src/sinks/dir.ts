@@ -1,9 +1,9 @@
-// `--out DIR`: interactions.ndjson, failures.ndjson, an append-only running index, the usage log and usage.json.
+// `--out DIR`: interactions.ndjson, failures.ndjson, an append-only running index, the usage log, usage.json, and what was rejected.
 import { mkdir, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError, FatalError } from '../errors.js';
 import { KeySet } from '../streams/seen.js';
-import { interactionId, type Interaction, type Outcome } from '../types.js';
+import { interactionId, judgedRejected, type Interaction, type Outcome } from '../types.js';
 import { Batcher, lineWriter, type LineWriter } from './batcher.js';
 import { NO_FOLLOW, fsError, openOwn, refuseLinks, replaceFile, replaceJson } from './files.js';
 import { FILES, RUN_FILE, type IndexEntry, type RunRecord } from './layout.js';
@@ -76,7 +76,7 @@ export const ownFiles = (dir: string): string[] => [...Object.values(FILES), RUN
  * last few seconds, which a resume redoes. Files are opened without following symbolic links, and a file
  * system error names its path and what was being done.
  */
-type Handles = Record<'interactions' | 'failures' | 'index' | 'usageLog', FileHandle>;
+type Handles = Record<'interactions' | 'failures' | 'index' | 'usageLog' | 'rejections' | 'rejected', FileHandle>;
 
 export class DirSink implements Sink {
   readonly usage: UsageTotals;
@@ -85,6 +85,8 @@ export class DirSink implements Sink {
   readonly #interactions: Batcher<Interaction>;
   readonly #failures: LineWriter;
   readonly #usageLog: LineWriter;
+  readonly #rejections: LineWriter;
+  readonly #rejected: LineWriter;
   #count = 0;
   #offset = 0;
   #logBytes = 0;
@@ -109,6 +111,14 @@ export class DirSink implements Sink {
     this.#usageLog = lineWriter(async (text) => {
       await this.#append(handles.usageLog, text, logPath);
       this.#logBytes += Buffer.byteLength(text);
+    });
+    const rejectionsPath = this.#path(FILES.rejections);
+    this.#rejections = lineWriter(async (text) => {
+      await this.#append(handles.rejections, text, rejectionsPath);
+    });
+    const rejectedPath = this.#path(FILES.rejected);
+    this.#rejected = lineWriter(async (text) => {
+      await this.#append(handles.rejected, text, rejectedPath);
     });
     this.#interactions = new Batcher((batch) => this.#writeInteractions(batch));
     usage.onCall = (record: UsageRecord) => {
@@ -158,6 +168,8 @@ export class DirSink implements Sink {
       failures: await openOwn(path(FILES.failures), flags, 'open'),
       index: await openOwn(path(FILES.index), flags, 'open'),
       usageLog: await openOwn(path(FILES.usageLog), flags, 'open'),
+      rejections: await openOwn(path(FILES.rejections), flags, 'open'),
+      rejected: await openOwn(path(FILES.rejected), flags, 'open'),
     };
     const sink = new DirSink(dir, handles, usage, new Map(resume?.compensated ?? []));
     if (resume !== undefined) {
@@ -178,18 +190,37 @@ export class DirSink implements Sink {
     return sink;
   }
 
-  /** Resolves when the outcome (and, for an interaction, its index line) has been written. */
+  /**
+   * Resolves when the outcome (and, for an interaction, its index line) has been written. A conversation
+   * the judge rejected goes to rejected.ndjson, not into the dataset.
+   */
   async write(outcome: Outcome): Promise<void> {
     if (this.#broken !== undefined) throw this.#broken;
     this.usage.outcome(outcome);
+    const rejected = (outcome.rejections ?? []).map((rejection) => this.#rejections.push(JSON.stringify(rejection)));
+    let written: Promise<void>;
     if (outcome.ok) {
       const { interaction } = outcome;
       this.#written.add(interactionId(interaction.persona_id, interaction.metadata.query_id));
-      if (interaction.metadata.query_id.startsWith('supplement_r')) this.#supplements.set(interaction.persona_id, (this.#supplements.get(interaction.persona_id) ?? 0) + 1);
-      return this.#interactions.push(interaction);
+      const persona = interaction.persona_id;
+      if (judgedRejected(outcome)) {
+        // A miss of its persona, which a supplement interaction may make up for.
+        this.#supplements.set(persona, (this.#supplements.get(persona) ?? 0) - 1);
+        written = this.#rejected.push(JSON.stringify(interaction));
+      } else {
+        if (interaction.metadata.query_id.startsWith('supplement_r')) this.#supplements.set(persona, (this.#supplements.get(persona) ?? 0) + 1);
+        written = this.#interactions.push(interaction);
+      }
+    } else {
+      this.#failureLines += 1;
+      written = this.#failures.push(JSON.stringify(outcome.failure));
     }
-    this.#failureLines += 1;
-    return this.#failures.push(JSON.stringify(outcome.failure));
+    await Promise.all([written, ...rejected]);
+  }
+
+  /** A simulator reply the guards rejected, as another directory recorded it (`personaflow merge`). */
+  writeRejection(rejection: unknown): Promise<void> {
+    return this.#rejections.push(JSON.stringify(rejection));
   }
 
   async #writeInteractions(batch: Interaction[]): Promise<void> {
@@ -245,7 +276,7 @@ export class DirSink implements Sink {
    */
   async close(): Promise<void> {
     try {
-      await Promise.all([this.#interactions.flush(), this.#failures.flush(), this.#usageLog.flush()]);
+      await Promise.all([this.#interactions.flush(), this.#failures.flush(), this.#usageLog.flush(), this.#rejections.flush(), this.#rejected.flush()]);
       if (this.#broken !== undefined) throw this.#broken;
       await this.#sync();
       this.#state = await this.#tidyFailures();
@@ -263,8 +294,10 @@ export class DirSink implements Sink {
     this.#failureLines = lines.length;
     let personasShort = 0;
     let missing = 0;
-    for (const [persona, failures] of byPersona) {
-      const short = failures - (this.#supplements.get(persona) ?? 0);
+    // A persona is short by its failures and its judged-rejected conversations (negative in #supplements) less its supplement interactions.
+    const personas = new Set([...byPersona.keys(), ...[...this.#supplements].filter(([, n]) => n < 0).map(([persona]) => persona)]);
+    for (const persona of personas) {
+      const short = (byPersona.get(persona) ?? 0) - (this.#supplements.get(persona) ?? 0);
       if (short > 0) {
         personasShort += 1;
         missing += short;

@@ -7,6 +7,10 @@ export const FILES = {
   usage: 'usage.json',
   /** The usage log: one line per billed call, appended as it is billed, folded into usage.json (see UsageRecord). */
   usageLog: 'usage.ndjson',
+  /** The simulator replies the guards rejected, with their reasons (append-only, one line each). */
+  rejections: 'guard-rejections.ndjson',
+  /** Conversations the judge rejected, whole, with metadata.quality (their personas were topped up). */
+  rejected: 'rejected.ndjson',
 } as const;
 
 export const RUN_FILE = 'run.json';
@@ -35,6 +39,10 @@ export interface RunRecord {
   readonly providers?: readonly string[];
   /** How the run was started, so `generate --out DIR --resume` alone continues it; not in the fingerprint. */
   readonly invocation?: Invocation;
+  /** `i/n` when the run was one shard of n (`--shard`): outside the fingerprint, which the shards share. */
+  readonly shard?: string;
+  /** The directories `personaflow merge` combined into this one. */
+  readonly merged_from?: readonly { readonly dir: string; readonly shard: string | null; readonly created_at: string }[];
 }
 
 /**

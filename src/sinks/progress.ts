@@ -6,6 +6,8 @@ export interface ProgressFigures {
   readonly elapsed_s: number;
   readonly interactions: number;
   readonly failures: number;
+  /** Conversations the judge rejected (each topped up by supplement rounds). */
+  readonly rejected: number;
   readonly retries: number;
   readonly interactions_per_s: number;
   readonly tokens_per_s: number;
@@ -29,6 +31,7 @@ export interface ProgressSource {
   /** Conversations begun (taken from the input into the pipeline) in this run. */
   readonly begun: () => number;
   readonly failures: () => number;
+  readonly rejected: () => number;
   readonly retries: () => number;
   readonly tokens: () => number;
   /** This run's cost, or undefined when a model has no price. */
@@ -45,7 +48,7 @@ export function figures(source: ProgressSource, startedMs: number, nowMs: number
   const elapsed = Math.max(0.001, (nowMs - startedMs) / 1000);
   const interactions = source.interactions();
   const input = source.input();
-  const settled = interactions + source.failures();
+  const settled = interactions + source.failures() + source.rejected();
   const read = input === undefined || input.size === 0 ? null : Math.min(1, input.read / input.size);
   // Bytes are not conversations: the share done is conversations settled over conversations to settle,
   // where that total is the tasks begun so far scaled up by the bytes still unread.
@@ -60,6 +63,7 @@ export function figures(source: ProgressSource, startedMs: number, nowMs: number
     elapsed_s: Math.round(elapsed * 10) / 10,
     interactions,
     failures: source.failures(),
+    rejected: source.rejected(),
     retries: source.retries(),
     interactions_per_s: Math.round((interactions / elapsed) * 10) / 10,
     tokens_per_s: Math.round(source.tokens() / elapsed),
@@ -82,7 +86,7 @@ const duration = (seconds: number): string => {
 /** One human line: `[#####-----] 52% 1,204/~2,310 done 3 failed 12 retries 18.2/s 9,120 tok/s $0.41 ETA 1m05s throttled: openai/gpt-4o`. */
 export function formatLine(f: ProgressFigures, width = 20): string {
   const parts: string[] = [];
-  const settled = f.interactions + f.failures;
+  const settled = f.interactions + f.failures + f.rejected;
   if (f.total !== null) {
     const share = f.total === 0 ? 1 : Math.min(1, settled / f.total);
     const filled = Math.round(share * width);
@@ -91,7 +95,9 @@ export function formatLine(f: ProgressFigures, width = 20): string {
   } else {
     parts.push(`${f.interactions.toLocaleString('en')} done`);
   }
-  parts.push(`${f.failures} failed`, `${f.retries} retries`, `${f.interactions_per_s}/s`, `${f.tokens_per_s.toLocaleString('en')} tok/s`);
+  parts.push(`${f.failures} failed`);
+  if (f.rejected > 0) parts.push(`${f.rejected} rejected`);
+  parts.push(`${f.retries} retries`, `${f.interactions_per_s}/s`, `${f.tokens_per_s.toLocaleString('en')} tok/s`);
   if (f.cost_usd !== null) parts.push(`$${f.cost_usd.toFixed(2)}`);
   if (f.eta_s !== null) parts.push(`ETA ${duration(f.eta_s)}`);
   else parts.push(`${duration(f.elapsed_s)} elapsed`);

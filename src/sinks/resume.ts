@@ -11,12 +11,12 @@ import { usageRecordOf, type UsageRecord } from './usage.js';
 
 /** What DIR holds, as the next run needs it. */
 export interface OutputState {
-  /** Interaction ids already written. */
+  /** Interaction ids already written (to the dataset, or to rejected.ndjson by the judge). */
   readonly done: KeySet;
   /** Interaction ids in failures.ndjson that are not written as interactions. */
   readonly failed: KeySet;
   readonly failedCount: number;
-  /** Supplement interactions per persona (`supplement_r*` query ids): failures they already made up for. */
+  /** Supplement interactions per persona (`supplement_r*` query ids) less its rejected conversations: failures they already made up for. */
   readonly compensated: Map<string, number>;
   /** Interactions in the file and the file's size: where the next interaction and index line go. */
   readonly count: number;
@@ -142,7 +142,7 @@ export interface ReadOutputOptions {
 export async function readOutput(dir: string, options: ReadOutputOptions = {}): Promise<OutputState> {
   const path = (name: string): string => join(dir, name);
   const repairs: string[] = [];
-  for (const name of [FILES.interactions, FILES.index, FILES.failures, FILES.usageLog]) {
+  for (const name of [FILES.interactions, FILES.index, FILES.failures, FILES.usageLog, FILES.rejected]) {
     const cut = await cutTornLine(path(name));
     if (cut > 0) repairs.push(`${name}: removed a torn last line (${cut} bytes) left by an interrupted run`);
   }
@@ -219,6 +219,24 @@ export async function readOutput(dir: string, options: ReadOutputOptions = {}): 
       end += line.bytes;
     }
     repairs.push(`index.ndjson: ${rebuilt} interaction(s) were not indexed yet; their index lines are added`);
+  }
+  // Conversations the judge rejected were written too (not to be run again); each was a miss that a
+  // supplement interaction made up for before any failure.
+  for await (const line of linesFrom(path(FILES.rejected), 0, options.maxLineBytes)) {
+    if (line.text === undefined || line.text.trim() === '') continue;
+    let conversation: { interaction_id?: unknown; persona_id?: unknown; metadata?: { query_id?: unknown } } | null;
+    try {
+      conversation = JSON.parse(line.text) as typeof conversation;
+    } catch {
+      continue;
+    }
+    if (typeof conversation?.interaction_id !== 'string' || typeof conversation.persona_id !== 'string') continue;
+    done.add(conversation.interaction_id);
+    // Tasks are matched by the id this version gives the pair (see `remember`).
+    const queryId = conversation.metadata?.query_id;
+    if (typeof queryId === 'string') done.add(interactionId(conversation.persona_id, queryId));
+    const madeUp = compensated.get(conversation.persona_id) ?? 0;
+    if (madeUp > 0) compensated.set(conversation.persona_id, madeUp - 1);
   }
   const { lines: failureLines, ids: failed } = await stillFailed(path(FILES.failures), (id) => done.has(id), options.maxLineBytes);
   const failedCount = failureLines.length;

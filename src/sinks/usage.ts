@@ -1,6 +1,6 @@
 // Token totals for the run, in PersonaGym's token_usage shape (summary, by_module, by_model).
 import type { ModelModule, ModelOperation, ModelRef, TokenUsage } from '../chat.js';
-import type { Outcome } from '../types.js';
+import { verdictOf, type Outcome } from '../types.js';
 
 interface Totals {
   input_tokens: number;
@@ -17,6 +17,12 @@ function add(into: Record<string, Totals>, key: string, usage: TokenUsage, calls
   totals.output_tokens += usage.output;
   totals.total_tokens += usage.input + usage.output;
   totals.call_count += calls;
+}
+
+/** Adds `n` to `into[key]`; names that would reach the prototype are skipped (files read back are not trusted). */
+function count(into: Record<string, number>, key: string, n: number): void {
+  if (key === '__proto__' || key === 'constructor' || key === 'prototype') return;
+  into[key] = (Object.hasOwn(into, key) ? (into[key] as number) : 0) + n;
 }
 
 /** USD per million input and output tokens, by `model` or `provider/model` (the longer key wins). */
@@ -77,8 +83,20 @@ export class UsageTotals {
   readonly failedAttempts: Totals = empty();
   /** Calls whose tokens personaflow counted because the server reported none (or an implausible figure), already inside every total. */
   readonly estimated: Totals = empty();
+  /** Interactions written to the dataset (accepted by the judge, when one ran). */
   interactions = 0;
   failures = 0;
+  /** Conversations the judge ruled on in this run, and those it rejected, by reason. */
+  judged = 0;
+  judgeRejected = 0;
+  readonly judgeRejectedByReason: Record<string, number> = {};
+  /** The judge's counts of earlier runs into the same directory (resume). */
+  readonly previousJudge = { judged: 0, rejected: 0, rejected_by_reason: {} as Record<string, number> };
+  /** Simulator replies the guards rejected, by reason (this run and earlier ones into the same directory). */
+  readonly rejectedReplies: Record<string, number> = {};
+  /** Rejected replies in this run, in all and by reason. */
+  runRejected = 0;
+  readonly runRejectedByReason: Record<string, number> = {};
   /** Counted by earlier runs into the same directory (resume). */
   previousInteractions = 0;
   previousFailures = 0;
@@ -131,8 +149,13 @@ export class UsageTotals {
   /** Calls of this run whose tokens were counted by personaflow. */
   runEstimatedCalls = 0;
 
-  /** Adds a previous usage.json (a resumed run keeps counting from it); anything else is ignored. */
-  merge(previous: unknown): void {
+  /**
+   * Adds a previous usage.json (a resumed run keeps counting from it); anything else is ignored. With
+   * `counts: false` only the tokens and calls are added, not its interaction, failure and judge counts (a merge
+   * counts the lines it writes itself). With `thisRun`, its calls, tokens and cost count as this run's
+   * (a queue run's usage, counted by its workers).
+   */
+  merge(previous: unknown, options: { readonly counts?: boolean; readonly thisRun?: boolean } = {}): void {
     const statistics = (previous as { statistics?: { by_module?: unknown; by_model?: unknown; by_operation?: unknown; failed_attempts?: unknown } } | undefined)?.statistics;
     const fold = (into: Record<string, Totals>, from: unknown): void => {
       if (typeof from !== 'object' || from === null) return;
@@ -152,15 +175,56 @@ export class UsageTotals {
     fold(this.byOperation, statistics?.by_operation);
     fold({ failed: this.failedAttempts }, { failed: statistics?.failed_attempts });
     fold({ estimated: this.estimated }, { estimated: (statistics as { estimated?: unknown } | undefined)?.estimated });
+    const rejected = (statistics as { rejected_replies?: unknown } | undefined)?.rejected_replies;
+    if (typeof rejected === 'object' && rejected !== null) {
+      for (const [reason, count] of Object.entries(rejected as Record<string, unknown>)) {
+        if (reason === '__proto__' || reason === 'constructor' || reason === 'prototype') continue;
+        this.rejectedReplies[reason] = (Object.hasOwn(this.rejectedReplies, reason) ? (this.rejectedReplies[reason] as number) : 0) + (Number(count) || 0);
+      }
+    }
+    if (options.thisRun === true) {
+      const byModel: Record<string, Totals> = {};
+      fold(byModel, statistics?.by_model);
+      for (const [key, totals] of Object.entries(byModel)) {
+        this.#calls += totals.call_count;
+        this.runTokens += totals.input_tokens + totals.output_tokens;
+        const slash = key.indexOf('/');
+        const price = priceOf(this.#prices, key.slice(0, slash), key.slice(slash + 1));
+        if (price === undefined) this.#unpriced.add(key);
+        else this.#runCost += costOf(price, totals.input_tokens, totals.output_tokens);
+      }
+    }
+    if (options.counts === false) return;
+    const judge = (previous as { judge?: { judged?: unknown; rejected?: unknown; rejected_by_reason?: unknown } } | undefined)?.judge;
+    this.previousJudge.judged += Number(judge?.judged) || 0;
+    this.previousJudge.rejected += Number(judge?.rejected) || 0;
+    if (typeof judge?.rejected_by_reason === 'object' && judge.rejected_by_reason !== null) {
+      for (const [reason, n] of Object.entries(judge.rejected_by_reason as Record<string, unknown>)) count(this.previousJudge.rejected_by_reason, reason, Number(n) || 0);
+    }
     const counts = previous as { interactions?: unknown; failures?: unknown } | undefined;
     this.previousInteractions += Number(counts?.interactions) || 0;
     this.previousFailures += Number(counts?.failures) || 0;
   }
 
-  /** One finished task. */
+  /** One finished task, and the simulator replies its guards rejected. */
   outcome(outcome: Outcome): void {
-    if (outcome.ok) this.interactions += 1;
+    const verdict = outcome.ok ? verdictOf(outcome.interaction) : undefined;
+    if (verdict !== undefined) this.judged += 1;
+    if (verdict?.verdict === 'reject') {
+      this.judgeRejected += 1;
+      for (const reason of verdict.reasons) count(this.judgeRejectedByReason, reason, 1);
+    } else if (outcome.ok) this.interactions += 1;
     else this.failures += 1;
+    for (const rejection of outcome.rejections ?? []) {
+      this.runRejected += 1;
+      this.runRejectedByReason[rejection.reason] = (Object.hasOwn(this.runRejectedByReason, rejection.reason) ? (this.runRejectedByReason[rejection.reason] as number) : 0) + 1;
+      this.rejectedReplies[rejection.reason] = (Object.hasOwn(this.rejectedReplies, rejection.reason) ? (this.rejectedReplies[rejection.reason] as number) : 0) + 1;
+    }
+  }
+
+  /** Tasks this run settled: written, failed, or rejected by the judge. */
+  get settled(): number {
+    return this.interactions + this.failures + this.judgeRejected;
   }
 
   /** USD this run has spent on priced models. */
@@ -218,10 +282,20 @@ export class UsageTotals {
         by_operation: this.byOperation,
         failed_attempts: this.failedAttempts,
         estimated: this.estimated,
+        rejected_replies: this.rejectedReplies,
       },
       cost: { ...this.cost(), estimated: this.estimated.call_count > 0 },
       interactions: this.previousInteractions + this.interactions,
       failures: this.previousFailures + this.failures,
+      ...(this.judged + this.previousJudge.judged === 0
+        ? {}
+        : {
+            judge: {
+              judged: this.previousJudge.judged + this.judged,
+              rejected: this.previousJudge.rejected + this.judgeRejected,
+              rejected_by_reason: Object.entries(this.judgeRejectedByReason).reduce((all, [reason, n]) => (count(all, reason, n), all), { ...this.previousJudge.rejected_by_reason }),
+            },
+          }),
     };
   }
 }

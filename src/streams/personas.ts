@@ -20,6 +20,8 @@ export const querySchema = z
     text: text.optional(),
     adapted_query: text.optional(),
     target_turns: z.number().int().positive().optional(),
+    /** What the user knows about this request and may reveal when asked (a scenario, as tau2-bench's user scenarios). */
+    facts: z.array(text).optional(),
   })
   .refine((query) => query.original_query !== undefined || query.text !== undefined, {
     message: 'a query needs `original_query` (or `text`)',
@@ -31,6 +33,8 @@ export const personaSchema = z.looseObject({
   persona_features: z.record(z.string(), z.unknown()).optional(),
   features: z.record(z.string(), z.unknown()).optional(),
   system_prompt: z.string().nullish(),
+  /** What this user knows about their own situation, for every request (the query's own `facts` come after). */
+  facts: z.array(text).optional(),
   queries: z.array(querySchema).optional(),
 });
 
@@ -73,10 +77,12 @@ export function expandPersona(persona: PersonaLine, source: string, options: Pic
       query.target_turns === undefined
         ? rngFor(options.seed, key, 'target_turns').int(options.minTurns, options.maxTurns)
         : Math.min(options.maxTurns, Math.max(options.minTurns, query.target_turns));
+    const facts = [...(persona.facts ?? []), ...(query.facts ?? [])];
     tasks.push({
       personaId,
       personaFeatures: features,
       systemPrompt: persona.system_prompt ?? undefined,
+      ...(facts.length === 0 ? {} : { facts }),
       queryId,
       originalQuery: original,
       initialQuery: query.adapted_query ?? original,

@@ -19,10 +19,10 @@ describe('resultOf', () => {
 
 describe('targetsLine', () => {
   it('regression: after a resume it counts the directory\'s personas, not only those this run touched', () => {
-    expect(targetsLine(400, [{ round: 0, personasShort: 0, missing: 0, tasks: 0 }], 3, { dir: 'run1', personasShort: 2, missing: 3 })).toBe('targets met: 398/400 personas in run1; 2 still short by 3 interaction(s)');
+    expect(targetsLine(400, [{ round: 0, personasShort: 0, missing: 0, tasks: 0, short: [] }], 3, { dir: 'run1', personasShort: 2, missing: 3 })).toBe('targets met: 398/400 personas in run1; 2 still short by 3 interaction(s)');
   });
 
   it('tells round by round how a fresh run met its targets', () => {
-    expect(targetsLine(100, [{ round: 0, personasShort: 3, missing: 3, tasks: 0 }, { round: 1, personasShort: 0, missing: 0, tasks: 3 }], 3)).toBe('targets met: 97/100 personas after the main pass, 100/100 personas after round 1 (3 supplement tasks)');
+    expect(targetsLine(100, [{ round: 0, personasShort: 3, missing: 3, tasks: 0, short: [] }, { round: 1, personasShort: 0, missing: 0, tasks: 3, short: [] }], 3)).toBe('targets met: 97/100 personas after the main pass, 100/100 personas after round 1 (3 supplement tasks)');
   });
 });

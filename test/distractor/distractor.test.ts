@@ -130,6 +130,9 @@ describe('parseNoiseAnswer', () => {
       applied: ['colloquial_speech'],
       semantics: { intent: 'write_cover_letter', slots: { count: '2' }, original_text: input, compressed_text: input, confidence: 1 },
       slotsDropped: ['tone'],
+      // "tone" names no slot with a value from the input: nothing of the input was dropped.
+      dropped: [],
+      means: input,
     });
   });
 
@@ -141,7 +144,7 @@ describe('parseNoiseAnswer', () => {
   });
 
   it('accepts plain text, fenced or not, without semantics', () => {
-    expect(parseNoiseAnswer('can u help w a cover letter for 2 jobs', input, 'surface_noise')).toEqual({ ok: true, noisyText: 'can u help w a cover letter for 2 jobs', applied: undefined, semantics: null, slotsDropped: [] });
+    expect(parseNoiseAnswer('can u help w a cover letter for 2 jobs', input, 'surface_noise')).toEqual({ ok: true, noisyText: 'can u help w a cover letter for 2 jobs', applied: undefined, semantics: null, slotsDropped: [], dropped: [], means: input });
     expect(parseNoiseAnswer('```\ncan u help w a cover letter for 2 jobs\n```', input, 'surface_noise')).toMatchObject({ ok: true, noisyText: 'can u help w a cover letter for 2 jobs' });
   });
 
@@ -179,16 +182,34 @@ describe('parseNoiseAnswer', () => {
     if (!answer.ok) expect(answer.reason).toMatch(reason);
   });
 
-  it('rejects, under surface noise only, an answer that lost a number of the input', () => {
+  it('rejects an answer that lost a detail: under surface noise always, under the other layers unless it was reported as dropped', () => {
     const text = 'Book a table for 4 people at 7:30 on the 2nd.';
     const lost = 'book a table for four people at 7:30 on the 2nd';
-    const answer = parseNoiseAnswer(lost, text, 'surface_noise');
-    expect(answer).toEqual({ ok: false, reason: expect.stringContaining('(4)') as unknown });
-    expect(parseNoiseAnswer('book table for 4 ppl at 7.30 on the 2nd', text, 'surface_noise')).toMatchObject({ ok: false, reason: expect.stringContaining('7:30') as unknown });
-    // The other layers may drop or blur details.
-    expect(parseNoiseAnswer(lost, text, 'incomplete_info').ok).toBe(true);
-    expect(parseNoiseAnswer(lost, text, 'semantic_ambiguity').ok).toBe(true);
-    expect(parseNoiseAnswer('book a tabel for 4 ppl at 7:30 on the 2nd pls', text, 'surface_noise').ok).toBe(true);
+    for (const layer of LAYERS) expect(parseNoiseAnswer(lost, text, layer), layer).toEqual({ ok: false, reason: expect.stringContaining('(4)') as unknown });
+    expect(parseNoiseAnswer('book table for 4 ppl at 7.30 on the 2nd', text, 'surface_noise')).toMatchObject({ ok: false, reason: expect.stringMatching(/people, 7:30/) as unknown });
+    // A typo inside a key term changes it; one in the words around the details does not.
+    expect(parseNoiseAnswer('book a tabel for 4 people at 7:30 on the 2nd pls', text, 'surface_noise')).toMatchObject({ ok: false, reason: expect.stringContaining('(table)') as unknown });
+    expect(parseNoiseAnswer('bok a table for 4 people at 7:30 on teh 2nd pls', text, 'surface_noise')).toMatchObject({ ok: true, dropped: [], means: text });
+    // Reported by slot name (or by value) under a heavier layer: accepted, and the value is what was dropped.
+    const reported = JSON.stringify({ slots: { party: '4', time: '7:30' }, slots_dropped: ['party'], noisy_text: lost, means: 'a table for some people at 7:30 on the 2nd' });
+    expect(parseNoiseAnswer(reported, text, 'incomplete_info')).toMatchObject({ ok: true, dropped: ['4'], means: 'a table for some people at 7:30 on the 2nd' });
+    expect(parseNoiseAnswer(JSON.stringify({ noisy_text: lost, slots_dropped: ['4'] }), text, 'semantic_ambiguity')).toMatchObject({ ok: true, dropped: ['4'], means: lost });
+    // Surface noise may drop nothing, even when it says so.
+    expect(parseNoiseAnswer(reported, text, 'surface_noise')).toMatchObject({ ok: false, reason: expect.stringMatching(/surface noise dropped a detail \(4\)/) as unknown });
+  });
+
+  it('checks every slot the model reported, not only the protected tokens', () => {
+    const text = 'Find me a cheap hotel near the beach.';
+    const answer = (noisy: string, extra: Record<string, unknown> = {}) => JSON.stringify({ slots: { price: 'cheap', place: 'near the beach' }, noisy_text: noisy, ...extra });
+    expect(parseNoiseAnswer(answer('find me a hotel near teh beach'), text, 'surface_noise')).toMatchObject({ ok: false, reason: expect.stringContaining('cheap') as unknown });
+    expect(parseNoiseAnswer(answer('find me a cheap hotel near the beach pls'), text, 'surface_noise')).toMatchObject({ ok: true });
+    expect(parseNoiseAnswer(answer('find me a hotel near the beach', { slots_dropped: ['price'] }), text, 'incomplete_info')).toMatchObject({ ok: true, dropped: ['cheap'] });
+  });
+
+  it('compares details without regard to case or curly quotes', () => {
+    const text = 'Translate "good morning" into Spanish for my Python app.';
+    expect(parseNoiseAnswer('translate “good morning” into spanish for my python app pls', text, 'surface_noise')).toMatchObject({ ok: true });
+    expect(parseNoiseAnswer('translate "good mornin" into spanish for my python app', text, 'surface_noise')).toMatchObject({ ok: false, reason: expect.stringContaining('"good morning"') as unknown });
   });
 
   const numbers = (text: string): string[] => text.match(/\d+(?:[.,:]\d+)*/g) ?? [];
@@ -221,7 +242,7 @@ describe('parseNoiseAnswer', () => {
   // text, so a terse message that starts and ends with two separate quoted words is mangled:
   // '"let" vs "const"' becomes 'let" vs "const'.
   it('keeps a message that starts and ends with two separately quoted words', () => {
-    expect(parseNoiseAnswer('"let" vs "const"', 'What is the difference between let and const in JavaScript?', 'incomplete_info')).toMatchObject({ ok: true, noisyText: '"let" vs "const"' });
+    expect(parseNoiseAnswer('"let" vs "const"', 'Should I use "let" or "const"?', 'incomplete_info')).toMatchObject({ ok: true, noisyText: '"let" vs "const"' });
   });
 
   // Regression (fixed): EXPLANATION's `i (?:have |'ve )?(?:applied|...)` needs a space right after "i", so "I've" can
@@ -349,7 +370,8 @@ describe('semantic distractor with a fake model', () => {
         layer_index: LAYER_INDEX[layer],
         applied_strategies: [ask.strategies[0]!],
         extracted_semantics: { intent: 'book_table', slots: { people: '4' }, original_text: TEXT, compressed_text: TEXT, confidence: 1 },
-        metadata: {},
+        // Under a heavier layer the turn's meaning is recorded (the model gave none: the noisy text itself).
+        metadata: layer === 'surface_noise' ? {} : { means: `${TEXT.toLowerCase()} pls` },
       });
       expect(Object.keys(STRATEGY_FILE.strategies[layer] ?? {})).toEqual(expect.arrayContaining([...ask.strategies]));
       // The prompt is the layer's template with every placeholder filled in.
@@ -506,23 +528,40 @@ describe('legacy distractor', () => {
   const distractor = createDistractor({ activationProbability: 1, rules, strategies: STRATEGY_FILE });
   const noiseWith = (text: string, seed: number, key: string) => lastValueFrom(distractor.noise(text, { persona: {}, rng: rngFor(seed, key, 'noise/initial'), call: callModel }));
 
-  test.prop([fc.string({ minLength: 1, maxLength: 80 }), fc.integer(), fc.string({ maxLength: 10 })], { numRuns: 200 })(
-    'records PersonaGym versions {noisy_text, noise_type, noise_intensity} and sends one of them (or the clean text)',
+  /** Text that is sometimes long enough (12 words) for a second strategy. */
+  const legacyText = fc.oneof(fc.string({ minLength: 1, maxLength: 80 }), fc.array(fc.constantFrom('please', 'help', 'me', 'write', 'a', 'short', 'note', 'to', 'the', 'team', 'about', 'Friday', 'and', 'Python'), { minLength: 1, maxLength: 20 }).map((words) => words.join(' ')));
+  test.prop([legacyText, fc.integer(), fc.string({ maxLength: 10 })], { numRuns: 200 })(
+    'records PersonaGym versions {noisy_text, noise_type, noise_intensity}, each different from the text, and sends one of them (or the clean text)',
     async (text, seed, key) => {
       const noised = await noiseWith(text, seed, key);
       expect(distractor.type).toBe('legacy');
       expect(noised.clean).toBe(text);
       expect(noised.semantic).toBeUndefined();
-      const names = noised.versions.map((v) => v.noise_type);
-      // Each rule at most once, in the configured order.
+      // One version per rule that changed the text, in the configured order; then, for a long text, the one sent with two rules.
+      const single = noised.versions.filter((v) => v.applied_strategies === undefined);
+      const stacked = noised.versions.filter((v) => v.applied_strategies !== undefined);
+      const names = single.map((v) => v.noise_type);
       expect(names).toEqual(rules.map((r) => r.name).filter((name) => names.includes(name)));
-      for (const version of noised.versions) {
+      for (const version of single) {
         expect(Object.keys(version).sort()).toEqual(['noise_intensity', 'noise_type', 'noisy_text']);
         expect(version.noise_intensity).toBe(rules.find((r) => r.name === version.noise_type)?.probability);
+      }
+      expect(stacked.length).toBeLessThanOrEqual(1);
+      for (const version of stacked) {
+        expect(text.match(/\S+/g)?.length ?? 0).toBeGreaterThanOrEqual(12);
+        expect(version.applied_strategies).toHaveLength(2);
+        expect(version.noise_type).toBe(version.applied_strategies?.join('+'));
+        expect(version.noisy_text).toBe(noised.sent);
+      }
+      for (const version of noised.versions) {
+        expect(version.noisy_text).not.toBe(text);
         expect(noisyVersionSchema.safeParse(version).success).toBe(true);
       }
       if (noised.versions.length === 0) expect(noised.sent).toBe(text);
       else expect(noised.versions.map((v) => v.noisy_text)).toContain(noised.sent);
+      // Surface rules keep every detail and change nothing of the meaning.
+      expect(noised.dropped).toEqual([]);
+      expect(noised.means).toBe(text);
       // Deterministic per seed and key.
       expect(await noiseWith(text, seed, key)).toEqual(noised);
     },
@@ -534,12 +573,25 @@ describe('legacy distractor', () => {
     expect(new Set(outs.map((o) => JSON.stringify(o))).size).toBeGreaterThan(5);
   });
 
-  it('result(): always noises, applies the fired rules in order and names the highest layer', async () => {
+  it('result(): applies the fired rules, the heavier first, one for a short text and two for a long one, and names the highest layer', async () => {
     const ruleMode = createDistractor({ activationProbability: 0, rules: [{ name: 'typo', probability: 1 }, { name: 'missing_slots', probability: 1 }], strategies: STRATEGY_FILE });
-    const result = await lastValueFrom(ruleMode.result('Please summarise this report for my manager', { persona: {}, rng: rngFor(1, 'k', 'noise/v0'), call: callModel }));
-    expect(result).toMatchObject({ original_text: 'Please summarise this report for my manager', layer: 'incomplete_info', layer_index: 2, applied_strategies: ['typo', 'missing_slots'], extracted_semantics: null, metadata: { mode: 'rules' } });
-    expect(result.noisy_text).not.toBe(result.original_text);
-    expect(noiseResultSchema.safeParse(result).success).toBe(true);
+    const long = 'Please summarise this quarterly sales report for my manager before the meeting on Friday';
+    for (let v = 0; v < 10; v += 1) {
+      const result = await lastValueFrom(ruleMode.result(long, { persona: {}, rng: rngFor(1, 'k', `noise/v${v}`), call: callModel }));
+      expect(result).toMatchObject({ original_text: long, layer: 'incomplete_info', layer_index: 2, applied_strategies: ['missing_slots', 'typo'], extracted_semantics: null, metadata: { mode: 'rules' } });
+      expect(noiseResultSchema.safeParse(result).success).toBe(true);
+      // What the cut took is reported as dropped; the request without the slips is what the text now means.
+      const { dropped, means } = result.metadata as { dropped: string[]; means: string };
+      expect(dropped.length).toBeGreaterThan(0);
+      expect(long.startsWith(means)).toBe(true);
+      expect(`${means} ${dropped.join(' ')}`).toBe(long);
+    }
+    const short = 'Please summarise this report for my manager';
+    for (let v = 0; v < 10; v += 1) {
+      const result = await lastValueFrom(ruleMode.result(short, { persona: {}, rng: rngFor(1, 'k', `noise/v${v}`), call: callModel }));
+      expect(result.applied_strategies).toHaveLength(1);
+      expect(result.noisy_text).not.toBe(short);
+    }
   });
 });
 

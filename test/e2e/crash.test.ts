@@ -63,7 +63,7 @@ async function killAfter(server: FakeOpenAIServer, out: string, resume: boolean,
     child.kill('SIGKILL');
   }
   await closed;
-  server.release();
+  server.drop();
 }
 
 describe('kill -9 at random moments under faults, then resumes', () => {

@@ -4,6 +4,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { QualityReportJSON } from '../../src/export/qualityReport.js';
 import { BIN, childEnv, ensureBuilt, runCli } from '../helpers/cli.js';
 
 interface Interaction {
@@ -143,6 +144,91 @@ describe('personaflow export --out', () => {
   });
 });
 
+describe('personaflow export: the judge filters and the quality report', () => {
+  const scores = (low: number) => ({
+    user: { persona_adherence: { score: 4, reason: '' }, naturalness: { score: low, reason: '' }, ending: { score: 4, reason: '' }, information: { score: 4, reason: '' }, consistency: { score: 4, reason: '' } },
+    assistant: { answered: { score: 4, reason: '' }, clarification: { score: 4, reason: '' }, noise_handling: { score: 4, reason: '' } },
+  });
+  /**
+   * The generated interactions with a metadata.quality by index: 0 mod 4 not judged; 1 accepted, every
+   * score 4; 2 rejected, a near-duplicate with a naturalness of 2 and a hallucination; 3 accepted by the
+   * checks only (no review).
+   */
+  const judgedLine = (interaction: Interaction, i: number): string => {
+    const rubric = { rubric_version: 'personaflow-judge-1' };
+    const review = (low: number, tags: string[]) => ({ ...scores(low), tags, verdict: tags.length === 0 ? 'accept' : 'reject', verdict_reason: '', judge_model: { provider: 'sim', model: 'judge' } });
+    const quality = [
+      undefined,
+      { verdict: 'accept', reasons: [], checks: [], review: review(4, []), ...rubric },
+      { verdict: 'reject', reasons: ['near_duplicate', 'user.naturalness', 'hallucination', 'verdict'], checks: [{ tag: 'near_duplicate', turn: 0, detail: 'nearly repeats another' }], review: review(2, ['hallucination']), ...rubric },
+      { verdict: 'accept', reasons: [], checks: [], review: null, ...rubric },
+    ][i % 4];
+    return JSON.stringify(quality === undefined ? interaction : { ...interaction, metadata: { ...interaction.metadata, quality } });
+  };
+  let judged: string;
+  beforeAll(async () => {
+    judged = join(dir, 'judged.ndjson');
+    await writeFile(judged, interactions.map(judgedLine).join('\n') + '\n');
+  });
+
+  it('--min-score drops low scores and, counted apart, what has no review; the summary says how many and why', async () => {
+    const stats = join(dir, 'min-score.json');
+    const run = await runCli(['export', judged, '--format', 'openai', '--min-score', '3', '--stats', stats]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(lines(run.stdout)).toHaveLength(20);
+    expect(run.stderr).toMatch(/^personaflow: exported 20 openai samples from 80 interactions; dropped 60: 20 below --min-score 3, 40 not judged in [\d.]+ s\n/);
+    const json = JSON.parse(await readFile(stats, 'utf8'));
+    expect(json.export.judge_filters).toEqual({ min_score: 3, require_verdict: null, exclude_tags: null });
+    expect(json.export.skipped).toMatchObject({ below_min_score: 20, other_verdict: 0, excluded_tags: {}, not_judged: 40 });
+    // What was exported: the accepted, all 4s.
+    expect(json.quality.judge.verdicts).toEqual({ accept: 20, reject: 0, not_judged: 0, unreadable: 0 });
+    expect(json.quality.judge.scores['user.naturalness']).toEqual({ 0: 0, 1: 0, 2: 0, 3: 0, 4: 20 });
+  });
+
+  it('--exclude-tag (repeated or comma-separated) counts each tag; --require-verdict keeps one verdict', async () => {
+    const tags = await runCli(['export', judged, '--exclude-tag', 'near_duplicate', '--exclude-tag', 'too_short,truncated_answer']);
+    expect(tags.code, tags.stderr).toBe(0);
+    expect(lines(tags.stdout)).toHaveLength(40);
+    expect(tags.stderr).toContain('from 80 interactions; dropped 40: 20 with tag near_duplicate, 20 not judged in ');
+    const verdict = await runCli(['export', judged, '--require-verdict', 'reject', '--exclude-tag', 'hallucination']);
+    expect(verdict.code, verdict.stderr).toBe(0);
+    expect(verdict.stdout).toBe('');
+    expect(verdict.stderr).toContain('from 80 interactions; dropped 80: 40 with verdict accept, 20 with tag hallucination, 20 not judged in ');
+  });
+
+  it('statistics.json and the summary carry the quality report, which agrees with a recount', async () => {
+    const out = join(dir, 'export-quality');
+    const run = await runCli(['export', judged, '--out', out]);
+    expect(run.code, run.stderr).toBe(0);
+    const { quality } = JSON.parse(await readFile(join(out, 'statistics.json'), 'utf8')) as { quality: QualityReportJSON };
+    const followups = interactions.flatMap((i) => i.messages.filter((m) => m.role === 'user').slice(1));
+    expect(quality.user_turns).toBe(followups.length);
+    const words = followups.map((m) => (typeof m.metadata.clean_version === 'string' ? m.metadata.clean_version : m.content).toLowerCase().match(/[\p{L}\p{N}']+/gu) ?? []);
+    expect(quality.distinct_1).toEqual({ unique: new Set(words.flat()).size, total: words.flat().length, ratio: expect.any(Number), estimated: false });
+    const ends: Record<string, number> = {};
+    for (const i of interactions) ends[String(i.metadata.end_reason)] = (ends[String(i.metadata.end_reason)] ?? 0) + 1;
+    expect(quality.end_reasons).toEqual(ends);
+    expect(quality.judge.verdicts).toEqual({ accept: 40, reject: 20, not_judged: 20, unreadable: 0 });
+    // Every persona with a judged conversation is counted once, whatever its number accepted.
+    expect(Object.values(quality.judge.accepted_per_persona).reduce((a, b) => a + b, 0)).toBe(new Set(interactions.filter((_, i) => i % 4 !== 0).map((i) => i.persona_id)).size);
+    expect(Object.keys(quality.user_turn_words.by_feature).sort()).toEqual(['communication_style', 'role']);
+    expect(run.stderr.split('\n')[1]).toMatch(/^personaflow: quality: distinct-1 [\d.]+, distinct-2 [\d.]+ over \d+ user turns; near-duplicates \d+ of \d+ \([\d.]+%\); judge: 40 accept, 20 reject, 20 not judged$/);
+  });
+
+  it('an unknown tag, a score off the scale or an unknown verdict is a usage error that names the flag', async () => {
+    const tag = await runCli(['export', judged, '--exclude-tag', 'near_duplicate,nearly_duplicate']);
+    expect(tag.code).toBe(2);
+    expect(tag.stderr).toContain("option '--exclude-tag <tag>' argument 'near_duplicate,nearly_duplicate' is invalid. unknown tag `nearly_duplicate`; the checks' tags are user_assistant_voice, ");
+    expect(tag.stderr).toContain("the judge's are hallucination, ");
+    const score = await runCli(['export', judged, '--min-score', '5']);
+    expect(score.code).toBe(2);
+    expect(score.stderr).toContain("option '--min-score <n>' argument '5' is invalid. expected an integer from 0 to 4 (the judge's scores), got `5`");
+    const verdict = await runCli(['export', judged, '--require-verdict', 'maybe']);
+    expect(verdict.code).toBe(2);
+    expect(verdict.stderr).toContain("option '--require-verdict <verdict>' argument 'maybe' is invalid. Allowed choices are accept, reject.");
+  });
+});
+
 describe('personaflow export on stdin and stdout', () => {
   it('one stream with a split field, as jq consumes it; --only gives one split without the field', async () => {
     const run = await runCli(['export', '-', '--format', 'sharegpt', '--split', '0.5,0.25,0.25', '-q'], { input: interactionsText });
@@ -158,10 +244,10 @@ describe('personaflow export on stdin and stdout', () => {
     const only = await runCli(['export', '-', '--format', 'sharegpt', '--split', '0.5,0.25,0.25', '--only', 'train', '-q'], { input: interactionsText });
     expect(only.code, only.stderr).toBe(0);
     expect(parse(only.stdout)).toEqual(train);
-    // The user turns, in order, as the assistant saw them.
+    // The user turns, in order, as the assistant saw them; closing words after the last answer are no turn a trainer learns from.
     const first = interactions[0]!;
     const sample = samples.find((s) => s.conversations[0]!.value === first.messages[0]!.content)!;
-    expect(sample.conversations.filter((t) => t.from === 'human').map((t) => t.value)).toEqual(first.messages.filter((m) => m.role === 'user').map((m) => m.content));
+    expect(sample.conversations.filter((t) => t.from === 'human').map((t) => t.value)).toEqual(first.messages.filter((m) => m.role === 'user' && m.metadata?.is_closing !== true).map((m) => m.content));
   });
 
   it('reports a bad line as FILE:LINE and goes on; --strict exits 2', async () => {

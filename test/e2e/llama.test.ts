@@ -18,7 +18,7 @@ interface Interaction {
   initial_query: string;
   messages: { role: string; content: string; metadata: Record<string, unknown> }[];
   num_turns: number;
-  metadata: { query_id: string; assistant_model: { model: string; provider: string }; usage?: unknown };
+  metadata: { query_id: string; assistant_model: { model: string; provider: string }; usage?: unknown; end_reason?: string };
 }
 
 const personas = [
@@ -38,7 +38,9 @@ beforeAll(async () => {
   config = join(dir, 'config.yaml');
   await writeFile(
     config,
-    ['interaction_generation:', '  min_turns: 1', '  max_turns: 2', '  assistant_model: { max_completion_tokens: 24 }', '  user_model: { max_completion_tokens: 16 }', ''].join('\n'),
+    // One exchange: the tiny test model writes children's stories, which the simulator's guards reject (cut at
+    // the token limit, far from a user's message), so the conversation is the user's question and the answer.
+    ['interaction_generation:', '  min_turns: 1', '  max_turns: 1', '  assistant_model: { max_completion_tokens: 24 }', '  user_model: { max_completion_tokens: 16 }', ''].join('\n'),
   );
 });
 afterAll(async () => {
@@ -61,8 +63,8 @@ function expectValid(interactions: Interaction[], model: string): void {
     messages.forEach((message, index) => expect(message.role).toBe(index % 2 === 0 ? 'user' : 'assistant'));
     expect(messages.length % 2).toBe(0);
     expect(interaction.num_turns).toBe(messages.length / 2);
-    expect(interaction.num_turns).toBeGreaterThanOrEqual(1);
-    expect(interaction.num_turns).toBeLessThanOrEqual(2);
+    expect(interaction.num_turns).toBe(1);
+    expect(interaction.metadata.end_reason).toBe('max_turns');
     for (const message of messages) expect(message.content.trim()).not.toBe('');
   }
 }
@@ -93,7 +95,7 @@ describe.skipIf(skipReason !== undefined)(`generate --provider llama${skipReason
         `api: { provider: llama, model: ${JSON.stringify(model)}, threads: 1 }`,
         'interaction_generation:',
         '  min_turns: 1',
-        '  max_turns: 2',
+        '  max_turns: 1',
         '  assistant_model: { max_completion_tokens: 16 }',
         '  user_model: { max_completion_tokens: 12 }',
         '',

@@ -125,6 +125,32 @@ describe('personaflow noise', () => {
     }
   });
 
+  it('never labels an unchanged text with a strategy, and keeps every protected token', async () => {
+    // Texts rules can hardly change (one word, a number, a quote, all protected) next to ordinary ones, several versions each.
+    const texts = ['ok', '42', 'Python', '"hello world"', 'CSV?', 'yes please', 'Summarise quarterly figures', 'How do I deduplicate a CSV file by email in Python?', 'Book a table for 4 people at 7:30 tonight near Union Square.'];
+    const file = join(dir, 'hard.txt');
+    await writeFile(file, `${texts.join('\n')}\n`);
+    for (const config of [undefined, join(dir, 'swap-only.yaml')]) {
+      if (config !== undefined) await writeFile(config, 'distractor:\n  noise_strategies:\n    - { name: word_swap, probability: 1, num_swaps: 1 }\n    - { name: word_deletion, probability: 1, deletion_rate: 0.1 }\n');
+      const run = await runCli(['noise', file, '--versions', '6', '--seed', '11', ...(config === undefined ? [] : ['--config', config])]);
+      expect(run.code, run.stderr).toBe(0);
+      const results = lines(run.stdout).map((line) => noiseResult.parse(line));
+      expect(results).toHaveLength(texts.length * 6);
+      let unchanged = 0;
+      for (const result of results) {
+        if (result.noisy_text === result.original_text) {
+          unchanged += 1;
+          expect(result, JSON.stringify(result)).toMatchObject({ layer: 'none', layer_index: 0, applied_strategies: [] });
+        } else {
+          expect(result.applied_strategies.length).toBeGreaterThan(0);
+        }
+      }
+      // Some of these texts cannot be changed by a swap or a deletion at all: the check above was exercised.
+      if (config !== undefined) expect(unchanged).toBeGreaterThan(0);
+      for (const result of results.filter((r) => r.original_text.startsWith('Book'))) for (const slot of ['4', '7:30', 'tonight', 'Union Square', 'table', 'people']) expect(result.noisy_text).toContain(slot);
+    }
+  });
+
   it('a strategy file with a bad value is a usage error naming file, line and path', async () => {
     const strategy = join(dir, 'bad-strategy.yaml');
     await writeFile(strategy, 'layer_weights:\n  surface_noise: 1\nstrategies:\n  surface_noise:\n    typo_misspelling:\n      probability: 1.5\n');
@@ -142,7 +168,7 @@ describe('generate with the distractor', () => {
   interface Line {
     initial_query: string;
     messages: { role: string; content: string; metadata: { clean_version?: string; was_noised?: boolean; turn: number } }[];
-    metadata: { distractor_applied: boolean; distractor_type: string | null; noisy_versions: unknown; semantic_noise?: unknown };
+    metadata: { distractor_applied: boolean; distractor_type: string | null; noisy_versions: unknown; noised_turns: number; semantic_noise?: unknown };
   }
 
   it('rules: noisy user turns go to the assistant, clean versions and every version are kept', async () => {
@@ -152,7 +178,9 @@ describe('generate with the distractor', () => {
     expect(out).toHaveLength(12);
     let noised = 0;
     for (const interaction of out) {
-      expect(interaction.metadata).toMatchObject({ distractor_applied: true, distractor_type: 'legacy' });
+      // Applied only when a user turn went out noised, and counted.
+      const sentNoised = interaction.messages.filter((m) => m.role === 'user' && m.content !== m.metadata.clean_version).length;
+      expect(interaction.metadata).toMatchObject({ distractor_applied: sentNoised > 0, distractor_type: 'legacy', noised_turns: sentNoised });
       const versions = noisyVersions.parse(interaction.metadata.noisy_versions);
       const first = interaction.messages[0]!;
       expect(first.metadata.clean_version).toBe(interaction.initial_query);
@@ -178,7 +206,10 @@ describe('generate with the distractor', () => {
   it('semantic against a local server: the assistant sees the noisy text; semantic_noise recorded', async () => {
     const server = await startOpenAIServer({ apiKey: TEST_KEY, stopAfter: 2 });
     try {
-      const run = await runCli(['generate', '-', '--provider', 'openai', '--base-url', server.baseURL, '--model', 'test-model', '--noise', 'semantic', '--min-turns', '2', '--max-turns', '3'], { input: personas });
+      // Every turn drawn for noise (the default is a minority of them).
+      const config = join(dir, 'every-turn.yaml');
+      await writeFile(config, 'distractor:\n  activation_probability: 1\n');
+      const run = await runCli(['generate', '-', '--config', config, '--provider', 'openai', '--base-url', server.baseURL, '--model', 'test-model', '--noise', 'semantic', '--min-turns', '2', '--max-turns', '3'], { input: personas });
       expect(run.code, run.stderr).toBe(0);
       const out = lines(run.stdout) as Line[];
       expect(out).toHaveLength(12);

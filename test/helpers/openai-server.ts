@@ -42,7 +42,7 @@ export interface RecordedRequest {
   /** Parsed JSON body, or the raw text when it is not JSON. */
   readonly body: unknown;
   /** Which side of the conversation asked: the user simulator, the assistant, or not a chat request. */
-  readonly role: 'user_simulator' | 'assistant' | 'distractor' | 'style_transfer' | 'query_generation' | 'other';
+  readonly role: 'user_simulator' | 'assistant' | 'distractor' | 'style_transfer' | 'query_generation' | 'judge' | 'other';
   /** What the server did. */
   fault: FaultKind;
   /** The message content it answered with, for replies that had one. */
@@ -67,6 +67,17 @@ export interface FakeOpenAIOptions {
   /** The simulated user says the stop token once the assistant has answered this many times (default 2). */
   readonly stopAfter?: number;
   readonly stopToken?: string;
+  /**
+   * Scripts the simulated user: its reply once the assistant has answered `answered` times (the
+   * simulator's `user` messages, the opening cue left out) and `attempt` replies were already asked for at
+   * this point (guard re-asks); default: follow-ups, then the stop token after `stopAfter` answers.
+   */
+  readonly simulator?: (answered: number, attempt: number, request: RecordedRequest) => string;
+  /**
+   * Answers judge prompts: `conversation` is the transcript the prompt shows, `attempt` 0 for the first
+   * ask and n for the n-th re-ask after a rejected answer (default: every criterion 4, accept).
+   */
+  readonly judgeReply?: (conversation: string, attempt: number, request: RecordedRequest) => string;
   /** Answers distractor prompts (default: valid JSON with the text plus a casual ending). */
   readonly distractorReply?: (text: string, request: RecordedRequest) => string;
   /** Put the bearer token the client sent into the 401 message (as a careless server might), to test redaction. */
@@ -100,6 +111,11 @@ export interface FakeOpenAIServer {
   hold(): void;
   /** Sends the held answers whose client is still connected (billing them); the others are dropped, unbilled. */
   release(): void;
+  /**
+   * Drops the held answers, unsent and unbilled, and holds no more: for answers whose client was killed.
+   * (`release` right after a kill can still find the socket open: its close is an event not yet handled.)
+   */
+  drop(): void;
   /** What the server billed so far: answers sent with usage, and their tokens. */
   billed(): { calls: number; prompt: number; completion: number };
 }
@@ -111,6 +127,14 @@ export const DISTRACTOR_MARKER = 'You rewrite a message that a real person typed
 /** Opening words of the bundled style-transfer and query-generation templates. */
 export const STYLE_TRANSFER_MARKER = 'You rewrite a request from a dataset';
 export const QUERY_GENERATION_MARKER = 'You write requests that a real person';
+/** Opening words of the bundled judge template (config/prompts/judge.txt). */
+export const JUDGE_MARKER = 'You review one conversation';
+
+/** A judge's answer: every criterion `score`, these tags, this verdict. */
+export function judgeAnswer(score: number, verdict: 'accept' | 'reject', tags: readonly string[] = []): string {
+  const scored = (names: readonly string[]) => Object.fromEntries(names.map((name) => [name, { reason: 'scripted', score }]));
+  return JSON.stringify({ user: scored(['persona_adherence', 'naturalness', 'ending', 'information', 'consistency']), assistant: scored(['answered', 'clarification', 'noise_handling']), tags, verdict, verdict_reason: 'scripted' });
+}
 
 const FOLLOW_UPS = [
   'ok but what happens with weird edge cases',
@@ -175,16 +199,24 @@ function roleOf(body: unknown): RecordedRequest['role'] {
   if (first?.role === 'user' && textOf(first.content).startsWith(DISTRACTOR_MARKER)) return 'distractor';
   if (first?.role === 'user' && textOf(first.content).startsWith(STYLE_TRANSFER_MARKER)) return 'style_transfer';
   if (first?.role === 'user' && textOf(first.content).startsWith(QUERY_GENERATION_MARKER)) return 'query_generation';
+  if (first?.role === 'user' && textOf(first.content).startsWith(JUDGE_MARKER)) return 'judge';
   return 'assistant';
 }
 
 /** The reply text: a short follow-up or the stop token for the simulator, a plain answer for the assistant. */
-function replyFor(request: RecordedRequest, options: FakeOpenAIOptions): string {
+function replyFor(request: RecordedRequest, options: FakeOpenAIOptions, simulatorAttempts: Map<string, number>): string {
   const messages = (request.body as ChatBody).messages ?? [];
   if (request.role === 'user_simulator') {
     // The simulator's view is inverted: the assistant's answers are its `user` messages.
     // The first `user` message is the cue that opens the conversation, not an answer.
     const answered = messages.filter((m) => m.role === 'user' && !textOf(m.content).startsWith('(The conversation starts')).length;
+    if (options.simulator !== undefined) {
+      // A re-ask carries a nudge in its last message; count the re-asks at this point by the nudges seen so far.
+      const key = `${textOf(messages.find((m) => m.role === 'assistant')?.content)}|${answered}`;
+      const attempt = simulatorAttempts.get(key) ?? 0;
+      simulatorAttempts.set(key, attempt + 1);
+      return options.simulator(answered, attempt, request);
+    }
     const told = messages.some((m) => /do not end the conversation yet/i.test(textOf(m.content)));
     if (answered >= (options.stopAfter ?? 2) && !told) return options.stopToken ?? '###STOP###';
     const base = hash(textOf(messages[0]?.content)) % FOLLOW_UPS.length;
@@ -199,6 +231,13 @@ function replyFor(request: RecordedRequest, options: FakeOpenAIOptions): string 
   if (request.role === 'style_transfer') {
     const query = /The request:\n([\s\S]*?)\n\nAnswer with JSON/.exec(textOf(messages[0]?.content))?.[1] ?? '';
     return JSON.stringify({ adapted_query: `styled: ${query}`, inferred_domain: 'Coding', inferred_scenario: 'nonsense' });
+  }
+  if (request.role === 'judge') {
+    const prompt = textOf(messages[0]?.content);
+    // The transcript sits between the noise note and the rubric in the bundled template.
+    const conversation = /\[meant: \.\.\.\]\. The noise is intended[^\n]*\n([\s\S]*?)\n\nScore each criterion/.exec(prompt)?.[1] ?? prompt;
+    const attempt = (messages.length - 1) / 2;
+    return options.judgeReply === undefined ? judgeAnswer(4, 'accept') : options.judgeReply(conversation, attempt, request);
   }
   if (request.role === 'query_generation') {
     const prompt = textOf(messages[0]?.content);
@@ -229,6 +268,8 @@ const errorBody = (message: string, type: string, code: string | null) => ({ err
  */
 export async function startOpenAIServer(options: FakeOpenAIOptions = {}): Promise<FakeOpenAIServer> {
   const requests: RecordedRequest[] = [];
+  /** Replies asked so far per conversation (its first user message) and point (answers so far), for a scripted simulator. */
+  const simulatorAttempts = new Map<string, number>();
   const sockets = new Set<Socket>();
   const accepted: number[] = [];
   let holding = false;
@@ -349,7 +390,7 @@ export async function startOpenAIServer(options: FakeOpenAIOptions = {}): Promis
         return;
       }
       case 'ok': {
-        const content = replyFor(request, options);
+        const content = replyFor(request, options, simulatorAttempts);
         request.reply = content;
         const counted = { prompt: promptTokensOf(body), completion: Math.max(1, content.split(/\s+/).length) };
         const reported = options.usage === undefined ? counted : options.usage(request, counted);
@@ -408,6 +449,10 @@ export async function startOpenAIServer(options: FakeOpenAIOptions = {}): Promis
       const waiting = held;
       held = [];
       for (const go of waiting) go();
+    },
+    drop: () => {
+      holding = false;
+      held = [];
     },
     billed: () => {
       const sent = requests.filter((r) => r.usage !== undefined);

@@ -21,14 +21,15 @@ describe('sim provider', () => {
     expect(reply.content).toContain('(gpt-4o-mini)');
   });
 
-  it('plays a user that follows up in the persona style until its target, then stops', async () => {
+  it('plays a user that follows up in the persona style, never stops before min_turns, and ends with the stop signal on its last line', async () => {
     const model = createSimModel({ provider: 'sim', model: 'u' });
-    const hints = { persona: { communication_style: 'casual' }, turn: 1, targetTurns: 3, minTurns: 3, stopToken: '###STOP###', originalQuery: 'dedupe a csv by email' };
+    const hints = { persona: { communication_style: 'casual' }, turn: 1, minTurns: 5, stopToken: '###STOP###', originalQuery: 'dedupe a csv by email' };
     const followUp = await model.complete({ ...ask('answer', 'user_simulator'), hints }, signal());
     expect(followUp.content).not.toContain('###STOP###');
     expect(followUp.content).toBe(followUp.content.toLowerCase());
-    const done = await model.complete({ ...ask('answer', 'user_simulator'), hints: { ...hints, turn: 3 } }, signal());
-    expect(done.content).toBe('###STOP###');
+    // Its request needs at most four answers: by min_turns 5 it is done.
+    const done = await model.complete({ ...ask('answer', 'user_simulator'), hints: { ...hints, turn: 5 } }, signal());
+    expect(done.content).toMatch(/(^|\n)###STOP###$/);
   });
 
   it('injects the configured faults as ModelErrors', async () => {

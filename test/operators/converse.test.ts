@@ -40,8 +40,11 @@ function timeless(interaction: Interaction): unknown {
   return { ...interaction, metadata, messages: interaction.messages.map(({ timestamp: _t, ...m }) => m) };
 }
 
+/** Requests as people write them: a few words from a small vocabulary (an arbitrary string is no request, and the guards reject what sim makes of one). */
+const arbQuery = fc.array(fc.constantFrom('how', 'do', 'i', 'plan', 'a', 'trip', 'to', 'rome', 'fix', 'my', 'python', 'script', 'budget', 'for', 'the', 'week', 'write', 'cover', 'letter', 'csv', 'export'), { minLength: 1, maxLength: 9 }).map((words) => words.join(' '));
+
 const arbTasks = fc
-  .uniqueArray(fc.tuple(fc.stringMatching(/^[a-z0-9_]{1,8}$/), fc.integer({ min: 1, max: 8 }), fc.string({ minLength: 1, maxLength: 40 })), {
+  .uniqueArray(fc.tuple(fc.stringMatching(/^[a-z0-9_]{1,8}$/), fc.integer({ min: 1, max: 8 }), arbQuery), {
     minLength: 0,
     maxLength: 12,
     selector: ([id]) => id,
@@ -74,7 +77,10 @@ describe('converse', () => {
         const { messages, num_turns: turns } = interaction;
         expect(turns).toBeGreaterThanOrEqual(minTurns);
         expect(turns).toBeLessThanOrEqual(minTurns + extra);
-        expect(messages).toHaveLength(2 * turns);
+        // Alternating from the user, ending with the assistant, or with the user's closing words after its last answer.
+        const closing = messages.at(-1)?.metadata.is_closing === true;
+        expect(messages).toHaveLength(2 * turns + (closing ? 1 : 0));
+        if (closing) expect(interaction.metadata.end_reason).toBe('user_stop');
         messages.forEach((m, i) => expect(m.role).toBe(i % 2 === 0 ? 'user' : 'assistant'));
         for (const m of messages.filter((m) => m.role === 'assistant')) expect(m.metadata.model).toBe(interaction.metadata.assistant_model.model);
       }
@@ -99,13 +105,25 @@ describe('converse', () => {
     },
   );
 
-  it('ends at min_turns when the user never gives feedback, and at the target when it always does', async () => {
+  it('with stop_policy personagym, ends at min_turns when the draw says no feedback and at the target when it always says yes, recording why', async () => {
     const t = locked(task({ targetTurns: 4 }));
-    const never = await run([t], options({ user: { ...options().user, feedbackProbability: 0 } }));
-    expect(interactions(never)[0]?.num_turns).toBe(2);
+    const never = await run([t], options({ user: { ...options().user, stopPolicy: 'personagym', feedbackProbability: 0 } }));
+    expect(interactions(never)[0]).toMatchObject({ num_turns: 2, metadata: { end_reason: 'feedback_draw', conversation_ended: false, stop_policy: 'personagym', target_turns: 4 } });
     const always = scripted((request) => (request.module === 'user_simulator' ? `and what about step ${request.messages.length}` : 'x'));
-    const full = await run([t], options({ userModel: always.model, user: { ...options().user, model: always.model, feedbackProbability: 1 } }));
-    expect(interactions(full)[0]?.num_turns).toBe(4);
+    const full = await run([t], options({ userModel: always.model, user: { ...options().user, model: always.model, stopPolicy: 'personagym', feedbackProbability: 1 } }));
+    expect(interactions(full)[0]).toMatchObject({ num_turns: 4, metadata: { end_reason: 'target_turns', conversation_ended: false } });
+  });
+
+  it('with the default stop_policy user, neither a target nor a draw ends it: the user stops, or max_turns does', async () => {
+    const t = locked(task({ targetTurns: 2 }));
+    const talker = scripted((request) => (request.module === 'user_simulator' ? `and what about step ${request.messages.length}` : 'x'));
+    const long = await run([t], options({ minTurns: 1, maxTurns: 5, userModel: talker.model, user: { ...options().user, model: talker.model, feedbackProbability: 0 } }));
+    expect(interactions(long)[0]).toMatchObject({ num_turns: 5, metadata: { end_reason: 'max_turns', conversation_ended: false, stop_policy: 'user' } });
+    expect(interactions(long)[0]?.metadata).not.toHaveProperty('target_turns');
+    // It stops after the third answer, on its own.
+    const quitter = scripted((request) => (request.module === 'user_simulator' ? (request.messages.filter((m) => m.role === 'user').length >= 4 ? '###STOP###' : `and step ${request.messages.length}?`) : 'x'));
+    const short = await run([t], options({ minTurns: 1, maxTurns: 5, userModel: quitter.model, user: { ...options().user, model: quitter.model } }));
+    expect(interactions(short)[0]).toMatchObject({ num_turns: 3, metadata: { end_reason: 'user_stop', conversation_ended: true } });
   });
 
   it('passes a source error through after the outcomes before it', async () => {
@@ -224,15 +242,32 @@ describe('converse', () => {
       expect(outcome.ok && outcome.interaction.metadata.guard).toEqual({ repeat: 1, role_break: 1 });
     });
 
-    it('fails the task when the simulator keeps returning nothing', async () => {
+    it('fails the task when the simulator keeps returning nothing, counting every reply it asked for', async () => {
       const { outcome } = await guarded(['', '', '', '', '']);
-      expect(outcome).toMatchObject({ ok: false, failure: { error: { kind: 'guard' } } });
+      expect(outcome).toMatchObject({ ok: false, failure: { error: { kind: 'guard' }, attempts: 4 } });
+      expect(outcome.rejections).toHaveLength(4);
     });
 
-    it('keeps text glued to the stop token as the closing remark, not as a message', async () => {
+    it("keeps the closing words before the stop signal as the user's last message, without the signal", async () => {
       const { outcome } = await guarded(['and for excel files?', `thanks, that's all ${STOP}`], 1);
-      expect(outcome.ok && outcome.interaction.metadata.user_closing).toBe("thanks, that's all");
-      expect(outcome.ok && outcome.interaction.messages.at(-1)?.role).toBe('assistant');
+      expect(outcome.ok && outcome.interaction.messages.at(-1)).toMatchObject({ role: 'user', content: "thanks, that's all", metadata: { is_closing: true } });
+      expect(outcome.ok && outcome.interaction.metadata).toMatchObject({ end_reason: 'user_stop', conversation_ended: true });
+      expect(outcome.ok && outcome.interaction.messages.some((m) => m.content.includes(STOP))).toBe(false);
+    });
+
+    it('rejects a stop signal with a question glued to it, keeps the text with its reason, and asks again; nothing is edited in', async () => {
+      const glued = `What about the encoding? ${STOP} Also, how do I handle 2 million rows?`;
+      const { outcome } = await guarded(['and for excel files?', glued, 'and 2 million rows?', STOP], 1);
+      expect(outcome.ok && outcome.interaction.metadata.guard).toEqual({ misplaced_stop: 1 });
+      expect(outcome.rejections).toEqual([expect.objectContaining({ reason: 'misplaced_stop', text: glued, turn: 2, attempt: 0, interaction_id: 'interaction_p1_q1' })]);
+      const users = outcome.ok ? outcome.interaction.messages.filter((m) => m.role === 'user').map((m) => m.content) : [];
+      expect(users).toEqual(['how do i dedupe a csv by email', 'and for excel files?', 'and 2 million rows?']);
+    });
+
+    it('fails a task whose early stops persist instead of editing the closing text into a user turn', async () => {
+      const { outcome } = await guarded([`thanks, that's all I needed! ${STOP}`, `thanks ${STOP}`, `bye ${STOP}`, `ok ${STOP}`], 3);
+      expect(outcome).toMatchObject({ ok: false, failure: { error: { kind: 'guard' }, attempts: 4 } });
+      expect(outcome.rejections?.map((r) => r.reason)).toEqual(['early_stop', 'early_stop', 'early_stop', 'early_stop']);
     });
 
     it("reads PersonaGym's JSON replies with a PersonaGym template", async () => {
@@ -253,7 +288,8 @@ describe('converse', () => {
     expect(messages.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'user']);
     expect(messages[2]?.content).toBe('how do i dedupe a csv by email');
     expect(messages[3]?.content).toMatch(/\(Reminder: you are the user described above/);
-    expect(messages[0]?.content).toContain('- Communication Style: casual');
+    expect(messages[0]?.content).toContain('- Communication Style (casual): casual: lowercase is fine');
+    expect(messages[0]?.content).not.toMatch(/\{[a-z_]+\}/);
   });
 
   it('checks its options up front', () => {
@@ -301,21 +337,103 @@ describe('converse with a distractor', () => {
     const outcomes = await run([locked(task())], options({ pool: simPool(['sim-a']), distractor: legacy({ applyTo: { initial_query: false, follow_up_feedback: false } }) }));
     const interaction = interactions(outcomes)[0]!;
     expect(interaction.messages.filter((m) => m.role === 'user').every((m) => m.metadata.was_noised === false)).toBe(true);
-    expect(interaction.metadata).toMatchObject({ distractor_applied: true, distractor_type: 'legacy', noisy_versions: null });
+    // Nothing was noised: the distractor was there, but it did not apply to any turn.
+    expect(interaction.metadata).toMatchObject({ distractor_applied: false, distractor_type: 'legacy', noisy_versions: null, noised_turns: 0 });
   });
 
   test.prop([arbTasks], { numRuns: 15 })('semantic noise on sim is the same at any concurrency', async (tasks) => {
     const lockedTasks = (pool: ReturnType<typeof simPool>) => from(tasks).pipe(lockModel(pool, 3));
     const pool = simPool(['sim-a', 'sim-b']);
-    const one = (await lastValueFrom(lockedTasks(pool).pipe(converse(options({ pool, concurrency: 1, distractor: semantic() })), toArray()))).map((o) => (o.ok ? timeless(o.interaction) : o));
-    const many = (await lastValueFrom(lockedTasks(pool).pipe(converse(options({ pool, concurrency: 8, distractor: semantic() })), toArray()))).map((o) => (o.ok ? timeless(o.interaction) : o));
+    // A task may fail (the guards reject what sim makes of an arbitrary query): compared without its time too.
+    const normal = (o: Outcome) => (o.ok ? timeless(o.interaction) : { ...o.failure, time: undefined });
+    const one = (await lastValueFrom(lockedTasks(pool).pipe(converse(options({ pool, concurrency: 1, distractor: semantic() })), toArray()))).map(normal);
+    const many = (await lastValueFrom(lockedTasks(pool).pipe(converse(options({ pool, concurrency: 8, distractor: semantic() })), toArray()))).map(normal);
     const byId = (list: unknown[]) => [...list].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
     expect(byId(many)).toEqual(byId(one));
-    for (const outcome of one) {
+    for (const outcome of one.filter((o): o is ReturnType<typeof timeless> => typeof o === 'object' && o !== null && 'metadata' in o)) {
       const metadata = (outcome as { metadata: Record<string, unknown> }).metadata;
       expect(metadata).toMatchObject({ distractor_type: 'semantic' });
       expect((metadata.semantic_noise as { initial_query: { layer: string } }).initial_query.layer).toBe('surface_noise');
     }
+  });
+
+  describe('a noised first turn that dropped a detail', () => {
+    const query = 'How do I deduplicate a CSV file by email in Python?';
+    /** A distractor model that leaves "in Python" out of the first message, reports it, and says what the message now asks. */
+    const dropping = () =>
+      scripted((request) => {
+        const ask = request.hints?.distractor;
+        if (ask === undefined) throw new Error('no distractor hints');
+        if (ask.layer !== 'surface_noise') return JSON.stringify({ slots: { language: 'Python' }, slots_dropped: ['language'], noisy_text: 'how do i deduplicate a CSV file by email', means: 'how to deduplicate a CSV file by email (language not said)' });
+        return JSON.stringify({ noisy_text: `${ask.text} pls` });
+      });
+    const distractorWith = (model: ChatModel) =>
+      createDistractor({
+        activationProbability: 1,
+        rules: [],
+        strategies: strategyFileSchema.parse({ layer_weights: { surface_noise: 1, incomplete_info: 1 }, strategies: { surface_noise: { emotional_attitude: { probability: 1 } }, incomplete_info: { missing_slots: { probability: 1 } } } }),
+        semantic: { model, templates: { surface_noise: 'S {text}', incomplete_info: 'I {text}', semantic_ambiguity: 'A {text}' }, validationRetries: 1 },
+      });
+
+    it('records what the noise dropped, and noises the follow-ups with surface noise only', async () => {
+      const noiser = dropping();
+      // Seeds and keys for which the first message draws incomplete_info (weights 1:1): several, so the check is not about one draw.
+      let checked = 0;
+      for (let i = 0; i < 12; i += 1) {
+        const user = scripted((_request, call) => ['ok and for the other columns', 'and the header row?'][call - 1] ?? STOP);
+        const t = locked(task({ personaId: `p${i}`, key: `p${i}/q1`, originalQuery: query, initialQuery: query, targetTurns: 4 }), 'scripted');
+        const [outcome] = await run([t], options({ pool: createPool([{ model: scripted(() => 'an answer').model, weight: 1 }]), userModel: user.model, distractor: distractorWith(noiser.model), minTurns: 3, maxTurns: 4 }));
+        const interaction = interactions([outcome!])[0]!;
+        const semanticNoise = interaction.metadata.semantic_noise as { initial_query: { layer: string } };
+        if (semanticNoise.initial_query.layer !== 'incomplete_info') continue;
+        checked += 1;
+        expect(interaction.messages[0]).toMatchObject({ content: 'how do i deduplicate a CSV file by email', metadata: { clean_version: query, was_noised: true } });
+        expect(interaction.metadata).toMatchObject({ distractor_applied: true, noise_dropped: ['Python'] });
+        expect(semanticNoise.initial_query).toMatchObject({ metadata: { dropped: ['Python'], means: 'how to deduplicate a CSV file by email (language not said)' } });
+      }
+      expect(checked).toBeGreaterThan(2);
+      // Every follow-up the distractor was asked about was asked as surface noise.
+      const layers = noiser.requests.filter((r) => r.hints?.distractor?.text !== query).map((r) => r.hints?.distractor?.layer);
+      expect(layers.length).toBeGreaterThan(0);
+      expect(new Set(layers)).toEqual(new Set(['surface_noise']));
+    });
+
+    it('counts noised turns honestly', async () => {
+      const user = scripted((_request, call) => ['ok and for the other columns', 'and the header row?'][call - 1] ?? STOP);
+      const [outcome] = await run([locked(task({ initialQuery: query, targetTurns: 4 }), 'scripted')], options({ pool: createPool([{ model: scripted(() => 'an answer').model, weight: 1 }]), userModel: user.model, distractor: distractorWith(dropping().model), minTurns: 3, maxTurns: 4 }));
+      const interaction = interactions([outcome!])[0]!;
+      const noised = interaction.messages.filter((m) => m.role === 'user' && m.metadata.was_noised === true).length;
+      expect(noised).toBeGreaterThan(0);
+      expect(interaction.metadata).toMatchObject({ distractor_applied: true, noised_turns: noised });
+    });
+
+    it('the simulated user knows what the noised first turn dropped and what it now asks, and gives the detail when asked', async () => {
+      const noiser = dropping();
+      let checked = 0;
+      for (let i = 0; i < 12; i += 1) {
+        // The user answers from its "what you know" list: the detail the noise dropped, in its own words.
+        const user = scripted((request, call) => {
+          if (call > 1) return STOP;
+          const known = /^- (.+) \(you have not said this yet/m.exec(request.messages[0]?.content ?? '')?.[1];
+          return known === undefined ? 'not sure what you mean' : `oh sorry, ${known.toLowerCase()}`;
+        });
+        const assistant = scripted(() => 'Which language are you using?');
+        const t = locked(task({ personaId: `p${i}`, key: `p${i}/q1`, originalQuery: query, initialQuery: query, targetTurns: 2 }), 'scripted');
+        const [outcome] = await run([t], options({ pool: createPool([{ model: assistant.model, weight: 1 }]), userModel: user.model, distractor: distractorWith(noiser.model), minTurns: 2, maxTurns: 3 }));
+        const interaction = interactions([outcome!])[0]!;
+        if ((interaction.metadata.semantic_noise as { initial_query: { layer: string } }).initial_query.layer !== 'incomplete_info') continue;
+        checked += 1;
+        const prompt = user.requests[0]!.messages[0]!.content;
+        expect(prompt).toContain('- Python (you have not said this yet');
+        expect(prompt).toContain('What your message actually asked, as you sent it: "how to deduplicate a CSV file by email (language not said)"');
+        // The user's own first message, in its history, is what was sent: the noisy one, not the clean query.
+        expect(user.requests[0]!.messages.slice(1).map((m) => m.content)).not.toContain(query);
+        const users = interaction.messages.filter((m) => m.role === 'user');
+        expect(users[0]?.content).toBe('how do i deduplicate a CSV file by email');
+        expect(users[1]?.metadata.clean_version ?? users[1]?.content).toBe('oh sorry, python');
+      }
+      expect(checked).toBeGreaterThan(2);
+    });
   });
 
   it('ends the run when the distractor model rejects the key', async () => {

@@ -184,7 +184,7 @@ function countBy<T>(items: readonly T[], key: (item: T) => string): Record<strin
 }
 
 const report = (round: number, personasShort: number, missing: number, tasks: number) => ({ round, personasShort, missing, tasks });
-const reportsOf = (run: Run) => run.reports.map(({ written: _written, ...r }) => r);
+const reportsOf = (run: Run) => run.reports.map(({ written: _written, short: _short, ...r }) => r);
 
 // ---------------------------------------------------------------------------------------------------
 // Supplement through generate
@@ -409,13 +409,13 @@ describe('supplement: stopping', () => {
 });
 
 describe('supplement: rounds = 0', () => {
-  it('makes generate run the main pass only', async () => {
+  it('makes generate run the main pass only, and say who is short and why', async () => {
     const { generator, calls } = fakeGenerator();
     const run = await runGenerate(persona('A', [`${MARK} 1`, `${MARK} 2`, 'ok']), { generator, rounds: 0 });
     expect(run.emitted).toHaveLength(3);
     expect(failures(run.emitted)).toHaveLength(2);
     expect(calls).toEqual([]);
-    expect(run.reports).toEqual([]);
+    expect(run.reports.map(({ written: _written, ...r }) => r)).toEqual([{ ...report(0, 1, 2, 0), short: [{ personaId: 'A', missing: 2, why: { 'failed: bad_request': 2 } }] }]);
   });
 
   it('makes the operator pass outcomes through without running anything', async () => {
@@ -439,7 +439,7 @@ describe('supplement: rounds = 0', () => {
     expect(outcomes).toHaveLength(2);
     expect(runs).toBe(0);
     expect(calls).toEqual([]);
-    expect(reports).toEqual([report(0, 1, 1, 0)]);
+    expect(reports).toEqual([{ ...report(0, 1, 1, 0), short: [{ personaId: 'A', missing: 1, why: { 'failed: bad_request': 1 } }] }]);
   });
 
   it.each([-1, 1.5, Number.NaN])('refuses rounds = %s', (rounds) => {
@@ -523,7 +523,7 @@ describe('supplement operator', () => {
     const outcomes = await lastValueFrom(of(bare).pipe(supplement({ ...directOptions(generator), onRound: (r) => reports.push(r) }), toArray()));
     expect(outcomes).toEqual([bare]);
     expect(calls).toEqual([]);
-    expect(reports).toEqual([report(0, 0, 0, 0)]);
+    expect(reports).toEqual([{ ...report(0, 0, 0, 0), short: [] }]);
   });
 
   test.prop(
@@ -546,7 +546,7 @@ describe('supplement operator', () => {
     const outcomes = await lastValueFrom(from(tasks.map(fakeOutcome)).pipe(supplement({ ...directOptions(generator), rounds, onRound: (r) => reports.push(r) }), toArray()));
 
     // Model the expected behaviour persona by persona.
-    const expected: RoundReport[] = [];
+    const expected: Omit<RoundReport, 'short'>[] = [];
     const short = new Map(people.filter((p) => p.bad > 0).map((p) => [p.id, p.bad]));
     expected.push(report(0, short.size, [...short.values()].reduce((a, b) => a + b, 0), 0));
     const done = new Map(people.map((p) => [p.id, p.total - p.bad]));
@@ -566,7 +566,7 @@ describe('supplement operator', () => {
       }
       expected.push(report(round, short.size, [...short.values()].reduce((a, b) => a + b, 0), ran));
     }
-    expect(reports).toEqual(expected);
+    expect(reports.map(({ short: _short, ...r }) => r)).toEqual(expected);
     expect(calls).toHaveLength(expectedCalls);
     const got = countBy(interactions(outcomes), (i) => i.persona_id);
     for (const p of people) {

@@ -8,6 +8,7 @@ const values: TemplateValues = {
   persona: { communication_style: 'casual', age_band: '25-34' },
   systemPrompt: undefined,
   originalQuery: 'dedupe a csv',
+  facts: [],
   history: [
     { role: 'user', content: 'dedupe a csv by email pls' },
     { role: 'assistant', content: 'Use pandas drop_duplicates on the email column.' },
@@ -30,8 +31,27 @@ describe('parseUserReply', () => {
     ['{"satisfied": false, "feedback": ""}', { kind: 'stop', closing: '' }],
     ['<think>they want more</think> and excel?', { kind: 'followup', text: 'and excel?' }],
     ['{not json but starts with a brace', { kind: 'followup', text: '{not json but starts with a brace' }],
+    // The variants models write are the stop signal too, alone or after closing words.
+    ['### STOP ###', { kind: 'stop', closing: '' }],
+    ['ok cool\n###stop###', { kind: 'stop', closing: 'ok cool' }],
+    ['thanks, that did it\n[STOP]', { kind: 'stop', closing: 'thanks, that did it' }],
+    ['all good now\nSTOP', { kind: 'stop', closing: 'all good now' }],
+    [`done ${STOP}.`, { kind: 'stop', closing: 'done' }],
+    // A signal with words after it, or after a question, is no ending: rejected and asked again.
+    [`What about the encoding? ${STOP} Also, how do I handle 2 million rows?`, { kind: 'misplaced_stop', text: `What about the encoding? ${STOP} Also, how do I handle 2 million rows?` }],
+    [`${STOP}\nactually one more thing`, { kind: 'misplaced_stop', text: `${STOP}\nactually one more thing` }],
+    [`what about the encoding? ${STOP}`, { kind: 'misplaced_stop', text: `what about the encoding? ${STOP}` }],
+    // STOP as a word inside a sentence is a word.
+    ['how do i make it STOP', { kind: 'followup', text: 'how do i make it STOP' }],
+    ['it keeps saying stop sign detected', { kind: 'followup', text: 'it keeps saying stop sign detected' }],
   ])('reads %j', (raw, expected) => {
     expect(parseUserReply(raw, STOP)).toEqual(expected);
+  });
+
+  it('recognises a custom stop token, with or without spaces inside it', () => {
+    expect(parseUserReply('bye\n<<END>>', '<<END>>')).toEqual({ kind: 'stop', closing: 'bye' });
+    expect(parseUserReply('<< END >>', '<<END>>')).toEqual({ kind: 'stop', closing: '' });
+    expect(parseUserReply('<<END>> wait', '<<END>>')).toMatchObject({ kind: 'misplaced_stop' });
   });
 });
 
@@ -39,18 +59,25 @@ describe('guardReply', () => {
   const followup = (text: string) => parseUserReply(text, STOP);
   it.each([
     ['', 'empty'],
-    ['<think>hmm</think>ok', 'leak'],
+    ['<think>hmm</think>ok', 'reasoning_leak'],
     ['As an AI language model I cannot', 'role_break'],
     ['Use pandas drop_duplicates on the email column.', 'echo'],
     ['dedupe a csv by email pls', 'repeat'],
     ['ok and for excel files?', undefined],
   ])('judges %j as %s', (raw, reason) => {
-    expect(guardReply(raw, followup(raw), values.history, true)).toBe(reason);
+    expect(guardReply({ raw, reply: followup(raw), history: values.history, canStop: true, persona: values.persona })).toBe(reason);
   });
 
-  it('rejects a stop before min_turns only', () => {
-    expect(guardReply(STOP, { kind: 'stop', closing: '' }, values.history, false)).toBe('early_stop');
-    expect(guardReply(STOP, { kind: 'stop', closing: '' }, values.history, true)).toBeUndefined();
+  it('rejects a stop before min_turns only, and a misplaced one always', () => {
+    const stop = { kind: 'stop', closing: '' } as const;
+    expect(guardReply({ raw: STOP, reply: stop, history: values.history, canStop: false, persona: values.persona })).toBe('early_stop');
+    expect(guardReply({ raw: STOP, reply: stop, history: values.history, canStop: true, persona: values.persona })).toBeUndefined();
+    const misplaced = parseUserReply(`and excel? ${STOP}`, STOP);
+    expect(guardReply({ raw: '', reply: misplaced, history: values.history, canStop: true, persona: values.persona })).toBe('misplaced_stop');
+  });
+
+  it('rejects a reply cut at the token limit', () => {
+    expect(guardReply({ raw: 'ok so if i run it on the whole', reply: followup('ok so if i run it on the whole'), history: values.history, canStop: true, persona: values.persona, finishReason: 'length' })).toBe('truncated');
   });
 });
 
@@ -77,15 +104,16 @@ describe('templates', () => {
     expect(messages).toEqual([{ role: 'user', content: 'History:\nUser: dedupe a csv by email pls\nAssistant: Use pandas drop_duplicates on the email column.' }]);
   });
 
-  it('measures word overlap', () => {
-    expect(similarity('a b c', 'a b c')).toBe(1);
-    expect(similarity('a b', 'c d')).toBe(0);
+  it('measures the overlap of content words (courtesies and function words do not count)', () => {
+    expect(similarity('csv file export', 'csv file export')).toBe(1);
+    expect(similarity('csv file', 'json schema')).toBe(0);
+    expect(similarity('ok and the csv file?', 'the csv file')).toBe(1);
   });
 });
 
 describe('similarity bounds', () => {
   it('is exact for texts of very different lengths', () => {
-    expect(similarity('a b', 'c d e f g')).toBe(0);
-    expect(similarity('a b', 'a b c d e f g h')).toBe(0.25);
+    expect(similarity('alpha beta', 'gamma delta epsilon zeta eta')).toBe(0);
+    expect(similarity('alpha beta', 'alpha beta gamma delta epsilon zeta eta theta')).toBe(0.25);
   });
 });

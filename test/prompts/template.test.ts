@@ -40,7 +40,7 @@ describe('loadTemplate', () => {
 
   it('regression: a simulator template without {persona} is refused', async () => {
     const message = await refusal(loadTemplate('You are a user.\nAsk about {original_query}.\n', dir, 'interaction_generation.user_model.system_prompt_template', DEFAULT_USER_TEMPLATE, SIMULATOR_TEMPLATE));
-    expect(message).toBe('interaction_generation.user_model.system_prompt_template: the template must contain {persona} or {persona_features}');
+    expect(message).toBe('interaction_generation.user_model.system_prompt_template: the template must contain {persona} or {persona_features} or {persona_rules}');
   });
 
   it('regression: an unknown placeholder in a template file is refused with its file and line', async () => {

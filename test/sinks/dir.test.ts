@@ -30,6 +30,7 @@ function interaction(personaId: string, queryId: string, reply: string, usage: R
       system_prompt_used: false,
       total_messages: 2,
       conversation_ended: true,
+      end_reason: 'user_stop',
       distractor_applied: false,
       distractor_type: null,
       noisy_versions: null,
@@ -81,7 +82,7 @@ describe('DirSink', () => {
     await Promise.all(outcomes.map((outcome) => sink.write(outcome)));
     await sink.close();
 
-    expect((await readdir(dir)).sort()).toEqual([FILES.failures, FILES.index, FILES.interactions, FILES.usage, FILES.usageLog].sort());
+    expect((await readdir(dir)).sort()).toEqual([FILES.failures, FILES.index, FILES.interactions, FILES.rejected, FILES.rejections, FILES.usage, FILES.usageLog].sort());
     const interactions = lines(await readFile(join(dir, FILES.interactions), 'utf8')).map((line) => JSON.parse(line) as Interaction);
     expect(interactions).toEqual([outcomes[0], outcomes[2]].map((o) => (o as { interaction: Interaction }).interaction));
     const failures = lines(await readFile(join(dir, FILES.failures), 'utf8')).map((line) => JSON.parse(line) as Failure);

@@ -5,12 +5,13 @@ import { figures, formatLine, type ProgressSource } from '../../src/sinks/progre
 
 const state = (throttled: boolean): LimiterState => ({ limit: 4, inFlight: 4, waiting: throttled ? 3 : 0, pausedForMs: 0, pausedBy: undefined, breaker: 'closed', throttled });
 
-function source(overrides: Partial<{ interactions: number; begun: number; failures: number; retries: number; tokens: number; cost: number | undefined; read: number; size: number | undefined; throttled: string[]; exhausted: boolean }> = {}): ProgressSource {
-  const o = { interactions: 120, begun: 140, failures: 3, retries: 7, tokens: 48_000, cost: 0.42, read: 500, size: 1000 as number | undefined, throttled: [] as string[], exhausted: false, ...overrides };
+function source(overrides: Partial<{ interactions: number; begun: number; failures: number; rejected: number; retries: number; tokens: number; cost: number | undefined; read: number; size: number | undefined; throttled: string[]; exhausted: boolean }> = {}): ProgressSource {
+  const o = { interactions: 120, begun: 140, failures: 3, rejected: 0, retries: 7, tokens: 48_000, cost: 0.42, read: 500, size: 1000 as number | undefined, throttled: [] as string[], exhausted: false, ...overrides };
   return {
     interactions: () => o.interactions,
     begun: () => o.begun,
     failures: () => o.failures,
+    rejected: () => o.rejected,
     retries: () => o.retries,
     tokens: () => o.tokens,
     cost: () => o.cost,
@@ -24,7 +25,7 @@ describe('progress figures', () => {
   it('estimates the total from the tasks begun per byte read, and the ETA from the settling rate', () => {
     // 140 begun in half the file: ~280 in all; 123 settled in 10 s, 157 to go at 12.3/s.
     const f = figures(source(), 0, 10_000);
-    expect(f).toEqual({ elapsed_s: 10, interactions: 120, failures: 3, retries: 7, interactions_per_s: 12, tokens_per_s: 4800, cost_usd: 0.42, input_read: 0.5, total: 280, total_exact: false, eta_s: 13, throttled: [] });
+    expect(f).toEqual({ elapsed_s: 10, interactions: 120, failures: 3, rejected: 0, retries: 7, interactions_per_s: 12, tokens_per_s: 4800, cost_usd: 0.42, input_read: 0.5, total: 280, total_exact: false, eta_s: 13, throttled: [] });
   });
 
   it('knows the total exactly once every task of the input has been read', () => {
@@ -38,6 +39,13 @@ describe('progress figures', () => {
     const f = figures(source({ read: 1000, begun: 40, interactions: 10, failures: 0, exhausted: false }), 0, 5_000);
     expect(f).toMatchObject({ input_read: 1, total: 40, total_exact: false });
     expect(formatLine(f, 10)).toMatch(/10\/~40 done/);
+  });
+
+  it('counts conversations the judge rejected as settled, and shows them', () => {
+    // 10 accepted + 10 rejected of 40: half done, and the rate of the first 5 s leaves 5 s.
+    const f = figures(source({ read: 1000, begun: 40, interactions: 10, failures: 0, rejected: 10, exhausted: true }), 0, 5_000);
+    expect(f).toMatchObject({ total: 40, eta_s: 5, rejected: 10 });
+    expect(formatLine(f, 10)).toMatch(/^\[#####-----\] 50% .* 10 rejected /);
   });
 
   it('has no ETA before the first conversation settles', () => {

@@ -36,6 +36,7 @@ function interaction(personaId: string, queryId: string, reply = `réponse ✓ �
       system_prompt_used: false,
       total_messages: 2,
       conversation_ended: true,
+      end_reason: 'user_stop',
       distractor_applied: false,
       distractor_type: null,
       noisy_versions: null,
