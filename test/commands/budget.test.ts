@@ -127,6 +127,14 @@ describe('worstCase', () => {
     expect(worstCase(task('a', { targetTurns: 3 }), { ...shape, distractor: helper, styleTransfer: helper })).toBeGreaterThan(long);
   });
 
+  it('counts the judge\'s review of the whole conversation when a judge is on', () => {
+    // $1 a token. Two turns: the conversation is the opening (1 + 8) and two exchanges of 18 + 108.
+    const t = task('q1', { targetTurns: 2 });
+    const judge = { maxTokens: 40, price: { input: 1_000_000, output: 1_000_000 }, promptTokens: 100 };
+    const review = 100 + 1 + 1 + 2 * (18 + 108) + 40;
+    expect(worstCase(t, { ...shape, judge }) - worstCase(t, shape)).toBeCloseTo(review);
+  });
+
   it('estimates tokens on the high side: a byte-level token is never shorter than a byte, so bytes / 3 over-counts English', () => {
     expect(tokensOf('hello world')).toBe(4);
     expect(tokensOf('日本語')).toBe(3);
