@@ -34,7 +34,7 @@ const given = <T>(flag: T | undefined, recorded: unknown): T | undefined => flag
 
 /**
  * With `--resume`, the flags of the run that created DIR for every one not given now: the input, the
- * config file, seed, turns, provider, model, base URL, noise, supplement rounds, the query file,
+ * config file, seed, turns, provider, model, base URL, noise, supplement rounds, the judge, the query file,
  * concurrency, threads, --max-cost and --strict. Flags given now win (and the fingerprint check then says
  * if they change what is written). Without --resume, or without a run.json that records them, the flags
  * are returned as they are.
@@ -62,6 +62,7 @@ export async function resumeFlags(file: string | undefined, flags: GenerateFlags
       baseUrl: given(flags.baseUrl, settings.base_url),
       noise: given<NoiseMode>(flags.noise, settings.noise),
       supplementRounds: given(flags.supplementRounds, settings.supplement_rounds),
+      judge: given(flags.judge, settings.judge),
       queries: queriesTyped,
       // Opened from where it was (a resume may run from another directory); typed as it was for the fingerprint.
       queriesPath: flags.queries === undefined ? (at.queries ?? undefined) : resolve(flags.queries),

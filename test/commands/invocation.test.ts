@@ -16,10 +16,10 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const started: GenerateFlags = { config: 'c.yaml', out: 'ignored', seed: 11, minTurns: 2, maxTurns: 4, provider: 'openai', model: 'm', baseUrl: 'http://127.0.0.1:9/v1', noise: 'rules', queries: 'q.jsonl', supplementRounds: 1, concurrency: 8, threads: 2, maxCost: 3, strict: true };
+const started: GenerateFlags = { config: 'c.yaml', out: 'ignored', seed: 11, minTurns: 2, maxTurns: 4, provider: 'openai', model: 'm', baseUrl: 'http://127.0.0.1:9/v1', noise: 'rules', queries: 'q.jsonl', supplementRounds: 1, judge: true, concurrency: 8, threads: 2, maxCost: 3, strict: true };
 
 async function recordFor(flags: GenerateFlags, file: string | undefined): Promise<void> {
-  const settings = { seed: flags.seed, min_turns: flags.minTurns, max_turns: flags.maxTurns, provider: flags.provider ?? null, model: flags.model ?? null, base_url: flags.baseUrl ?? null, noise: flags.noise, supplement_rounds: flags.supplementRounds, queries: flags.queries ?? null };
+  const settings = { seed: flags.seed, min_turns: flags.minTurns, max_turns: flags.maxTurns, provider: flags.provider ?? null, model: flags.model ?? null, base_url: flags.baseUrl ?? null, noise: flags.noise, supplement_rounds: flags.supplementRounds, queries: flags.queries ?? null, judge: flags.judge ?? false };
   const record: RunRecord = { version: '0', seed: flags.seed ?? 42, config_fingerprint: 'f', settings, created_at: '', invocation: invocationOf(file, flags) };
   await writeFile(join(dir, 'run.json'), JSON.stringify(record));
 }
@@ -29,7 +29,7 @@ describe('resumeFlags', () => {
     await recordFor(started, 'personas.ndjson');
     const { file, flags } = await resumeFlags(undefined, { out: dir, resume: true });
     expect(file).toBe(resolve('personas.ndjson'));
-    expect(flags).toEqual({ out: dir, resume: true, config: resolve('c.yaml'), seed: 11, minTurns: 2, maxTurns: 4, provider: 'openai', model: 'm', baseUrl: 'http://127.0.0.1:9/v1', noise: 'rules', supplementRounds: 1, queries: 'q.jsonl', queriesPath: resolve('q.jsonl'), concurrency: 8, threads: 2, maxCost: 3, strict: true });
+    expect(flags).toEqual({ out: dir, resume: true, config: resolve('c.yaml'), seed: 11, minTurns: 2, maxTurns: 4, provider: 'openai', model: 'm', baseUrl: 'http://127.0.0.1:9/v1', noise: 'rules', supplementRounds: 1, judge: true, queries: 'q.jsonl', queriesPath: resolve('q.jsonl'), concurrency: 8, threads: 2, maxCost: 3, strict: true });
   });
 
   it('lets flags given now win (the fingerprint check then judges them)', async () => {
