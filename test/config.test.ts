@@ -41,7 +41,34 @@ describe('loadConfig', () => {
       ['openrouter', 'x-ai/grok-4.1-fast', 0.2],
     ]);
     expect(ig.assistant_model.model).toBeUndefined();
-    expect(loaded.notices).toEqual(['test/fixtures/personagym-config.yaml: sections persona_generation, formulation belong to other PersonaGym stages and are ignored']);
+    expect(loaded.notices).toEqual(['test/fixtures/personagym-config.yaml: PersonaGym keys that personaflow does not use, ignored: api.inference.frequency_penalty, api.inference.presence_penalty, paths.persona_bank, paths.logs, persona_generation, formulation, experiment.batch_size']);
+  });
+
+  describe('unknown keys (regression: misspelt keys were accepted and ignored, exit 0)', () => {
+    it.each([
+      ['interaction_genration:\n  max_turns: 3\n', ':1: interaction_genration: unknown key; did you mean `interaction_generation`?'],
+      ['interaction_generation:\n  min_turns: 2\n  max_turn: 3\n', ':3: interaction_generation.max_turn: unknown key; did you mean `max_turns`?'],
+      ['interaction_generation:\n  assistant_model:\n    temprature: 0.2\n', ':3: interaction_generation.assistant_model.temprature: unknown key; did you mean `temperature`?'],
+      ['interaction_generation:\n  assistant_model:\n    model_pool:\n      - model: gpt-4o\n        provder: openai\n', ':5: interaction_generation.assistant_model.model_pool[0].provder: unknown key; did you mean `provider`?'],
+      ['personaflow:\n  prices: {}\n  breakr: {threshold: 3}\n', ':3: personaflow.breakr: unknown key; did you mean `breaker`?'],
+      ['frobnicate: 1\n', ':1: frobnicate: unknown key (top level takes: api, openrouter,'],
+    ])('%j is refused with the line and what was meant', async (text, expected) => {
+      const error = await errorOf(loadConfig(await configFile(text)));
+      expect(error.message).toContain(expected);
+    });
+
+    it('takes any name where the config names things: prices, limits, headers', async () => {
+      const loaded = await loadConfig(await configFile('personaflow:\n  prices:\n    my-model: {input: 1, output: 2}\n  limits:\n    my-model: {rpm: 10}\napi:\n  headers: {X-Anything: y}\n'));
+      expect(loaded.config.personaflow.prices['my-model']).toEqual({ input: 1, output: 2 });
+      expect(loaded.notices).toEqual([]);
+    });
+  });
+
+  it('regression: a config file that is not UTF-8 is refused at its first bad line', async () => {
+    const path = join(dir, 'latin1.yaml');
+    await writeFile(path, Buffer.concat([Buffer.from('api:\n  model: gpt-4o\n# caf'), Buffer.from([0xe9]), Buffer.from('\n')]));
+    const error = await errorOf(loadConfig(path));
+    expect(error.message).toBe(`${path}:3: config file is not valid UTF-8 (save it as UTF-8)`);
   });
 
   it('uses the defaults when no file is given', async () => {
@@ -116,12 +143,20 @@ describe('expandEnv', () => {
 });
 
 describe('buildModels', () => {
-  it('falls back to sim, keeping the pool names, when no key is set anywhere', async () => {
+  it('falls back to sim, keeping the pool names, when no key is set anywhere and the fallback is allowed', async () => {
     const { config } = await loadConfig('test/fixtures/personagym-config.yaml');
-    const models = buildModels(config, {}, {});
+    const models = buildModels(config, { simFallback: true }, {});
     expect(models.user.model.provider).toBe('sim');
     expect(models.pool.entries.map((entry) => `${entry.model.provider}/${entry.model.model}`)).toEqual(['sim/gpt-4o-mini', 'sim/anthropic/claude-haiku-4.5', 'sim/x-ai/grok-4.1-fast']);
     expect(models.notices[0]).toContain('OPENAI_API_KEY or OPENROUTER_API_KEY not set');
+    expect(models.providers).toEqual(['sim']);
+  });
+
+  it('regression: a config that names hosted models, without their keys, is an error that names --provider sim', async () => {
+    const loaded = await loadConfig('test/fixtures/personagym-config.yaml');
+    expect(loaded.named).toEqual(['api.provider', 'api.model', 'interaction_generation.assistant_model.model_pool', 'interaction_generation.user_model.provider', 'interaction_generation.user_model.model', 'distractor.llm.provider', 'distractor.llm.model']);
+    expect(() => buildModels(loaded.config, {}, {})).toThrow(/no API key for openai\/gpt-4o-mini: set OPENAI_API_KEY \(or api_key \/ api_key_env in the config\), or add --provider sim for a dry run on simulated replies/);
+    expect((await loadConfig(undefined)).named).toEqual([]);
   });
 
   it('asks for the key that is missing when only some are set', async () => {

@@ -2,7 +2,7 @@
 import { fc, test } from '@fast-check/vitest';
 import { InvalidArgumentError } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { integerOption, positiveNumberOption } from '../src/options.js';
+import { BOUNDS, integerOption, positiveNumberOption } from '../src/options.js';
 
 describe('integerOption', () => {
   test.prop([fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER })])('reads any decimal integer at or above the minimum', (n) => {
@@ -15,6 +15,11 @@ describe('integerOption', () => {
 
   it('refuses a value below the minimum, naming it', () => {
     expect(() => integerOption(1)('0')).toThrow('expected an integer ≥ 1, got `0`');
+  });
+
+  it('regression: refuses a value over the maximum (-j 100000 overflowed the stack)', () => {
+    expect(() => integerOption(1, BOUNDS.concurrency)('100000')).toThrow('expected an integer from 1 to 1024, got `100000`');
+    expect(integerOption(1, BOUNDS.concurrency)('1024')).toBe(1024);
   });
 });
 

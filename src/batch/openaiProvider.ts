@@ -1,6 +1,7 @@
 // OpenAI's files and batches endpoints (and any OpenAI-compatible server that has them) through the openai SDK.
 import OpenAI, { toFile } from 'openai';
 import { toModelError } from '../models/openai.js';
+import { safeUrl, urlSecrets } from '../redact.js';
 import { fileText } from './files.js';
 import type { BatchInfo, BatchProvider, InputFile } from './provider.js';
 
@@ -49,12 +50,14 @@ const FIND_LIMIT = 500;
  */
 export function createOpenAIBatchProvider(options: OpenAIBatchOptions): BatchProvider {
   const client = new OpenAI({ apiKey: options.apiKey, baseURL: options.baseURL, maxRetries: 0, timeout: options.timeoutMs, defaultHeaders: options.headers });
-  const where = `batch API ${options.baseURL ?? 'api.openai.com'}`;
+  const where = `batch API ${options.baseURL === undefined ? 'api.openai.com' : safeUrl(options.baseURL)}`;
+  // A key, a header value or a URL's credentials never reach an error line.
+  const secrets = [options.apiKey, ...Object.values(options.headers ?? {}), ...urlSecrets(options.baseURL)];
   const guarded = async <T>(call: () => Promise<T>, signal: AbortSignal): Promise<T> => {
     try {
       return await call();
     } catch (error) {
-      throw toModelError(error, where, options.apiKey, signal.aborted);
+      throw toModelError(error, where, secrets, signal.aborted);
     }
   };
   return {

@@ -1,5 +1,6 @@
 // `personaflow generate`: personas in, one conversation per persona × query, interactions out (stdout or --out DIR).
 import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Subscription } from 'rxjs';
 import { loadConfig } from '../config/load.js';
@@ -8,14 +9,18 @@ import { batchPrices } from '../batch/prices.js';
 import { setUpBatch, type BatchRun } from '../batch/setup.js';
 import { ConfigError, FatalError, describeError } from '../errors.js';
 import type { Judge } from '../judge/judge.js';
+import { Drain, type Stopping } from '../limits/stop.js';
 import type { RunModels } from '../models/build.js';
 import { retryingCall } from '../operators/retryingCall.js';
 import type { RoundReport } from '../operators/supplement.js';
 import { generate, type GenerateOptions } from '../pipeline.js';
 import type { QuerySetup } from '../queries/setup.js';
 import { DEFAULT_BACKLOG, DEFAULT_RUN_NAME, redact } from '../queue/address.js';
-import { DirSink, outputIn } from '../sinks/dir.js';
-import type { RunRecord } from '../sinks/layout.js';
+import { quoted, safeUrl } from '../redact.js';
+import { DirSink, outputIn, ownFiles, prepareDirectory } from '../sinks/dir.js';
+import { refuseLinks } from '../sinks/files.js';
+import type { Invocation, RunRecord } from '../sinks/layout.js';
+import { DirLock } from '../sinks/lock.js';
 import { startProgress, type ProgressSource } from '../sinks/progress.js';
 import { readOutput, type OutputState } from '../sinks/resume.js';
 import { StreamSink, type Sink } from '../sinks/sink.js';
@@ -24,52 +29,20 @@ import { UsageTotals, priceOf } from '../sinks/usage.js';
 import { openInput } from '../streams/ndjson.js';
 import { readTasks } from '../streams/personas.js';
 import { stoppable } from '../streams/pull.js';
-import { inShard, shardName, type Shard } from '../streams/shard.js';
-import { countPersonas, counted, skipWritten, type SkipCounts } from '../streams/tasks.js';
-import type { Outcome as GenerateOutcome, Task } from '../types.js';
-import { Budget } from './budget.js';
+import { inShard, shardName } from '../streams/shard.js';
+import { countPersonas, skipWritten, type SkipCounts } from '../streams/tasks.js';
+import { unfinished, type Outcome as TaskOutcome, type Task } from '../types.js';
+import { Budget, tokensOf, worstCase, type CostShape, type Price } from './budget.js';
 import { assertReadable, version } from './common.js';
+import type { GenerateFlags } from './flags.js';
+import { invocationOf, resumeCommand, resumeFlags } from './invocation.js';
 import type { QueueProducer } from './queued.js';
 import { Reporter } from './reporter.js';
-import { runFingerprint, settingsOf, setUpConversations, type NoiseMode } from './setup.js';
+import { runFingerprint, settingsOf, setUpConversations } from './setup.js';
 import { StopSignals } from './signals.js';
-import { explainChange, judgeLine, rejectionsLine, resumeCommand, resumedLine, summaryLine, targetsLine } from './summary.js';
+import { explainChange, judgeLine, rejectionsLine, resultOf, resumedLine, summaryLine, targetsLine } from './summary.js';
 
-export interface GenerateFlags {
-  config?: string;
-  out?: string;
-  force?: boolean;
-  provider?: string;
-  model?: string;
-  baseUrl?: string;
-  concurrency?: number;
-  threads?: number;
-  seed?: number;
-  minTurns?: number;
-  maxTurns?: number;
-  strict?: boolean;
-  quiet?: boolean;
-  noise?: NoiseMode;
-  queries?: string;
-  supplementRounds?: number;
-  resume?: boolean;
-  retryFailed?: boolean;
-  maxCost?: number;
-  progress?: 'json';
-  /** `--judge` / `--no-judge` (else `judge.enabled`). */
-  judge?: boolean;
-  shard?: Shard;
-  /** `--queue redis://...`: the conversations run on workers (`personaflow worker`) that take tasks from this Redis. */
-  queue?: string;
-  /** `--name`: the queue run's name (default `personaflow`). */
-  name?: string;
-  /** `--backlog`: tasks queued or in progress at most (with --queue). */
-  backlog?: number;
-  /** `--batch`: every call through the provider's Batch API, round by round (else `batch.enabled`). */
-  batch?: boolean;
-}
-
-export type { NoiseMode };
+export type { GenerateFlags, NoiseMode } from './flags.js';
 
 /** Seconds the conversations in flight get to finish after the first Ctrl-C. */
 const GRACE_SECONDS = 30;
@@ -88,6 +61,10 @@ interface Run {
   readonly previous: OutputState | undefined;
   readonly sink: Sink;
   readonly dir: DirSink | undefined;
+  /** How the run was started (what run.json records), for the command that continues it. */
+  readonly invocation: Invocation;
+  /** What a conversation can cost at most, for --max-cost. */
+  readonly shape: CostShape;
   /** The judge, when one runs. */
   readonly judge: Judge | undefined;
   /** With --queue: the producer's side of the queue run. */
@@ -96,25 +73,57 @@ interface Run {
   readonly batch: BatchRun | undefined;
 }
 
+/** What the run holds that must be let go however it ends: DIR's lock, and a way to stop the pipeline. */
+interface Holds {
+  lock: DirLock | undefined;
+  fail: (error: FatalError) => void;
+}
+
 /** Runs `personaflow generate` and returns its exit code. */
-export async function runGenerate(file: string | undefined, flags: GenerateFlags): Promise<number> {
+export async function runGenerate(typedFile: string | undefined, typed: GenerateFlags): Promise<number> {
   const started = Date.now();
-  const run = await prepare(file, flags, new Reporter(flags.quiet === true));
-  const input = openInput(file);
+  const report = new Reporter(typed.quiet === true);
+  // `-o -` is stdout, not a directory named `-`.
+  const { file, flags } = await resumeFlags(typedFile, typed.out === '-' ? { ...typed, out: undefined } : typed);
+  const holds: Holds = { lock: undefined, fail: () => undefined };
+  try {
+    const run = await prepare(file, flags, report, holds);
+    return await execute(run, holds, started);
+  } finally {
+    await holds.lock?.release();
+  }
+}
+
+/** How the pipeline ended: an error that stopped it, and whether a signal did. */
+interface Ending {
+  readonly error?: unknown;
+  readonly interrupted?: boolean;
+}
+
+/** Runs the pipeline over the input until it ends, a signal stops it or the budget is reached, then finishes. */
+async function execute(run: Run, holds: Holds, started: number): Promise<number> {
+  const { flags } = run;
+  const input = openInput(run.file);
   const skips: SkipCounts = { skipped: 0, retried: 0, compensated: 0 };
-  const tasks = countPersonas(tasksOf(run, input.stream, input.name, skips));
-  const budget = new Budget(flags.maxCost, run.totals);
+  const read = countPersonas(readInput(run, input.stream, input.name));
+  const tasks = run.previous === undefined ? read : skipWritten(run.previous, flags.retryFailed !== false, skips, read);
+  const budget = new Budget(flags.maxCost, () => run.totals.cost().total, (task) => worstCase(task, run.shape));
   const counts = { retries: 0 };
   const reports: RoundReport[] = [];
   const mode = flags.progress === 'json' ? 'json' : flags.quiet === true || process.stderr.isTTY !== true ? 'none' : 'live';
-  const display = await startProgress(mode, progressSource(run, budget, counts, file, input.stream), (line) => (run.report.live = line));
+  const display = await startProgress(mode, progressSource(run, budget, counts, { file: run.file, stream: input.stream, exhausted: () => read.exhausted }), (line) => (run.report.live = line));
   // First Ctrl-C: stop reading and let the conversations in flight finish (they are paid for); a second
   // one, or the grace period running out, aborts them.
   let abort = (): void => undefined;
+  const drain = new Drain();
   const signals = new StopSignals({
     graceSeconds: GRACE_SECONDS,
     onStop: () => {
       input.stream.destroy();
+      // A wait that would outlast the grace (a long Retry-After or reset) ends now; its conversation is left for a resume.
+      const deadline = Date.now() + GRACE_SECONDS * 1000;
+      drain.stop(deadline);
+      for (const limiter of run.models.limiters.values()) limiter.stop(deadline);
       void run.queue?.drain().catch(() => undefined);
       run.report.say(`stopping: no new conversations; finishing those in flight (up to ${GRACE_SECONDS} s; Ctrl-C again to abort them)`);
     },
@@ -124,51 +133,52 @@ export async function runGenerate(file: string | undefined, flags: GenerateFlags
   if (queue !== undefined) run.report.notice(`queue run ${queue.run.name} on ${queue.address.shown}: start workers on any machine with: personaflow worker --queue ${queue.address.shown}${flags.name === undefined ? '' : ` --name ${flags.name}`}${flags.config === undefined ? '' : ` -c ${flags.config}`}`);
   // With a queue, the workers count the conversations they begin and keep the budget for the whole run.
   const stopped = (): boolean => signals.stopping || (queue === undefined ? budget.over() : queue.stopped());
-  const source = queue === undefined ? counted(stoppable(tasks, stopped), () => budget.begin()) : stoppable(tasks, stopped);
-  const write = (o: GenerateOutcome): Promise<void> => (queue === undefined ? run.sink.write(o) : queue.write(o, run.sink));
-  const outcome = await new Promise<Outcome>((resolve) => {
-    const options = pipelineOptions(run, { stopped, onRetry: () => (counts.retries += 1), onRound: (report) => reports.push(report) });
-    const subscription: Subscription = generate(source, options, write).subscribe({
-      error: (error: unknown) => resolve({ error, interrupted: signals.stopping }),
-      complete: () => resolve({ interrupted: signals.stopping }),
+  const ending = await new Promise<Ending>((resolveEnding) => {
+    const hooks = pipelineOptions(run, { stopped, stopping: drain, onRetry: () => (counts.retries += 1), onRound: (report) => reports.push(report) });
+    const options: GenerateOptions = queue === undefined ? { ...hooks, admit: async (task) => (await budget.admit(task)) && !signals.stopping } : hooks;
+    // A conversation cut short by the stop is neither an interaction nor a failure: nothing is written, a resume does it.
+    const write = (outcome: TaskOutcome): Promise<void> => {
+      budget.settle(outcome);
+      if (unfinished(outcome)) return Promise.resolve();
+      return queue === undefined ? run.sink.write(outcome) : queue.write(outcome, run.sink);
+    };
+    const subscription: Subscription = generate(stoppable(tasks, stopped), options, write).subscribe({
+      error: (error: unknown) => resolveEnding({ error, interrupted: signals.stopping }),
+      complete: () => resolveEnding({ interrupted: signals.stopping }),
     });
     abort = () => {
       subscription.unsubscribe();
-      resolve({ interrupted: true });
+      resolveEnding({ interrupted: true });
     };
-    if (queue !== undefined) {
-      queue.onFatal = (error) => {
-        subscription.unsubscribe();
-        resolve({ error });
-      };
-    }
+    // The lock lost to another run (see DirLock), or the queue failing: stop writing at once.
+    holds.fail = (error) => {
+      subscription.unsubscribe();
+      resolveEnding({ error });
+    };
+    if (queue !== undefined) queue.onFatal = holds.fail;
   });
-  if (queue !== undefined) await queue.end(run.totals, outcome.error === undefined && outcome.interrupted !== true);
+  if (queue !== undefined) await queue.end(run.totals, ending.error === undefined && ending.interrupted !== true);
   await run.models.close(); // a loaded llama model is released here
   await run.batch?.close();
   display.stop();
   signals.close();
   await run.queries.dataset?.close();
   try {
-    return await finish(run, outcome, { started, retries: queue === undefined ? counts.retries : queue.counters.retries, reports, personas: tasks.personas, skips, budget: queue === undefined ? budget : { reached: queue.counters.reached } });
+    return await finish(run, ending, { started, retries: queue === undefined ? counts.retries : queue.counters.retries, reports, personas: read.personas, tasks: read.tasks, skips, budget: queue === undefined ? budget : { reached: queue.counters.reached } });
   } finally {
     await queue?.close();
   }
 }
 
-/** How the pipeline ended: an error that stopped it, and whether a signal did. */
-interface Outcome {
-  readonly error?: unknown;
-  readonly interrupted?: boolean;
-}
-
-/** Loads the config, builds the models, the prompts, the distractor and the query side, and opens the sink. */
-async function prepare(file: string | undefined, flags: GenerateFlags, report: Reporter): Promise<Run> {
+/** Loads the config, builds the models, the prompts, the distractor, the judge and the query side; takes DIR's lock and opens the sink. */
+async function prepare(file: string | undefined, flags: GenerateFlags, report: Reporter, holds: Holds): Promise<Run> {
+  if (flags.resume === true && flags.out === undefined) throw new ConfigError('--resume needs --out DIR (the directory of the run to continue)');
   const loaded = await loadConfig(flags.config);
   const { config } = loaded;
   const settings = settingsOf(config, flags);
   await assertReadable(file, 'personas');
-  if (flags.queries !== undefined) await assertReadable(flags.queries, 'query');
+  const queriesFile = flags.queriesPath ?? flags.queries;
+  if (queriesFile !== undefined) await assertReadable(queriesFile, 'query');
   const batch = batchRun(config, flags, report);
   const totals = new UsageTotals(batch === undefined ? config.personaflow.prices : batchPrices(config.personaflow.prices));
   if (flags.queue === undefined && (flags.name !== undefined || flags.backlog !== undefined)) throw new ConfigError(`${flags.name === undefined ? '--backlog' : '--name'} needs --queue redis://HOST (the conversations run on workers that take tasks from that Redis)`);
@@ -177,25 +187,49 @@ async function prepare(file: string | undefined, flags: GenerateFlags, report: R
   try {
     // With a queue, every billed call (the workers', and this process's supplement generator) is counted in Redis.
     const onUsage = queue === undefined ? totals.call.bind(totals) : queue.recorder.call;
-    const conversations = await setUpConversations(loaded, settings, { concurrency: flags.concurrency ?? (batch === undefined ? undefined : config.batch.conversations), threads: flags.threads, strict: flags.strict, quiet: flags.quiet, shared: queue?.shared, onUsage, batch: batch?.model }, report);
-    const { models, queries, judge } = conversations;
+    const conversations = await setUpConversations(
+      loaded,
+      settings,
+      { concurrency: flags.concurrency ?? (batch === undefined ? undefined : config.batch.conversations), threads: flags.threads, strict: flags.strict, quiet: flags.quiet, shared: queue?.shared, onUsage, batch: batch?.model, queriesFile, simFallback: flags.model === undefined && loaded.named.length === 0, onNotice: (message) => report.say(message) },
+      report,
+    );
+    const { models, queries, judge, template } = conversations;
     // In batch mode a failed request waits for the next round anyway: no backoff before it joins it.
     const options = batch === undefined ? conversations.options : { ...conversations.options, retryDelayMs: 0 };
     if (flags.maxCost !== undefined) assertPriced(config, models);
-    if (flags.resume === true && flags.out === undefined) throw new ConfigError('--resume needs --out DIR (the directory of the run to continue)');
+    const invocation = invocationOf(file, flags);
     // What shapes the output, beside the config file: a resume with other settings is refused (--force overrides).
+    // The fingerprint hashes the URL as given (so directories written before keep theirs); run.json shows it without credentials.
     // The shard is not a setting: the shards of one run share a fingerprint, so `merge` can check they belong together.
-    const record: RunRecord = { version: version(), seed: settings.seed, config_fingerprint: runFingerprint(config, settings), settings: { ...settings }, created_at: new Date().toISOString(), ...(flags.shard === undefined ? {} : { shard: shardName(flags.shard) }) };
-    let previous = await previousRun(flags, record, report);
+    const record: RunRecord = {
+      version: version(),
+      seed: settings.seed,
+      config_fingerprint: runFingerprint(config, settings),
+      settings: { ...settings, base_url: settings.base_url === null ? null : safeUrl(settings.base_url) },
+      created_at: new Date().toISOString(),
+      providers: models.providers,
+      invocation,
+      ...(flags.shard === undefined ? {} : { shard: shardName(flags.shard) }),
+    };
+    let previous: OutputState | undefined;
+    let dir: DirSink | undefined;
+    if (flags.out !== undefined) {
+      // One writer per directory: the lock comes before anything in DIR is read, repaired or written.
+      await prepareDirectory(flags.out);
+      holds.lock = await DirLock.acquire(flags.out, { onTakeover: (why) => report.say(why), onLost: (error) => holds.fail(error) });
+      await refuseLinks(ownFiles(flags.out));
+      previous = await previousRun(flags, record, report);
+    }
     if (queue !== undefined) {
       await queue.publish({ ...record, max_cost: flags.maxCost ?? null }, flags.force === true);
       // A queue run continued: its usage in Redis already holds what DIR's usage.json counted.
       if (!queue.created && previous !== undefined) previous = { ...previous, usage: { interactions: previous.count, failures: previous.failedCount } };
     }
-    const dir = flags.out === undefined ? undefined : await DirSink.open(flags.out, { force: flags.force === true, usage: totals, run: record, ...(previous === undefined ? {} : { resume: previous }) });
+    if (flags.out !== undefined) dir = await DirSink.open(flags.out, { force: flags.force === true, usage: totals, run: record, ...(previous === undefined ? {} : { resume: previous }) });
     if (batch !== undefined && dir !== undefined) await batch.start(dir.dir, previous !== undefined);
-    const sink: Sink = dir ?? new StreamSink(process.stdout, totals, (failure) => report.say(`failed ${failure.persona_id}/${failure.query_id} after ${failure.attempts} attempt(s): ${failure.error.kind}: ${failure.error.message}`));
-    return { file, flags, report, config, models, options, rounds: settings.supplement_rounds, queries, totals, previous, sink, dir, queue, judge, batch };
+    const sink: Sink = dir ?? new StreamSink(process.stdout, totals, (failure) => report.say(`failed: persona ${quoted(failure.persona_id)} query ${quoted(failure.query_id)} after ${failure.attempts} attempt(s): ${failure.error.kind}: ${failure.error.message}`));
+    const shape = costShape(config, models, { minTurns: settings.min_turns, maxTurns: settings.max_turns, template, semantic: settings.noise === 'semantic', styleTransfer: queries.styleTransfer !== undefined, judge });
+    return { file, flags, report, config, models, options, rounds: settings.supplement_rounds, queries, totals, previous, sink, dir, invocation, shape, judge, queue, batch };
   } catch (error) {
     // Its connections would keep the process alive after the error is reported.
     await queue?.close();
@@ -220,6 +254,33 @@ function assertPriced(config: Config, models: RunModels): void {
   if (unpriced.length > 0) throw new ConfigError(`--max-cost needs a price for every model the run calls; none for ${unpriced.join(', ')} (add it under personaflow.prices, USD per million input/output tokens)`);
 }
 
+/** A model without its own completion cap may write this many tokens, as far as a worst case goes. */
+const UNCAPPED_TOKENS = 4096;
+/** The fixed part of a helper's prompt (distractor layer, style transfer, the judge's rubric), as far as a worst case goes. */
+const HELPER_PROMPT_TOKENS = 1024;
+
+/** What a worst case needs from the run's models: caps, prices (the highest of the pool: the model is drawn later), fixed prompts. */
+function costShape(config: Config, models: RunModels, run: { readonly minTurns: number; readonly maxTurns: number; readonly template: string; readonly semantic: boolean; readonly styleTransfer: boolean; readonly judge: Judge | undefined }): CostShape {
+  const price = (model: { readonly provider: string; readonly model: string }): Price => priceOf(config.personaflow.prices, model.provider, model.model) ?? { input: 0, output: 0 };
+  const entries = models.pool.entries;
+  const helper = (settings: RunModels['distractor']) =>
+    settings === undefined ? undefined : { maxTokens: settings.maxCompletionTokens ?? UNCAPPED_TOKENS, price: price(settings.model), promptTokens: HELPER_PROMPT_TOKENS };
+  return {
+    minTurns: run.minTurns,
+    maxTurns: run.maxTurns,
+    assistant: {
+      maxTokens: Math.max(...entries.map((entry) => entry.maxCompletionTokens ?? UNCAPPED_TOKENS)),
+      price: { input: Math.max(...entries.map((entry) => price(entry.model).input)), output: Math.max(...entries.map((entry) => price(entry.model).output)) },
+      promptTokens: 64,
+    },
+    user: { maxTokens: models.user.maxCompletionTokens ?? UNCAPPED_TOKENS, price: price(models.user.model), promptTokens: tokensOf(run.template) },
+    distractor: run.semantic ? helper(models.distractor) : undefined,
+    styleTransfer: run.styleTransfer ? helper(models.queries) : undefined,
+    // The judge's review (a judge with only its checks calls no model).
+    judge: run.judge === undefined ? undefined : helper(models.judge),
+  };
+}
+
 /** With --resume: what DIR holds (repaired), checked against this run's settings. */
 async function previousRun(flags: GenerateFlags, record: RunRecord, report: Reporter): Promise<OutputState | undefined> {
   if (flags.out === undefined || flags.resume !== true || (await outputIn(flags.out)).length === 0) return undefined;
@@ -233,11 +294,16 @@ async function previousRun(flags: GenerateFlags, record: RunRecord, report: Repo
     throw new ConfigError(`--out ${flags.out}: it holds ${before.shard === undefined ? 'a whole run' : `shard ${before.shard}`}, not ${record.shard === undefined ? 'a whole run' : `shard ${record.shard}`}; resuming would mix two shards in one directory. Use the same --shard, or --resume --force to continue anyway`);
   }
   if (before === undefined) report.notice(`--out ${flags.out}: no run.json (written by an older version?); cannot check that the settings match`);
+  // The same settings can reach another provider (a key set since, OPENAI_BASE_URL): simulated and real conversations never share a directory unasked.
+  const now = record.providers ?? [];
+  if (previous.providers !== undefined && flags.force !== true && (previous.providers.length !== now.length || previous.providers.some((p, i) => p !== now[i]))) {
+    throw new ConfigError(`--out ${flags.out}: it was written by ${previous.providers.join(', ')} models, and this run would call ${now.join(', ')} models (a key set or unset since?); one directory never mixes providers, say simulated conversations with real ones. Resume it the way it was started, or use --resume --force to mix them anyway`);
+  }
   return previous;
 }
 
-/** The tasks of the input: persona lines expanded (with the query dataset), less what a resume already has. */
-function tasksOf(run: Run, stream: Readable, name: string, skips: SkipCounts): AsyncIterable<Task> {
+/** The tasks of the input: persona lines expanded (with the query dataset). */
+function readInput(run: Run, stream: Readable, name: string): AsyncIterable<Task> {
   const { options, config, queries, flags } = run;
   const qg = config.query_generation;
   const tasks = readTasks(stream, {
@@ -249,16 +315,16 @@ function tasksOf(run: Run, stream: Readable, name: string, skips: SkipCounts): A
     onWarning: (message) => run.report.warn(message),
     queries: queries.dataset === undefined ? undefined : { dataset: queries.dataset, perPersona: qg.selection.queries_per_persona, strategy: qg.selection.strategy },
   });
-  const mine = flags.shard === undefined ? tasks : inShard(tasks, flags.shard);
-  return run.previous === undefined ? mine : skipWritten(run.previous, flags.retryFailed !== false, skips, mine);
+  return flags.shard === undefined ? tasks : inShard(tasks, flags.shard);
 }
 
 /** The pipeline's options: the run's, the hooks of this invocation, and the supplement rounds when a generator is set up. */
-function pipelineOptions(run: Run, hooks: { readonly stopped: () => boolean; readonly onRetry: () => void; readonly onRound: (report: RoundReport) => void }): GenerateOptions {
+function pipelineOptions(run: Run, hooks: { readonly stopped: () => boolean; readonly stopping: Stopping; readonly onRetry: () => void; readonly onRound: (report: RoundReport) => void }): GenerateOptions {
   const { options, queries, totals, rounds, previous, config } = run;
   const ig = config.interaction_generation;
   return {
     ...options,
+    stopping: hooks.stopping,
     onRetry: hooks.onRetry,
     remote: run.queue?.remote(run.flags.backlog ?? DEFAULT_BACKLOG),
     // With a judge, always: even without rounds it says who is short and why.
@@ -268,10 +334,10 @@ function pipelineOptions(run: Run, hooks: { readonly stopped: () => boolean; rea
         : {
             rounds: queries.generator === undefined ? 0 : rounds,
             generator: queries.generator,
-            call: retryingCall({ maxRetries: ig.max_retries, retryDelayMs: ig.retry_delay * 1000, onRetry: hooks.onRetry, onUsage: totals.call.bind(totals) }),
+            call: retryingCall({ maxRetries: ig.max_retries, retryDelayMs: ig.retry_delay * 1000, stopping: hooks.stopping, onRetry: hooks.onRetry, onUsage: totals.call.bind(totals) }),
             concurrency: options.concurrency,
             onRound: hooks.onRound,
-            onGeneratorError: (personaId, error) => run.report.say(`supplement: no new queries for persona ${personaId}: ${describeError(error)}`),
+            onGeneratorError: (personaId, error) => run.report.say(`supplement: no new queries for persona ${quoted(personaId)}: ${describeError(error)}`),
             stopped: hooks.stopped,
             ...(previous === undefined ? {} : { isWritten: (id: string) => previous.done.has(id) }),
           },
@@ -279,7 +345,7 @@ function pipelineOptions(run: Run, hooks: { readonly stopped: () => boolean; rea
 }
 
 /** What the progress display reads. */
-function progressSource(run: Run, budget: Budget, counts: { readonly retries: number }, file: string | undefined, stream: NodeJS.ReadableStream): ProgressSource {
+function progressSource(run: Run, budget: Budget, counts: { readonly retries: number }, input: { readonly file: string | undefined; readonly stream: NodeJS.ReadableStream; readonly exhausted: () => boolean }): ProgressSource {
   const { totals, models, queue } = run;
   if (queue !== undefined) {
     // The whole run's figures, summed over the workers in Redis.
@@ -291,7 +357,8 @@ function progressSource(run: Run, budget: Budget, counts: { readonly retries: nu
       retries: () => queue.counters.retries,
       tokens: () => queue.counters.tokens,
       cost: () => queue.counters.cost,
-      input: inputProgress(file, stream),
+      input: inputProgress(input.file, input.stream),
+      exhausted: input.exhausted,
       limiters: () => new Map(),
     };
   }
@@ -303,7 +370,8 @@ function progressSource(run: Run, budget: Budget, counts: { readonly retries: nu
     retries: () => counts.retries,
     tokens: () => totals.runTokens,
     cost: () => (totals.unpriced.length === 0 ? totals.runCost : undefined),
-    input: inputProgress(file, stream),
+    input: inputProgress(input.file, input.stream),
+    exhausted: input.exhausted,
     limiters: () => new Map([...models.limiters].map(([key, limiter]) => [key, { name: limiter.name, state: limiter.state }])),
   };
 }
@@ -312,47 +380,70 @@ function progressSource(run: Run, budget: Budget, counts: { readonly retries: nu
 function inputProgress(file: string | undefined, stream: NodeJS.ReadableStream): () => { read: number; size: number } | undefined {
   if (file === undefined || file === '-') return () => undefined;
   let size: number | undefined;
-  void stat(file).then((info) => (size = info.size), () => undefined);
+  void stat(resolve(file)).then((info) => (size = info.size), () => undefined);
   return () => (size === undefined ? undefined : { read: (stream as unknown as { bytesRead?: number }).bytesRead ?? 0, size });
 }
 
-/** The flags a resume command must repeat to continue the same run. */
-const resumeFlags = (flags: GenerateFlags): { config?: string; shard?: string; queue?: string } => ({
-  ...(flags.config === undefined ? {} : { config: flags.config }),
-  ...(flags.shard === undefined ? {} : { shard: shardName(flags.shard) }),
-  ...(flags.queue === undefined ? {} : { queue: `${redact(flags.queue)}${flags.name === undefined ? '' : ` --name ${flags.name}`}` }),
-});
+/** What `finish` needs to know about the run beyond `Run`. */
+interface Done {
+  readonly started: number;
+  readonly retries: number;
+  readonly reports: readonly RoundReport[];
+  /** Persona lines and tasks in the input (those a resume skipped included). */
+  readonly personas: number;
+  readonly tasks: number;
+  readonly skips: SkipCounts;
+  readonly budget: { readonly reached: boolean };
+}
 
-/** Closes the sink, says how the run went, and picks the exit code. */
-async function finish(run: Run, outcome: Outcome, done: { readonly started: number; readonly retries: number; readonly reports: readonly RoundReport[]; readonly personas: number; readonly skips: SkipCounts; readonly budget: { readonly reached: boolean } }): Promise<number> {
-  const { flags, report, totals, file } = run;
-  if (outcome.error instanceof BrokenPipeError) return 0;
+/** The flags `--resume` does not read from run.json and a resume must repeat: which shard, which queue. */
+const repeatedFlags = (flags: GenerateFlags): string =>
+  (flags.shard === undefined ? '' : ` --shard ${shardName(flags.shard)}`) + (flags.queue === undefined ? '' : ` --queue ${redact(flags.queue)}${flags.name === undefined ? '' : ` --name ${flags.name}`}`);
+
+/** Closes the sink, says how the run went and how to go on, and picks the exit code (see resultOf). */
+async function finish(run: Run, ending: Ending, done: Done): Promise<number> {
+  const { flags, report, totals } = run;
+  if (ending.error instanceof BrokenPipeError) return 0;
+  let error = ending.error;
   try {
     await run.sink.close();
-  } catch (error) {
-    if (error instanceof BrokenPipeError) return 0;
-    throw error;
+  } catch (closing) {
+    if (closing instanceof BrokenPipeError) return 0;
+    error ??= closing;
   }
-  if (outcome.error !== undefined) {
-    // The run stops (a bad key, a dead endpoint): what is written stays, and a resume carries on.
-    if (flags.out !== undefined && outcome.error instanceof FatalError) report.say(`${outcome.error.message}\npersonaflow: what finished is in ${flags.out}; once the cause is fixed: ${resumeCommand(file, flags.out, resumeFlags(flags))}`);
-    else throw outcome.error instanceof Error ? outcome.error : new Error(describeError(outcome.error));
-    return outcome.error.exitCode;
+  const resume = flags.out === undefined ? undefined : resumeCommand(flags.out, run.invocation, repeatedFlags(flags));
+  if (error !== undefined) {
+    // The run stops (a bad key, a dead endpoint, a full disk): what is written stays, and a resume carries on.
+    if (!(error instanceof FatalError)) throw error instanceof Error ? error : new Error(describeError(error));
+    report.say(`${error.message}${resume === undefined ? '' : `\npersonaflow: what finished is in ${flags.out}; once the cause is fixed: ${resume}`}`);
+    report.say(resultOf({ fatal: true }).line);
+    return error.exitCode;
   }
-  const interrupted = outcome.interrupted === true;
-  if (flags.quiet !== true || interrupted) {
-    report.say(summaryLine(totals, { retries: done.retries, warnings: report.warnings, seconds: (Date.now() - done.started) / 1000, interrupted, dir: run.dir?.dir }));
+  const interrupted = ending.interrupted === true;
+  const state = run.dir?.state;
+  const last = done.reports.at(-1);
+  // This run's rounds know who is short, and why (failures, the judge's rejections); after a resume, or
+  // without rounds, the directory does.
+  const directory = state !== undefined && (run.previous !== undefined || last === undefined);
+  const shortfall = directory ? { personas: state.personasShort, missing: state.missing } : last !== undefined ? { personas: last.personasShort, missing: last.missing } : { personas: totals.failures > 0 ? 1 : 0, missing: totals.failures };
+  const result = resultOf({ interrupted, failures: state?.failures ?? totals.failures, shortfall, badLines: report.warnings, budgetReached: done.budget.reached, noTasks: done.tasks === 0 });
+  if (flags.quiet !== true || result.code !== 0) {
+    report.say(summaryLine(totals, { retries: done.retries, warnings: report.warnings, seconds: (Date.now() - done.started) / 1000, interrupted, dir: run.dir?.dir, directoryCost: run.previous === undefined ? undefined : totals.cost().total }));
     const rejected = rejectionsLine(totals, run.dir?.dir);
     if (rejected !== undefined) report.say(rejected);
     if (run.judge !== undefined) report.say(judgeLine(totals, run.dir?.dir));
-    if (done.reports.length > 0) report.say(targetsLine(done.personas, done.reports, run.rounds));
+    // The directory's count says nothing of the tasks a stop left unstarted: then only this run's rounds speak.
+    if (directory && !interrupted && !done.budget.reached) report.say(targetsLine(done.personas, done.reports, run.rounds, { dir: flags.out ?? '', personasShort: shortfall.personas, missing: shortfall.missing }));
+    else if (done.reports.length > 0) report.say(targetsLine(done.personas, done.reports, run.rounds));
     if (run.previous !== undefined) report.say(resumedLine(flags.out ?? '', run.previous.count, done.skips));
+    if (done.budget.reached && run.queue !== undefined) {
+      // The workers keep a queue run's budget (see queued.ts), by their own rule.
+      report.say(`budget reached: $${totals.runCost.toFixed(4)} spent of --max-cost $${String(flags.maxCost)}; no new conversations were started after that${resume === undefined ? '' : `. To continue: ${resume} --max-cost <more>`}`);
+    } else if (done.budget.reached) {
+      const spent = totals.cost().total;
+      report.say(`budget reached: $${spent.toFixed(4)} spent${run.previous === undefined ? '' : ` in ${flags.out}`} of --max-cost $${String(flags.maxCost)} (a ceiling on the directory's spend); no conversation starts whose worst case would pass it${resume === undefined ? '' : `. To continue: ${resume} --max-cost <more than ${String(flags.maxCost)}>`}`);
+    } else if (interrupted && resume !== undefined) report.say(`to continue where this run stopped: ${resume}`);
+    report.say(result.line);
   }
-  if (interrupted && flags.out !== undefined) report.say(`to continue where this run stopped: ${resumeCommand(file, flags.out, resumeFlags(flags))}`);
-  if (interrupted) return 130;
-  if (done.budget.reached) {
-    report.say(`budget reached: $${totals.runCost.toFixed(4)} spent of --max-cost $${String(flags.maxCost)}; no new conversations were started after that${flags.out === undefined ? '' : `. To continue: ${resumeCommand(file, flags.out, resumeFlags(flags))} --max-cost <more>`}`);
-    return 3;
-  }
-  return totals.failures > 0 ? 3 : 0;
+  return result.code;
 }

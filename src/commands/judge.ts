@@ -18,8 +18,11 @@ import { UsageTotals, priceOf } from '../sinks/usage.js';
 import { openInput } from '../streams/ndjson.js';
 import { pullThrough, stoppable } from '../streams/pull.js';
 import { readRecords } from '../streams/records.js';
-import type { Interaction, Outcome } from '../types.js';
-import { Budget } from './budget.js';
+import { interactionId, type Interaction, type Outcome } from '../types.js';
+import { Budget, tokensOf } from './budget.js';
+
+/** The judge prompt's fixed part (rubric and instructions), as far as a worst case goes. */
+const JUDGE_PROMPT_TOKENS = 2048;
 import { assertReadable, version } from './common.js';
 import { Reporter } from './reporter.js';
 import { StopSignals } from './signals.js';
@@ -85,7 +88,11 @@ export async function runJudge(file: string | undefined, flags: JudgeFlags): Pro
   const sink: Sink = dir ?? new StreamSink(process.stdout, totals, (failure) => report.say(`could not judge ${failure.interaction_id}: ${failure.error.message}`));
 
   const input = openInput(file);
-  const budget = new Budget(flags.maxCost, totals);
+  // --max-cost: each judgement holds its worst case (the whole conversation and the template in, the judge's cap out).
+  const judgePrice = models === undefined ? undefined : priceOf(config.personaflow.prices, models.model.model.provider, models.model.model.model);
+  const budget = new Budget<{ readonly personaId: string; readonly queryId: string; readonly interaction: Interaction }>(flags.maxCost, () => totals.cost().total, ({ interaction }) =>
+    judgePrice === undefined || models === undefined ? 0 : (JUDGE_PROMPT_TOKENS + tokensOf(JSON.stringify(interaction.messages)) + tokensOf(JSON.stringify(interaction.persona_features))) * judgePrice.input / 1e6 + (models.model.maxCompletionTokens ?? 4096) * judgePrice.output / 1e6,
+  );
   let retries = 0;
   let skipped = 0;
   const signals = new StopSignals({
@@ -99,12 +106,14 @@ export async function runJudge(file: string | undefined, flags: JudgeFlags): Pro
   const stopped = (): boolean => signals.stopping || budget.over();
   async function* outcomes(): AsyncGenerator<Outcome> {
     for await (const { value } of readRecords(input.stream, interactionInputSchema, { name: input.name, what: 'not an interaction: ', strict: flags.strict === true, onWarning: (message) => report.warn(message) })) {
-      if (previous?.done.has(value.interaction_id) === true) {
+      const interaction = asInteraction(value);
+      // The directory knows a conversation by the id of its persona × query (see readOutput).
+      if (previous !== undefined && (previous.done.has(interactionId(interaction.persona_id, interaction.metadata.query_id)) || previous.done.has(value.interaction_id))) {
         skipped += 1;
         continue;
       }
-      budget.begin();
-      yield { ok: true, interaction: asInteraction(value) };
+      if (!(await budget.admit({ personaId: interaction.persona_id, queryId: interaction.metadata.query_id, interaction }))) return;
+      yield { ok: true, interaction };
     }
   }
   let abort = (): void => undefined;
@@ -124,6 +133,7 @@ export async function runJudge(file: string | undefined, flags: JudgeFlags): Pro
           onUsage: totals.call.bind(totals),
         }),
         mergeMap(async (outcome) => {
+          budget.settle(outcome);
           await sink.write(outcome);
           return outcome;
         }),

@@ -37,7 +37,7 @@ export async function runNoise(file: string | undefined, flags: NoiseFlags): Pro
   const semantic = flags.semantic ?? config.distractor.use_semantic;
   const concurrency = flags.concurrency ?? config.interaction_generation.max_workers;
   // Only the distractor's model: noise never calls the assistant or the user simulator, so their keys and files are not needed.
-  const models = semantic ? buildDistractorModel(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, seed, concurrency, baseDir: loaded.baseDir }) : undefined;
+  const models = semantic ? buildDistractorModel(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, simFallback: flags.model === undefined && loaded.named.length === 0, seed, concurrency, baseDir: loaded.baseDir, onNotice: (message) => report.say(message) }) : undefined;
   const distractor = await setUpDistractor(config, loaded.baseDir, { semantic, strategyFile: flags.strategy, model: models?.distractor });
   for (const notice of [...loaded.notices, ...(models?.notices ?? [])]) report.notice(notice);
   await assertReadable(file, 'text');

@@ -1,4 +1,5 @@
 // What a command tells the person at the terminal: notices and errors with one prefix, bad input lines up to a cap.
+import { printable } from '../redact.js';
 
 /** Bad input lines shown before only their count is kept. */
 export const MAX_WARNINGS = 50;
@@ -42,7 +43,8 @@ export class Reporter {
   warn(message: string): void {
     this.#warnings += 1;
     this.#live?.clear();
-    if (this.#warnings <= MAX_WARNINGS) process.stderr.write(`${message}\n`);
+    // A bad line's message may quote the line itself (JSON.parse does): never raw control characters.
+    if (this.#warnings <= MAX_WARNINGS) process.stderr.write(`${printable(message)}\n`);
     else if (this.#warnings === MAX_WARNINGS + 1) this.say('more bad lines follow; only the count is reported from here on');
   }
 }

@@ -11,7 +11,7 @@ import { buildModels, type RunModels } from '../models/build.js';
 import type { ModelFlags } from '../models/specs.js';
 import type { GenerateOptions } from '../pipeline.js';
 import { DEFAULT_ASSISTANT_TEMPLATE } from '../prompts/assistant.js';
-import { DEFAULT_STOP_TOKEN, DEFAULT_USER_TEMPLATE } from '../prompts/simulator.js';
+import { DEFAULT_STOP_TOKEN, DEFAULT_USER_TEMPLATE, SIMULATOR_TEMPLATE } from '../prompts/simulator.js';
 import { loadPromptText, loadTemplate } from '../prompts/template.js';
 import { setUpQueries, type QuerySetup } from '../queries/setup.js';
 import type { Reporter } from './reporter.js';
@@ -93,6 +93,15 @@ export interface ConversationFlags {
   readonly onUsage: GenerateOptions['onUsage'];
   /** `generate --batch`: the batch form of each model (src/batch/setup.ts). */
   readonly batch?: ModelFlags['batch'];
+  /** Where the query file is (a resume may run elsewhere); default `settings.queries`. */
+  readonly queriesFile?: string | undefined;
+  /**
+   * Run every model on sim when no key is set for any (a notice says so): only when nobody named a model.
+   * Default: when no `--model` was given.
+   */
+  readonly simFallback?: boolean | undefined;
+  /** Told what the run waits for and until when, and what it does not believe (limiters). */
+  readonly onNotice?: ((message: string) => void) | undefined;
 }
 
 /** The models a run calls, its query side, and the options of its conversations. */
@@ -102,6 +111,8 @@ export interface Conversations {
   readonly options: Omit<GenerateOptions, 'supplement'>;
   /** The judge, when one runs. */
   readonly judge: Judge | undefined;
+  /** The user simulator's template. */
+  readonly template: string;
 }
 
 /** Builds the models, loads the user simulator's template, sets up the distractor and the query side. */
@@ -116,6 +127,8 @@ export async function setUpConversations(loaded: LoadedConfig, settings: RunSett
     provider: settings.provider ?? undefined,
     model: settings.model ?? undefined,
     baseUrl: settings.base_url ?? undefined,
+    simFallback: flags.simFallback ?? settings.model === null,
+    onNotice: flags.onNotice,
     seed: settings.seed,
     concurrency,
     threads: flags.threads,
@@ -126,7 +139,7 @@ export async function setUpConversations(loaded: LoadedConfig, settings: RunSett
     shared: flags.shared,
     batch: flags.batch,
   });
-  const template = await loadTemplate(ig.user_model.system_prompt_template, loaded.baseDir, 'interaction_generation.user_model.system_prompt_template', DEFAULT_USER_TEMPLATE);
+  const template = await loadTemplate(ig.user_model.system_prompt_template, loaded.baseDir, 'interaction_generation.user_model.system_prompt_template', DEFAULT_USER_TEMPLATE, SIMULATOR_TEMPLATE);
   const assistantPrompts = await loadAssistantPrompts(config, loaded.baseDir, settings.model !== null);
   const { stop_policy: stopPolicy, feedback_probability: feedbackProbability } = ig.user_model;
   if (stopPolicy === 'user' && feedbackProbability !== undefined) {
@@ -140,7 +153,7 @@ export async function setUpConversations(loaded: LoadedConfig, settings: RunSett
     report.notice(`judge.llm: the judge is ${judged.provider}/${judged.model}, which is also an assistant model: a model tends to rate its own answers higher; set judge.llm.model to another model`);
   }
   const queries = await setUpQueries(config, loaded.baseDir, {
-    queriesFile: settings.queries ?? undefined,
+    queriesFile: flags.queriesFile ?? settings.queries ?? undefined,
     rounds,
     model: models.queries,
     strict: flags.strict === true,
@@ -165,7 +178,7 @@ export async function setUpConversations(loaded: LoadedConfig, settings: RunSett
     // Near-duplicates are judged in the order conversations finish: of two, the later one is rejected.
     judge: judge === undefined ? undefined : { judge, duplicates: new NearDuplicates() },
   } satisfies Omit<GenerateOptions, 'supplement'>;
-  return { models, queries, options, judge };
+  return { models, queries, options, judge, template };
 }
 
 /**

@@ -2,11 +2,12 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { LineCounter, isNode, parseDocument, type Document } from 'yaml';
+import { LineCounter, isMap, isNode, isScalar, parseDocument, type Document } from 'yaml';
 import type * as z from 'zod';
 import { ConfigError } from '../errors.js';
 import { PACKAGE_CONFIG_DIR } from '../paths.js';
-import { IGNORED_SECTIONS, configSchema, type Config } from './schema.js';
+import { checkKeys } from './keys.js';
+import { configSchema, type Config } from './schema.js';
 
 export interface LoadedConfig {
   readonly config: Config;
@@ -14,6 +15,32 @@ export interface LoadedConfig {
   readonly file: string | undefined;
   readonly baseDir: string;
   readonly notices: string[];
+  /** Where the user's file names a provider or a model (`api.model`, a pool, ...): such a run does not fall back to sim for want of a key. */
+  readonly named: readonly string[];
+}
+
+/** The keys that choose a provider or a model, under each section that has its own. */
+const MODEL_KEYS: readonly (readonly string[])[] = [
+  ['api', 'provider'],
+  ['api', 'model'],
+  ['interaction_generation', 'assistant_model', 'provider'],
+  ['interaction_generation', 'assistant_model', 'model'],
+  ['interaction_generation', 'assistant_model', 'model_pool'],
+  ['interaction_generation', 'user_model', 'provider'],
+  ['interaction_generation', 'user_model', 'model'],
+  ['distractor', 'llm', 'provider'],
+  ['distractor', 'llm', 'model'],
+  ['query_generation', 'llm', 'provider'],
+  ['query_generation', 'llm', 'model'],
+];
+
+/** The paths of MODEL_KEYS that `user` sets. */
+function namedModels(user: unknown): string[] {
+  return MODEL_KEYS.filter((path) => {
+    let at: unknown = user;
+    for (const key of path) at = isPlainObject(at) ? at[key] : undefined;
+    return at !== undefined && at !== null;
+  }).map((path) => path.join('.'));
 }
 
 const isPlainObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -42,6 +69,36 @@ export function describeValue(value: unknown, path: readonly PropertyKey[] = [])
   return `\`${shown}\` (${type})`;
 }
 
+/**
+ * Reads a text file the user wrote (a config, a template, a strategy file) as strict UTF-8: a file in
+ * another encoding is refused at its first bad line instead of being read with U+FFFD in place of its
+ * characters. A byte order mark is dropped. `what` names the file in messages.
+ */
+export async function readTextFile(path: string, what: string): Promise<string> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (error) {
+    throw new ConfigError(`${path}: cannot read ${what} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  try {
+    return decoder.decode(bytes);
+  } catch {
+    let start = 0;
+    for (let line = 1; ; line += 1) {
+      const end = bytes.indexOf(10, start);
+      try {
+        decoder.decode(bytes.subarray(start, end === -1 ? bytes.length : end));
+      } catch {
+        throw new ConfigError(`${path}:${line}: ${what} is not valid UTF-8 (save it as UTF-8)`);
+      }
+      if (end === -1) throw new ConfigError(`${path}: ${what} is not valid UTF-8 (save it as UTF-8)`);
+      start = end + 1;
+    }
+  }
+}
+
 function parseYaml(source: string, name: string): { doc: Document; lines: LineCounter } {
   const lines = new LineCounter();
   const doc = parseDocument(source, { lineCounter: lines, prettyErrors: false });
@@ -54,22 +111,36 @@ function parseYaml(source: string, name: string): { doc: Document; lines: LineCo
   return { doc, lines };
 }
 
+const pathText = (parts: readonly PropertyKey[]): string => parts.map((part) => (typeof part === 'number' ? `[${part}]` : `.${String(part)}`)).join('').replace(/^\./, '');
+
+/** `:LINE` of the deepest node of `path` that the document has (for a key, the line of its value), or nothing. */
+function lineOf(doc: Document | undefined, lines: LineCounter | undefined, path: readonly PropertyKey[]): string {
+  for (let depth = path.length; depth > 0 && doc !== undefined && lines !== undefined; depth -= 1) {
+    const node: unknown = doc.getIn(path.slice(0, depth) as (string | number)[], true);
+    if (isNode(node) && node.range !== undefined && node.range !== null) return `:${lines.linePos(node.range[0]).line}`;
+  }
+  return '';
+}
+
+/** `:LINE` of the key at the end of `path` itself (its value may start on a later line). */
+function keyLine(doc: Document, lines: LineCounter, path: readonly (string | number)[]): string {
+  const parent: unknown = path.length === 1 ? doc.contents : doc.getIn(path.slice(0, -1), true);
+  if (isMap(parent)) {
+    const pair = parent.items.find((item) => isScalar(item.key) && item.key.value === path[path.length - 1]);
+    const range = isNode(pair?.key) ? pair.key.range : undefined;
+    if (range !== undefined && range !== null) return `:${lines.linePos(range[0]).line}`;
+  }
+  return lineOf(doc, lines, path);
+}
+
 /** `file:LINE: path: message, got value` for the first zod issues, with the YAML line when the node exists. */
 function explain(error: z.ZodError, name: string, doc: Document | undefined, lines: LineCounter | undefined): string {
   return error.issues
     .slice(0, 5)
     .map((issue) => {
-      const path = issue.path.map((part) => (typeof part === 'number' ? `[${part}]` : `.${String(part)}`)).join('').replace(/^\./, '');
-      let where = name;
-      for (let depth = issue.path.length; depth > 0 && doc !== undefined && lines !== undefined; depth -= 1) {
-        const node: unknown = doc.getIn(issue.path.slice(0, depth) as (string | number)[], true);
-        if (isNode(node) && node.range !== undefined && node.range !== null) {
-          where = `${name}:${lines.linePos(node.range[0]).line}`;
-          break;
-        }
-      }
+      const path = pathText(issue.path);
       const got = 'input' in issue ? `, got ${describeValue(issue.input, issue.path)}` : '';
-      return `${where}: ${path === '' ? '(top level)' : path}: ${issue.message}${got}`;
+      return `${name}${lineOf(doc, lines, issue.path)}: ${path === '' ? '(top level)' : path}: ${issue.message}${got}`;
     })
     .join('\n');
 }
@@ -85,39 +156,31 @@ export async function loadConfig(file: string | undefined): Promise<LoadedConfig
   let user: unknown = {};
   let parsed: { doc: Document; lines: LineCounter } | undefined;
   if (file !== undefined) {
-    let source: string;
-    try {
-      source = await readFile(file, 'utf8');
-    } catch (error) {
-      throw new ConfigError(`${file}: cannot read config file (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
-    }
-    parsed = parseYaml(source, file);
+    parsed = parseYaml(await readTextFile(file, 'config file'), file);
     user = parsed.doc.toJS() ?? {};
     if (!isPlainObject(user)) throw new ConfigError(`${file}: expected a YAML mapping at the top level, got ${describeValue(user)}`);
-    const ignored = IGNORED_SECTIONS.filter((section) => section in (user as object));
-    if (ignored.length > 0) notices.push(`${file}: sections ${ignored.join(', ')} belong to other PersonaGym stages and are ignored`);
+    const keys = checkKeys(user, configSchema);
+    if (keys.unknown.length > 0) {
+      const { doc, lines } = parsed;
+      throw new ConfigError(keys.unknown.slice(0, 5).map((issue) => `${file}${keyLine(doc, lines, issue.path)}: ${pathText(issue.path)}: ${issue.message}`).join('\n'));
+    }
+    if (keys.ignored.length > 0) notices.push(`${file}: PersonaGym keys that personaflow does not use, ignored: ${keys.ignored.join(', ')}`);
   }
   const result = configSchema.safeParse(merge(defaults, user), { reportInput: true });
   if (!result.success) throw new ConfigError(explain(result.error, file ?? defaultsPath, parsed?.doc, parsed?.lines));
-  return { config: result.data, file, baseDir: file === undefined ? process.cwd() : dirname(resolve(file)), notices };
+  return { config: result.data, file, baseDir: file === undefined ? process.cwd() : dirname(resolve(file)), notices, named: namedModels(user) };
 }
 
 /** Reads and validates one YAML file of its own (a strategy file, say), with the same file:line messages. */
 export async function loadYamlFile<T>(path: string, schema: z.ZodType<T>, what: string): Promise<T> {
-  let source: string;
-  try {
-    source = await readFile(path, 'utf8');
-  } catch (error) {
-    throw new ConfigError(`${path}: cannot read ${what} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-  const { doc, lines } = parseYaml(source, path);
+  const { doc, lines } = parseYaml(await readTextFile(path, what), path);
   const result = schema.safeParse(doc.toJS() ?? {}, { reportInput: true });
   if (!result.success) throw new ConfigError(explain(result.error, path, doc, lines));
   return result.data;
 }
 
 /** Settings that do not change what a run writes (by YAML path), left out of the fingerprint. */
-const NOT_OUTPUT = new Set(['interaction_generation.max_workers', 'api.timeout', 'personaflow.sim.latency_ms', 'personaflow.sim.jitter_ms', 'personaflow.prices', 'personaflow.limits', 'personaflow.breaker', 'batch']);
+const NOT_OUTPUT = new Set(['interaction_generation.max_workers', 'api.timeout', 'personaflow.sim.latency_ms', 'personaflow.sim.jitter_ms', 'personaflow.prices', 'personaflow.limits', 'personaflow.breaker', 'personaflow.max_wait_s', 'batch']);
 /** Keys that hold secrets (or where they travel): left out, so nothing secret feeds even a hash. */
 const SECRET_KEY = /^(?:api_key|api_key_env|headers|default_headers|authorization)$|password|secret/i;
 

@@ -1,5 +1,6 @@
 // The configuration's schema: PersonaGym's config.yaml keys and ours, as zod reads and checks them.
 import * as z from 'zod';
+import { BOUNDS } from '../options.js';
 
 const finite = z.number().refine(Number.isFinite, 'must be a finite number');
 const positiveInt = z.number().int().positive();
@@ -22,7 +23,7 @@ const endpoint = {
   headers: z.record(z.string(), z.string()).optional(),
   default_headers: z.record(z.string(), z.string()).optional(),
   /** llama: threads that evaluate tokens (default half the cores). */
-  threads: positiveInt.optional(),
+  threads: positiveInt.max(BOUNDS.threads).optional(),
 };
 
 /** The assistant's system prompt: inline text, or a file (relative to the config file). */
@@ -198,16 +199,16 @@ const batch = z.strictObject({
 });
 
 export const configSchema = z.looseObject({
-  api: z.looseObject({ ...endpoint, model: text.optional(), timeout: finite.positive().optional(), inference: inference.optional() }).default({}),
+  api: z.looseObject({ ...endpoint, model: text.optional(), timeout: finite.positive().max(BOUNDS.timeoutSeconds).optional(), inference: inference.optional() }).default({}),
   openrouter: z.looseObject({ ...endpoint }).default({}),
   interaction_generation: z
     .looseObject({
-      min_turns: positiveInt.default(2),
-      max_turns: positiveInt.default(5),
-      max_workers: positiveInt.default(16),
-      max_retries: z.number().int().min(0).default(3),
-      retry_delay: finite.min(0).default(2),
-      max_supplement_rounds: z.number().int().min(0).default(3),
+      min_turns: positiveInt.max(BOUNDS.turns).default(2),
+      max_turns: positiveInt.max(BOUNDS.turns).default(5),
+      max_workers: positiveInt.max(BOUNDS.concurrency).default(16),
+      max_retries: z.number().int().min(0).max(BOUNDS.retries).default(3),
+      retry_delay: finite.min(0).max(BOUNDS.retryDelaySeconds).default(2),
+      max_supplement_rounds: z.number().int().min(0).max(BOUNDS.supplementRounds).default(3),
       assistant_model: assistantModel.default({}),
       user_model: userModel.default({ stop_policy: 'user' }),
     })
@@ -229,6 +230,8 @@ export const configSchema = z.looseObject({
       prices: z.record(z.string(), z.strictObject({ input: finite.min(0), output: finite.min(0), batch: z.strictObject({ input: finite.min(0), output: finite.min(0) }).optional() })).default({}),
       /** Provider limits per model (`model` or `provider/model`): requests and tokens per minute. */
       limits: z.record(z.string(), z.strictObject({ rpm: finite.positive().optional(), tpm: finite.positive().optional() })).default({}),
+      /** The longest Retry-After or x-ratelimit-reset honoured, in seconds: a refusal asking for more fails its call. */
+      max_wait_s: finite.positive().max(86_400).default(600),
       /** The circuit breaker: failures in a row that open it, first cool-down, and when to give up. */
       breaker: z
         .strictObject({ threshold: positiveInt.default(8), cooldown_s: finite.positive().default(5), give_up_s: finite.positive().default(120) })
@@ -243,7 +246,4 @@ export type UserModelConfig = z.infer<typeof userModel>;
 export type DistractorConfig = z.infer<typeof distractor>;
 export type RuleStrategyConfig = z.infer<typeof ruleStrategy>;
 export type QueryGenerationConfig = z.infer<typeof queryGeneration>;
-
-/** Sections of a PersonaGym config that belong to other stages; accepted and ignored. */
-export const IGNORED_SECTIONS = ['persona_generation', 'formulation'] as const;
 

@@ -5,7 +5,7 @@ import { LAYERS, strategyFileSchema, type Config, type Layer, type StrategyFile 
 import { ConfigError } from '../errors.js';
 import type { ModelSettings } from '../models/build.js';
 import { PACKAGE_CONFIG_DIR, locateConfigPath } from '../paths.js';
-import { distractorTemplate } from '../prompts/distractor.js';
+import { DISTRACTOR_TEMPLATE, distractorTemplate } from '../prompts/distractor.js';
 import { loadTemplate } from '../prompts/template.js';
 import { createDistractor, type Distractor } from './distractor.js';
 
@@ -49,7 +49,7 @@ export async function setUpDistractor(config: Config, baseDir: string, setup: Di
   let templates: Record<Layer, string> | undefined;
   if (semantic) {
     if (setup.model === undefined) throw new TypeError('setUpDistractor: the semantic distractor needs a model');
-    const entries = await Promise.all(LAYERS.map(async (layer) => [layer, await loadTemplate(section.templates[layer], baseDir, `distractor.templates.${layer}`, distractorTemplate(layer))] as const));
+    const entries = await Promise.all(LAYERS.map(async (layer) => [layer, await loadTemplate(section.templates[layer], baseDir, `distractor.templates.${layer}`, distractorTemplate(layer), DISTRACTOR_TEMPLATE)] as const));
     templates = Object.fromEntries(entries) as Record<Layer, string>;
   }
   return createDistractor({

@@ -2,7 +2,7 @@
 import * as z from 'zod';
 import type { TrainingFormat } from '../config/schema.js';
 import { formatPersona } from '../prompts/template.js';
-import type { Features } from '../types.js';
+import { pairKey, type Features } from '../types.js';
 
 const record = z.record(z.string(), z.unknown());
 
@@ -176,10 +176,10 @@ export function assistantIssues(interaction: InteractionInput): { readonly trunc
   return { truncated: flagged('truncated'), refused: flagged('refused') };
 }
 
-/** `sample_<persona_id>_<query_id>`, or from the interaction id when the query id is unknown. */
+/** `sample_<persona_id>_<query_id>`, injective like interaction ids (see pairKey), or from the interaction id when the query id is unknown. */
 export function sampleId(interaction: InteractionInput): string {
   const queryId = interaction.metadata?.query_id;
-  if (typeof queryId === 'string' && queryId !== '') return `sample_${interaction.persona_id}_${queryId}`;
+  if (typeof queryId === 'string' && queryId !== '') return `sample_${pairKey(interaction.persona_id, queryId)}`;
   return interaction.interaction_id.startsWith('interaction_') ? `sample_${interaction.interaction_id.slice('interaction_'.length)}` : `sample_${interaction.interaction_id}`;
 }
 

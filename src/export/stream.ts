@@ -1,4 +1,5 @@
 // The export stream: interaction lines in, validated samples with their split out; filters, dedupe and FILE:LINE reports on the way.
+import { quoted } from '../redact.js';
 import type { ReadLinesOptions } from '../streams/ndjson.js';
 import { formatIssues, readRecords } from '../streams/records.js';
 import { KeySet } from '../streams/seen.js';
@@ -138,7 +139,7 @@ export async function* exportSamples(input: AsyncIterable<Buffer | string>, opti
     const id = sampleId(interaction);
     if (ids.has(id)) {
       counts.skipped.duplicate_ids += 1;
-      options.onWarning?.(`${source}: duplicate sample id ${id} (interaction_id ${interaction.interaction_id}) came before: left out, the first one is kept`);
+      options.onWarning?.(`${source}: duplicate sample id ${quoted(id)} (interaction_id ${quoted(interaction.interaction_id)}) came before: left out, the first one is kept`);
       continue;
     }
     ids.add(id);

@@ -2,7 +2,7 @@
 import type { Config } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import type { ModelSettings } from '../models/build.js';
-import { DEFAULT_JUDGE_TEMPLATE, JUDGE_TAGS } from '../prompts/judge.js';
+import { DEFAULT_JUDGE_TEMPLATE, JUDGE_TAGS, JUDGE_TEMPLATE } from '../prompts/judge.js';
 import { loadTemplate } from '../prompts/template.js';
 import { CHECK_TAGS } from './checks.js';
 import { createJudge, type Judge } from './judge.js';
@@ -23,7 +23,7 @@ export async function setUpJudge(config: Config, baseDir: string, setup: JudgeSe
   (section.reject_tags ?? []).forEach((tag, index) => {
     if (!ALL_TAGS.includes(tag)) throw new ConfigError(`judge.reject_tags[${index}]: unknown tag \`${tag}\`; known: ${ALL_TAGS.join(', ')}`);
   });
-  const template = await loadTemplate(section.template, baseDir, 'judge.template', DEFAULT_JUDGE_TEMPLATE);
+  const template = await loadTemplate(section.template, baseDir, 'judge.template', DEFAULT_JUDGE_TEMPLATE, JUDGE_TEMPLATE);
   const { model } = setup;
   if (section.review && model === undefined) throw new TypeError('setUpJudge: a reviewing judge needs its model');
   return createJudge({

@@ -2,7 +2,7 @@
 import type { Subscription } from 'rxjs';
 import { ModelError } from '../errors.js';
 import type { ChatModel, ChatRequest, ChatResponse } from '../chat.js';
-import type { ModelLimiter, Permit } from './limiter.js';
+import { waitText, type ModelLimiter, type Permit } from './limiter.js';
 import { admitShared, type SharedLimits } from './shared.js';
 
 /** Prompt tokens estimated from characters (~4 a token) plus the completion budget. */
@@ -17,6 +17,15 @@ export const isOverload = (error: unknown): boolean => error instanceof ModelErr
 
 /** A failed call that says the model is failing (5xx, timeouts, 429s): the breaker counts it. */
 export const isFailing = (error: unknown): boolean => error instanceof ModelError && (error.kind === 'rate_limit' || error.kind === 'server' || error.kind === 'timeout');
+
+/**
+ * How long a refusal asks to wait: its Retry-After, or the reset of a limit its headers say is used up.
+ */
+function askedWait(error: ModelError): number | undefined {
+  const info = error.rateLimit;
+  const resets = [error.retryAfterMs, info?.remainingRequests === 0 ? info.resetRequestsMs : undefined, info?.remainingTokens === 0 ? info.resetTokensMs : undefined].filter((ms): ms is number => ms !== undefined);
+  return resets.length === 0 ? undefined : Math.max(...resets);
+}
 
 /** Waits in line for a permit; an abort gives up the place (a permit granted meanwhile never reaches the model). */
 function waitForPermit(limiter: ModelLimiter, tokens: number, signal: AbortSignal): Promise<Permit> {
@@ -62,6 +71,15 @@ export function limited(model: ChatModel, limiter: ModelLimiter, shared?: Shared
       return response;
     } catch (error) {
       const known = error instanceof ModelError ? error : undefined;
+      const asked = known === undefined ? undefined : askedWait(known);
+      if (known !== undefined && asked !== undefined && asked > limiter.maxWaitMs) {
+        // An absurd wait (an hour, a date next week, `100h`) is not waited out: the call fails, and its
+        // figures pause nothing. A model that only answers so soon opens the breaker, which ends the run.
+        const refused = { ok: false, overloaded: isOverload(error), failing: isFailing(error) };
+        permit.release(refused);
+        if (admitted) shared?.report(refused, tokens);
+        throw new ModelError(known.kind, `${known.message}; it asks to wait ${waitText(asked)}, over personaflow.max_wait_s (${waitText(limiter.maxWaitMs)}): the call fails instead of stalling the run`, { ...(known.status === undefined ? {} : { status: known.status }), ...(known.usage === undefined ? {} : { usage: known.usage }), permanent: true, cause: known });
+      }
       const result = { ok: false, overloaded: isOverload(error), failing: isFailing(error), retryAfterMs: known?.retryAfterMs, rateLimit: known?.rateLimit };
       permit.release(result);
       if (admitted) shared?.report(result, tokens);

@@ -1,6 +1,6 @@
 // ModelLimiter: the line of calls waiting for one model, let through by its buckets, concurrency, pause and breaker.
 import { Observable, asyncScheduler, type SchedulerLike, type Subscription } from 'rxjs';
-import { FatalError } from '../errors.js';
+import { FatalError, ModelError } from '../errors.js';
 import type { RateLimitInfo } from '../chat.js';
 import { CircuitBreaker, type BreakerState } from './breaker.js';
 import { RateBucket } from './bucket.js';
@@ -20,10 +20,35 @@ export interface LimiterOptions {
   readonly breakerCooldownMs?: number;
   /** The breaker open this long without a successful probe ends the run. Default 120 s. */
   readonly breakerGiveUpMs?: number;
+  /**
+   * The longest wait a server may ask for (Retry-After, x-ratelimit-reset-*), personaflow.max_wait_s.
+   * A refusal asking for more fails its call (see `limited`); a longer reset on an answer is ignored.
+   * Default MAX_WAIT_MS.
+   */
+  readonly maxWaitMs?: number;
+  /** Told, in a sentence, when calls wait WAIT_NOTICE_MS or more and until when, and when a header is ignored. */
+  readonly onNotice?: (message: string) => void;
   /** Learn from x-ratelimit-* headers: buckets for the limits they announce, a pause at `remaining: 0` (default true; false when SharedLimits learn them for every process). */
   readonly learnLimits?: boolean;
   readonly scheduler?: SchedulerLike;
 }
+
+/** Default longest wait honoured: 10 minutes (OpenAI's reset headers for per-day limits say a few minutes). */
+export const MAX_WAIT_MS = 600_000;
+
+/** Waits at least this long are said on stderr (a lone `Retry-After: 1` is not worth a line). */
+export const WAIT_NOTICE_MS = 5_000;
+
+/** `45 s`, `6 min 0 s`, `2 h 5 min`: a wait as a person reads it. */
+export function waitText(ms: number): string {
+  const s = Math.ceil(ms / 1000);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+/** A moment as `2026-05-01T14:03:12Z` (UTC, to the second). */
+const clock = (at: number): string => `${new Date(at).toISOString().slice(0, 19)}Z`;
 
 /** Share of a configured limit the buckets aim at. */
 export const SAFETY = 0.95;
@@ -61,7 +86,7 @@ export interface LimiterState {
 interface Waiter {
   readonly tokens: number;
   readonly grant: (permit: Permit) => void;
-  readonly fail: (error: FatalError) => void;
+  readonly fail: (error: FatalError | ModelError) => void;
 }
 
 /**
@@ -84,6 +109,13 @@ export class ModelLimiter {
   #timer: Subscription | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
   #dead: FatalError | undefined;
+  /** Once the run is stopping: waits that would end after this fail at once (`stop`). */
+  #deadline: number | undefined;
+  /** Until when the calls' waiting has been said on stderr: a wait is said once, not per call. */
+  #saidUntil = 0;
+  readonly #onNotice: ((message: string) => void) | undefined;
+  /** The longest wait honoured (personaflow.max_wait_s). */
+  readonly maxWaitMs: number;
   readonly #learnLimits: boolean;
 
   constructor(
@@ -99,6 +131,15 @@ export class ModelLimiter {
     this.#requests = options.rpm === undefined ? undefined : new RateBucket(options.rpm * SAFETY, now);
     this.#tokens = options.tpm === undefined ? undefined : new RateBucket(options.tpm * SAFETY, now);
     this.#breaker = new CircuitBreaker({ threshold: options.breakerThreshold, cooldownMs: options.breakerCooldownMs, giveUpMs: options.breakerGiveUpMs }, now);
+    this.maxWaitMs = options.maxWaitMs ?? MAX_WAIT_MS;
+    this.#onNotice = options.onNotice;
+  }
+
+  /** Says once that calls wait for `what` until `until`, when that is WAIT_NOTICE_MS or more from now and later than already said. */
+  #say(what: string, until: number, now: number): void {
+    if (until - now < WAIT_NOTICE_MS || until <= this.#saidUntil) return;
+    this.#saidUntil = until;
+    this.#onNotice?.(`${this.name}: waiting ${waitText(until - now)}, until ${clock(until)}: ${what}`);
   }
 
   get state(): LimiterState {
@@ -147,8 +188,26 @@ export class ModelLimiter {
       return () => {
         const at = this.#waiters.indexOf(waiter);
         if (at >= 0) this.#waiters.splice(at, 1);
+        this.#idle();
       };
     });
+  }
+
+  /**
+   * The run is stopping and must be done by `deadline`: calls waiting for a pause, a reset, the breaker
+   * or the buckets past it fail now with an `aborted` ModelError, and so do later calls that would.
+   */
+  stop(deadline: number): void {
+    this.#deadline = deadline;
+    this.#pump();
+  }
+
+  /** With nobody waiting, no timer is left to hold the process open (a pause of minutes, say). */
+  #idle(): void {
+    if (this.#waiters.length > 0 || this.#timer === undefined) return;
+    this.#timer.unsubscribe();
+    this.#timer = undefined;
+    this.#timerAt = Number.POSITIVE_INFINITY;
   }
 
   #grant(tokens: number, now: number): Permit {
@@ -169,7 +228,10 @@ export class ModelLimiter {
         return;
       }
       const allowed = this.#breaker.allowed(now);
-      if (allowed === 0) return this.#wake(this.#breaker.openUntil);
+      if (allowed === 0) {
+        this.#say('calls keep failing (429s, 5xx or timeouts), so the circuit breaker is open; then one probe', this.#breaker.openUntil, now);
+        return this.#wake(this.#breaker.openUntil);
+      }
       if (now < this.#pause.until) return this.#wake(this.#pause.until);
       // Half-open: one probe at a time.
       const limit = allowed ?? this.#concurrency.limit;
@@ -184,6 +246,7 @@ export class ModelLimiter {
       this.#waiters.shift();
       next.grant(this.#grant(next.tokens, now));
     }
+    this.#idle();
   }
 
   #permit(estimated: number): Permit {
@@ -196,6 +259,11 @@ export class ModelLimiter {
         const refused = result.overloaded === true;
         const hint = result.retryAfterMs;
         this.#pause.completed(now, refused, hint);
+        if (refused && hint !== undefined) {
+          const reason = this.#pause.reason(now);
+          if (reason !== undefined) this.#say(reason === 'retry_after' ? `a refusal's Retry-After, which pauses every call to this model` : `most recent calls were refused; every call pauses for the last Retry-After`, this.#pause.until, now);
+          else this.#say(`a refused call sits out its Retry-After (the others go on)`, now + hint, now);
+        }
         // While refusals are many, a refused call keeps its slot until its Retry-After (see
         // AdaptiveConcurrency). A sparse one does not: its caller lends its conversation slot while it
         // waits, and the call of the conversation that takes that slot needs this one.
@@ -216,16 +284,35 @@ export class ModelLimiter {
     };
   }
 
-  /** x-ratelimit-* headers: a limit not configured becomes a bucket (aimed at 95% like a configured one); nothing remaining pauses. */
+  /**
+   * x-ratelimit-* headers: a limit not configured becomes a bucket (aimed at 95% like a configured one);
+   * nothing remaining pauses until the reset. A reset over maxWaitMs is not believed (a week, `100h`): it is
+   * ignored, and said once.
+   */
   #learn(info: RateLimitInfo, now: number): void {
     if (!this.#learnLimits) return;
     if (this.#requests === undefined && info.limitRequests !== undefined && info.limitRequests > 0) this.#requests = new RateBucket(info.limitRequests * SAFETY, now);
     if (this.#tokens === undefined && info.limitTokens !== undefined && info.limitTokens > 0) this.#tokens = new RateBucket(info.limitTokens * SAFETY, now);
-    this.#pause.learn(info, now);
+    const absurd = (ms: number | undefined): boolean => ms !== undefined && ms > this.maxWaitMs;
+    if (absurd(info.resetRequestsMs) || absurd(info.resetTokensMs)) {
+      if (!this.#saidAbsurd) this.#onNotice?.(`${this.name}: ignoring an x-ratelimit-reset header of ${waitText(Math.max(info.resetRequestsMs ?? 0, info.resetTokensMs ?? 0))}, over personaflow.max_wait_s (${waitText(this.maxWaitMs)})`);
+      this.#saidAbsurd = true;
+    }
+    const before = this.#pause.until;
+    this.#pause.learn({ ...info, resetRequestsMs: absurd(info.resetRequestsMs) ? undefined : info.resetRequestsMs, resetTokensMs: absurd(info.resetTokensMs) ? undefined : info.resetTokensMs }, now);
+    if (this.#pause.until > before) this.#say('x-ratelimit-remaining is 0, so every call to this model waits for the reset the headers name', this.#pause.until, now);
   }
 
-  /** Runs `#pump` at `at` (one timer, the earliest needed). */
+  #saidAbsurd = false;
+
+  /** Runs `#pump` at `at` (one timer, the earliest needed); past a stopping run's deadline, fails the waiters instead. */
   #wake(at: number): void {
+    if (this.#deadline !== undefined && at > this.#deadline) {
+      const error = new ModelError('aborted', `${this.name}: the run is stopping, and this call would wait until ${clock(at)}, past the grace period`);
+      for (const waiter of this.#waiters.splice(0)) waiter.fail(error);
+      this.#idle();
+      return;
+    }
     if (this.#timer !== undefined && this.#timerAt <= at) return;
     this.#timer?.unsubscribe();
     this.#timerAt = at;

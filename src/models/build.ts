@@ -1,6 +1,6 @@
 // Builds the chat models a command calls from the configuration: providers, keys, base URLs, the assistant pool, the user simulator, the helpers.
 import { ConfigError } from '../errors.js';
-import { runSeed } from '../config/load.js';
+import { expandEnv, runSeed } from '../config/load.js';
 import { type Config } from '../config/schema.js';
 import type { OpenAIModelOptions } from './openai.js';
 import { stableId } from '../rng.js';
@@ -48,6 +48,8 @@ export interface Resources {
 }
 
 export interface RunModels extends Resources {
+  /** The providers the run's models really use (sim when they fell back), sorted: run.json records them. */
+  readonly providers: readonly string[];
   readonly pool: ModelPool;
   readonly user: ModelSettings;
   /** The semantic distractor's model, when `flags.distractor` asked for it. */
@@ -72,7 +74,16 @@ interface Built {
   readonly resources: Resources;
 }
 
-/** Which of `all` run on sim: with no `--provider` and no key for any model that needs one, all of them (a notice says so). */
+/** A model's extra headers with `${VAR}` references resolved (a header often carries a token, like a key). */
+function headersOf(spec: Spec, env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(Object.entries(spec.headers ?? {}).map(([name, value]) => [name, expandEnv(value, `${spec.path}.headers.${name}`, env)]));
+}
+
+/**
+ * Which of `all` run on sim: all of them under `--provider sim`, or, with `simFallback` (nobody named a
+ * model) and no key for any model that needs one, all of them with a notice. A key missing otherwise is
+ * an error: a named hosted model never runs on sim quietly.
+ */
 function chooseProviders(config: Config, flags: ModelFlags, all: readonly Spec[], env: NodeJS.ProcessEnv): { simulated: boolean; endpoints: ReadonlyMap<Spec, Endpoint>; notices: string[] } {
   for (const spec of all) {
     if (!(PROVIDERS as readonly string[]).includes(spec.provider)) {
@@ -87,13 +98,14 @@ function chooseProviders(config: Config, flags: ModelFlags, all: readonly Spec[]
     const endpoint = endpoints.get(spec) as Endpoint;
     return endpoint.apiKey === undefined && !endpoint.custom;
   });
-  const simulated = flags.provider === 'sim' || (flags.provider === undefined && real.length > 0 && missing.length === real.length);
+  const simulated = flags.provider === 'sim' || (flags.provider === undefined && flags.simFallback === true && real.length > 0 && missing.length === real.length);
   if (simulated && flags.provider === undefined) {
     const wanted = [...new Set(missing.map((spec) => (endpoints.get(spec) as Endpoint).wanted))].join(' or ');
     notices.push(`no API key found (${wanted} not set): using the built-in sim provider; replies are simulated, offline`);
   } else if (!simulated && missing.length > 0) {
     const first = missing[0] as Spec;
-    throw new ConfigError(`${first.path}: no API key for ${first.provider}/${first.model}: set ${(endpoints.get(first) as Endpoint).wanted} (or api_key / api_key_env in the config)`);
+    const orSim = missing.length === real.length && flags.provider === undefined ? ', or add --provider sim for a dry run on simulated replies' : '';
+    throw new ConfigError(`${first.path}: no API key for ${first.provider}/${first.model}: set ${(endpoints.get(first) as Endpoint).wanted} (or api_key / api_key_env in the config)${orSim}`);
   }
   return { simulated, endpoints, notices };
 }
@@ -115,14 +127,15 @@ function limitersFor(config: Config, flags: ModelFlags): { readonly limiters: Ma
     let admission = admissions.get(key);
     if (admission === undefined) {
       const configured = limits[`${provider}/${model}`] ?? limits[model] ?? {};
+      const waits = { maxWaitMs: config.personaflow.max_wait_s * 1000, onNotice: flags.onNotice };
       const breakerOptions = { breakerThreshold: breaker.threshold, breakerCooldownMs: breaker.cooldown_s * 1000, breakerGiveUpMs: breaker.give_up_s * 1000 };
       const name = `${provider}/${model}`;
       const maxConcurrency = flags.concurrency ?? config.interaction_generation.max_workers;
       // Shared: the buckets, the breaker and the pauses are every process's; this one keeps its own concurrency.
       const limiter =
         flags.shared === undefined
-          ? new ModelLimiter(name, { rpm: configured.rpm, tpm: configured.tpm, maxConcurrency, ...breakerOptions })
-          : new ModelLimiter(name, { maxConcurrency, breakerThreshold: Number.POSITIVE_INFINITY, learnLimits: false });
+          ? new ModelLimiter(name, { rpm: configured.rpm, tpm: configured.tpm, maxConcurrency, ...breakerOptions, ...waits })
+          : new ModelLimiter(name, { maxConcurrency, breakerThreshold: Number.POSITIVE_INFINITY, learnLimits: false, ...waits });
       const shared = flags.shared?.(key, name, { rpm: configured.rpm, tpm: configured.tpm, ...breakerOptions });
       admission = { limiter, shared };
       admissions.set(key, admission);
@@ -138,7 +151,10 @@ function limitersFor(config: Config, flags: ModelFlags): { readonly limiters: Ma
  * llama files checked, only for them. With no `--provider` and no key for any of them, every one becomes
  * `sim` (model names kept) and a notice says so; a key missing for some only is an error.
  */
-function buildSpecs(config: Config, flags: ModelFlags, all: readonly Spec[], env: NodeJS.ProcessEnv): Built {
+function buildSpecs(config: Config, given: ModelFlags, all: readonly Spec[], env: NodeJS.ProcessEnv): Built {
+  // The assistant and the simulator on one model are two clients: what they notice is said once.
+  const said = new Set<string>();
+  const flags: ModelFlags = { ...given, onNotice: (message) => (said.has(message) ? undefined : (said.add(message), given.onNotice?.(message))) };
   const { simulated, endpoints, notices } = chooseProviders(config, flags, all, env);
   const simOptions: SimOptions = {
     latencyMs: config.personaflow.sim.latency_ms,
@@ -178,7 +194,8 @@ function buildSpecs(config: Config, flags: ModelFlags, all: readonly Spec[], env
       baseURL: endpoint.baseURL,
       timeoutMs,
       topP: config.api.inference?.top_p,
-      ...(spec.headers === undefined ? {} : { headers: spec.headers }),
+      onNotice: flags.onNotice,
+      ...(spec.headers === undefined ? {} : { headers: headersOf(spec, env) }),
     });
   /** One llama model per file and thread count, shared by the assistant, the simulator and the helpers that use it. */
   const llamaModel = (spec: Spec): ChatModel => {
@@ -230,14 +247,10 @@ export function buildModels(config: Config, flags: ModelFlags, env: NodeJS.Proce
   } catch (error) {
     throw new ConfigError(`interaction_generation.assistant_model: ${(error as Error).message}`);
   }
-  return {
-    pool,
-    user: built.settings(user),
-    distractor: distractor === undefined ? undefined : built.settings(distractor),
-    queries: queries === undefined ? undefined : built.settings(queries),
-    judge: judge === undefined ? undefined : built.settings(judge),
-    ...built.resources,
-  };
+  const userModel = built.settings(user);
+  const helpers = [distractor, queries, judge].map((spec) => (spec === undefined ? undefined : built.settings(spec)));
+  const providers = [...new Set([...entries.map((entry) => entry.model.provider), userModel.model.provider, ...helpers.flatMap((h) => (h === undefined ? [] : [h.model.provider]))])].sort();
+  return { providers, pool, user: userModel, distractor: helpers[0], queries: helpers[1], judge: helpers[2], ...built.resources };
 }
 
 /**

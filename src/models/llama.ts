@@ -2,10 +2,10 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism, homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
-import type * as NodeLlamaCpp from 'node-llama-cpp';
 import { FatalError, ModelError, describeError } from '../errors.js';
 import { hash128 } from '../rng.js';
 import type { ChatMessage, ChatModel, ChatRequest, ChatResponse } from '../chat.js';
+import type * as NodeLlamaCpp from './llamaLibrary.js';
 
 /** The version package.json pins; the install hint names it. */
 export const NODE_LLAMA_CPP_VERSION = '3.21.1';
@@ -16,7 +16,7 @@ export const MAX_SEQUENCES = 8;
 /** Upper bound of the context per sequence, so a long-context model does not reserve its whole window N times. */
 export const MAX_CONTEXT = 8192;
 
-type Library = typeof NodeLlamaCpp;
+type Library = NodeLlamaCpp.Library;
 
 export interface LlamaModelOptions {
   /** Recorded in `metadata.assistant_model.provider` (default `llama`). */

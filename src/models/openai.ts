@@ -1,6 +1,8 @@
 // The `openai` and `openrouter` providers: any OpenAI-compatible endpoint through the official SDK.
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import { ModelError } from '../errors.js';
+import { redact, safeUrl, urlSecrets } from '../redact.js';
+import { countUsage, plausibleUsage } from './tokens.js';
 import { createFetch } from './transport.js';
 import type { ChatMessage, ChatModel, ChatRequest, ChatResponse, ModelRef, RateLimitInfo, TokenUsage } from '../chat.js';
 
@@ -12,6 +14,8 @@ export interface OpenAIModelOptions extends ModelRef {
   readonly headers?: Readonly<Record<string, string>>;
   /** PersonaGym's `api.inference.top_p`, sent with every request when set. */
   readonly topP?: number | undefined;
+  /** Told once per model when the server's usage is missing or implausible and tokens are counted here instead. */
+  readonly onNotice?: ((message: string) => void) | undefined;
 }
 
 /** `1s`, `6m0s`, `59.77s`, `20ms`, `1h2m3s` (OpenAI's x-ratelimit-reset-* values) in milliseconds. */
@@ -62,8 +66,6 @@ export function retryAfterMs(headers: Headers | undefined, now = Date.now()): nu
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
-/** Replaces every occurrence of `secret` in `text` (a key must never reach a log or an error line). */
-export const redact = (text: string, secret: string): string => (secret.length >= 4 ? text.split(secret).join('***') : text);
 
 /** The innermost cause's message (fetch hides `connect ECONNREFUSED 127.0.0.1:8000` two levels down). */
 function rootCause(error: Error): string {
@@ -72,9 +74,20 @@ function rootCause(error: Error): string {
   return current instanceof Error ? current.message : String(current);
 }
 
+/** Where a redirect points, resolved against the URL that answered and shown without credentials. */
+function redirectTarget(location: string | null | undefined, from: string): string | undefined {
+  if (location === null || location === undefined || location === '') return undefined;
+  try {
+    return safeUrl(new URL(location, from).href);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Maps anything the SDK or fetch throws to a ModelError with the right kind. */
-export function toModelError(error: unknown, where: string, apiKey: string, callerAborted: boolean): ModelError {
-  const say = (message: string): string => redact(`${where}: ${message}`, apiKey);
+export function toModelError(error: unknown, where: string, secrets: readonly string[], callerAborted: boolean, url = 'the endpoint'): ModelError {
+  // A key, a header value or a URL's credentials must never reach a log or an error line, even when the server echoes them.
+  const say = (message: string): string => redact(`${where}: ${message}`, secrets);
   if (error instanceof ModelError) return error;
   if (callerAborted || error instanceof APIUserAbortError) return new ModelError('aborted', say('request aborted'), { cause: error });
   if (error instanceof APIConnectionTimeoutError) return new ModelError('timeout', say('request timed out'), { cause: error });
@@ -89,6 +102,14 @@ export function toModelError(error: unknown, where: string, apiKey: string, call
     const detail = apiError.message.replace(/^\d{3}\s*/, '').slice(0, 200);
     const options = { status, retryAfterMs: retryAfterMs(apiError.headers), rateLimit: rateLimitOf(apiError.headers) };
     if (status === 401 || status === 403) return new ModelError('auth', say(`authentication failed (${status}): ${detail}`), options);
+    // A wrong base URL or model name fails every call alike: the run stops at the first, naming the URL.
+    if (status >= 300 && status < 400) {
+      const target = redirectTarget(apiError.headers?.get('location'), url);
+      return new ModelError('endpoint', say(`${url} answered ${status} (a redirect${target === undefined ? '' : ` to ${target}`}, not followed): set the base URL to where it points`), options);
+    }
+    if (status === 404 || (status === 400 && (apiError.code === 'model_not_found' || /\bmodel\b.*\b(does not exist|not found)/i.test(detail)))) {
+      return new ModelError('endpoint', say(`${url} answered ${status} (${detail}): check the base URL and the model name`), options);
+    }
     if (status === 429) return new ModelError('rate_limit', say(`rate limited (429): ${detail}`), options);
     if (status === 408) return new ModelError('timeout', say(`request timeout (408)`), options);
     if (status >= 500) return new ModelError('server', say(`server error (${status}): ${detail}`), options);
@@ -135,6 +156,27 @@ export function createOpenAIModel(options: OpenAIModelOptions): ChatModel {
     defaultHeaders: options.headers,
   });
   const where = `${options.provider}/${options.model}`;
+  const said = new Set<string>();
+  const sayOnce = (key: string, message: string): void => {
+    if (said.has(key)) return;
+    said.add(key);
+    options.onNotice?.(message);
+  };
+  /**
+   * The usage to bill: the server's, unless it sent none (some OpenAI-compatible servers and proxies
+   * leave it out) or one that cannot be true of this call; then our own count, marked estimated.
+   */
+  const checkedUsage = async (billed: TokenUsage | undefined, request: ChatRequest, content: string): Promise<TokenUsage> => {
+    if (billed !== undefined && plausibleUsage(billed, request.messages, request.maxCompletionTokens)) return billed;
+    const counted = await countUsage(options.model, request.messages, content);
+    const how = counted.method === 'chars/4' ? 'as characters / 4 (no tokenizer known for this model)' : `with the ${counted.method} tokenizer`;
+    if (billed === undefined) sayOnce('missing', `${where}: the server reports no token usage; counting tokens ${how}, marked as estimated in usage.json`);
+    else sayOnce('implausible', `${where}: the server reported an implausible usage (${billed.input} prompt and ${billed.output} completion tokens); counting tokens ${how} instead, marked as estimated in usage.json`);
+    return { input: counted.input, output: counted.output, estimated: true };
+  };
+  const secrets = [options.apiKey, ...Object.values(options.headers ?? {}), ...urlSecrets(options.baseURL)];
+  // Named in messages about a wrong endpoint, without credentials.
+  const url = safeUrl(`${(options.baseURL ?? 'https://api.openai.com/v1').replace(/\/+$/, '')}/chat/completions`);
   const lengthParam = options.baseURL === undefined || /^https:\/\/api\.openai\.com\b/.test(options.baseURL) ? 'max_completion_tokens' : 'max_tokens';
   return {
     provider: options.provider,
@@ -160,14 +202,14 @@ export function createOpenAIModel(options: OpenAIModelOptions): ChatModel {
         body = answer.data;
         headers = answer.response.headers;
       } catch (error) {
-        throw toModelError(error, where, options.apiKey, signal.aborted);
+        throw toModelError(error, where, secrets, signal.aborted, url);
       }
       const content = body?.choices?.[0]?.message?.content;
       const billed = usageOf(body);
       // A 200 without an answer (a filtered completion, a provider bug) is retried, but it may still be billed.
-      if (typeof content !== 'string') throw new ModelError('malformed', `${where}: response has no choices[0].message.content`, billed === undefined ? {} : { usage: billed });
+      if (typeof content !== 'string') throw new ModelError('malformed', `${where}: response has no choices[0].message.content`, billed === undefined || !plausibleUsage(billed, request.messages, request.maxCompletionTokens) ? {} : { usage: billed });
       const finish = body?.choices?.[0]?.finish_reason;
-      return { content, usage: billed ?? { input: 0, output: 0 }, rateLimit: rateLimitOf(headers), ...(typeof finish === 'string' ? { finishReason: finish } : {}) };
+      return { content, usage: await checkedUsage(billed, request, content), rateLimit: rateLimitOf(headers), ...(typeof finish === 'string' ? { finishReason: finish } : {}) };
     },
   };
 }

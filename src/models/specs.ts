@@ -4,6 +4,7 @@ import type { SharedLimitsFactory } from '../limits/shared.js';
 import type { Config } from '../config/schema.js';
 import { expandEnv } from '../config/load.js';
 import { ConfigError } from '../errors.js';
+import { safeUrl } from '../redact.js';
 
 export const PROVIDERS = ['sim', 'openai', 'openrouter', 'llama'] as const;
 export const OPENROUTER_BASE_URL = 'https://openrouter.ai/api/v1';
@@ -31,6 +32,14 @@ export interface ModelFlags {
   readonly threads?: number | undefined;
   /** Relative llama model paths from the config file are resolved against it (the config file's directory); `--model` against the working directory. */
   readonly baseDir?: string | undefined;
+  /**
+   * With no `--provider` and no key for any model that needs one, run every model on sim (a notice says
+   * so). Only when nobody named a model: a run whose `--model` or config names hosted models needs their
+   * keys, or `--provider sim` said out loud. Default false.
+   */
+  readonly simFallback?: boolean | undefined;
+  /** Told what the run waits for and until when (long Retry-After, reset headers, an open breaker), and what it does not believe. */
+  readonly onNotice?: ((message: string) => void) | undefined;
   /** Limits shared with other processes (workers on a queue): each model's buckets, breaker and pauses live there. */
   readonly shared?: SharedLimitsFactory | undefined;
   /** `generate --batch`: each model is built as this makes it from its target, its calls gathered into batch rounds (no rate limiter). */
@@ -198,13 +207,29 @@ export function endpointOf(spec: Spec, config: Config, env: NodeJS.ProcessEnv): 
   const sectionBase = sectionApplies ? (section.base_url ?? baseOf(section.endpoint)) : undefined;
   const rawBase = spec.baseUrl ?? sectionBase;
   const basePath = spec.baseUrl === undefined ? `${sectionName}.${section.base_url === undefined ? 'endpoint' : 'base_url'}` : spec.baseUrlPath;
-  const baseURL = rawBase === undefined ? (spec.provider === 'openrouter' ? OPENROUTER_BASE_URL : undefined) : expandEnv(rawBase, basePath, env);
+  const baseURL = rawBase === undefined ? (spec.provider === 'openrouter' ? OPENROUTER_BASE_URL : undefined) : checkBaseUrl(expandEnv(rawBase, basePath, env), basePath);
   const custom = baseURL !== undefined && !/^https:\/\/(api\.openai\.com|openrouter\.ai)\b/.test(baseURL);
   return { apiKey, baseURL, wanted, custom };
 }
 
-/** `--provider` names a provider we have. */
+/**
+ * A base URL must be http:// or https://: `file:`, a path or a typo would fail every call one by one.
+ * The message shows the URL without credentials, and text that is not a URL not at all.
+ */
+export function checkBaseUrl(value: string, path: string): string {
+  let protocol: string;
+  try {
+    protocol = new URL(value).protocol;
+  } catch {
+    throw new ConfigError(`${path}: expected an http:// or https:// URL, got ${value.trim() === '' ? 'an empty string' : 'text that is not a URL'}`);
+  }
+  if (protocol !== 'http:' && protocol !== 'https:') throw new ConfigError(`${path}: expected an http:// or https:// URL, got a ${protocol} URL (${safeUrl(value)})`);
+  return value;
+}
+
+/** `--provider` names a provider we have; `--base-url` is an http(s) URL. */
 export function checkProviderFlag(flags: ModelFlags): void {
+  if (flags.baseUrl !== undefined) checkBaseUrl(flags.baseUrl, '--base-url');
   if (flags.provider !== undefined && !(PROVIDERS as readonly string[]).includes(flags.provider)) {
     throw new ConfigError(`--provider: expected one of ${PROVIDERS.join(', ')}, got \`${flags.provider}\``);
   }

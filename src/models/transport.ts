@@ -16,8 +16,33 @@ const DECODERS: Readonly<Record<string, () => NodeJS.ReadWriteStream>> = {
   br: () => createBrotliDecompress({ flush: constants.BROTLI_OPERATION_FLUSH, finishFlush: constants.BROTLI_OPERATION_FLUSH }),
 };
 
-/** Longest body read, in characters (a chat completion is a few KiB): a bigger one, a gzip bomb say, fails the call. */
-export const MAX_BODY_CHARS = 64 * 1024 * 1024;
+/**
+ * Longest body read, in characters: a chat completion is a few KiB (128k tokens of answer are ~0.5 MiB),
+ * so a bigger one, a gzip bomb say, fails the call.
+ */
+export const MAX_BODY_CHARS = 8 * 1024 * 1024;
+
+/**
+ * Characters of response bodies held at once by all calls of the process together: without it, many
+ * calls each under the per-call limit still add up (16 gzip bombs at once took 1.2 GB). A call whose
+ * chunk would pass it fails as a network error (retried: the others will have finished by then).
+ */
+export const MAX_HELD_CHARS = 64 * 1024 * 1024;
+
+/** Characters held by the bodies being read, shared by every fetch of the process (or a test's own). */
+export class HeldChars {
+  held = 0;
+  constructor(readonly max: number = MAX_HELD_CHARS) {}
+}
+
+const PROCESS_HELD = new HeldChars();
+
+export interface FetchLimits {
+  /** Longest body, in characters. Default MAX_BODY_CHARS. */
+  readonly maxBodyChars?: number;
+  /** The shared count of characters being read, with its own limit. Default: the process's, MAX_HELD_CHARS. */
+  readonly held?: HeldChars;
+}
 
 /**
  * Idle keep-alive sockets are closed after this long, or sooner when the server announces a shorter
@@ -58,7 +83,9 @@ function headersOf(response: IncomingMessage): Headers {
  * else from responses shows up there. Connections are kept alive and unbounded in number: the
  * pipeline's concurrency is the limit.
  */
-export function createFetch(): typeof fetch {
+export function createFetch(limits: FetchLimits = {}): typeof fetch {
+  const maxBody = limits.maxBodyChars ?? MAX_BODY_CHARS;
+  const shared = limits.held ?? PROCESS_HELD;
   const agentOptions = { keepAlive: true, maxSockets: Infinity, scheduling: 'lifo', timeout: IDLE_SOCKET_MS } as const;
   const agents = { 'http:': new HttpAgent(agentOptions), 'https:': new HttpsAgent(agentOptions) };
   return (input: string | URL | Request, init: RequestInit = {}) => {
@@ -83,17 +110,29 @@ export function createFetch(): typeof fetch {
         }
         body.setEncoding('utf8');
         let text = '';
+        // What this call adds to the shared count, given back once, however the body ends.
+        let counted = 0;
+        const giveBack = (): void => {
+          shared.held -= counted;
+          counted = 0;
+        };
+        body.on('close', giveBack);
         body.on('data', (chunk: string) => {
-          if (text.length + chunk.length > MAX_BODY_CHARS) {
+          const over = text.length + chunk.length > maxBody ? `response body over ${maxBody} characters` : shared.held + chunk.length > shared.max ? `responses being read hold over ${shared.max} characters in all` : undefined;
+          if (over !== undefined) {
             // Destroying the last stream destroys the response too (pipeline does it when decoding).
-            const error = new Error(`response body over ${MAX_BODY_CHARS} characters`);
+            const error = new Error(over);
+            giveBack();
             body.destroy(error);
             reject(error);
             return;
           }
+          shared.held += chunk.length;
+          counted += chunk.length;
           text += chunk;
         });
         body.on('end', () => {
+          giveBack();
           // A byte order mark is not part of the JSON (fetch's text() drops it too).
           if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
           resolve({

@@ -4,6 +4,7 @@ import { conversation } from '../conversation/conversation.js';
 import type { ConversationSettings } from '../conversation/state.js';
 import type { LockedTask, Outcome } from '../types.js';
 import { mergeMapLending } from './mergeMapLending.js';
+import type { Stopping } from '../limits/stop.js';
 import { retryingCall } from './retryingCall.js';
 
 export type { UserSimulatorOptions } from '../conversation/state.js';
@@ -18,6 +19,8 @@ export interface ConverseOptions extends ConversationSettings {
   readonly maxRetries: number;
   readonly retryDelayMs: number;
   readonly scheduler?: SchedulerLike;
+  /** The run stopping: waits past its deadline end at once, their conversations with an `aborted` failure. */
+  readonly stopping?: Stopping;
 }
 
 const validate = (options: ConverseOptions): void => {
@@ -54,7 +57,7 @@ export function converse(options: ConverseOptions): OperatorFunction<LockedTask,
   validate(options);
   return mergeMapLending(
     (task: LockedTask, lend) =>
-      conversation(task, options, (hooks) => retryingCall({ maxRetries: options.maxRetries, retryDelayMs: options.retryDelayMs, scheduler: options.scheduler, lend, ...hooks })),
+      conversation(task, options, (hooks) => retryingCall({ maxRetries: options.maxRetries, retryDelayMs: options.retryDelayMs, scheduler: options.scheduler, stopping: options.stopping, lend, ...hooks })),
     options.concurrency,
   );
 }

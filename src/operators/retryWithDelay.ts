@@ -1,7 +1,8 @@
 // retryWithDelay: re-subscribe to a failed cold call after an exponential, jittered delay that honours Retry-After.
-import { asyncScheduler, finalize, retry, throwError, timer, type MonoTypeOperatorFunction, type SchedulerLike } from 'rxjs';
+import { Observable, asyncScheduler, finalize, retry, throwError, timer, type MonoTypeOperatorFunction, type SchedulerLike } from 'rxjs';
 import { ModelError, isTransient } from '../errors.js';
 import { LONG_RETRY_AFTER_MS } from '../limits/pause.js';
+import type { Stopping } from '../limits/stop.js';
 
 export interface RetryWithDelayOptions {
   /** Retries after the first attempt (PersonaGym's `max_retries`); 0 disables retrying. */
@@ -24,6 +25,34 @@ export interface RetryWithDelayOptions {
    * lets another one use its slot meanwhile.
    */
   readonly lend?: () => () => void;
+  /**
+   * The run stopping: a wait that would end after its deadline (set when the stop comes, also during
+   * the wait) errors at once with an `aborted` ModelError instead of holding the run past its grace.
+   */
+  readonly stopping?: Stopping;
+}
+
+/** `timer(wait)`, ended early with an aborted ModelError when the run stops and the wait would outlast its deadline. */
+function stoppableTimer(wait: number, scheduler: SchedulerLike, stopping: Stopping | undefined): Observable<0> {
+  if (stopping === undefined) return timer(wait, scheduler);
+  const end = scheduler.now() + wait;
+  return new Observable<0>((subscriber) => {
+    const check = (): boolean => {
+      if (stopping.deadline === undefined || end <= stopping.deadline) return false;
+      subscriber.error(new ModelError('aborted', `the run is stopping, and this retry would wait ${Math.ceil(wait / 1000)} s, past the grace period`));
+      return true;
+    };
+    if (check()) return undefined;
+    const subscription = timer(wait, scheduler).subscribe(subscriber);
+    const onStop = (): void => {
+      if (check()) subscription.unsubscribe();
+    };
+    stopping.signal.addEventListener('abort', onStop, { once: true });
+    return () => {
+      subscription.unsubscribe();
+      stopping.signal.removeEventListener('abort', onStop);
+    };
+  });
 }
 
 /**
@@ -78,7 +107,8 @@ export function retryWithDelay<T>(options: RetryWithDelayOptions): MonoTypeOpera
       const wait = retryDelay(error, retryCount, options, random);
       options.onRetry?.(error, retryCount, wait);
       const reclaim = options.lend?.();
-      return reclaim === undefined ? timer(wait, scheduler) : timer(wait, scheduler).pipe(finalize(reclaim));
+      const waited = stoppableTimer(wait, scheduler, options.stopping);
+      return reclaim === undefined ? waited : waited.pipe(finalize(reclaim));
     },
   });
 }

@@ -3,6 +3,7 @@ import { catchError, defer, map, tap, throwError, type Observable, type Schedule
 import { ModelError, runEndingError } from '../errors.js';
 import { callModel } from '../models/call.js';
 import type { ChatModel, ChatRequest, ChatResponse, ModelModule, ModelOperation, UsageListener } from '../chat.js';
+import type { Stopping } from '../limits/stop.js';
 import { retryWithDelay } from './retryWithDelay.js';
 
 export interface RetryingCallOptions {
@@ -16,6 +17,8 @@ export interface RetryingCallOptions {
   readonly scheduler?: SchedulerLike;
   /** Lends the caller's concurrency slot while a retry waits (see retryWithDelay's `lend`). */
   readonly lend?: () => () => void;
+  /** The run stopping: retry waits past its deadline end at once (see retryWithDelay's `stopping`). */
+  readonly stopping?: Stopping;
 }
 
 /** The operation a request is counted under when it does not say. */
@@ -65,6 +68,7 @@ export function retryingCall(options: RetryingCallOptions) {
           delayMs: options.retryDelayMs,
           scheduler: options.scheduler,
           lend: options.lend,
+          stopping: options.stopping,
           onRetry: (error) => {
             attempt += 1;
             options.onRetry?.(request.module, error);

@@ -4,10 +4,13 @@ import { holds, protectedTokens } from '../noise/slots.js';
 import type { Features } from '../types.js';
 import { cleanRewrite, normalise, rewriteProblem } from './checks.js';
 import { jsonIn, stripFence } from './json.js';
-import { bundledTemplate, fill, formatPersona } from './template.js';
+import { bundledTemplate, fill, formatPersona, type TemplateContract } from './template.js';
 
 /** The bundled template of a layer (config/prompts/distractor_<layer>.txt). */
 export const distractorTemplate = (layer: Layer): string => bundledTemplate(`distractor_${layer}`);
+
+/** A layer's placeholders: the text to noise must be in it. */
+export const DISTRACTOR_TEMPLATE = { placeholders: ['persona', 'text', 'layer', 'strategies', 'noise_level'], required: [['text']] } as const satisfies TemplateContract;
 
 /** What the model reports about the meaning of the text it noised (PersonaGym's extracted_semantics). */
 export interface ExtractedSemantics {
@@ -24,7 +27,7 @@ export interface ExtractedSemantics {
  */
 export function distractorPrompt(template: string, values: { readonly persona: Features; readonly text: string; readonly layer: Layer; readonly strategies: readonly string[]; readonly table: StrategyFile['strategies'][Layer]; readonly noiseLevel?: string }): string {
   const table = values.table ?? {};
-  return fill(template, {
+  return fill<(typeof DISTRACTOR_TEMPLATE.placeholders)[number]>(template, {
     persona: () => formatPersona(values.persona),
     text: () => values.text,
     layer: () => values.layer,

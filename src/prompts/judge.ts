@@ -2,9 +2,15 @@
 import type { Features, InteractionMessage } from '../types.js';
 import type { Checked } from './ask.js';
 import { jsonObjectIn } from './json.js';
-import { bundledTemplate, fill, formatPersona } from './template.js';
+import { bundledTemplate, fill, formatPersona, type TemplateContract } from './template.js';
 
 export const DEFAULT_JUDGE_TEMPLATE = bundledTemplate('judge');
+
+/** The judge's placeholders: it must see the conversation. */
+export const JUDGE_TEMPLATE = {
+  placeholders: ['persona', 'facts', 'conversation', 'rubric', 'tags'],
+  required: [['conversation']],
+} as const satisfies TemplateContract;
 
 /** The rubric's version, recorded with every verdict so that scores from different rubrics are not mixed. */
 export const RUBRIC_VERSION = 'personaflow-judge-1';
@@ -91,7 +97,7 @@ const renderRubric = (): string =>
 
 /** Fills `{persona}`, `{facts}`, `{conversation}`, `{rubric}` and `{tags}`. The generation settings are never shown (PROMPTS.md 15). */
 export function judgePrompt(template: string, values: { readonly persona: Features; readonly facts: readonly string[]; readonly messages: readonly Pick<InteractionMessage, 'role' | 'content' | 'metadata'>[] }): string {
-  return fill(template, {
+  return fill<(typeof JUDGE_TEMPLATE.placeholders)[number]>(template, {
     persona: () => formatPersona(values.persona),
     facts: () => (values.facts.length === 0 ? '- (none given)' : values.facts.map((fact) => `- ${fact}`).join('\n')),
     conversation: () => renderConversation(values.messages),

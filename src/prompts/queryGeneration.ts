@@ -3,7 +3,7 @@ import type { Features } from '../types.js';
 import type { Checked } from './ask.js';
 import { DOMAINS, SCENARIOS, cleanRewrite, normalise, oneOf, rewriteProblem } from './checks.js';
 import { jsonObjectIn } from './json.js';
-import { bundledTemplate, fill, formatPersona } from './template.js';
+import { bundledTemplate, fill, formatPersona, type TemplateContract } from './template.js';
 
 export const DEFAULT_QUERY_GENERATION_TEMPLATE = bundledTemplate('query_generation');
 
@@ -14,9 +14,12 @@ export interface GeneratedQuery {
   readonly scenario: string;
 }
 
+/** Query generation's placeholders: the new requests are for the persona. */
+export const QUERY_GENERATION_TEMPLATE = { placeholders: ['persona', 'count', 'avoid'], required: [['persona']] } as const satisfies TemplateContract;
+
 /** Fills `{persona}`, `{count}` and `{avoid}` (the requests to avoid, one a line). */
 export function queryGenerationPrompt(template: string, values: { readonly persona: Features; readonly count: number; readonly avoid: readonly string[] }): string {
-  return fill(template, {
+  return fill<(typeof QUERY_GENERATION_TEMPLATE.placeholders)[number]>(template, {
     persona: () => formatPersona(values.persona),
     count: () => String(values.count),
     avoid: () => (values.avoid.length === 0 ? '(none yet)' : values.avoid.map((query) => `- ${query}`).join('\n')),

@@ -3,7 +3,7 @@ import type { ChatMessage } from '../chat.js';
 import type { Features, InteractionMessage } from '../types.js';
 import { stripFence } from './json.js';
 import { renderWritingRules, writingRules, type WritingRules } from './persona.js';
-import { bundledTemplate, fill, formatPersona } from './template.js';
+import { bundledTemplate, fill, formatPersona, type TemplateContract } from './template.js';
 
 export const DEFAULT_USER_TEMPLATE = bundledTemplate('user_simulator');
 
@@ -43,6 +43,12 @@ export interface TemplateValues {
   readonly rules?: WritingRules;
 }
 
+/** The user simulator's placeholders: a template must condition on the persona. */
+export const SIMULATOR_TEMPLATE = {
+  placeholders: ['persona', 'persona_rules', 'persona_features', 'facts', 'system_prompt', 'original_query', 'conversation_history', 'assistant_response', 'current_turn', 'target_turns', 'min_turns', 'max_turns', 'stop_token'],
+  required: [['persona', 'persona_features', 'persona_rules']],
+} as const satisfies TemplateContract;
+
 /** True for PersonaGym-style templates that inline the whole conversation and expect a JSON answer. */
 export const inlinesHistory = (template: string): boolean => template.includes('{conversation_history}');
 
@@ -57,7 +63,7 @@ const renderFacts = (facts: readonly string[]): string =>
  */
 export function renderTemplate(template: string, values: TemplateValues): string {
   const last = values.history[values.history.length - 1];
-  return fill(template, {
+  return fill<(typeof SIMULATOR_TEMPLATE.placeholders)[number]>(template, {
     persona: () => formatPersona(values.persona),
     persona_rules: () => renderWritingRules(values.rules ?? writingRules(values.persona)),
     persona_features: () => JSON.stringify(values.persona),

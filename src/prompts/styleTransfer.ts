@@ -3,13 +3,16 @@ import type { Features } from '../types.js';
 import type { Checked } from './ask.js';
 import { DOMAINS, SCENARIOS, cleanRewrite, oneOf, rewriteProblem } from './checks.js';
 import { jsonObjectIn } from './json.js';
-import { bundledTemplate, fill, formatPersona } from './template.js';
+import { bundledTemplate, fill, formatPersona, type TemplateContract } from './template.js';
 
 export const DEFAULT_STYLE_TRANSFER_TEMPLATE = bundledTemplate('style_transfer');
 
+/** Style transfer's placeholders: the query to rewrite must be in it. */
+export const STYLE_TRANSFER_TEMPLATE = { placeholders: ['persona', 'query', 'target_length', 'target_turns'], required: [['query']] } as const satisfies TemplateContract;
+
 /** Fills `{persona}`, `{query}`, `{target_length}` and `{target_turns}`. */
 export function styleTransferPrompt(template: string, values: { readonly persona: Features; readonly query: string; readonly targetLength: string; readonly targetTurns: number }): string {
-  return fill(template, {
+  return fill<(typeof STYLE_TRANSFER_TEMPLATE.placeholders)[number]>(template, {
     persona: () => formatPersona(values.persona),
     query: () => values.query,
     target_length: () => values.targetLength,

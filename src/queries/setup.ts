@@ -3,8 +3,8 @@ import { existsSync } from 'node:fs';
 import type { Config } from '../config/schema.js';
 import type { ModelSettings } from '../models/build.js';
 import { locateConfigPath } from '../paths.js';
-import { DEFAULT_QUERY_GENERATION_TEMPLATE } from '../prompts/queryGeneration.js';
-import { DEFAULT_STYLE_TRANSFER_TEMPLATE } from '../prompts/styleTransfer.js';
+import { DEFAULT_QUERY_GENERATION_TEMPLATE, QUERY_GENERATION_TEMPLATE } from '../prompts/queryGeneration.js';
+import { DEFAULT_STYLE_TRANSFER_TEMPLATE, STYLE_TRANSFER_TEMPLATE } from '../prompts/styleTransfer.js';
 import { loadTemplate } from '../prompts/template.js';
 import { QueryDataset } from '../streams/queries.js';
 import { createQueryGenerator, type QueryGenerator } from './queryGenerator.js';
@@ -56,13 +56,13 @@ export async function setUpQueries(config: Config, baseDir: string, options: Que
   const st = qg.style_transfer;
   let styleTransfer: StyleTransfer | undefined;
   if (st.enabled && model !== undefined) {
-    const template = await loadTemplate(st.template, baseDir, 'query_generation.style_transfer.template', DEFAULT_STYLE_TRANSFER_TEMPLATE);
-    const partialTemplate = st.partial_template === undefined ? undefined : await loadTemplate(st.partial_template, baseDir, 'query_generation.style_transfer.partial_template', DEFAULT_STYLE_TRANSFER_TEMPLATE);
+    const template = await loadTemplate(st.template, baseDir, 'query_generation.style_transfer.template', DEFAULT_STYLE_TRANSFER_TEMPLATE, STYLE_TRANSFER_TEMPLATE);
+    const partialTemplate = st.partial_template === undefined ? undefined : await loadTemplate(st.partial_template, baseDir, 'query_generation.style_transfer.partial_template', DEFAULT_STYLE_TRANSFER_TEMPLATE, STYLE_TRANSFER_TEMPLATE);
     styleTransfer = createStyleTransfer({ ...model, template, partialTemplate, probability: st.transfer_probability, validationRetries: 2 });
   }
   let generator: QueryGenerator | undefined;
   if (options.rounds > 0 && model !== undefined) {
-    const template = await loadTemplate(qg.generation_template, baseDir, 'query_generation.generation_template', DEFAULT_QUERY_GENERATION_TEMPLATE);
+    const template = await loadTemplate(qg.generation_template, baseDir, 'query_generation.generation_template', DEFAULT_QUERY_GENERATION_TEMPLATE, QUERY_GENERATION_TEMPLATE);
     generator = createQueryGenerator({ ...model, template, validationRetries: 2 });
   }
   return { dataset, styleTransfer, generator };

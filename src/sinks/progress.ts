@@ -38,6 +38,8 @@ export interface ProgressSource {
   readonly cost: () => number | undefined;
   /** Bytes of input read and the input's size, when the input is a file. */
   readonly input: () => { readonly read: number; readonly size: number } | undefined;
+  /** Every task of the input has been read: the total is exact from then on (not when the bytes are read: a small file is read at once). */
+  readonly exhausted?: () => boolean;
   readonly limiters: () => ReadonlyMap<string, { readonly name: string; readonly state: LimiterState }>;
 }
 
@@ -50,9 +52,10 @@ export function figures(source: ProgressSource, startedMs: number, nowMs: number
   const read = input === undefined || input.size === 0 ? null : Math.min(1, input.read / input.size);
   // Bytes are not conversations: the share done is conversations settled over conversations to settle,
   // where that total is the tasks begun so far scaled up by the bytes still unread.
-  const exact = read === 1;
+  const exact = source.exhausted?.() === true;
   const begun = source.begun();
-  const estimate = read === null || read === 0 || begun === 0 ? null : exact ? begun : Math.round(begun / read);
+  // Bytes all read but tasks still to come (a small file is read in one chunk): no better guess than what began.
+  const estimate = exact ? begun : read === null || read === 0 || begun === 0 ? null : Math.round(begun / read);
   const total = estimate === null ? null : Math.max(estimate, settled);
   const eta = total === null || settled === 0 ? null : ((total - settled) * elapsed) / settled;
   const throttled = [...source.limiters().values()].filter((limiter) => limiter.state.throttled).map((limiter) => limiter.name);

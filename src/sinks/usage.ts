@@ -11,12 +11,12 @@ interface Totals {
 
 const empty = (): Totals => ({ input_tokens: 0, output_tokens: 0, total_tokens: 0, call_count: 0 });
 
-function add(into: Record<string, Totals>, key: string, usage: TokenUsage): void {
+function add(into: Record<string, Totals>, key: string, usage: TokenUsage, calls = 1): void {
   const totals = (into[key] ??= empty());
   totals.input_tokens += usage.input;
   totals.output_tokens += usage.output;
   totals.total_tokens += usage.input + usage.output;
-  totals.call_count += 1;
+  totals.call_count += calls;
 }
 
 /** Adds `n` to `into[key]`; names that would reach the prototype are skipped (files read back are not trusted). */
@@ -35,6 +35,31 @@ export function priceOf(prices: PriceTable, provider: string, model: string): { 
 }
 
 const costOf = (price: { input: number; output: number }, input: number, output: number): number => (input * price.input + output * price.output) / 1e6;
+
+/**
+ * One billed call as DIR's usage log (usage.ndjson) keeps it, one line each, appended as it is billed:
+ * what a run spent is on disk even if the run never closes (kill -9, OOM, a full disk).
+ */
+export interface UsageRecord {
+  readonly module: ModelModule;
+  readonly operation?: ModelOperation | undefined;
+  readonly provider: string;
+  readonly model: string;
+  readonly input: number;
+  readonly output: number;
+  /** A failed attempt the provider billed. */
+  readonly failed?: true;
+  /** Tokens counted by personaflow (the server reported none). */
+  readonly estimated?: true;
+}
+
+/** A usage-log line read back, or undefined when it is not one (a damaged line is skipped, never trusted). */
+export function usageRecordOf(value: unknown): UsageRecord | undefined {
+  const r = value as Partial<UsageRecord> | null;
+  const count = (n: unknown): boolean => typeof n === 'number' && Number.isFinite(n) && n >= 0;
+  if (typeof r !== 'object' || r === null || typeof r.module !== 'string' || typeof r.provider !== 'string' || typeof r.model !== 'string' || !count(r.input) || !count(r.output)) return undefined;
+  return r as UsageRecord;
+}
 
 /**
  * What the run has used, counted per answered call (`call`), so calls of tasks that later fail or are
@@ -56,6 +81,8 @@ export class UsageTotals {
   readonly byOperation: Record<string, Totals> = {};
   /** Attempts that failed but were billed (a 200 whose answer was unusable), already inside every total. */
   readonly failedAttempts: Totals = empty();
+  /** Calls whose tokens personaflow counted because the server reported none (or an implausible figure), already inside every total. */
+  readonly estimated: Totals = empty();
   /** Interactions written to the dataset (accepted by the judge, when one ran). */
   interactions = 0;
   failures = 0;
@@ -77,18 +104,50 @@ export class UsageTotals {
   /** Input and output tokens of this run's calls. */
   runTokens = 0;
 
+  /** Told about each call of this run as it is billed (DirSink appends it to the usage log). */
+  onCall: ((record: UsageRecord) => void) | undefined;
+
   /** One billed model call: answered, or a failed attempt that came back with usage (`failed`). */
   call(module: ModelModule, model: ModelRef, usage: TokenUsage, detail: { readonly operation?: ModelOperation; readonly failed?: boolean } = {}): void {
+    const record: UsageRecord = {
+      module,
+      ...(detail.operation === undefined ? {} : { operation: detail.operation }),
+      provider: model.provider,
+      model: model.model,
+      input: usage.input,
+      output: usage.output,
+      ...(detail.failed === true ? { failed: true } : {}),
+      ...(usage.estimated === true ? { estimated: true } : {}),
+    };
     this.#calls += 1;
     this.runTokens += usage.input + usage.output;
     const price = priceOf(this.#prices, model.provider, model.model);
     if (price === undefined) this.#unpriced.add(`${model.provider}/${model.model}`);
     else this.#runCost += costOf(price, usage.input, usage.output);
-    add(this.byModule, module, usage);
-    add(this.byModel, `${model.provider}/${model.model}`, usage);
-    if (detail.operation !== undefined) add(this.byOperation, `${module}.${detail.operation}`, usage);
-    if (detail.failed === true) add({ failed: this.failedAttempts }, 'failed', usage);
+    if (usage.estimated === true) this.runEstimatedCalls += 1;
+    this.#add(record);
+    this.onCall?.(record);
   }
+
+  /**
+   * Calls an earlier run into the same directory billed, read back from its usage log (`calls` of them,
+   * their tokens summed in `record`): in the directory's totals, not in this run's figures.
+   */
+  addLogged(record: UsageRecord, calls = 1): void {
+    this.#add(record, calls);
+  }
+
+  #add(record: UsageRecord, calls = 1): void {
+    const usage = { input: record.input, output: record.output };
+    add(this.byModule, record.module, usage, calls);
+    add(this.byModel, `${record.provider}/${record.model}`, usage, calls);
+    if (record.operation !== undefined) add(this.byOperation, `${record.module}.${record.operation}`, usage, calls);
+    if (record.failed === true) add({ failed: this.failedAttempts }, 'failed', usage, calls);
+    if (record.estimated === true) add({ estimated: this.estimated }, 'estimated', usage, calls);
+  }
+
+  /** Calls of this run whose tokens were counted by personaflow. */
+  runEstimatedCalls = 0;
 
   /**
    * Adds a previous usage.json (a resumed run keeps counting from it); anything else is ignored. With
@@ -115,6 +174,7 @@ export class UsageTotals {
     fold(this.byModel, statistics?.by_model);
     fold(this.byOperation, statistics?.by_operation);
     fold({ failed: this.failedAttempts }, { failed: statistics?.failed_attempts });
+    fold({ estimated: this.estimated }, { estimated: (statistics as { estimated?: unknown } | undefined)?.estimated });
     const rejected = (statistics as { rejected_replies?: unknown } | undefined)?.rejected_replies;
     if (typeof rejected === 'object' && rejected !== null) {
       for (const [reason, count] of Object.entries(rejected as Record<string, unknown>)) {
@@ -221,9 +281,10 @@ export class UsageTotals {
         by_model: this.byModel,
         by_operation: this.byOperation,
         failed_attempts: this.failedAttempts,
+        estimated: this.estimated,
         rejected_replies: this.rejectedReplies,
       },
-      cost: this.cost(),
+      cost: { ...this.cost(), estimated: this.estimated.call_count > 0 },
       interactions: this.previousInteractions + this.interactions,
       failures: this.previousFailures + this.failures,
       ...(this.judged + this.previousJudge.judged === 0

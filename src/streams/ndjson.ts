@@ -27,6 +27,12 @@ export interface ReadLinesOptions {
 export interface ByteLinesOptions extends ReadLinesOptions {
   /** Byte offset of the source's first byte in its file (a stream opened with `start`): where offsets count from. Default 0. */
   readonly start?: number;
+  /**
+   * A `\r` not followed by `\n` ends a line too (classic Mac line endings), as Python's universal newlines
+   * read them (PersonaGym reads its JSONL that way); such a line's `bytes` leave the `\r` out. Default false:
+   * only `\n` ends a line.
+   */
+  readonly universal?: boolean;
 }
 
 /** One line of a byte stream, where it lies in the input, and its bytes. */
@@ -63,6 +69,7 @@ async function* splitLines<T>(
   source: AsyncIterable<Buffer | string>,
   maxLineBytes: number,
   start: number,
+  universal: boolean,
   make: (line: number, offset: number, bytes: Buffer, length: number, overlong: boolean, terminated: boolean) => T,
 ): AsyncGenerator<T> {
   let offset = start;
@@ -71,17 +78,43 @@ async function* splitLines<T>(
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   let overlong = false;
+  // Universal: the pending bytes end with a `\r` that may be the first half of a `\r\n` split across chunks.
+  let pendingCR = false;
 
   for await (const raw of source) {
     const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
+    if (chunk.length === 0) continue;
     let from = 0;
-    for (let newline = chunk.indexOf(NEWLINE); newline !== -1; newline = chunk.indexOf(NEWLINE, from)) {
-      const size = pendingBytes + newline - from;
+    if (pendingCR) {
+      pendingCR = false;
+      if (chunk[0] !== NEWLINE) {
+        // The pending line ended at a lone `\r`: its bytes leave it out, its length counts it.
+        const size = pendingBytes - 1;
+        const bytes = overlong || size > maxLineBytes ? EMPTY : Buffer.concat(pending, pendingBytes).subarray(0, size);
+        lineNumber += 1;
+        const line = make(lineNumber, offset, bytes, pendingBytes, overlong || size > maxLineBytes, true);
+        offset += pendingBytes;
+        pending = [];
+        pendingBytes = 0;
+        overlong = false;
+        yield line;
+      }
+    }
+    // The next `\r` at or after `from` (universal only), searched again only once passed: O(chunk) in all.
+    let cr = universal ? chunk.indexOf(CARRIAGE_RETURN) : -1;
+    for (;;) {
+      let end = chunk.indexOf(NEWLINE, from);
+      if (cr !== -1 && cr < from) cr = chunk.indexOf(CARRIAGE_RETURN, from);
+      // A `\r` before the newline and not right before it ends the line there, unless it is the chunk's
+      // last byte: then the next chunk says whether a `\n` follows.
+      if (cr !== -1 && (end === -1 || cr < end - 1)) end = cr === chunk.length - 1 ? -1 : cr;
+      if (end === -1) break;
+      const size = pendingBytes + end - from;
       let bytes: Buffer = EMPTY;
       if (overlong || size > maxLineBytes) overlong = true;
-      else if (pending.length === 0) bytes = chunk.subarray(from, newline);
+      else if (pending.length === 0) bytes = chunk.subarray(from, end);
       else {
-        pending.push(chunk.subarray(from, newline));
+        pending.push(chunk.subarray(from, end));
         bytes = Buffer.concat(pending, size);
       }
       lineNumber += 1;
@@ -90,13 +123,15 @@ async function* splitLines<T>(
       pending = [];
       pendingBytes = 0;
       overlong = false;
-      from = newline + 1;
+      from = end + 1;
       yield line;
     }
     if (from < chunk.length) {
+      pendingCR = universal && chunk[chunk.length - 1] === CARRIAGE_RETURN;
       pendingBytes += chunk.length - from;
       if (overlong) continue;
-      if (pendingBytes > maxLineBytes) {
+      // A last `\r` may turn out to be a lone one, which is not part of the line: give it its byte.
+      if (pendingBytes - (pendingCR ? 1 : 0) > maxLineBytes) {
         overlong = true;
         pending = [];
       } else {
@@ -106,8 +141,11 @@ async function* splitLines<T>(
     }
   }
   if (pendingBytes > 0) {
-    const bytes = overlong ? EMPTY : pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending, pendingBytes);
-    yield make(lineNumber + 1, offset, bytes, pendingBytes, overlong, false);
+    // A last `\r` with nothing after it is a lone one: it ends the line.
+    const size = pendingCR ? pendingBytes - 1 : pendingBytes;
+    const tooLong = overlong || size > maxLineBytes;
+    const bytes = tooLong ? EMPTY : pending.length === 1 ? (pending[0] as Buffer).subarray(0, size) : Buffer.concat(pending, pendingBytes).subarray(0, size);
+    yield make(lineNumber + 1, offset, bytes, pendingBytes, tooLong, pendingCR);
   }
 }
 
@@ -124,14 +162,15 @@ async function* splitLines<T>(
  * for await (const { offset, length } of byteLines(createReadStream(path, { start }), { start })) index(offset, length);
  */
 export function byteLines(source: AsyncIterable<Buffer | string>, options: ByteLinesOptions = {}): AsyncGenerator<ByteLine> {
-  return splitLines(source, options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES, options.start ?? 0, (line, offset, bytes, length, overlong, terminated): ByteLine => ({ line, offset, bytes, length, overlong, terminated }));
+  return splitLines(source, options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES, options.start ?? 0, options.universal === true, (line, offset, bytes, length, overlong, terminated): ByteLine => ({ line, offset, bytes, length, overlong, terminated }));
 }
 
 /**
- * Splits a byte stream into text lines: byteLines, with a `\r` before the `\n` dropped and each line
- * decoded as strict UTF-8. Lazy like byteLines: one chunk plus one line in memory whatever the input
- * size. Handles CRLF, a missing final newline, lines split across chunks, invalid UTF-8 (reported per
- * line), a byte-order mark at the start, and over-long lines (reported, skipped). Blank lines are
+ * Splits a byte stream into text lines: byteLines with universal newlines (`\n`, `\r\n` and a lone `\r`
+ * end a line, as Python reads PersonaGym's JSONL), each line decoded as strict UTF-8. Lazy like
+ * byteLines: one chunk plus one line in memory whatever the input size. Handles a missing final newline,
+ * lines split across chunks, invalid UTF-8 (reported per line), a byte-order mark at the start of any
+ * line (files joined with `cat` keep theirs), and over-long lines (reported, skipped). Blank lines are
  * yielded too; callers decide what they mean.
  *
  * @example
@@ -140,7 +179,7 @@ export function byteLines(source: AsyncIterable<Buffer | string>, options: ByteL
 export function readLines(source: AsyncIterable<Buffer | string>, options: ReadLinesOptions = {}): AsyncGenerator<Line> {
   const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
   const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-  return splitLines(source, maxLineBytes, 0, (line, _offset, bytes, _length, overlong): Line => {
+  return splitLines(source, maxLineBytes, 0, true, (line, _offset, bytes, _length, overlong): Line => {
     if (overlong) return { line, error: `line longer than ${maxLineBytes} bytes, skipped` };
     let text: string;
     try {
@@ -148,8 +187,8 @@ export function readLines(source: AsyncIterable<Buffer | string>, options: ReadL
     } catch {
       return { line, error: 'invalid UTF-8' };
     }
-    // A byte-order mark is only one at the very start of the input.
-    return { line, text: line === 1 && text.startsWith('\uFEFF') ? text.slice(1) : text };
+    // A byte-order mark opens a file; one at the start of a later line is where two files were joined (`cat a b`).
+    return { line, text: text.startsWith('\uFEFF') ? text.slice(1) : text };
   });
 }
 

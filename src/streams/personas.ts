@@ -1,7 +1,8 @@
 // Persona NDJSON → tasks: validation with zod, FILE:LINE reports, persona × query expansion.
 import * as z from 'zod';
+import { quoted } from '../redact.js';
 import { rngFor, stableId } from '../rng.js';
-import type { Task } from '../types.js';
+import { interactionId, type Task } from '../types.js';
 import type { ReadLinesOptions } from './ndjson.js';
 import type { QueryDataset } from './queries.js';
 import { readRecords } from './records.js';
@@ -67,7 +68,7 @@ export function expandPersona(persona: PersonaLine, source: string, options: Pic
     const original = (query.original_query ?? query.text) as string;
     const queryId = query.query_id ?? `q_${stableId(`${personaId}\n${original}`)}`;
     if (seen.has(queryId)) {
-      warnings.push(`queries[${index}]: duplicate query_id "${queryId}" for persona "${personaId}", skipped`);
+      warnings.push(`queries[${index}]: duplicate query_id ${quoted(queryId)} for persona ${quoted(personaId)}, skipped`);
       return;
     }
     seen.add(queryId);
@@ -114,10 +115,11 @@ export async function* readTasks(input: AsyncIterable<Buffer | string>, options:
     }
     const { tasks, warnings } = expandPersona(persona, where, options);
     for (const warning of warnings) report(`${where}: ${warning}`);
-    if (tasks.length === 0 && warnings.length === 0) report(`${where}: persona "${value.persona_id}" has no queries${options.queries === undefined ? ' (give --queries FILE to assign some)' : ''}, skipped`);
+    if (tasks.length === 0 && warnings.length === 0) report(`${where}: persona ${quoted(value.persona_id)} has no queries${options.queries === undefined ? ' (give --queries FILE to assign some)' : ''}, skipped`);
     for (const task of tasks) {
-      if (seen.add(task.key)) yield task;
-      else report(`${where}: persona "${task.personaId}" query "${task.queryId}" already came earlier in the input, skipped`);
+      // By interaction id, which is injective: the RNG key `persona/query` is not (`a/b` × `c`, `a` × `b/c`).
+      if (seen.add(interactionId(task.personaId, task.queryId))) yield task;
+      else report(`${where}: persona ${quoted(task.personaId)} query ${quoted(task.queryId)} already came earlier in the input, skipped`);
     }
   }
 }

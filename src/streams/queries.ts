@@ -6,6 +6,7 @@ import { basename } from 'node:path';
 import { ConfigError } from '../errors.js';
 import type { Rng } from '../rng.js';
 import { DEFAULT_MAX_LINE_BYTES, badLineReporter, byteLines, type ByteLine } from './ndjson.js';
+import { MAX_NESTING, nestsWithin } from './records.js';
 
 /** One query of the dataset. */
 export interface DatasetQuery {
@@ -31,6 +32,7 @@ const isRecord = (value: unknown): value is Record<string, unknown> => typeof va
  */
 export function parseQueryLine(json: unknown, file: string, index: number): DatasetQuery | string {
   if (!isRecord(json)) return 'expected a JSON object';
+  if (!nestsWithin(json, MAX_NESTING)) return `nested more than ${MAX_NESTING} levels deep`;
   const metadata = isRecord(json.metadata) ? json.metadata : undefined;
   const field = (keys: readonly string[]): string | undefined => {
     for (const where of [json, metadata ?? {}]) {
@@ -155,7 +157,7 @@ export class QueryDataset {
     try {
       stream = createReadStream(path);
       // Leaving the loop ends byteLines, which stops reading the file.
-      for await (const line of byteLines(stream, { maxLineBytes })) if (!consider(line)) break;
+      for await (const line of byteLines(stream, { maxLineBytes, universal: true })) if (!consider(line)) break;
     } catch (error) {
       if (error instanceof ConfigError) throw error;
       throw new ConfigError(`${path}: cannot read query file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);

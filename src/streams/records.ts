@@ -2,6 +2,25 @@
 import type * as z from 'zod';
 import { badLineReporter, readLines, type ReadLinesOptions } from './ndjson.js';
 
+/**
+ * Deepest nesting of arrays and objects a record may have (a persona's features, an interaction's
+ * metadata are a few levels deep). Deeper ones are refused as bad lines: JSON.stringify, zod and every
+ * walk over a value recurse, and 200,000 levels of `[[[...]]]` overflowed the stack mid-run.
+ */
+export const MAX_NESTING = 64;
+
+/** Whether `value` nests at most `max` levels of arrays and objects, found without recursion. */
+export function nestsWithin(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [current, depth] = stack.pop() as [unknown, number];
+    if (typeof current !== 'object' || current === null) continue;
+    if (depth >= max) return false;
+    for (const child of Array.isArray(current) ? current : Object.values(current)) if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+  }
+  return true;
+}
+
 /** A zod error as one line: `queries[0].original_query: Invalid input; persona_id: Required`. */
 export function formatIssues(error: z.ZodError): string {
   return error.issues
@@ -68,6 +87,10 @@ export async function* readRecords<T>(input: AsyncIterable<Buffer | string>, sch
       json = JSON.parse(text);
     } catch (error) {
       bad(`${where}: invalid JSON: ${(error as Error).message}`);
+      continue;
+    }
+    if (!nestsWithin(json, MAX_NESTING)) {
+      bad(`${where}: nested more than ${MAX_NESTING} levels deep`);
       continue;
     }
     const parsed = schema.safeParse(json);

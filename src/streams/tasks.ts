@@ -44,24 +44,45 @@ export async function* skipWritten(written: Written, retryFailed: boolean, count
   }
 }
 
-/** Counts the persona lines that produced tasks (tasks of one line come one after the other). */
-export function countPersonas(tasks: AsyncIterable<Task>): AsyncIterable<Task> & { readonly personas: number } {
+/**
+ * Counts the persona lines that produced tasks (tasks of one line come one after the other) and the
+ * tasks, and knows when the source is exhausted (every task has been read: totals are exact from then on).
+ */
+export function countPersonas(tasks: AsyncIterable<Task>): AsyncIterable<Task> & { readonly personas: number; readonly tasks: number; readonly exhausted: boolean } {
   let personas = 0;
+  let count = 0;
+  let exhausted = false;
   let last: string | undefined;
   return {
     get personas() {
       return personas;
     },
+    get tasks() {
+      return count;
+    },
+    get exhausted() {
+      return exhausted;
+    },
     async *[Symbol.asyncIterator]() {
       for await (const task of tasks) {
+        count += 1;
         if (task.source !== last) {
           personas += 1;
           last = task.source;
         }
         yield task;
       }
+      exhausted = true;
     },
   };
+}
+
+/** Hands tasks on while `admit` takes them (waiting while it decides); the first it refuses (--max-cost) ends the source there. */
+export async function* admitted(source: AsyncIterable<Task>, admit: (task: Task) => boolean | Promise<boolean>): AsyncGenerator<Task> {
+  for await (const task of source) {
+    if (!(await admit(task))) return;
+    yield task;
+  }
 }
 
 /** Calls `onTask` as each task is handed on (when the pipeline pulls it: when its conversation starts). */

@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { randomFaults, startOpenAIServer, unusedPort, type FakeOpenAIOptions, type FakeOpenAIServer } from '../helpers/openai-server.js';
 
 import { BIN, ROOT, TEST_KEY, against, childEnv, runCli, type Run, ensureBuilt } from '../helpers/cli.js';
+import { interactionId } from '../../src/types.js';
 
 interface Message {
   role: string;
@@ -40,7 +41,7 @@ const parseLines = <T>(text: string): T[] => lines(text).map((line) => JSON.pars
 /** Checks one line against PersonaGym's Interaction format and the conversation invariants. */
 function expectInteraction(interaction: InteractionLine, limits: { minTurns: number; maxTurns: number }): void {
   const queryId = interaction.metadata.query_id;
-  expect(interaction.interaction_id).toBe(`interaction_${interaction.persona_id}_${queryId}`);
+  expect(interaction.interaction_id).toBe(interactionId(interaction.persona_id, queryId));
   expect(typeof interaction.persona_id).toBe('string');
   expect(typeof interaction.persona_features).toBe('object');
   expect(typeof interaction.original_query).toBe('string');
@@ -323,14 +324,15 @@ describe('personaflow generate (end to end)', () => {
     expect(stderr).not.toMatch(/20000 interactions/);
   });
 
-  it('bad input lines: FILE:LINE messages, good lines still produce interactions; --strict exits 2', async () => {
+  it('bad input lines: FILE:LINE messages, good lines still produce interactions, exit 3 (lines were skipped); --strict exits 2', async () => {
     const good = (id: string): string => JSON.stringify({ persona_id: id, persona_features: { role: 'x' }, queries: [{ query_id: 'q1', original_query: `Question from ${id}`, target_turns: 2 }] });
     const text = [good('good1'), '{"persona_id": "broken", "queries": [', JSON.stringify({ persona_features: { role: 'nobody' }, queries: [{ original_query: 'who am i' }] }), good('good2'), ''].join('\n');
     const input = await writeInput('bad-lines.ndjson', text);
 
     const run = await runCli(['generate', input, '--provider', 'sim', '--seed', '3']);
     expectNoCrash(run);
-    expect(run.code).toBe(0);
+    expect(run.code).toBe(3);
+    expect(run.stderr).toMatch(/personaflow: result: incomplete \(exit 3\): 2 bad input line\(s\) skipped\n$/);
     expect(run.stderr).toContain(`${input}:2: `);
     expect(run.stderr).toMatch(new RegExp(`^${input.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3: .*persona_id`, 'm'));
     expect(run.stderr).not.toContain(`${input}:1:`);
@@ -461,6 +463,6 @@ describe('personaflow generate (end to end)', () => {
     expect(bad.stderr).toContain('--max-turns 2 is below --min-turns 5');
     const zero = await runCli(['generate', input, '-j', '0']);
     expect(zero.code).toBe(2);
-    expect(zero.stderr).toContain("option '-j, --concurrency <n>' argument '0' is invalid. expected an integer ≥ 1, got `0`");
+    expect(zero.stderr).toContain("option '-j, --concurrency <n>' argument '0' is invalid. expected an integer from 1 to 1024, got `0`");
   });
 });

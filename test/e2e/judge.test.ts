@@ -124,7 +124,9 @@ describe('generate --judge against a scripted judge', () => {
     const server = await startOpenAIServer({ apiKey: TEST_KEY, simulator, judgeReply });
     try {
       const { run, out } = await generateAgainst(server, personas, 'short', ['--supplement-rounds', '1']);
-      expect(run.code, run.stderr).toBe(0);
+      // A persona short of its target is an incomplete run (README, exit codes).
+      expect(run.code, run.stderr).toBe(3);
+      expect(run.stderr).toMatch(/result: incomplete \(exit 3\): 1 persona\(s\) short of their target by 2 interaction\(s\)\n$/);
       expect(countBy(await readNdjson<Line>(join(out, 'interactions.ndjson')), (l) => l.persona_id)).toEqual({ fine: 2 });
       expect(await readNdjson<Line>(join(out, 'rejected.ndjson'))).toHaveLength(4);
       expect(run.stderr).toMatch(/1 still short by 2 interaction\(s\) after 1 supplement round\(s\): never by 2 \(rejected: user\.consistency 4, rejected: verdict 4[,)]/);

@@ -203,24 +203,44 @@ describe('progress', () => {
 });
 
 describe('--max-cost', () => {
-  it('stops starting conversations before the budget would pass, writes what finished, exits 3 with one line', async () => {
+  it('stops starting conversations before the budget could pass, writes what finished, exits 3 with one line', async () => {
     const server = await startOpenAIServer({ apiKey: TEST_KEY });
     try {
-      const config = await yaml('priced.yaml', 'personaflow:\n  prices:\n    test-model: { input: 100, output: 100 }\n');
+      // Small completion caps keep a conversation's worst case (what --max-cost holds for it) near its real cost.
+      const config = await yaml('priced.yaml', 'interaction_generation:\n  assistant_model: { max_completion_tokens: 60 }\n  user_model: { max_completion_tokens: 30 }\npersonaflow:\n  prices:\n    test-model: { input: 100, output: 100 }\n');
       const out = join(dir, 'budget');
       const run = await runCli(['generate', personas, '-c', config, ...against(server), ...TURNS, '-j', '2', '--max-cost', '0.5', '--out', out]);
       expect(run.code, run.stderr).toBe(3);
-      expect(run.stderr).toMatch(/budget reached: \$0\.\d{4} spent of --max-cost \$0\.5; no new conversations were started after that\. To continue: .* --resume --max-cost <more>/);
+      expect(run.stderr).toMatch(/budget reached: \$0\.\d{4} spent of --max-cost \$0\.5 \(a ceiling on the directory's spend\); no conversation starts whose worst case would pass it\. To continue: personaflow generate --out \S+ --resume --max-cost <more than 0\.5>/);
+      expect(run.stderr).toMatch(/result: incomplete \(exit 3\): --max-cost reached before every task started$/m);
       const usage = JSON.parse(await readFile(join(out, 'usage.json'), 'utf8')) as { cost: { total: number } };
-      // At $100 a million tokens a conversation costs a few cents: the run stops near the budget, not at the end.
       const written = (await readFile(join(out, 'interactions.ndjson'), 'utf8')).split('\n').filter((l) => l !== '').length;
       expect(written).toBeGreaterThan(0);
       expect(written).toBeLessThan(CONVERSATIONS);
-      expect(usage.cost.total).toBeLessThan(0.5 * 1.5);
+      // A ceiling: with no retries, never passed.
+      expect(usage.cost.total).toBeLessThanOrEqual(0.5);
+      // The resume continues under the same ceiling (for the directory): nothing more fits.
+      const again = await runCli(['generate', '--out', out, '--resume']);
+      expect(again.code, again.stderr).toBe(3);
+      expect(again.stderr).toMatch(/budget reached/);
+      const after = JSON.parse(await readFile(join(out, 'usage.json'), 'utf8')) as { cost: { total: number } };
+      expect(after.cost.total).toBeLessThanOrEqual(0.5);
     } finally {
       await server.close();
     }
   }, 30_000);
+
+  it('regression: a budget smaller than one conversation\'s worst case starts none (--max-cost 0.0005 spent $0.0106)', async () => {
+    const server = await startOpenAIServer({ apiKey: TEST_KEY });
+    try {
+      const run = await runCli(['generate', personas, '--provider', 'openai', '--base-url', server.baseURL, '--model', 'gpt-4o-mini', ...TURNS, '--max-cost', '0.0005']);
+      expect(run.code, run.stderr).toBe(3);
+      expect(server.count).toBe(0);
+      expect(run.stderr).toMatch(/budget reached: \$0\.0000 spent of --max-cost \$0\.0005/);
+    } finally {
+      await server.close();
+    }
+  });
 
   it('refuses to start when a model it calls has no price', async () => {
     const server = await startOpenAIServer({ apiKey: TEST_KEY });

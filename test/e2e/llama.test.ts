@@ -112,8 +112,10 @@ describe('generate --provider llama without what it needs', () => {
     const run = await runCli(['generate', personasFile, '-c', config, '--provider', 'llama', '--model', 'package.json', '--supplement-rounds', '0', '-q'], { env: WITHOUT_LIBRARY });
     expect(run.code).toBe(1);
     expect(run.stdout).toBe('');
+    // The error, then the result line a script checks.
     const lines = run.stderr.trim().split('\n');
-    expect(lines).toHaveLength(1);
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toBe('personaflow: result: stopped (exit 1): see the error above');
     expect(lines[0]).toMatch(/^personaflow: the llama provider needs node-llama-cpp, which is not installed or failed to load \(.*personaflow-test-no-such-module.*\); install it with: npm i node-llama-cpp@3\.21\.1$/);
   });
 

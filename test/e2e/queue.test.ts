@@ -172,7 +172,7 @@ describe.skipIf(!HAVE_REDIS)(`generate --queue and personaflow worker${NO_REDIS}
       const workers = [1, 2].map(() => worker('budget', config, '-j', '1'));
       const run = await start(['generate', personas, '--queue', redis.url, '--name', 'budget', '-c', config, '--out', out, '--max-cost', '0.5', '--supplement-rounds', '0', ...against(server)], {}).done;
       expect(run.code, run.stderr).toBe(3);
-      expect(run.stderr).toMatch(/budget reached: \$0\.\d{4} spent of --max-cost \$0\.5; no new conversations were started after that\. To continue: .* --queue .* --resume --max-cost <more>/);
+      expect(run.stderr).toMatch(/budget reached: \$0\.\d{4} spent of --max-cost \$0\.5; no new conversations were started after that\. To continue: personaflow generate --out \S+ --resume --queue .* --max-cost <more>/);
       for (const w of await Promise.all(workers.map((w) => w.done))) expect(w.code, w.stderr).toBe(0);
       // At $100 a million tokens a conversation costs a few cents: the two workers together stopped near $0.5, far from the end.
       const written = (await interactionsOf(out)).size;

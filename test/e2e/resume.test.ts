@@ -177,12 +177,14 @@ describe('resume after SIGKILL', () => {
     child.kill('SIGINT');
     const code = await new Promise<number | null>((resolve) => child.once('close', (exit: number | null) => resolve(exit)));
     expect(code).toBe(130);
-    expect(stderr).toMatch(/to continue where this run stopped: personaflow generate .* --out .* --resume/);
+    // --resume alone continues it: the settings come from run.json.
+    expect(stderr).toMatch(/to continue where this run stopped: personaflow generate --out \S+ --resume\n/);
     const partial = await interactionsOf(out);
     expect(partial.size).toBeGreaterThan(0);
     expect(partial.size).toBeLessThan(PERSONAS * 2);
     await expectIndexMatches(out);
-    const resumed = await runCli([...args, '--resume'], { env: { OPENAI_API_KEY: undefined } });
+    const printed = /to continue where this run stopped: personaflow generate (--out \S+ --resume)\n/.exec(stderr)?.[1];
+    const resumed = await runCli(['generate', ...(printed ?? '').split(' ')], { env: { OPENAI_API_KEY: undefined } });
     expect(resumed.code, resumed.stderr).toBe(0);
     expect([...(await interactionsOf(out)).keys()].sort()).toEqual([...reference.keys()].sort());
   }, 60_000);

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
-import { SAMPLE_SCHEMAS, hadGuardRejections, interactionInputSchema, toOpenAI, toPersonaGym, toSample, toShareGPT, type Format, type InteractionInput } from '../../src/export/samples.js';
+import { SAMPLE_SCHEMAS, hadGuardRejections, interactionInputSchema, sampleId, toOpenAI, toPersonaGym, toSample, toShareGPT, type Format, type InteractionInput } from '../../src/export/samples.js';
 import { interaction } from './arbitraries.js';
 
 const fixture = (name: string): string => readFileSync(new URL(`../fixtures/export/${name}`, import.meta.url), 'utf8');
@@ -127,4 +127,12 @@ describe('round trip', () => {
       }
     },
   );
+});
+
+describe('sampleId', () => {
+  it('regression: persona p_1 × query q and persona p × query 1_q get different sample ids', () => {
+    const of = (persona: string, query: string) => sampleId({ interaction_id: "i", persona_id: persona, metadata: { query_id: query } } as unknown as InteractionInput);
+    expect(of('p_1', 'q')).toBe('sample_p_1_q');
+    expect(of('p', '1_q')).not.toBe(of('p_1', 'q'));
+  });
 });

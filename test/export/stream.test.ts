@@ -119,7 +119,7 @@ describe('exportSamples', () => {
     expect(counts.skipped).toMatchObject({ duplicates: 1, duplicate_ids: 1 });
     expect(warnings).toMatchInlineSnapshot(`
       [
-        "in.ndjson:2: duplicate sample id sample_p1_q1 (interaction_id interaction_p1_q1) came before: left out, the first one is kept",
+        "in.ndjson:2: duplicate sample id "sample_p1_q1" (interaction_id "interaction_p1_q1") came before: left out, the first one is kept",
       ]
     `);
     // --no-dedupe keeps identical conversations, but not two samples with one id.

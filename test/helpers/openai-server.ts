@@ -22,7 +22,9 @@ export type Fault =
   /** 200 with an empty assistant message and usage (billed; recorded in `usage`). */
   | { readonly kind: 'empty' }
   /** 401 as for a wrong key. */
-  | { readonly kind: 'unauthorized' };
+  | { readonly kind: 'unauthorized' }
+  /** Any other answer: a status (404, 301, 400, ...), its headers and an OpenAI-style error message. */
+  | { readonly kind: 'status'; readonly status: number; readonly headers?: Readonly<Record<string, string>>; readonly message?: string; readonly code?: string };
 
 export type FaultKind = Fault['kind'];
 
@@ -35,6 +37,8 @@ export interface RecordedRequest {
   readonly method: string;
   readonly url: string;
   readonly authorization: string | undefined;
+  /** Every request header, by lower-case name. */
+  readonly headers: IncomingMessage['headers'];
   /** Parsed JSON body, or the raw text when it is not JSON. */
   readonly body: unknown;
   /** Which side of the conversation asked: the user simulator, the assistant, or not a chat request. */
@@ -43,11 +47,17 @@ export interface RecordedRequest {
   fault: FaultKind;
   /** The message content it answered with, for replies that had one. */
   reply?: string;
-  /** The usage the server returned with a 200 (answers, and the billed `no_choices` / `empty` faults). */
+  /**
+   * The usage the server returned with a 200 (answers, and the billed `no_choices` / `empty` faults): set
+   * when the answer is sent to a client still connected, as a provider bills what it delivers.
+   */
   usage?: { prompt: number; completion: number };
 }
 
-export type FaultPolicy = ((request: RecordedRequest) => Fault | FaultKind) | readonly (Fault | FaultKind)[];
+/** A fault named by its kind alone (those that need no details). */
+export type SimpleFault = Exclude<FaultKind, 'status'>;
+
+export type FaultPolicy = ((request: RecordedRequest) => Fault | SimpleFault) | readonly (Fault | SimpleFault)[];
 
 export interface FakeOpenAIOptions {
   /** When set, a request whose `Authorization` is not `Bearer <apiKey>` gets 401 (before any other fault). */
@@ -78,6 +88,14 @@ export interface FakeOpenAIOptions {
   readonly latencyMs?: number;
   /** Extra headers on every 200 answer (x-ratelimit-* for instance). */
   readonly answerHeaders?: Readonly<Record<string, string>>;
+  /** Put every request header into error messages (as a careless proxy might), to test redaction. */
+  readonly echoHeaders?: boolean;
+  /**
+   * The usage a 200 answer reports, instead of the characters/4 count: `null` leaves `usage` out of the
+   * body (servers and proxies that omit it), numbers report those (a hostile server). What it reports is
+   * what `request.usage` records as billed, or nothing when it reports none.
+   */
+  readonly usage?: (request: RecordedRequest, counted: { prompt: number; completion: number }) => { prompt: number; completion: number } | null;
 }
 
 export interface FakeOpenAIServer {
@@ -89,6 +107,17 @@ export interface FakeOpenAIServer {
   readonly count: number;
   /** Stops listening and destroys every open socket, hung requests included. */
   close(): Promise<void>;
+  /** From now on, billed answers (200s with usage) are held, neither sent nor billed, until `release`. */
+  hold(): void;
+  /** Sends the held answers whose client is still connected (billing them); the others are dropped, unbilled. */
+  release(): void;
+  /**
+   * Drops the held answers, unsent and unbilled, and holds no more: for answers whose client was killed.
+   * (`release` right after a kill can still find the socket open: its close is an event not yet handled.)
+   */
+  drop(): void;
+  /** What the server billed so far: answers sent with usage, and their tokens. */
+  billed(): { calls: number; prompt: number; completion: number };
 }
 
 /** The first system message of the default user-simulator template (config/prompts/user_simulator.txt). */
@@ -125,7 +154,7 @@ interface ChatBody {
 const promptTokensOf = (body: unknown): number =>
   Math.max(1, Math.ceil(((body as ChatBody).messages ?? []).reduce((sum, m) => sum + textOf(m.content).length, 0) / 4));
 
-const asFault = (fault: Fault | FaultKind): Fault => (typeof fault === 'string' ? { kind: fault } : fault);
+const asFault = (fault: Fault | SimpleFault): Fault => (typeof fault === 'string' ? { kind: fault } : fault);
 
 /** Small deterministic hash (FNV-1a), for replies and seeded fault mixes. */
 export function hash(text: string): number {
@@ -149,7 +178,7 @@ function mix32(h: number): number {
  * arrival index, so the same sequence of requests gets the same faults), cycling through `mix` in order so
  * that every kind occurs once enough faults have been injected; the rest are answered normally.
  */
-export function randomFaults(options: { readonly seed: number; readonly rate: number; readonly mix: readonly (Fault | FaultKind)[] }): (request: RecordedRequest) => Fault {
+export function randomFaults(options: { readonly seed: number; readonly rate: number; readonly mix: readonly (Fault | SimpleFault)[] }): (request: RecordedRequest) => Fault {
   let injected = 0;
   return (request) => {
     const draw = mix32(hash(`${options.seed}:${request.index}`)) / 2 ** 32;
@@ -226,7 +255,7 @@ function replyFor(request: RecordedRequest, options: FakeOpenAIOptions, simulato
  * server (batch-server.ts) answers a batch line exactly as this one answers the same request online.
  */
 export function chatAnswer(body: unknown, options: FakeOpenAIOptions = {}, simulatorAttempts = new Map<string, number>()): { content: string; usage: { prompt: number; completion: number } } {
-  const request: RecordedRequest = { index: 0, at: 0, method: 'POST', url: '/v1/chat/completions', authorization: undefined, body, role: roleOf(body), fault: 'ok' };
+  const request: RecordedRequest = { index: 0, at: 0, method: 'POST', url: '/v1/chat/completions', authorization: undefined, headers: {}, body, role: roleOf(body), fault: 'ok' };
   const content = replyFor(request, options, simulatorAttempts);
   return { content, usage: { prompt: promptTokensOf(body), completion: Math.max(1, content.split(/\s+/).length) } };
 }
@@ -253,6 +282,18 @@ export async function startOpenAIServer(options: FakeOpenAIOptions = {}): Promis
   const simulatorAttempts = new Map<string, number>();
   const sockets = new Set<Socket>();
   const accepted: number[] = [];
+  let holding = false;
+  let held: (() => void)[] = [];
+  /** Sends a billed answer, and bills it, if its client is still there to get it; held while `hold` lasts. */
+  const billed = (request: RecordedRequest, response: ServerResponse, usage: { prompt: number; completion: number } | undefined, send: () => void): void => {
+    const go = (): void => {
+      if (response.destroyed || response.socket === null || response.socket.destroyed) return;
+      if (usage !== undefined) request.usage = usage;
+      send();
+    };
+    if (holding) held.push(go);
+    else go();
+  };
 
   const decide = (request: RecordedRequest): Fault => {
     const policy = options.faults;
@@ -276,6 +317,7 @@ export async function startOpenAIServer(options: FakeOpenAIOptions = {}): Promis
       method: incoming.method ?? '',
       url: incoming.url ?? '',
       authorization,
+      headers: incoming.headers,
       body,
       role: roleOf(body),
       fault: 'ok',
@@ -328,45 +370,50 @@ export async function startOpenAIServer(options: FakeOpenAIOptions = {}): Promis
       }
       case 'no_choices': {
         const promptTokens = promptTokensOf(body);
-        request.usage = { prompt: promptTokens, completion: 0 };
-        sendJson(response, 200, { id: `chatcmpl-${request.index}`, object: 'chat.completion', created: Math.floor(Date.now() / 1000), model: 'test-model', usage: { prompt_tokens: promptTokens, completion_tokens: 0, total_tokens: promptTokens } });
+        billed(request, response, { prompt: promptTokens, completion: 0 }, () =>
+          sendJson(response, 200, { id: `chatcmpl-${request.index}`, object: 'chat.completion', created: Math.floor(Date.now() / 1000), model: 'test-model', usage: { prompt_tokens: promptTokens, completion_tokens: 0, total_tokens: promptTokens } }),
+        );
         return;
       }
       case 'empty': {
         const promptTokens = promptTokensOf(body);
-        request.usage = { prompt: promptTokens, completion: 1 };
-        sendJson(response, 200, {
+        billed(request, response, { prompt: promptTokens, completion: 1 }, () => sendJson(response, 200, {
           id: `chatcmpl-${request.index}`,
           object: 'chat.completion',
           created: Math.floor(Date.now() / 1000),
           model: 'test-model',
           choices: [{ index: 0, message: { role: 'assistant', content: '' }, finish_reason: 'stop' }],
           usage: { prompt_tokens: promptTokens, completion_tokens: 1, total_tokens: promptTokens + 1 },
-        });
+        }));
         return;
       }
       case 'unauthorized': {
         const sent = (authorization ?? '').replace(/^Bearer\s+/i, '');
         const shown = options.echoKeyInErrors === true ? sent : `${sent.slice(0, 3)}***${sent.slice(-2)}`;
-        sendJson(response, 401, errorBody(`Incorrect API key provided: ${shown}. You can find your API key at https://example.invalid/keys.`, 'invalid_request_error', 'invalid_api_key'));
+        const headers = options.echoHeaders === true ? ` Headers: ${JSON.stringify(incoming.headers)}` : '';
+        sendJson(response, 401, errorBody(`Incorrect API key provided: ${shown}.${headers} You can find your API key at https://example.invalid/keys.`, 'invalid_request_error', 'invalid_api_key'));
+        return;
+      }
+      case 'status': {
+        const headers = options.echoHeaders === true ? ` Headers: ${JSON.stringify(incoming.headers)}` : '';
+        sendJson(response, fault.status, errorBody(`${fault.message ?? `status ${fault.status}`}${headers}`, 'invalid_request_error', fault.code ?? null), { ...fault.headers });
         return;
       }
       case 'ok': {
         const content = replyFor(request, options, simulatorAttempts);
         request.reply = content;
-        const promptTokens = promptTokensOf(body);
-        const completionTokens = Math.max(1, content.split(/\s+/).length);
+        const counted = { prompt: promptTokensOf(body), completion: Math.max(1, content.split(/\s+/).length) };
+        const reported = options.usage === undefined ? counted : options.usage(request, counted);
         const model = (body as ChatBody).model;
-        request.usage = { prompt: promptTokens, completion: completionTokens };
         const answer = (): void =>
-          sendJson(response, 200, {
+          billed(request, response, reported ?? undefined, () => sendJson(response, 200, {
             id: `chatcmpl-${request.index}`,
             object: 'chat.completion',
             created: Math.floor(Date.now() / 1000),
             model: typeof model === 'string' ? model : 'test-model',
             choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
-            usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
-          }, options.answerHeaders);
+            ...(reported === null ? {} : { usage: { prompt_tokens: reported.prompt, completion_tokens: reported.completion, total_tokens: reported.prompt + reported.completion } }),
+          }, options.answerHeaders));
         if (options.latencyMs === undefined) answer();
         else setTimeout(answer, options.latencyMs);
         return;
@@ -403,6 +450,23 @@ export async function startOpenAIServer(options: FakeOpenAIOptions = {}): Promis
     requests,
     get count() {
       return requests.length;
+    },
+    hold: () => {
+      holding = true;
+    },
+    release: () => {
+      holding = false;
+      const waiting = held;
+      held = [];
+      for (const go of waiting) go();
+    },
+    drop: () => {
+      holding = false;
+      held = [];
+    },
+    billed: () => {
+      const sent = requests.filter((r) => r.usage !== undefined);
+      return { calls: sent.length, prompt: sent.reduce((sum, r) => sum + (r.usage?.prompt ?? 0), 0), completion: sent.reduce((sum, r) => sum + (r.usage?.completion ?? 0), 0) };
     },
     close: () =>
       new Promise<void>((resolve) => {

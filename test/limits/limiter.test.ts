@@ -14,10 +14,10 @@ function setup(options: Partial<ConstructorParameters<typeof ModelLimiter>[1]> =
   const scheduler = new VirtualTimeScheduler();
   const limiter = new ModelLimiter('sim/test', { maxConcurrency: 4, ...options, scheduler });
   const granted: Array<{ id: number; at: number; permit: Permit }> = [];
-  const errors: Array<{ id: number; error: unknown }> = [];
+  const errors: Array<{ id: number; error: unknown; at: number }> = [];
   const acquire = (id: number, tokens = 10, at = 0): void => {
     scheduler.schedule(() => {
-      limiter.acquire(tokens).subscribe({ next: (permit) => granted.push({ id, at: scheduler.now(), permit }), error: (error: unknown) => errors.push({ id, error }) });
+      limiter.acquire(tokens).subscribe({ next: (permit) => granted.push({ id, at: scheduler.now(), permit }), error: (error: unknown) => errors.push({ id, error, at: scheduler.now() }) });
     }, at);
   };
   const at = (delay: number, work: () => void): void => void scheduler.schedule(work, delay);
@@ -282,6 +282,74 @@ describe('ModelLimiter', () => {
     expect(refused).toBeInstanceOf(FatalError);
   });
 
+  describe('waits: capped, and said with what and until when (regression: a 100-hour reset stalled the run silently)', () => {
+    const notices = (options: Partial<ConstructorParameters<typeof ModelLimiter>[1]> = {}) => {
+      const said: string[] = [];
+      return { said, t: setup({ maxWaitMs: 600_000, onNotice: (message) => said.push(message), ...options }) };
+    };
+
+    it('ignores a reset header over max_wait_s on an answer, and says so once', () => {
+      const { said, t } = notices();
+      t.acquire(0);
+      t.acquire(1);
+      t.at(1, () => t.permitOf(0).release({ ok: true, rateLimit: { remainingRequests: 0, resetRequestsMs: 100 * 3_600_000 } }));
+      t.at(2, () => t.permitOf(1).release({ ok: true, rateLimit: { remainingRequests: 0, resetRequestsMs: 100 * 3_600_000 } }));
+      t.acquire(2, 10, 3);
+      t.run();
+      expect(t.granted.find((g) => g.id === 2)?.at).toBe(3);
+      expect(said).toEqual(['sim/test: ignoring an x-ratelimit-reset header of 100 h 0 min, over personaflow.max_wait_s (10 min 0 s)']);
+    });
+
+    it('waits out a reset within max_wait_s, saying until when', () => {
+      const { said, t } = notices();
+      t.acquire(0);
+      t.at(1000, () => t.permitOf(0).release({ ok: true, rateLimit: { remainingRequests: 0, resetRequestsMs: 360_000 } }));
+      t.acquire(1, 10, 2000);
+      t.run();
+      expect(t.granted.find((g) => g.id === 1)?.at).toBe(361_000);
+      expect(said).toEqual([`sim/test: waiting 6 min 0 s, until ${new Date(361_000).toISOString().slice(0, 19)}Z: x-ratelimit-remaining is 0, so every call to this model waits for the reset the headers name`]);
+    });
+
+    it('says a long Retry-After once, not once per refused call, and not a short one at all', () => {
+      const { said, t } = notices();
+      for (let i = 0; i < 3; i += 1) t.acquire(i);
+      t.at(10, () => t.permitOf(0).release({ ok: false, overloaded: true, retryAfterMs: 1000 }));
+      t.at(20, () => t.permitOf(1).release({ ok: false, overloaded: true, retryAfterMs: 90_000 }));
+      t.at(30, () => t.permitOf(2).release({ ok: false, overloaded: true, retryAfterMs: 80_000 }));
+      t.run();
+      expect(said).toEqual([`sim/test: waiting 1 min 30 s, until ${new Date(90_020).toISOString().slice(0, 19)}Z: a refusal's Retry-After, which pauses every call to this model`]);
+    });
+  });
+
+  it('regression: stop(deadline) fails at once the calls that would wait past it, and lets the others go', () => {
+    const t = setup({ maxConcurrency: 2 });
+    t.acquire(0);
+    t.at(1000, () => t.permitOf(0).release({ ok: true, rateLimit: { remainingRequests: 0, resetRequestsMs: 540_000 } }));
+    t.acquire(1, 10, 1500);
+    // The run stops at 2 s with 30 s of grace: the 9-minute pause outlasts it.
+    t.at(2000, () => t.limiter.stop(32_000));
+    t.acquire(2, 10, 3000);
+    t.run();
+    expect(t.errors.map((e) => [e.id, e.at, (e.error as ModelError).kind])).toEqual([
+      [1, 2000, 'aborted'],
+      [2, 3000, 'aborted'],
+    ]);
+    expect(t.granted.map((g) => g.id)).toEqual([0]);
+    // Nothing is left scheduled to hold the process open for the rest of the pause.
+    expect(t.scheduler.now()).toBe(3000);
+  });
+
+  it('after stop, a call that can go within the grace still goes', () => {
+    const t = setup({ maxConcurrency: 1 });
+    t.acquire(0);
+    t.acquire(1);
+    t.at(10, () => t.limiter.stop(30_000));
+    t.at(500, () => t.permitOf(0).release({ ok: true }));
+    t.run();
+    expect(t.granted.map((g) => [g.id, g.at])).toEqual([[0, 0], [1, 500]]);
+    expect(t.errors).toEqual([]);
+  });
+
   it('forgets a caller that gives up its place in line', () => {
     const t = setup({ maxConcurrency: 1 });
     t.acquire(0);
@@ -307,6 +375,16 @@ describe('limited', () => {
     await expect(rateLimited.complete({ module: 'assistant', messages: [] }, new AbortController().signal)).rejects.toMatchObject({ kind: 'rate_limit' });
     expect(limiter.state).toMatchObject({ pausedBy: 'rate_limit_headers', inFlight: 0 });
     expect(limiter.state.pausedForMs).toBeGreaterThan(3000);
+  });
+
+  it('regression: a refusal that asks for more than max_wait_s fails its call for good, and pauses nothing', async () => {
+    const limiter = new ModelLimiter('sim/m', { maxConcurrency: 4, maxWaitMs: 600_000 });
+    const week = limited(model(() => Promise.reject(new ModelError('rate_limit', 'sim/m: rate limited (429)', { status: 429, retryAfterMs: 7 * 86_400_000 }))), limiter);
+    const error = await week.complete({ module: 'assistant', messages: [] }, new AbortController().signal).catch((e: unknown) => e);
+    expect(error).toMatchObject({ kind: 'rate_limit', transient: false, message: 'sim/m: rate limited (429); it asks to wait 168 h 0 min, over personaflow.max_wait_s (10 min 0 s): the call fails instead of stalling the run' });
+    const reset = limited(model(() => Promise.reject(new ModelError('rate_limit', '429', { status: 429, rateLimit: { remainingRequests: 0, resetRequestsMs: 100 * 3_600_000 } }))), limiter);
+    await expect(reset.complete({ module: 'assistant', messages: [] }, new AbortController().signal)).rejects.toMatchObject({ transient: false });
+    expect(limiter.state).toMatchObject({ pausedBy: undefined, pausedForMs: 0, inFlight: 0 });
   });
 
   it('aborts a call still waiting for its permit, without calling the model', async () => {

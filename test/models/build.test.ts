@@ -58,9 +58,10 @@ describe('buildDistractorModel', () => {
     );
   });
 
-  it("falls back to sim with no key for the distractor, naming only the distractor's variable", async () => {
+  it("falls back to sim (when allowed) with no key for the distractor, naming only the distractor's variable", async () => {
     const config = await configOf(OPENROUTER_DISTRACTOR);
-    const models = buildDistractorModel(config, {}, {});
+    expect(() => buildDistractorModel(config, {}, {})).toThrow(/distractor\.llm: no API key for openrouter\/meta-llama\/llama-3\.1-8b-instruct: set OPENROUTER_API_KEY/);
+    const models = buildDistractorModel(config, { simFallback: true }, {});
     expect(models.distractor.model).toMatchObject({ provider: 'sim', model: 'meta-llama/llama-3.1-8b-instruct' });
     expect(models.notices).toEqual(['no API key found (OPENROUTER_API_KEY not set): using the built-in sim provider; replies are simulated, offline']);
   });

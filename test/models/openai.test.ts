@@ -1,6 +1,9 @@
 import { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
 import { describe, expect, it } from 'vitest';
-import { createOpenAIModel, parseDuration, redact, retryAfterMs, toModelError } from '../../src/models/openai.js';
+import { createOpenAIModel, parseDuration, retryAfterMs, toModelError } from '../../src/models/openai.js';
+import { redact } from '../../src/redact.js';
+import { endsRun } from '../../src/errors.js';
+import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
 import { startOpenAIServer } from '../helpers/openai-server.js';
 
 const headers = (init: Record<string, string>) => new Headers(init);
@@ -33,32 +36,45 @@ describe('toModelError', () => {
     [500, 'server'],
     [503, 'server'],
     [400, 'bad_request'],
-    [404, 'bad_request'],
+    [404, 'endpoint'],
+    [301, 'endpoint'],
+    [307, 'endpoint'],
   ])('maps HTTP %i to %s', (status, kind) => {
-    expect(toModelError(api(status), 'openai/m', 'sk-secret', false).kind).toBe(kind);
+    expect(toModelError(api(status), 'openai/m', ['sk-secret'], false).kind).toBe(kind);
+  });
+
+  it('regression: a wrong endpoint or model ends the run with one message naming the URL, not one failure per task', () => {
+    const notFound = toModelError(api(404), 'openai/m', ['k'], false, 'http://127.0.0.1:9/v1/chat/completions');
+    expect(notFound).toMatchObject({ kind: 'endpoint', transient: false, message: 'openai/m: http://127.0.0.1:9/v1/chat/completions answered 404 (nope): check the base URL and the model name' });
+    expect(endsRun(notFound)).toBe(true);
+    const moved = toModelError(api(301, { location: '/v2/chat/completions' }), 'openai/m', ['k'], false, 'http://127.0.0.1:9/v1/chat/completions');
+    expect(moved.message).toBe('openai/m: http://127.0.0.1:9/v1/chat/completions answered 301 (a redirect to http://127.0.0.1:9/v2/chat/completions, not followed): set the base URL to where it points');
+    const missingModel = APIError.generate(400, { message: 'The model `gpt-9` does not exist', code: 'model_not_found' }, 'The model `gpt-9` does not exist', headers({}));
+    expect(toModelError(missingModel, 'openai/gpt-9', ['k'], false).kind).toBe('endpoint');
+    expect(toModelError(api(400), 'openai/m', ['k'], false).kind).toBe('bad_request');
   });
 
   it('keeps Retry-After and marks transient kinds', () => {
-    const error = toModelError(api(429, { 'retry-after': '3' }), 'openai/m', 'k', false);
+    const error = toModelError(api(429, { 'retry-after': '3' }), 'openai/m', ['k'], false);
     expect(error).toMatchObject({ retryAfterMs: 3000, transient: true, status: 429 });
-    expect(toModelError(api(401), 'openai/m', 'k', false).transient).toBe(false);
+    expect(toModelError(api(401), 'openai/m', ['k'], false).transient).toBe(false);
   });
 
   it('maps timeouts, connection failures, bad JSON and our own aborts', () => {
-    expect(toModelError(new APIConnectionTimeoutError(), 'w', 'k', false).kind).toBe('timeout');
+    expect(toModelError(new APIConnectionTimeoutError(), 'w', ['k'], false).kind).toBe('timeout');
     const refused = new Error('fetch failed', { cause: new Error('connect ECONNREFUSED 127.0.0.1:9') });
-    expect(toModelError(new APIConnectionError({ cause: refused }), 'w', 'k', false)).toMatchObject({ kind: 'unreachable', message: 'w: connection failed (connect ECONNREFUSED 127.0.0.1:9)' });
-    expect(toModelError(new APIConnectionError({ cause: new Error('read ECONNRESET') }), 'w', 'k', false).kind).toBe('network');
-    expect(toModelError(new RangeError('bug'), 'w', 'k', false)).toMatchObject({ kind: 'unknown', transient: false });
-    expect(toModelError(new SyntaxError('Unexpected token'), 'w', 'k', false).kind).toBe('malformed');
-    expect(toModelError(new Error('whatever'), 'w', 'k', true).kind).toBe('aborted');
+    expect(toModelError(new APIConnectionError({ cause: refused }), 'w', ['k'], false)).toMatchObject({ kind: 'unreachable', message: 'w: connection failed (connect ECONNREFUSED 127.0.0.1:9)' });
+    expect(toModelError(new APIConnectionError({ cause: new Error('read ECONNRESET') }), 'w', ['k'], false).kind).toBe('network');
+    expect(toModelError(new RangeError('bug'), 'w', ['k'], false)).toMatchObject({ kind: 'unknown', transient: false });
+    expect(toModelError(new SyntaxError('Unexpected token'), 'w', ['k'], false).kind).toBe('malformed');
+    expect(toModelError(new Error('whatever'), 'w', ['k'], true).kind).toBe('aborted');
   });
 
   it('never repeats the key, even when the server echoes it', () => {
     const echoed = APIError.generate(401, { message: 'Incorrect API key provided: sk-live-123456' }, 'Incorrect API key provided: sk-live-123456', headers({}));
-    const error = toModelError(echoed, 'openai/m', 'sk-live-123456', false);
+    const error = toModelError(echoed, 'openai/m', ['sk-live-123456'], false);
     expect(error.message).not.toContain('sk-live-123456');
-    expect(redact('a sk-live-123456 b', 'sk-live-123456')).toBe('a *** b');
+    expect(redact('a sk-live-123456 b', ['sk-live-123456'])).toBe('a *** b');
   });
 });
 
@@ -73,6 +89,34 @@ describe('createOpenAIModel against a local server', () => {
       expect(reply.content.length).toBeGreaterThan(0);
       expect(reply.usage.input).toBeGreaterThan(0);
       expect(server.requests[0]?.authorization).toBe('Bearer sk-local');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('regression: counts tokens itself when the server reports no usage, marks them estimated, and says so once', async () => {
+    const server = await startOpenAIServer({ usage: () => null });
+    const said: string[] = [];
+    try {
+      const model = createOpenAIModel({ provider: 'openai', model: 'gpt-4o-mini', apiKey: 'k', baseURL: server.baseURL, timeoutMs: 5000, onNotice: (m) => said.push(m) });
+      const first = await model.complete(request, new AbortController().signal);
+      await model.complete(request, new AbortController().signal);
+      // `hello` is one o200k token, plus 3 for the message and 3 to prime the reply.
+      expect(first.usage).toEqual({ input: 7, output: countTokens(first.content), estimated: true });
+      expect(said).toEqual(['openai/gpt-4o-mini: the server reports no token usage; counting tokens with the o200k_base tokenizer, marked as estimated in usage.json']);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('regression: an implausible usage (10^15 tokens) is not billed: tokens are counted instead', async () => {
+    const server = await startOpenAIServer({ usage: () => ({ prompt: 1e15, completion: 5 }) });
+    const said: string[] = [];
+    try {
+      const model = createOpenAIModel({ provider: 'openai', model: 'llama3.1:8b', apiKey: 'k', baseURL: server.baseURL, timeoutMs: 5000, onNotice: (m) => said.push(m) });
+      const reply = await model.complete(request, new AbortController().signal);
+      expect(reply.usage).toEqual({ input: 3 + 3 + Math.ceil('hello'.length / 4), output: Math.ceil(reply.content.length / 4), estimated: true });
+      expect(said).toEqual(['openai/llama3.1:8b: the server reported an implausible usage (1000000000000000 prompt and 5 completion tokens); counting tokens as characters / 4 (no tokenizer known for this model) instead, marked as estimated in usage.json']);
     } finally {
       await server.close();
     }

@@ -13,7 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createOpenAIModel } from '../../src/models/openai.js';
-import { createFetch } from '../../src/models/transport.js';
+import { HeldChars, createFetch } from '../../src/models/transport.js';
 import { ROOT, ensureBuilt, runCli } from '../helpers/cli.js';
 
 type Handler = (request: IncomingMessage, body: string, response: ServerResponse) => void;
@@ -223,6 +223,39 @@ describe('createFetch at its edges', () => {
     const [code] = (await once(child, 'close')) as [number | null];
     expect({ code, stdout }).toEqual({ code: 0, stdout: 'rejected\n' });
   }, 60_000);
+
+  it('regression: bodies read at once count against one shared limit, so many calls cannot add up to gigabytes', async () => {
+    // Each answer is under the per-call limit; two at once are over the shared one. The server sends the
+    // first half of each, and the second halves only once both first halves have been read.
+    let firstHalves = 0;
+    const finishers: (() => void)[] = [];
+    const server = await serve((_request, _body, response) => {
+      response.writeHead(200, { 'content-type': 'application/json' });
+      response.write('x'.repeat(600));
+      firstHalves += 1;
+      finishers.push(() => response.end('y'.repeat(300)));
+      if (firstHalves === 2) setTimeout(() => finishers.forEach((finish) => finish()), 20);
+      if (firstHalves > 2) response.end('y'.repeat(300));
+    });
+    const held = new HeldChars(1400);
+    const fetcher = createFetch({ maxBodyChars: 1000, held });
+    const outcomes = await Promise.allSettled([fetcher(server.url, { method: 'POST', body: '{}' }), fetcher(server.url, { method: 'POST', body: '{}' })]);
+    expect(outcomes.map((o) => o.status).sort()).toEqual(['fulfilled', 'rejected']);
+    expect(String((outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult).reason)).toMatch(/responses being read hold over 1400 characters in all/);
+    // Every character counted is given back once its call is over, failed or not.
+    await sleep(20);
+    expect(held.held).toBe(0);
+    // So the next call is not refused for characters nobody holds any more.
+    expect(await (await fetcher(server.url, { method: 'POST', body: '{}' })).text()).toHaveLength(900);
+  });
+
+  it('fails a call whose body alone is over the per-call limit', async () => {
+    const server = await serve((_request, _body, response) => {
+      response.writeHead(200, { 'content-type': 'application/json' });
+      response.end('z'.repeat(2000));
+    });
+    await expect(createFetch({ maxBodyChars: 1000, held: new HeldChars(10_000) })(server.url, { method: 'POST', body: '{}' })).rejects.toThrow('response body over 1000 characters');
+  });
 
   // Was a bug: every `content-encoding: gzip` body goes through createGunzip with its default
   // Z_FINISH, so an empty body (a proxy's 429 with `content-length: 0`) or one without its trailer

@@ -46,6 +46,46 @@ describe('retryWithDelay', () => {
     }
   });
 
+  describe('stopping (regression: a stop waited for the end of a long Retry-After)', () => {
+    const limited = (ms: number) => new ModelError('rate_limit', '429', { status: 429, retryAfterMs: ms });
+    /** A Drain-like stop the test sets at a virtual moment. */
+    const stop = () => {
+      const controller = new AbortController();
+      const state = { deadline: undefined as number | undefined, signal: controller.signal };
+      return { state, at: (deadline: number) => ((state.deadline = deadline), controller.abort()) };
+    };
+
+    it('ends a wait at once, as aborted, when the stop comes and the wait would outlast the deadline', () => {
+      newScheduler().run(({ cold, expectObservable }) => {
+        const { state, at } = stop();
+        let attempt = 0;
+        const source = defer(() => (attempt++ === 0 ? throwError(() => limited(300_000)) : of('a')));
+        expectObservable(source.pipe(retryWithDelay({ maxRetries: 2, delayMs: 10, stopping: state }))).toBe('2000ms #', undefined, expect.objectContaining({ kind: 'aborted' }) as unknown);
+        // The stop arrives 2 s into the 300 s wait, with 30 s of grace.
+        cold('2000ms x').subscribe(() => at(32_000));
+      });
+    });
+
+    it('lets a wait that ends within the grace finish', () => {
+      newScheduler().run(({ cold, expectObservable }) => {
+        const { state, at } = stop();
+        let attempt = 0;
+        const source = defer(() => (attempt++ === 0 ? throwError(() => limited(5000)) : of('a')));
+        expectObservable(source.pipe(retryWithDelay({ maxRetries: 2, delayMs: 10, stopping: state }))).toBe('5000ms (a|)');
+        cold('1000ms x').subscribe(() => at(31_000));
+      });
+    });
+
+    it('does not start a wait past a deadline already set', () => {
+      newScheduler().run(({ expectObservable }) => {
+        const { state, at } = stop();
+        at(1000);
+        const source = throwError(() => limited(5000));
+        expectObservable(source.pipe(retryWithDelay({ maxRetries: 2, delayMs: 10, stopping: state }))).toBe('#', undefined, expect.objectContaining({ kind: 'aborted' }) as unknown);
+      });
+    });
+  });
+
   it('honours Retry-After instead of the backoff', () => {
     newScheduler().run(({ expectObservable }) => {
       const limited = new ModelError('rate_limit', '429', { status: 429, retryAfterMs: 3000 });

@@ -242,7 +242,7 @@ describe('supplement through generate', () => {
     // Supplement interactions: their round, their ids, the generated query as both queries.
     const topped = interactions(run.emitted).filter((i) => i.metadata.supplement_round !== undefined);
     expect(topped.map((i) => i.interaction_id).sort()).toEqual(
-      ['A_supplement_r1_0', 'A_supplement_r1_1', 'D_supplement_r1_0', 'D_supplement_r1_1', 'D_supplement_r1_2', 'D_supplement_r1_3'].map((id) => `interaction_${id}`),
+      [['A', 'supplement_r1_0'], ['A', 'supplement_r1_1'], ['D', 'supplement_r1_0'], ['D', 'supplement_r1_1'], ['D', 'supplement_r1_2'], ['D', 'supplement_r1_3']].map(([p, q]) => interactionId(p!, q!)).sort(),
     );
     for (const interaction of topped) {
       expect(interaction.metadata.supplement_round).toBe(1);
@@ -509,7 +509,7 @@ describe('supplement operator', () => {
   it('never reuses a supplement id an earlier run already wrote (resume)', async () => {
     const seen: Task[] = [];
     const source = await failedOutcomes(persona('A', [`${MARK} 1`, `${MARK} 2`]));
-    const written = new Set(['interaction_A_supplement_r1_0', 'interaction_A_supplement_r1_2']);
+    const written = new Set([interactionId('A', 'supplement_r1_0'), interactionId('A', 'supplement_r1_2')]);
     const opts: SupplementOptions = { ...directOptions(fakeGenerator().generator), rounds: 1, isWritten: (id) => written.has(id), run: (tasks) => from(tasks).pipe(map((t) => (seen.push(t), fakeOutcome(t)))) };
     await lastValueFrom(from(source).pipe(supplement(opts), toArray()));
     expect(seen.map((t) => t.queryId)).toEqual(['supplement_r1_1', 'supplement_r1_3']);

@@ -1,11 +1,11 @@
 // DirSink: --out DIR layout, byte-exact index, refusal to clobber without --force, and usage.json totals.
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/errors.js';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { ConfigError, FatalError } from '../../src/errors.js';
 import { UsageTotals } from '../../src/sinks/usage.js';
-import { DirSink } from '../../src/sinks/dir.js';
+import { DirSink, prepareDirectory } from '../../src/sinks/dir.js';
 import { FILES, type IndexEntry } from '../../src/sinks/layout.js';
 import type { Failure, Interaction, Outcome, UsageEntry } from '../../src/types.js';
 
@@ -82,7 +82,7 @@ describe('DirSink', () => {
     await Promise.all(outcomes.map((outcome) => sink.write(outcome)));
     await sink.close();
 
-    expect((await readdir(dir)).sort()).toEqual([FILES.failures, FILES.index, FILES.interactions, FILES.rejected, FILES.rejections, FILES.usage].sort());
+    expect((await readdir(dir)).sort()).toEqual([FILES.failures, FILES.index, FILES.interactions, FILES.rejected, FILES.rejections, FILES.usage, FILES.usageLog].sort());
     const interactions = lines(await readFile(join(dir, FILES.interactions), 'utf8')).map((line) => JSON.parse(line) as Interaction);
     expect(interactions).toEqual([outcomes[0], outcomes[2]].map((o) => (o as { interaction: Interaction }).interaction));
     const failures = lines(await readFile(join(dir, FILES.failures), 'utf8')).map((line) => JSON.parse(line) as Failure);
@@ -231,5 +231,77 @@ describe('DirSink', () => {
     await sink.write(ok(interaction('p', 'q', 'x', {})));
     await sink.close();
     expect((await readdir(dir)).filter((name) => name.startsWith('.'))).toEqual([]);
+  });
+});
+
+describe('DirSink and what is on disk', () => {
+  const call = (usage: UsageTotals, input: number, output: number): void => usage.call('assistant', { provider: 'openai', model: 'm' }, { input, output }, { operation: 'reply' });
+
+  it('regression: spend is on disk as it is billed, not only at close (a kill -9 lost it), and a resume counts it once', async () => {
+    const usage = new UsageTotals({ m: { input: 1, output: 2 } });
+    const sink = await DirSink.open(dir, { usage });
+    call(usage, 100, 10);
+    call(usage, 200, 20);
+    await sink.write(ok(interaction('p1', 'q1', 'hi', {})));
+    // No close: the process dies here. The log has both calls.
+    const logged = lines(await readFile(join(dir, FILES.usageLog), 'utf8')).map((line) => JSON.parse(line) as { input: number; output: number });
+    expect(logged).toEqual([expect.objectContaining({ module: 'assistant', operation: 'reply', provider: 'openai', model: 'm', input: 100, output: 10 }), expect.objectContaining({ input: 200, output: 20 })]);
+    const { readOutput } = await import('../../src/sinks/resume.js');
+    for (let resume = 0; resume < 2; resume += 1) {
+      const again = await DirSink.open(dir, { resume: await readOutput(dir), usage: new UsageTotals({ m: { input: 1, output: 2 } }) });
+      await again.close();
+      const json = JSON.parse(await readFile(join(dir, FILES.usage), 'utf8')) as { statistics: { summary: { total_calls: number; total_input_tokens: number } }; cost: { total: number } };
+      // Folded once, however many resumes follow.
+      expect(json.statistics.summary).toMatchObject({ total_calls: 2, total_input_tokens: 300 });
+      expect(json.cost.total).toBeCloseTo((300 * 1 + 30 * 2) / 1e6, 12);
+    }
+  });
+
+  it('regression: refuses to write through a symbolic link planted in --out, and leaves its target alone', async () => {
+    const victim = join(dir, 'victim.txt');
+    await writeFile(victim, 'precious\n');
+    const out = join(dir, 'out');
+    await mkdir(out);
+    await symlink(victim, join(out, FILES.interactions));
+    const error = await DirSink.open(out).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toBe(`${join(out, FILES.interactions)} is a symbolic link; personaflow writes only regular files of its own in --out and never through a link. Remove it, then run again`);
+    expect(await readFile(victim, 'utf8')).toBe('precious\n');
+  });
+
+  it('regression: a full disk is an error naming the file and the operation, not an internal error', async () => {
+    const sink = await DirSink.open(dir);
+    const handle = await open(join(dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(handle) as { appendFile: (...args: unknown[]) => Promise<void> };
+    await handle.close();
+    const spy = vi.spyOn(proto, 'appendFile').mockRejectedValue(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }));
+    try {
+      const error = await sink.write(ok(interaction('p1', 'q1', 'hi', {}))).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(FatalError);
+      expect((error as Error).message).toBe(`cannot append to ${join(dir, FILES.interactions)} (ENOSPC: no space left on device)`);
+    } finally {
+      spy.mockRestore();
+    }
+    await sink.close().catch(() => undefined);
+  });
+
+  it.each([
+    ['a file', 'f'],
+    ['a path under a file', join('f', 'sub')],
+  ])('regression: refuses --out naming %s as a configuration error (exit 2), not an internal error', async (_name, under) => {
+    await writeFile(join(dir, 'f'), 'x');
+    const out = join(dir, under);
+    const error = await prepareDirectory(out).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toBe(`--out ${out}: is a file, or lies under one; --out names a directory (give -o - for stdout)`);
   });
 });

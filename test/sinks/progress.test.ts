@@ -5,8 +5,8 @@ import { figures, formatLine, type ProgressSource } from '../../src/sinks/progre
 
 const state = (throttled: boolean): LimiterState => ({ limit: 4, inFlight: 4, waiting: throttled ? 3 : 0, pausedForMs: 0, pausedBy: undefined, breaker: 'closed', throttled });
 
-function source(overrides: Partial<{ interactions: number; begun: number; failures: number; rejected: number; retries: number; tokens: number; cost: number | undefined; read: number; size: number | undefined; throttled: string[] }> = {}): ProgressSource {
-  const o = { interactions: 120, begun: 140, failures: 3, rejected: 0, retries: 7, tokens: 48_000, cost: 0.42, read: 500, size: 1000 as number | undefined, throttled: [] as string[], ...overrides };
+function source(overrides: Partial<{ interactions: number; begun: number; failures: number; rejected: number; retries: number; tokens: number; cost: number | undefined; read: number; size: number | undefined; throttled: string[]; exhausted: boolean }> = {}): ProgressSource {
+  const o = { interactions: 120, begun: 140, failures: 3, rejected: 0, retries: 7, tokens: 48_000, cost: 0.42, read: 500, size: 1000 as number | undefined, throttled: [] as string[], exhausted: false, ...overrides };
   return {
     interactions: () => o.interactions,
     begun: () => o.begun,
@@ -16,6 +16,7 @@ function source(overrides: Partial<{ interactions: number; begun: number; failur
     tokens: () => o.tokens,
     cost: () => o.cost,
     input: () => (o.size === undefined ? undefined : { read: o.read, size: o.size }),
+    exhausted: () => o.exhausted,
     limiters: () => new Map([['a', { name: 'openai/gpt-4o', state: state(o.throttled.includes('openai/gpt-4o')) }], ['b', { name: 'openai/gpt-4o-mini', state: state(o.throttled.includes('openai/gpt-4o-mini')) }]]),
   };
 }
@@ -27,16 +28,22 @@ describe('progress figures', () => {
     expect(f).toEqual({ elapsed_s: 10, interactions: 120, failures: 3, rejected: 0, retries: 7, interactions_per_s: 12, tokens_per_s: 4800, cost_usd: 0.42, input_read: 0.5, total: 280, total_exact: false, eta_s: 13, throttled: [] });
   });
 
-  it('knows the total exactly once the whole file is read, however fast it was read', () => {
-    // A small file is read at once: the share is conversations settled, not bytes read.
-    const f = figures(source({ read: 1000, begun: 40, interactions: 10, failures: 0 }), 0, 5_000);
+  it('knows the total exactly once every task of the input has been read', () => {
+    // The share is conversations settled, not bytes read.
+    const f = figures(source({ read: 1000, begun: 40, interactions: 10, failures: 0, exhausted: true }), 0, 5_000);
     expect(f).toMatchObject({ input_read: 1, total: 40, total_exact: true, eta_s: 15 });
     expect(formatLine(f, 10)).toMatch(/^\[###-------\] 25% {2}10\/40 done /);
   });
 
+  it('regression: a small file read in one chunk is not an exact total while its tasks are still being expanded', () => {
+    const f = figures(source({ read: 1000, begun: 40, interactions: 10, failures: 0, exhausted: false }), 0, 5_000);
+    expect(f).toMatchObject({ input_read: 1, total: 40, total_exact: false });
+    expect(formatLine(f, 10)).toMatch(/10\/~40 done/);
+  });
+
   it('counts conversations the judge rejected as settled, and shows them', () => {
     // 10 accepted + 10 rejected of 40: half done, and the rate of the first 5 s leaves 5 s.
-    const f = figures(source({ read: 1000, begun: 40, interactions: 10, failures: 0, rejected: 10 }), 0, 5_000);
+    const f = figures(source({ read: 1000, begun: 40, interactions: 10, failures: 0, rejected: 10, exhausted: true }), 0, 5_000);
     expect(f).toMatchObject({ total: 40, eta_s: 5, rejected: 10 });
     expect(formatLine(f, 10)).toMatch(/^\[#####-----\] 50% .* 10 rejected /);
   });

@@ -12,7 +12,7 @@ import { DirSink } from '../../src/sinks/dir.js';
 import { FILES, RUN_FILE, type IndexEntry, type RunRecord } from '../../src/sinks/layout.js';
 import { cutTornLine, readOutput } from '../../src/sinks/resume.js';
 import { UsageTotals } from '../../src/sinks/usage.js';
-import type { Failure, Interaction, Outcome } from '../../src/types.js';
+import { interactionId, type Failure, type Interaction, type Outcome } from '../../src/types.js';
 
 const assistant = { provider: 'sim', model: 'sim-a' };
 const user = { provider: 'sim', model: 'user-sim' };
@@ -20,7 +20,7 @@ const user = { provider: 'sim', model: 'user-sim' };
 /** A minimal interaction; the reply carries multi-byte characters so byte offsets differ from string lengths. */
 function interaction(personaId: string, queryId: string, reply = `réponse ✓ 😀 for ${personaId}/${queryId}`, turns = 1): Interaction {
   return {
-    interaction_id: `interaction_${personaId}_${queryId}`,
+    interaction_id: interactionId(personaId, queryId),
     persona_id: personaId,
     persona_features: { role: 'engineer' },
     original_query: 'Help me write Python code',
@@ -53,7 +53,7 @@ function failure(personaId: string, queryId: string): Failure {
   return {
     persona_id: personaId,
     query_id: queryId,
-    interaction_id: `interaction_${personaId}_${queryId}`,
+    interaction_id: interactionId(personaId, queryId),
     attempts: 3,
     error: { kind: 'server', message: 'HTTP 503 from sim-a' },
     assistant_model: assistant,
@@ -261,10 +261,25 @@ describe('readOutput on a directory written by DirSink', () => {
     expect([...state.compensated].sort()).toEqual([...compensated].sort());
     expect(state.run).toEqual(record);
     expect(state.usage).toEqual(JSON.parse(await readFile(join(dir, FILES.usage), 'utf8')));
-    expect(state.usage).toMatchObject({ interactions: written.length, failures: lost.length, statistics: { summary: { total_calls: calls.length } } });
+    // failures: each task that failed and was not written, once.
+    expect(state.usage).toMatchObject({ interactions: written.length, failures: failedIds.size, statistics: { summary: { total_calls: calls.length } } });
     // Reading changes nothing.
     expect((await stat(join(dir, FILES.interactions))).size).toBe(size);
     await expectIndexMatches(dir);
+  });
+});
+
+describe('ids of directories written before ids were injective', () => {
+  it('regression: an old `interaction_p_1_q` line counts as done for persona p × query 1_q, not for p_1 × q', async () => {
+    const dir = await fresh();
+    const old = { ...interaction('p', '1_q'), interaction_id: 'interaction_p_1_q' };
+    const oldFailure = { ...failure('x', 'y_z'), interaction_id: 'interaction_x_y_z' };
+    await writeRun(dir, [ok(old), failed(oldFailure)]);
+    const state = await readOutput(dir);
+    expect(state.done.has(interactionId('p', '1_q'))).toBe(true);
+    expect(state.done.has(interactionId('p_1', 'q'))).toBe(false);
+    expect(state.failed.has(interactionId('x', 'y_z'))).toBe(true);
+    expect(state.failed.has(interactionId('x_y', 'z'))).toBe(false);
   });
 });
 
@@ -507,7 +522,6 @@ describe('DirSink.open with resume', () => {
     await writeRun(dir, [...first.map(ok), failed(failure('p8', 'q8'))], { usage: before, run: runRecord() });
     const firstData = await readFile(join(dir, FILES.interactions));
     const firstIndex = await readFile(join(dir, FILES.index));
-    const firstFailures = await readFile(join(dir, FILES.failures));
 
     const state = await readOutput(dir);
     const after = new UsageTotals();
@@ -522,10 +536,10 @@ describe('DirSink.open with resume', () => {
     const data = await readFile(join(dir, FILES.interactions));
     expect(data.subarray(0, firstData.length)).toEqual(firstData);
     expect((await readFile(join(dir, FILES.index))).subarray(0, firstIndex.length)).toEqual(firstIndex);
-    expect((await readFile(join(dir, FILES.failures))).subarray(0, firstFailures.length)).toEqual(firstFailures);
     expect(await expectIndexMatches(dir)).toEqual([...first, ...next]);
     expect((await readIndex(dir)).map((entry) => entry.n)).toEqual([1, 2, 3, 4, 5]);
-    expect(lines(await readFile(join(dir, FILES.failures), 'utf8'))).toHaveLength(3);
+    // Each task that still failed once: p8/q8, retried and failed again, keeps its last line.
+    expect(lines(await readFile(join(dir, FILES.failures), 'utf8')).map((line) => (JSON.parse(line) as Failure).persona_id)).toEqual(['p9', 'p8']);
 
     const usage = JSON.parse(await readFile(join(dir, FILES.usage), 'utf8')) as { statistics: { summary: unknown; by_module: unknown; by_model: unknown }; interactions: number; failures: number };
     expect(usage.statistics.summary).toEqual({ total_calls: 4, total_input_tokens: 114, total_output_tokens: 51, total_tokens: 165 });
@@ -538,7 +552,7 @@ describe('DirSink.open with resume', () => {
       'sim/user-sim': { call_count: 1, input_tokens: 10, output_tokens: 5, total_tokens: 15 },
       'sim/sim-b': { call_count: 1, input_tokens: 3, output_tokens: 4, total_tokens: 7 },
     });
-    expect([usage.interactions, usage.failures]).toEqual([5, 3]);
+    expect([usage.interactions, usage.failures]).toEqual([5, 2]);
 
     // run.json: the original record (seed 7, created_at) kept, the resume time added.
     const run = JSON.parse(await readFile(join(dir, RUN_FILE), 'utf8')) as RunRecord;
@@ -555,7 +569,7 @@ describe('DirSink.open with resume', () => {
     expect(run2.resumed_at).toHaveLength(2);
     expect(run2.resumed_at![0]).toBe(run.resumed_at![0]);
     const usage3 = JSON.parse(await readFile(join(dir, FILES.usage), 'utf8')) as { statistics: { summary: { total_calls: number } }; interactions: number; failures: number };
-    expect([usage3.statistics.summary.total_calls, usage3.interactions, usage3.failures]).toEqual([4, 5, 3]);
+    expect([usage3.statistics.summary.total_calls, usage3.interactions, usage3.failures]).toEqual([4, 5, 2]);
   });
 
   it('writes the new run record when the previous run left no run.json', async () => {

@@ -64,7 +64,11 @@ describe('readLines', () => {
     { name: 'CRLF', input: ['a\r\nb\r\n'], expected: [ok(1, 'a'), ok(2, 'b')] },
     { name: 'CRLF without final newline', input: ['a\r\nb\r'], expected: [ok(1, 'a'), ok(2, 'b')] },
     { name: 'CR and LF in different chunks', input: ['a\r', '\nb\r', '\n'], expected: [ok(1, 'a'), ok(2, 'b')] },
-    { name: 'a CR inside a line is kept', input: ['a\rb\n'], expected: [ok(1, 'a\rb')] },
+    { name: 'lone CR line endings (classic Mac), as Python reads them', input: ['a\rb\rc'], expected: [ok(1, 'a'), ok(2, 'b'), ok(3, 'c')] },
+    { name: 'a lone CR inside a line ends it', input: ['a\rb\n'], expected: [ok(1, 'a'), ok(2, 'b')] },
+    { name: 'lone CR at the end of a chunk, the next line in the next chunk', input: ['a\r', 'b\r'], expected: [ok(1, 'a'), ok(2, 'b')] },
+    { name: 'lone CR, CRLF and LF mixed', input: ['a\rb\r\nc\nd\r\r'], expected: [ok(1, 'a'), ok(2, 'b'), ok(3, 'c'), ok(4, 'd'), ok(5, '')] },
+    { name: 'a byte order mark at the start of a later line is dropped (files joined with cat)', input: ['a\n\uFEFFb\n'], expected: [ok(1, 'a'), ok(2, 'b')] },
     { name: 'line split across chunks', input: ['{"per', 'sona_id"', ':"p1"}\n{"x"', ':2}\n'], expected: [ok(1, '{"persona_id":"p1"}'), ok(2, '{"x":2}')] },
     { name: 'newline alone in a chunk', input: ['abc', '\n', 'def', '\n'], expected: [ok(1, 'abc'), ok(2, 'def')] },
     { name: 'blank lines are yielded as empty text', input: ['a\n\n\nb\n'], expected: [ok(1, 'a'), ok(2, ''), ok(3, ''), ok(4, 'b')] },
@@ -96,8 +100,8 @@ describe('readLines', () => {
     expect(await collect(input)).toEqual(expected);
   });
 
-  it('keeps U+FEFF at the start of a later line: only the stream start can hold a byte order mark', async () => {
-    expect(await collect(['a\n\uFEFFb\n'])).toEqual([ok(1, 'a'), ok(2, '\uFEFFb')]);
+  it('drops U+FEFF at the start of a later line: files joined with `cat` keep their byte order marks (U+FEFF as a character is deprecated for U+2060)', async () => {
+    expect(await collect(['a\n\uFEFFb\n', '\uFEFF\n'])).toEqual([ok(1, 'a'), ok(2, 'b'), ok(3, '')]);
   });
 
   describe('maxLineBytes', () => {
@@ -159,6 +163,16 @@ describe('readLines', () => {
       if (!finalNewline && lines.length > 0 && lines[lines.length - 1] !== '') text = text.slice(0, -eol.length);
       const parts = cut(Buffer.from(text), positions);
       expect(await collect(parts)).toEqual(lines.map((line, i) => ok(i + 1, line)));
+    },
+  );
+
+  test.prop([fc.array(fc.tuple(lineText, fc.constantFrom('\n', '\r\n', '\r')), { maxLength: 15 }), fc.array(fc.nat(), { maxLength: 30 })])(
+    'universal newlines: LF, CRLF and lone CR mixed give the same lines however the bytes are cut',
+    async (lines, positions) => {
+      // A lone CR followed by an empty line's LF is a CRLF: one line ending, not two.
+      fc.pre(lines.every(([, eol], i) => eol !== '\r' || lines[i + 1] === undefined || lines[i + 1]![0] !== '' || lines[i + 1]![1] === '\r'));
+      const text = lines.map(([line, eol]) => `${line}${eol}`).join('');
+      expect(await collect(cut(Buffer.from(text), positions))).toEqual(lines.map(([line], i) => ok(i + 1, line)));
     },
   );
 
@@ -240,7 +254,7 @@ describe('readLines', () => {
 
 describe('byteLines', () => {
   /** Collects the lines, copying each line's bytes when it arrives (they may be a view into the chunk). */
-  async function collectBytes(source: AsyncIterable<Buffer | string>, options: { start?: number; maxLineBytes?: number } = {}): Promise<ByteLine[]> {
+  async function collectBytes(source: AsyncIterable<Buffer | string>, options: { start?: number; maxLineBytes?: number; universal?: boolean } = {}): Promise<ByteLine[]> {
     const out: ByteLine[] = [];
     for await (const line of byteLines(source, options)) out.push({ ...line, bytes: Buffer.from(line.bytes) });
     return out;
@@ -345,6 +359,28 @@ describe('byteLines', () => {
     }
     expect(offset - start).toBe(input.length);
   });
+
+  test.prop([fc.array(fc.tuple(fc.string({ unit: fc.constantFrom('a', 'é', ' '), maxLength: 6 }), fc.constantFrom('\n', '\r\n', '\r')), { maxLength: 15 }), fc.array(fc.nat(), { maxLength: 30 }), fc.integer({ min: 1, max: 8 })])(
+    'universal: a lone CR ends a line too; offsets and lengths still tile the input, through a reused buffer',
+    async (lines, positions, maxLineBytes) => {
+      fc.pre(lines.every(([, eol], i) => eol !== '\r' || lines[i + 1] === undefined || lines[i + 1]![0] !== '' || lines[i + 1]![1] === '\r'));
+      const input = Buffer.from(lines.map(([text, eol]) => `${text}${eol}`).join(''));
+      const got = await collectBytes(reusing(cut(input, positions)), { universal: true, maxLineBytes });
+      expect(got.length).toBe(lines.length);
+      let offset = 0;
+      for (const [i, l] of got.entries()) {
+        const [text, eol] = lines[i]!;
+        // A CR before the LF stays in the bytes (as without universal); a lone CR does not.
+        const content = Buffer.from(eol === '\r\n' ? `${text}\r` : text);
+        expect(l.offset).toBe(offset);
+        expect(l.length).toBe(Buffer.byteLength(`${text}${eol}`));
+        expect(l.overlong).toBe(content.length > maxLineBytes);
+        expect(l.bytes.equals(l.overlong ? Buffer.alloc(0) : content)).toBe(true);
+        offset += l.length;
+      }
+      expect(offset).toBe(input.length);
+    },
+  );
 
   test.prop([fc.array(fc.nat(), { maxLength: 40 }), fc.array(fc.nat(), { maxLength: 40 })])('cuts the same lines however the bytes are chunked', async (positionsA, positionsB) => {
     const input = Buffer.from('one\r\n\ntwo é😀\n' + 'x'.repeat(30) + '\nthree\nlast');

@@ -330,4 +330,25 @@ describe('duplicates across lines', () => {
     expect(tasks).toEqual(['p/q1', 'p/q2']);
     expect(warnings).toEqual(['in:2: persona "p" query "q1" already came earlier in the input, skipped', 'in:2: persona "p" query "q2" already came earlier in the input, skipped']);
   });
+
+  it('regression: a persona nested 200,000 levels deep is a bad line, not a stack overflow mid-run', async () => {
+    const deep = `${'['.repeat(200_000)}${']'.repeat(200_000)}`;
+    const { tasks, warnings } = await read(`{"persona_id":"d","persona_features":{"x":${deep}},"queries":[{"query_id":"q1","text":"x"}]}\n${ndjson({ persona_id: 'ok', queries: [{ query_id: 'q1', text: 'x' }] })}`);
+    expect(warnings).toEqual(['personas.ndjson:1: nested more than 64 levels deep']);
+    expect(tasks.map((t) => t.personaId)).toEqual(['ok']);
+  });
+
+  it('regression: ids with newlines, NUL or escape sequences are escaped in messages, never echoed raw', async () => {
+    const id = 'a\nb\u0000c\u001b[2J"d';
+    const line = { persona_id: id, queries: [{ query_id: 'q1', text: 'x' }] };
+    const { warnings } = await read(ndjson(line, line));
+    expect(warnings).toEqual(['personas.ndjson:2: persona "a\\u000ab\\u0000c\\u001b[2J\\"d" query "q1" already came earlier in the input, skipped']);
+    expect([...warnings.join("")].some((c) => c.charCodeAt(0) < 0x20)).toBe(false);
+  });
+
+  it('regression: ids with `/` or `_` that only look alike are different tasks, not duplicates', async () => {
+    const { tasks, warnings } = await read(ndjson({ persona_id: 'a/b', queries: [{ query_id: 'c', text: 'x' }] }, { persona_id: 'a', queries: [{ query_id: 'b/c', text: 'x' }] }, { persona_id: 'p_1', queries: [{ query_id: 'q', text: 'x' }] }, { persona_id: 'p', queries: [{ query_id: '1_q', text: 'x' }] }));
+    expect(warnings).toEqual([]);
+    expect(tasks.map((t) => [t.personaId, t.queryId])).toEqual([['a/b', 'c'], ['a', 'b/c'], ['p_1', 'q'], ['p', '1_q']]);
+  });
 });
