@@ -44,7 +44,7 @@ export interface RuleRun {
  */
 export function applyRules(text: string, rules: readonly { readonly name: string; readonly params?: StrategyParams }[], run: RuleRun): Applied {
   const heavy = run.heavy ?? (() => false);
-  const keep = run.keep ?? protectedTokens(text, run.lexicon);
+  let keep = run.keep ?? protectedTokens(text, run.lexicon);
   const ordered = [...rules.filter((rule) => heavy(rule.name)), ...rules.filter((rule) => !heavy(rule.name))];
   let out = text;
   let means = text;
@@ -58,7 +58,12 @@ export function applyRules(text: string, rules: readonly { readonly name: string
     out = next.text;
     applied.push(name);
     for (const detail of next.dropped) if (!dropped.includes(detail)) dropped.push(detail);
-    if (heavy(name)) means = out;
+    if (heavy(name)) {
+      means = out;
+      // What a heavier rule left of a slot it took apart stays protected: the slips after it must not
+      // finish the job ("30 minutes" → "not too many minutes" keeps "minutes").
+      keep = keep.flatMap((token) => (out.includes(token) ? [token] : (token.match(/[\p{L}\p{N}]+/gu) ?? []).filter((word) => out.includes(word))));
+    }
   }
   return { text: out, applied, dropped, means };
 }
