@@ -25,7 +25,7 @@ import { startProgress, type ProgressSource } from '../sinks/progress.js';
 import { readOutput, type OutputState } from '../sinks/resume.js';
 import { StreamSink, type Sink } from '../sinks/sink.js';
 import { BrokenPipeError } from '../sinks/stdout.js';
-import { UsageTotals, priceOf } from '../sinks/usage.js';
+import { UsageTotals, priceOf, type PriceTable } from '../sinks/usage.js';
 import { openInput } from '../streams/ndjson.js';
 import { readTasks } from '../streams/personas.js';
 import { stoppable } from '../streams/pull.js';
@@ -180,7 +180,9 @@ async function prepare(file: string | undefined, flags: GenerateFlags, report: R
   const queriesFile = flags.queriesPath ?? flags.queries;
   if (queriesFile !== undefined) await assertReadable(queriesFile, 'query');
   const batch = batchRun(config, flags, report);
-  const totals = new UsageTotals(batch === undefined ? config.personaflow.prices : batchPrices(config.personaflow.prices));
+  // What the run pays: a batch run at batch prices, its usage and its worst cases alike.
+  const prices = batch === undefined ? config.personaflow.prices : batchPrices(config.personaflow.prices);
+  const totals = new UsageTotals(prices);
   if (flags.queue === undefined && (flags.name !== undefined || flags.backlog !== undefined)) throw new ConfigError(`${flags.name === undefined ? '--backlog' : '--name'} needs --queue redis://HOST (the conversations run on workers that take tasks from that Redis)`);
   // The queue's code (BullMQ, ioredis) is loaded only by runs that use one.
   const queue = flags.queue === undefined ? undefined : await (await import('./queued.js')).QueueProducer.connect(flags.queue, flags.name ?? DEFAULT_RUN_NAME, config.personaflow.prices);
@@ -228,7 +230,7 @@ async function prepare(file: string | undefined, flags: GenerateFlags, report: R
     if (flags.out !== undefined) dir = await DirSink.open(flags.out, { force: flags.force === true, usage: totals, run: record, ...(previous === undefined ? {} : { resume: previous }) });
     if (batch !== undefined && dir !== undefined) await batch.start(dir.dir, previous !== undefined);
     const sink: Sink = dir ?? new StreamSink(process.stdout, totals, (failure) => report.say(`failed: persona ${quoted(failure.persona_id)} query ${quoted(failure.query_id)} after ${failure.attempts} attempt(s): ${failure.error.kind}: ${failure.error.message}`));
-    const shape = costShape(config, models, { minTurns: settings.min_turns, maxTurns: settings.max_turns, template, semantic: settings.noise === 'semantic', styleTransfer: queries.styleTransfer !== undefined, judge });
+    const shape = costShape(prices, models, { minTurns: settings.min_turns, maxTurns: settings.max_turns, template, semantic: settings.noise === 'semantic', styleTransfer: queries.styleTransfer !== undefined, judge });
     return { file, flags, report, config, models, options, rounds: settings.supplement_rounds, queries, totals, previous, sink, dir, invocation, shape, judge, queue, batch };
   } catch (error) {
     // Its connections would keep the process alive after the error is reported.
@@ -260,8 +262,8 @@ const UNCAPPED_TOKENS = 4096;
 const HELPER_PROMPT_TOKENS = 1024;
 
 /** What a worst case needs from the run's models: caps, prices (the highest of the pool: the model is drawn later), fixed prompts. */
-function costShape(config: Config, models: RunModels, run: { readonly minTurns: number; readonly maxTurns: number; readonly template: string; readonly semantic: boolean; readonly styleTransfer: boolean; readonly judge: Judge | undefined }): CostShape {
-  const price = (model: { readonly provider: string; readonly model: string }): Price => priceOf(config.personaflow.prices, model.provider, model.model) ?? { input: 0, output: 0 };
+function costShape(prices: PriceTable, models: RunModels, run: { readonly minTurns: number; readonly maxTurns: number; readonly template: string; readonly semantic: boolean; readonly styleTransfer: boolean; readonly judge: Judge | undefined }): CostShape {
+  const price = (model: { readonly provider: string; readonly model: string }): Price => priceOf(prices, model.provider, model.model) ?? { input: 0, output: 0 };
   const entries = models.pool.entries;
   const helper = (settings: RunModels['distractor']) =>
     settings === undefined ? undefined : { maxTokens: settings.maxCompletionTokens ?? UNCAPPED_TOKENS, price: price(settings.model), promptTokens: HELPER_PROMPT_TOKENS };

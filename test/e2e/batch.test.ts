@@ -159,7 +159,9 @@ describe('generate --batch', () => {
     const server = await startBatchServer();
     try {
       const priced = join(work, 'priced.yaml');
-      await writeFile(priced, `${await readFile(config, 'utf8')}personaflow:\n  prices:\n    test-model: { input: 100, output: 200, batch: { input: 50, output: 100 } }\n`);
+      // Small completion caps keep a conversation's worst case (what --max-cost holds for it) near its real cost.
+      const caps = ['  assistant_model: { max_completion_tokens: 60 }', '  user_model: { max_completion_tokens: 30 }', ''].join('\n');
+      await writeFile(priced, `${await readFile(config, 'utf8')}${caps}personaflow:\n  prices:\n    test-model: { input: 100, output: 200, batch: { input: 50, output: 100 } }\n`);
       const out = freshOut();
       const run = await runCli([...args(out, server).map((arg) => (arg === config ? priced : arg)), '-j', '2', '--max-cost', '0.5']);
       expect(run.code, run.stderr).toBe(3);
