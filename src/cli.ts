@@ -95,7 +95,7 @@ export function program(setExitCode: (code: number) => void): Command {
     });
   cli
     .command('merge')
-    .description('combine the --out directories of one run (its shards, or pieces) into one: interactions and failures once each, a new index, usage summed')
+    .description('combine the --out directories of one run (its shards, or pieces) into one: interactions, what the judge rejected and failures once each, the guards\' rejected replies, a new index, usage summed')
     .argument('<dirs...>', 'generate --out directories made with the same settings')
     .requiredOption('-o, --out <dir>', 'the merged directory (interactions.ndjson, failures.ndjson, index.ndjson, usage.json, run.json)')
     .option('-c, --config <file>', 'config whose personaflow.prices price the summed tokens (defaults: config/default.yaml)')

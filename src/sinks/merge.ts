@@ -1,4 +1,4 @@
-// Merging `--out` directories (shards, or a run's pieces) into one: interactions and failures once each, a new index, usage summed.
+// Merging `--out` directories (shards, or a run's pieces) into one: interactions, judge-rejected conversations and failures once each, the guards' rejected replies, a new index, usage summed.
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
