@@ -101,37 +101,24 @@ export async function mergeInto(sink: DirSink, inputs: readonly MergeInput[], on
     counts.skipped += 1;
     onBad(`${path}:${line}: ${why}`);
   };
-  for (const input of inputs) {
-    const path = join(input.dir, FILES.interactions);
-    for await (const value of jsonLines(path, bad(path))) {
-      const interaction = value as Interaction;
-      if (typeof interaction?.interaction_id !== 'string') {
-        bad(path)(0, 'a line without interaction_id, skipped');
-        continue;
+  // Accepted interactions, then what the judge rejected: each id once, and never a rejected conversation
+  // beside the same one accepted.
+  for (const [file, count] of [[FILES.interactions, 'interactions'], [FILES.rejected, 'rejected']] as const) {
+    for (const input of inputs) {
+      const path = join(input.dir, file);
+      for await (const value of jsonLines(path, bad(path))) {
+        const interaction = value as Interaction;
+        if (typeof interaction?.interaction_id !== 'string') {
+          bad(path)(0, 'a line without interaction_id, skipped');
+          continue;
+        }
+        if (!written.add(interaction.interaction_id)) {
+          counts.duplicates += 1;
+          continue;
+        }
+        counts[count] += 1;
+        await write(sink.write({ ok: true, interaction }));
       }
-      if (!written.add(interaction.interaction_id)) {
-        counts.duplicates += 1;
-        continue;
-      }
-      counts.interactions += 1;
-      await write(sink.write({ ok: true, interaction }));
-    }
-  }
-  // What the judge rejected, once each and never beside the same conversation accepted.
-  for (const input of inputs) {
-    const path = join(input.dir, FILES.rejected);
-    for await (const value of jsonLines(path, bad(path))) {
-      const interaction = value as Interaction;
-      if (typeof interaction?.interaction_id !== 'string') {
-        bad(path)(0, 'a line without interaction_id, skipped');
-        continue;
-      }
-      if (!written.add(interaction.interaction_id)) {
-        counts.duplicates += 1;
-        continue;
-      }
-      counts.rejected += 1;
-      await write(sink.write({ ok: true, interaction }));
     }
   }
   // The guards' rejected replies, as they are: each belongs to the run that asked for it.

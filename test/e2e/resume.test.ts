@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, ROOT, childEnv, runCli, ensureBuilt } from '../helpers/cli.js';
+import { expectIndexMatches, interactionsOf } from '../helpers/output.js';
 
 let dir: string;
 let personas: string;
@@ -59,37 +60,6 @@ async function killAfterGrowth(out: string, resume: boolean, bytes: number): Pro
     await new Promise((resolve) => setTimeout(resolve, 2));
   }
   await closed;
-}
-
-/** The interactions of a directory, timestamps removed, by id; fails on a torn line. */
-async function interactionsOf(out: string): Promise<Map<string, string>> {
-  const text = await readFile(join(out, 'interactions.ndjson'), 'utf8');
-  expect(text === '' || text.endsWith('\n')).toBe(true);
-  const byId = new Map<string, string>();
-  for (const line of text.split('\n').filter((l) => l !== '')) {
-    const interaction = JSON.parse(line) as { interaction_id: string; metadata: Record<string, unknown>; messages: Record<string, unknown>[] };
-    delete interaction.metadata.created_at;
-    for (const message of interaction.messages) delete message.timestamp;
-    expect(byId.has(interaction.interaction_id), `${interaction.interaction_id} written twice`).toBe(false);
-    byId.set(interaction.interaction_id, JSON.stringify(interaction));
-  }
-  return byId;
-}
-
-/** The index names exactly the interactions in the file, at their offsets, in order. */
-async function expectIndexMatches(out: string): Promise<void> {
-  const data = await readFile(join(out, 'interactions.ndjson'));
-  const index = (await readFile(join(out, 'index.ndjson'), 'utf8')).split('\n').filter((l) => l !== '');
-  let offset = 0;
-  index.forEach((line, i) => {
-    const entry = JSON.parse(line) as { n: number; interaction_id: string; offset: number; bytes: number };
-    expect(entry.n).toBe(i + 1);
-    expect(entry.offset).toBe(offset);
-    const record = JSON.parse(data.subarray(entry.offset, entry.offset + entry.bytes).toString('utf8')) as { interaction_id: string };
-    expect(record.interaction_id).toBe(entry.interaction_id);
-    offset += entry.bytes;
-  });
-  expect(offset).toBe(data.length);
 }
 
 describe('resume after SIGKILL', () => {
