@@ -1,5 +1,6 @@
 // Waiting for a batch to finish: retrieve it with a growing pause between looks, abortable, on any clock.
 import { ModelError } from '../errors.js';
+import { sleep as pause } from '../sleep.js';
 import { FINAL_STATUSES, type BatchInfo } from './provider.js';
 
 /** How often to look: the first pause, the factor it grows by, the longest pause (milliseconds). */
@@ -14,20 +15,7 @@ export interface PollOptions {
 }
 
 /** setTimeout as a promise that an abort rejects (with an aborted ModelError) and clears. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(new ModelError('aborted', 'batch polling aborted'));
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(new ModelError('aborted', 'batch polling aborted'));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
+export const sleep = (ms: number, signal: AbortSignal): Promise<void> => pause(ms, signal, 'batch polling aborted');
 
 /**
  * Retrieves the batch until its status is final and returns it: pauses of `initialMs`, then × `factor`

@@ -4,6 +4,7 @@ import { wordNet, type Lexicon } from '../noise/lexicon.js';
 import { holds, protectedTokens } from '../noise/slots.js';
 import { STRATEGIES } from '../noise/strategies.js';
 import { pick, rngFor, type Rng } from '../rng.js';
+import { sleep } from '../sleep.js';
 import type { CallHints, ChatModel, ChatRequest, ChatResponse, ModelRef } from '../chat.js';
 
 export interface SimOptions {
@@ -238,19 +239,6 @@ function queriesReply(request: ChatRequest, rng: Rng): string {
 
 const approxTokens = (text: string): number => Math.max(1, Math.ceil(text.length / 4));
 
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(new ModelError('aborted', 'request aborted'));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
 
 /**
  * Creates a simulated chat model. Replies are a pure function of (model name, module, messages), and
@@ -272,7 +260,7 @@ export function createSimModel(ref: ModelRef, options: SimOptions = {}): ChatMod
       const print = fingerprint(ref.model, request);
       const chaos = jitter > 0 || faults.length > 0 ? rngFor(options.seed ?? 0, print, `sim-chaos/${request.attempt ?? 1}`) : undefined;
       const wait = latency + (chaos !== undefined && jitter > 0 ? (chaos.next() * 2 - 1) * jitter : 0);
-      if (wait > 0) await delay(wait, signal);
+      if (wait > 0) await sleep(wait, signal, 'request aborted');
       for (const [kind, probability] of faults) {
         if (chaos === undefined || chaos.next() >= probability) continue;
         if (kind === 'rate_limit') throw new ModelError('rate_limit', 'sim: injected 429 Too Many Requests', { status: 429, retryAfterMs: options.retryAfterMs ?? 50 });
