@@ -19,7 +19,7 @@ export function connect(address: QueueAddress, options: { readonly blocking?: bo
 
 /** Waits for the connection, or says the Redis cannot be reached, naming it without its password. */
 export async function reachable(redis: Redis, address: QueueAddress, timeoutMs = 10_000): Promise<void> {
-  const timeout = new Promise<never>((_resolve, reject) => setTimeout(() => reject(new ConfigError(`--queue ${address.shown}: cannot reach Redis within ${timeoutMs / 1000} s; start one with \`redis-server\` (see the README)`)), timeoutMs).unref());
+  const timeout = new Promise<never>((_resolve, reject) => setTimeout(() => reject(new ConfigError(`--queue ${address.shown}: cannot reach Redis within ${timeoutMs / 1000} s; start one with \`redis-server\` (see docs/long-runs.md)`)), timeoutMs).unref());
   await Promise.race([redis.ping(), timeout]).catch((error: unknown) => {
     if (error instanceof ConfigError) throw error;
     throw new ConfigError(`--queue ${address.shown}: cannot reach Redis (${redact(error instanceof Error ? error.message : String(error))})`);
