@@ -51,6 +51,8 @@ export function program(setExitCode: (code: number) => void): Command {
     .option('--judge', 'judge every conversation (checks, then the judge model\'s review); rejected ones go to rejected.ndjson and their personas are topped up (default: judge.enabled)')
     .option('--no-judge', 'no judge, even when the config enables it')
     .addOption(new Option('--noise <mode>', 'noise user turns: off, rules (legacy strategies) or semantic (LLM, three layers); default from distractor.enabled / use_semantic').choices(['off', 'rules', 'semantic']))
+    .option('--limit <n>', 'only the first N persona × query tasks of the input (of the shard); a --resume keeps it (run.json) and finishes them', integerOption(1))
+    .option('--no-limit', 'with --resume: lift the --limit the run was started with')
     .option('-q, --quiet', 'no notices or summary on stderr (warnings and errors still appear)')
     .action(async (file: string | undefined, flags: GenerateFlags) => {
       setExitCode(await runGenerate(file, flags));

@@ -38,4 +38,6 @@ export interface GenerateFlags {
   backlog?: number;
   /** `--batch`: every call through the provider's Batch API, round by round (else `batch.enabled`). */
   batch?: boolean;
+  /** `--limit N`: only the first N persona × query tasks of the input (of the shard); `--no-limit` (false) lifts a resumed run's. */
+  limit?: number | false;
 }
