@@ -305,7 +305,7 @@ async function previousRun(flags: GenerateFlags, record: RunRecord, report: Repo
 }
 
 /** The tasks of the input: persona lines expanded (with the query dataset), of the shard, the first --limit of them. */
-function readInput(run: Run, stream: Readable, name: string): AsyncIterable<Task> {
+export function readInput(run: Pick<Run, 'options' | 'config' | 'queries' | 'flags' | 'report'>, stream: Readable, name: string): AsyncIterable<Task> {
   const { options, config, queries, flags } = run;
   const qg = config.query_generation;
   const tasks = readTasks(stream, {
