@@ -7,6 +7,7 @@ import { runMerge, type MergeFlags } from './commands/merge.js';
 import { runNoise, type NoiseFlags } from './commands/noise.js';
 import { runPreview } from './commands/preview.js';
 import { reportCommand } from './commands/report.js';
+import { validateCommand } from './commands/validate.js';
 import { viewCommand } from './commands/view.js';
 import type { WorkerFlags } from './commands/worker.js';
 import { version } from './commands/common.js';
@@ -83,6 +84,7 @@ export function program(setExitCode: (code: number) => void): Command {
   exportCommand(cli.command('export'), setExitCode);
   viewCommand(cli.command('view'), setExitCode);
   reportCommand(cli.command('report'), setExitCode);
+  validateCommand(cli.command('validate'), setExitCode);
   cli
     .command('worker')
     .description('take the tasks of a queue run (generate --queue) and hold their conversations; any number of workers on any machines share one rate budget')
