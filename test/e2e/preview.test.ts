@@ -140,6 +140,17 @@ describe('generate --preview', () => {
     expect(usage).toContain(`${requests.length} call(s), ${billed.prompt + billed.completion} tokens; $${((billed.prompt * 3 + billed.completion * 7) / 1e6).toFixed(6)}`);
   });
 
+  it('shows a conversation that failed, and exits 3', async () => {
+    const server = await startOpenAIServer({ apiKey: TEST_KEY, faults: () => 'server_error' });
+    servers.push(server);
+    const failing = join(dir, 'failing.yaml');
+    await writeFile(failing, 'api:\n  timeout: 10\ninteraction_generation:\n  max_retries: 1\n  retry_delay: 0.01\n');
+    const run = await runCli(['generate', personas, '-c', failing, ...against(server), '--preview']);
+    expect(run.code, run.stderr).toBe(3);
+    expect(section(run.stdout, 'the conversation failed')).toMatch(/^server after 2 attempt\(s\): /m);
+    expect(server.count).toBe(2);
+  });
+
   it('says when the cost is unknown: a model without a price is named, never counted as free', async () => {
     const server = await serve();
     const unpriced = join(dir, 'unpriced.yaml');
