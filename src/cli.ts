@@ -5,7 +5,9 @@ import { judgeCommand } from './commands/judge.js';
 import { runGenerate, type GenerateFlags } from './commands/generate.js';
 import { runMerge, type MergeFlags } from './commands/merge.js';
 import { runNoise, type NoiseFlags } from './commands/noise.js';
+import { runPreview } from './commands/preview.js';
 import { reportCommand } from './commands/report.js';
+import { validateCommand } from './commands/validate.js';
 import { viewCommand } from './commands/view.js';
 import type { WorkerFlags } from './commands/worker.js';
 import { version } from './commands/common.js';
@@ -51,9 +53,13 @@ export function program(setExitCode: (code: number) => void): Command {
     .option('--judge', 'judge every conversation (checks, then the judge model\'s review); rejected ones go to rejected.ndjson and their personas are topped up (default: judge.enabled)')
     .option('--no-judge', 'no judge, even when the config enables it')
     .addOption(new Option('--noise <mode>', 'noise user turns: off, rules (legacy strategies) or semantic (LLM, three layers); default from distractor.enabled / use_semantic').choices(['off', 'rules', 'semantic']))
+    .option('--limit <n>', 'only the first N persona × query tasks of the input (of the shard); a --resume keeps it (run.json) and finishes them', integerOption(1))
+    .option('--no-limit', 'with --resume: lift the --limit the run was started with')
+    .option('--dry-run', 'print the simulator\'s and the assistant\'s prompts and one conversation for the first task, made by sim: no model call, nothing written, no lock')
+    .option('--preview', 'the same, with one real conversation with the configured models (billed: its usage and cost are printed)')
     .option('-q, --quiet', 'no notices or summary on stderr (warnings and errors still appear)')
     .action(async (file: string | undefined, flags: GenerateFlags) => {
-      setExitCode(await runGenerate(file, flags));
+      setExitCode(flags.dryRun === true || flags.preview === true ? await runPreview(file, flags) : await runGenerate(file, flags));
     });
   cli
     .command('noise')
@@ -78,6 +84,7 @@ export function program(setExitCode: (code: number) => void): Command {
   exportCommand(cli.command('export'), setExitCode);
   viewCommand(cli.command('view'), setExitCode);
   reportCommand(cli.command('report'), setExitCode);
+  validateCommand(cli.command('validate'), setExitCode);
   cli
     .command('worker')
     .description('take the tasks of a queue run (generate --queue) and hold their conversations; any number of workers on any machines share one rate budget')

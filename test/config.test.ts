@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expandEnv, loadConfig, merge, runSeed } from '../src/config/load.js';
+import { expandEnv, inspectConfig, loadConfig, merge, runSeed } from '../src/config/load.js';
 import { ConfigError } from '../src/errors.js';
 import { buildModels } from '../src/models/build.js';
 
@@ -29,6 +29,47 @@ const errorOf = async (promise: Promise<unknown>): Promise<ConfigError> => {
   }
   throw new Error('expected a ConfigError');
 };
+
+describe('inspectConfig', () => {
+  it('collects every problem at once: unknown keys and refused values, each with its line', async () => {
+    const path = await configFile('interaction_genration:\n  max_turns: 3\ninteraction_generation:\n  min_turns: 0\n  max_workers: -2\n  assistant_model:\n    temprature: 0.3\ndistractor:\n  activation_probability: 7\n');
+    const report = await inspectConfig(path);
+    expect(report.loaded).toBeUndefined();
+    expect(report.errors.map((error) => error.replace(path, 'FILE').replace(/ \(.* takes: .*\)$/, ''))).toMatchInlineSnapshot(`
+      [
+        "FILE:1: interaction_genration: unknown key; did you mean \`interaction_generation\`?",
+        "FILE:7: interaction_generation.assistant_model.temprature: unknown key; did you mean \`temperature\`?",
+        "FILE:4: interaction_generation.min_turns: Too small: expected number to be >0, got \`0\` (number)",
+        "FILE:5: interaction_generation.max_workers: Too small: expected number to be >0, got \`-2\` (number)",
+        "FILE:9: distractor.activation_probability: Too big: expected number to be <=1, got \`7\` (number)",
+      ]
+    `);
+  });
+
+  it('reports every YAML syntax error, and a file it cannot read, as errors rather than throwing', async () => {
+    const broken = await inspectConfig(await configFile('api:\n  model: [unclosed\n'));
+    expect(broken.errors.length).toBeGreaterThan(0);
+    expect(broken.errors[0]).toMatch(/:\d+: invalid YAML: /);
+    const missing = await inspectConfig(join(dir, 'nope.yaml'));
+    expect(missing.errors).toEqual([`${join(dir, 'nope.yaml')}: cannot read config file (ENOENT)`]);
+  });
+
+  it('gives the configuration, and the notices, when nothing is wrong', async () => {
+    const report = await inspectConfig('test/fixtures/personagym-config.yaml');
+    expect(report.errors).toEqual([]);
+    expect(report.loaded?.config.interaction_generation.max_turns).toBe(5);
+    expect(report.notices).toHaveLength(1);
+  });
+
+  it('loadConfig shows the first five and says how many more there are', async () => {
+    const keys = Array.from({ length: 8 }, (_, i) => `  wrong_key_${i}: 1`).join('\n');
+    const path = await configFile(`interaction_generation:\n${keys}\n`);
+    const error = await errorOf(loadConfig(path));
+    const lines = error.message.split('\n');
+    expect(lines).toHaveLength(6);
+    expect(lines[5]).toBe(`... and 3 more (personaflow validate ${path} lists them all)`);
+  });
+});
 
 describe('loadConfig', () => {
   it("loads PersonaGym's config.yaml unchanged and notices the sections it ignores", async () => {

@@ -38,4 +38,10 @@ export interface GenerateFlags {
   backlog?: number;
   /** `--batch`: every call through the provider's Batch API, round by round (else `batch.enabled`). */
   batch?: boolean;
+  /** `--limit N`: only the first N persona × query tasks of the input (of the shard); `--no-limit` (false) lifts a resumed run's. */
+  limit?: number | false;
+  /** `--dry-run`: print the prompts and one conversation made by sim, call no model, write nothing. */
+  dryRun?: boolean;
+  /** `--preview`: the same with one real conversation with the configured models (billed). */
+  preview?: boolean;
 }

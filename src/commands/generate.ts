@@ -30,7 +30,7 @@ import { openInput } from '../streams/ndjson.js';
 import { readTasks } from '../streams/personas.js';
 import { stoppable } from '../streams/pull.js';
 import { inShard, shardName } from '../streams/shard.js';
-import { countPersonas, skipWritten, type SkipCounts } from '../streams/tasks.js';
+import { countPersonas, firstTasks, skipWritten, type SkipCounts } from '../streams/tasks.js';
 import { unfinished, type Outcome as TaskOutcome, type Task } from '../types.js';
 import { Budget, tokensOf, worstCase, type CostShape, type Price } from './budget.js';
 import { assertReadable, version } from './common.js';
@@ -304,8 +304,8 @@ async function previousRun(flags: GenerateFlags, record: RunRecord, report: Repo
   return previous;
 }
 
-/** The tasks of the input: persona lines expanded (with the query dataset). */
-function readInput(run: Run, stream: Readable, name: string): AsyncIterable<Task> {
+/** The tasks of the input: persona lines expanded (with the query dataset), of the shard, the first --limit of them. */
+export function readInput(run: Pick<Run, 'options' | 'config' | 'queries' | 'flags' | 'report'>, stream: Readable, name: string): AsyncIterable<Task> {
   const { options, config, queries, flags } = run;
   const qg = config.query_generation;
   const tasks = readTasks(stream, {
@@ -317,7 +317,9 @@ function readInput(run: Run, stream: Readable, name: string): AsyncIterable<Task
     onWarning: (message) => run.report.warn(message),
     queries: queries.dataset === undefined ? undefined : { dataset: queries.dataset, perPersona: qg.selection.queries_per_persona, strategy: qg.selection.strategy },
   });
-  return flags.shard === undefined ? tasks : inShard(tasks, flags.shard);
+  const ours = flags.shard === undefined ? tasks : inShard(tasks, flags.shard);
+  // Counted before a resume's skip: the limit is a prefix of the input, the same in every run, so a resume finishes it.
+  return typeof flags.limit === 'number' ? firstTasks(ours, flags.limit) : ours;
 }
 
 /** The pipeline's options: the run's, the hooks of this invocation, and the supplement rounds when a generator is set up. */
@@ -438,6 +440,7 @@ async function finish(run: Run, ending: Ending, done: Done): Promise<number> {
     if (directory && !interrupted && !done.budget.reached) report.say(targetsLine(done.personas, done.reports, run.rounds, { dir: flags.out ?? '', personasShort: shortfall.personas, missing: shortfall.missing }));
     else if (done.reports.length > 0) report.say(targetsLine(done.personas, done.reports, run.rounds));
     if (run.previous !== undefined) report.say(resumedLine(flags.out ?? '', run.previous.count, done.skips));
+    if (typeof flags.limit === 'number' && done.tasks >= flags.limit) report.say(`--limit ${flags.limit}: the first ${flags.limit} tasks of the input were taken and the input was read no further${resume === undefined ? '' : `; for the rest: ${resume} --no-limit`}`);
     if (done.budget.reached && run.queue !== undefined) {
       // The workers keep a queue run's budget (see queued.ts), by their own rule.
       report.say(`budget reached: $${totals.runCost.toFixed(4)} spent of --max-cost $${String(flags.maxCost)}; no new conversations were started after that${resume === undefined ? '' : `. To continue: ${resume} --max-cost <more>`}`);

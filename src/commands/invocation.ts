@@ -19,6 +19,7 @@ export function invocationOf(file: string | undefined, flags: GenerateFlags): In
     strict: flags.strict === true,
     base_url_withheld: flags.baseUrl !== undefined && safeUrl(flags.baseUrl) !== flags.baseUrl,
     batch: flags.batch ?? null,
+    limit: typeof flags.limit === 'number' ? flags.limit : null,
   };
 }
 
@@ -36,7 +37,7 @@ const given = <T>(flag: T | undefined, recorded: unknown): T | undefined => flag
 /**
  * With `--resume`, the flags of the run that created DIR for every one not given now: the input, the
  * config file, seed, turns, provider, model, base URL, noise, supplement rounds, the judge, the query file,
- * concurrency, threads, --max-cost, --strict and --batch. Flags given now win (and the fingerprint check then says
+ * concurrency, threads, --max-cost, --strict, --batch and --limit. Flags given now win (`--no-limit` lifts the limit) (and the fingerprint check then says
  * if they change what is written). Without --resume, or without a run.json that records them, the flags
  * are returned as they are.
  */
@@ -72,6 +73,7 @@ export async function resumeFlags(file: string | undefined, flags: GenerateFlags
       maxCost: given(flags.maxCost, at.max_cost),
       strict: flags.strict ?? (at.strict || undefined),
       batch: given(flags.batch, at.batch),
+      limit: given(flags.limit, at.limit),
     },
   };
 }

@@ -115,12 +115,16 @@ export interface Conversations {
   readonly template: string;
 }
 
+/** Which models beside the conversation's a run with these settings calls (`judging`: this process judges). */
+export function helpersCalled(config: Config, settings: RunSettings, judging = settings.judge): { distractor: boolean; queries: boolean; judge: boolean } {
+  return { distractor: settings.noise === 'semantic', queries: config.query_generation.style_transfer.enabled || settings.supplement_rounds > 0, judge: judging && config.judge.review };
+}
+
 /** Builds the models, loads the user simulator's template, sets up the distractor and the query side. */
 export async function setUpConversations(loaded: LoadedConfig, settings: RunSettings, flags: ConversationFlags, report: Reporter): Promise<Conversations> {
   const { config } = loaded;
   const ig = config.interaction_generation;
   const concurrency = flags.concurrency ?? ig.max_workers;
-  const qg = config.query_generation;
   const rounds = settings.supplement_rounds;
   const judging = settings.judge && flags.judging !== false;
   const models = buildModels(config, {
@@ -133,9 +137,7 @@ export async function setUpConversations(loaded: LoadedConfig, settings: RunSett
     concurrency,
     threads: flags.threads,
     baseDir: loaded.baseDir,
-    distractor: settings.noise === 'semantic',
-    queries: qg.style_transfer.enabled || rounds > 0,
-    judge: judging && config.judge.review,
+    ...helpersCalled(config, settings, judging),
     shared: flags.shared,
     batch: flags.batch,
   });

@@ -99,15 +99,18 @@ export async function readTextFile(path: string, what: string): Promise<string> 
   }
 }
 
-function parseYaml(source: string, name: string): { doc: Document; lines: LineCounter } {
+/** The document, or every syntax error in it as `file:LINE: invalid YAML: ...`. */
+function readYaml(source: string, name: string): { doc: Document; lines: LineCounter; errors: string[] } {
   const lines = new LineCounter();
   const doc = parseDocument(source, { lineCounter: lines, prettyErrors: false });
-  const [first] = doc.errors;
-  if (first !== undefined) {
-    const line = lines.linePos(first.pos[0]).line;
-    // yaml's messages describe the problem, not the text around it, so no value is echoed here.
-    throw new ConfigError(`${name}:${line}: invalid YAML: ${first.message.split('\n')[0] ?? ''}`);
-  }
+  // yaml's messages describe the problem, not the text around it, so no value is echoed here.
+  const errors = doc.errors.map((error) => `${name}:${lines.linePos(error.pos[0]).line}: invalid YAML: ${error.message.split('\n')[0] ?? ''}`);
+  return { doc, lines, errors };
+}
+
+function parseYaml(source: string, name: string): { doc: Document; lines: LineCounter } {
+  const { doc, lines, errors } = readYaml(source, name);
+  if (errors[0] !== undefined) throw new ConfigError(errors[0]);
   return { doc, lines };
 }
 
@@ -133,42 +136,83 @@ function keyLine(doc: Document, lines: LineCounter, path: readonly (string | num
   return lineOf(doc, lines, path);
 }
 
-/** `file:LINE: path: message, got value` for the first zod issues, with the YAML line when the node exists. */
-function explain(error: z.ZodError, name: string, doc: Document | undefined, lines: LineCounter | undefined): string {
-  return error.issues
-    .slice(0, 5)
-    .map((issue) => {
-      const path = pathText(issue.path);
-      const got = 'input' in issue ? `, got ${describeValue(issue.input, issue.path)}` : '';
-      return `${name}${lineOf(doc, lines, issue.path)}: ${path === '' ? '(top level)' : path}: ${issue.message}${got}`;
-    })
-    .join('\n');
+/** `file:LINE: path: message, got value` for each zod issue, with the YAML line when the node exists. */
+function issueLines(error: z.ZodError, name: string, doc: Document | undefined, lines: LineCounter | undefined): string[] {
+  return error.issues.map((issue) => {
+    const path = pathText(issue.path);
+    const got = 'input' in issue ? `, got ${describeValue(issue.input, issue.path)}` : '';
+    return `${name}${lineOf(doc, lines, issue.path)}: ${path === '' ? '(top level)' : path}: ${issue.message}${got}`;
+  });
+}
+
+/** Errors shown at once by the commands that stop at them; `personaflow validate` lists every one. */
+const SHOWN_ERRORS = 5;
+
+/** The first SHOWN_ERRORS lines, and how many more there are. */
+function firstErrors(errors: readonly string[], name: string): string {
+  const more = errors.length - SHOWN_ERRORS;
+  return [...errors.slice(0, SHOWN_ERRORS), ...(more > 0 ? [`... and ${more} more (personaflow validate ${name} lists them all)`] : [])].join('\n');
+}
+
+/** `file:LINE: path: message, got value` for the first zod issues. */
+const explain = (error: z.ZodError, name: string, doc: Document | undefined, lines: LineCounter | undefined): string => firstErrors(issueLines(error, name, doc, lines), name);
+
+/** Everything wrong with a config file at once, and the configuration when nothing is. */
+export interface ConfigReport {
+  /** The configuration, when there is no error. */
+  readonly loaded: LoadedConfig | undefined;
+  /** `file:LINE: path: message` for every problem found: YAML syntax, unknown keys, values the schema refuses. */
+  readonly errors: readonly string[];
+  /** Said once and harmless (PersonaGym keys personaflow does not use). */
+  readonly notices: readonly string[];
+}
+
+/**
+ * Reads config/default.yaml and the user's file over it and checks the result, collecting every problem
+ * instead of stopping at the first: each YAML syntax error (then nothing more can be read), each unknown
+ * key (with the key it probably meant), each value the schema refuses. `loadConfig` throws these;
+ * `personaflow validate` lists them all.
+ */
+export async function inspectConfig(file: string | undefined): Promise<ConfigReport> {
+  const defaultsPath = join(PACKAGE_CONFIG_DIR, 'default.yaml');
+  const defaults = parseYaml(await readFile(defaultsPath, 'utf8'), defaultsPath).doc.toJS() as unknown;
+  const notices: string[] = [];
+  const errors: string[] = [];
+  let user: unknown = {};
+  let parsed: { doc: Document; lines: LineCounter } | undefined;
+  if (file !== undefined) {
+    let source: string;
+    try {
+      source = await readTextFile(file, 'config file');
+    } catch (error) {
+      if (error instanceof ConfigError) return { loaded: undefined, errors: [error.message], notices };
+      throw error;
+    }
+    const read = readYaml(source, file);
+    if (read.errors.length > 0) return { loaded: undefined, errors: read.errors, notices };
+    parsed = read;
+    user = parsed.doc.toJS() ?? {};
+    if (!isPlainObject(user)) return { loaded: undefined, errors: [`${file}: expected a YAML mapping at the top level, got ${describeValue(user)}`], notices };
+    const keys = checkKeys(user, configSchema);
+    const { doc, lines } = parsed;
+    errors.push(...keys.unknown.map((issue) => `${file}${keyLine(doc, lines, issue.path)}: ${pathText(issue.path)}: ${issue.message}`));
+    if (keys.ignored.length > 0) notices.push(`${file}: PersonaGym keys that personaflow does not use, ignored: ${keys.ignored.join(', ')}`);
+  }
+  const result = configSchema.safeParse(merge(defaults, user), { reportInput: true });
+  if (!result.success) errors.push(...issueLines(result.error, file ?? defaultsPath, parsed?.doc, parsed?.lines));
+  if (errors.length > 0 || !result.success) return { loaded: undefined, errors, notices };
+  return { loaded: { config: result.data, file, baseDir: file === undefined ? process.cwd() : dirname(resolve(file)), notices, named: namedModels(user) }, errors, notices };
 }
 
 /**
  * Loads config/default.yaml, merges the user's file over it (a PersonaGym config.yaml works as is) and
- * validates the result. Errors name the file, line, YAML path and bad value.
+ * validates the result. Errors name the file, line, YAML path and bad value: the first few, and how many
+ * more there are (see inspectConfig).
  */
 export async function loadConfig(file: string | undefined): Promise<LoadedConfig> {
-  const defaultsPath = join(PACKAGE_CONFIG_DIR, 'default.yaml');
-  const defaults = parseYaml(await readFile(defaultsPath, 'utf8'), defaultsPath).doc.toJS() as unknown;
-  const notices: string[] = [];
-  let user: unknown = {};
-  let parsed: { doc: Document; lines: LineCounter } | undefined;
-  if (file !== undefined) {
-    parsed = parseYaml(await readTextFile(file, 'config file'), file);
-    user = parsed.doc.toJS() ?? {};
-    if (!isPlainObject(user)) throw new ConfigError(`${file}: expected a YAML mapping at the top level, got ${describeValue(user)}`);
-    const keys = checkKeys(user, configSchema);
-    if (keys.unknown.length > 0) {
-      const { doc, lines } = parsed;
-      throw new ConfigError(keys.unknown.slice(0, 5).map((issue) => `${file}${keyLine(doc, lines, issue.path)}: ${pathText(issue.path)}: ${issue.message}`).join('\n'));
-    }
-    if (keys.ignored.length > 0) notices.push(`${file}: PersonaGym keys that personaflow does not use, ignored: ${keys.ignored.join(', ')}`);
-  }
-  const result = configSchema.safeParse(merge(defaults, user), { reportInput: true });
-  if (!result.success) throw new ConfigError(explain(result.error, file ?? defaultsPath, parsed?.doc, parsed?.lines));
-  return { config: result.data, file, baseDir: file === undefined ? process.cwd() : dirname(resolve(file)), notices, named: namedModels(user) };
+  const report = await inspectConfig(file);
+  if (report.loaded === undefined) throw new ConfigError(firstErrors(report.errors, file ?? 'CONFIG'));
+  return report.loaded;
 }
 
 /** Reads and validates one YAML file of its own (a strategy file, say), with the same file:line messages. */

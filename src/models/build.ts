@@ -80,6 +80,13 @@ function headersOf(spec: Spec, env: NodeJS.ProcessEnv): Record<string, string> {
 }
 
 /**
+ * Whether every model of a run is sim: `--provider sim`, or, with `simFallback` (nobody named a model),
+ * no key for any of the `real` models that need one (`missing` of them have none).
+ */
+export const runsOnSim = (flags: Pick<ModelFlags, 'provider' | 'simFallback'>, real: number, missing: number): boolean =>
+  flags.provider === 'sim' || (flags.provider === undefined && flags.simFallback === true && real > 0 && missing === real);
+
+/**
  * Which of `all` run on sim: all of them under `--provider sim`, or, with `simFallback` (nobody named a
  * model) and no key for any model that needs one, all of them with a notice. A key missing otherwise is
  * an error: a named hosted model never runs on sim quietly.
@@ -98,7 +105,7 @@ function chooseProviders(config: Config, flags: ModelFlags, all: readonly Spec[]
     const endpoint = endpoints.get(spec) as Endpoint;
     return endpoint.apiKey === undefined && !endpoint.custom;
   });
-  const simulated = flags.provider === 'sim' || (flags.provider === undefined && flags.simFallback === true && real.length > 0 && missing.length === real.length);
+  const simulated = runsOnSim(flags, real.length, missing.length);
   if (simulated && flags.provider === undefined) {
     const wanted = [...new Set(missing.map((spec) => (endpoints.get(spec) as Endpoint).wanted))].join(' or ');
     notices.push(`no API key found (${wanted} not set): using the built-in sim provider; replies are simulated, offline`);

@@ -178,6 +178,8 @@ export interface Endpoint {
   readonly baseURL: string | undefined;
   /** The variable a user should set when the key is missing. */
   readonly wanted: string;
+  /** Every environment variable looked at for the key, in order (`api_key_env`, `${VAR}` references, `wanted`). */
+  readonly variables: readonly string[];
   /** A base URL other than the provider's own was configured (local servers need no key). */
   readonly custom: boolean;
 }
@@ -187,6 +189,7 @@ export function endpointOf(spec: Spec, config: Config, env: NodeJS.ProcessEnv): 
   const section = spec.provider === 'openrouter' ? config.openrouter : config.api;
   const sectionName = spec.provider === 'openrouter' ? 'openrouter' : 'api';
   const wanted = `${spec.provider.toUpperCase()}_API_KEY`;
+  const variables: string[] = [];
   const literal = (value: string | null | undefined, path: string): string | undefined => {
     if (value === undefined || value === null) return undefined;
     let expanded: string;
@@ -197,19 +200,28 @@ export function endpointOf(spec: Spec, config: Config, env: NodeJS.ProcessEnv): 
     }
     return PLACEHOLDER.test(expanded) ? undefined : expanded;
   };
-  const fromEnv = (name: string | undefined): string | undefined => (name === undefined ? undefined : literal(env[name], name));
+  const fromEnv = (name: string | undefined): string | undefined => {
+    if (name === undefined) return undefined;
+    variables.push(name);
+    return literal(env[name], name);
+  };
   const sectionApplies = spec.provider === 'openrouter' || (config.api.provider ?? 'openai') === spec.provider;
+  // A value from the config file: the variables its `${VAR}` references name (a value from the environment is a key, never scanned).
+  const configured = (value: string | null | undefined, path: string): string | undefined => {
+    for (const [, name] of (value ?? '').matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g)) variables.push(name as string);
+    return literal(value, path);
+  };
   const apiKey =
-    literal(spec.apiKey, `${spec.path}.api_key`) ??
+    configured(spec.apiKey, `${spec.path}.api_key`) ??
     fromEnv(spec.apiKeyEnv) ??
-    (sectionApplies ? (literal(section.api_key, `${sectionName}.api_key`) ?? fromEnv(section.api_key_env)) : undefined) ??
+    (sectionApplies ? (configured(section.api_key, `${sectionName}.api_key`) ?? fromEnv(section.api_key_env)) : undefined) ??
     fromEnv(wanted);
   const sectionBase = sectionApplies ? (section.base_url ?? baseOf(section.endpoint)) : undefined;
   const rawBase = spec.baseUrl ?? sectionBase;
   const basePath = spec.baseUrl === undefined ? `${sectionName}.${section.base_url === undefined ? 'endpoint' : 'base_url'}` : spec.baseUrlPath;
   const baseURL = rawBase === undefined ? (spec.provider === 'openrouter' ? OPENROUTER_BASE_URL : undefined) : checkBaseUrl(expandEnv(rawBase, basePath, env), basePath);
   const custom = baseURL !== undefined && !/^https:\/\/(api\.openai\.com|openrouter\.ai)\b/.test(baseURL);
-  return { apiKey, baseURL, wanted, custom };
+  return { apiKey, baseURL, wanted, custom, variables: [...new Set(variables)] };
 }
 
 /**

@@ -181,8 +181,11 @@ export class DirSink implements Sink {
     }
     if (options.run !== undefined) {
       // A resume keeps the original record; providers add up, so a directory forced to mix them says so.
+      // The limit is the latest one (`--resume --limit 20`, `--no-limit`): the next plain --resume keeps to it.
       const providers = [...new Set([...(resume?.run?.providers ?? []), ...(options.run.providers ?? [])])].sort();
-      const record: RunRecord = resume?.run === undefined ? options.run : { ...resume.run, ...(providers.length === 0 ? {} : { providers }), resumed_at: [...(resume.run.resumed_at ?? []), new Date().toISOString()] };
+      const invocation = resume?.run?.invocation === undefined || options.run.invocation === undefined ? resume?.run?.invocation : { ...resume.run.invocation, limit: options.run.invocation.limit ?? null };
+      const record: RunRecord =
+        resume?.run === undefined ? options.run : { ...resume.run, ...(providers.length === 0 ? {} : { providers }), ...(invocation === undefined ? {} : { invocation }), resumed_at: [...(resume.run.resumed_at ?? []), new Date().toISOString()] };
       await replaceJson(path(RUN_FILE), record);
     }
     // usage.json now holds the whole log: a run killed from here on loses none of what it bills.

@@ -66,4 +66,6 @@ export interface Invocation {
   readonly base_url_withheld: boolean;
   /** `--batch` as given (absent in records written before batch mode). */
   readonly batch?: boolean | null;
+  /** `--limit N`: the first N tasks of the input (absent in records written before it). */
+  readonly limit?: number | null;
 }

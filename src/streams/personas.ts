@@ -50,6 +50,8 @@ export interface TaskOptions extends ReadLinesOptions {
   readonly strict?: boolean;
   /** Receives `FILE:LINE: message` for every bad line (default: nothing). */
   readonly onWarning?: (message: string) => void;
+  /** Called just before `onWarning` reports a line that could not be read as a persona (not JSON, refused by the schema), not one skipped for what it holds. */
+  readonly onBadLine?: () => void;
   /** Queries for personas that carry none (`--queries`): `perPersona` of them each, drawn with the persona's RNG. */
   readonly queries?: { readonly dataset: QueryDataset; readonly perPersona: number; readonly strategy?: 'random' | 'round_robin' } | undefined;
 }

@@ -92,3 +92,21 @@ export async function* counted<T>(source: AsyncIterable<T>, onTask: (task: T) =>
     yield task;
   }
 }
+
+/**
+ * The first `limit` items of `source` (`generate --limit N`), then nothing: the item after the last is
+ * never asked for, so no input line past the limit is read, parsed or reported.
+ *
+ * @example
+ * firstTasks(readTasks(stream, options), 10) // the first 10 persona × query tasks of the input
+ */
+export async function* firstTasks<T>(source: AsyncIterable<T>, limit: number): AsyncGenerator<T> {
+  if (!Number.isInteger(limit) || limit < 0) throw new TypeError(`Expected \`limit\` to be a non-negative integer, got \`${String(limit)}\``);
+  if (limit === 0) return;
+  let taken = 0;
+  for await (const item of source) {
+    yield item;
+    taken += 1;
+    if (taken >= limit) return;
+  }
+}

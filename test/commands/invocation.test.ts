@@ -45,6 +45,19 @@ describe('resumeFlags', () => {
     await expect(resumeFlags(undefined, { out: dir, resume: true, baseUrl: 'https://u:secret@proxy.example/v1' })).resolves.toBeDefined();
   });
 
+  it('keeps the --limit the run was started with; a new --limit replaces it and --no-limit lifts it', async () => {
+    await recordFor({ ...started, limit: 20 }, 'personas.ndjson');
+    expect((await resumeFlags(undefined, { out: dir, resume: true })).flags.limit).toBe(20);
+    expect((await resumeFlags(undefined, { out: dir, resume: true, limit: 50 })).flags.limit).toBe(50);
+    const lifted = (await resumeFlags(undefined, { out: dir, resume: true, limit: false })).flags;
+    expect(lifted.limit).toBe(false);
+    // What the resumed run records: no limit any more, so the next plain --resume keeps to the whole input.
+    expect(invocationOf('personas.ndjson', lifted).limit).toBeNull();
+    // A run.json written before --limit existed has none.
+    await recordFor(started, 'personas.ndjson');
+    expect((await resumeFlags(undefined, { out: dir, resume: true })).flags.limit).toBeUndefined();
+  });
+
   it('changes nothing without --resume, or without a run.json that records the invocation', async () => {
     expect(await resumeFlags('x', { out: dir })).toEqual({ file: 'x', flags: { out: dir } });
     expect(await resumeFlags(undefined, { out: dir, resume: true })).toEqual({ file: undefined, flags: { out: dir, resume: true } });
