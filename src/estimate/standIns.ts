@@ -5,7 +5,6 @@ import { createSimModel } from '../models/sim.js';
 import type { Spec } from '../models/specs.js';
 import { PER_MESSAGE, REPLY_PRIMING, counterFor, methodFor, type Counter, type TokenMethod } from '../models/tokens.js';
 import { DEFAULT_STOP_TOKEN } from '../prompts/simulator.js';
-import { stableId } from '../rng.js';
 
 /**
  * Which end of the range a rendering stands for. `low`: conversations end at min_turns (the simulated
@@ -148,8 +147,12 @@ export class StandIns {
         const prompt = request.messages[0]?.content ?? '';
         const asked = this.#judgeAsks.get(prompt) ?? 0;
         this.#judgeAsks.set(prompt, asked + 1);
-        // Each conversation's wrong answer its own, so that sim's verdict on the re-ask (drawn from its last messages) differs between conversations.
-        return billed(high && asked < this.#options.judgeRetries ? `${NOT_JSON} (${stableId(prompt, 8)})` : await simReply());
+        if (high && asked < this.#options.judgeRetries) return billed(NOT_JSON);
+        // Sim's verdict is drawn from the messages it is shown: show it the conversation's first message
+        // only, so a conversation is rejected (and topped up) or not whatever its length (more turns never
+        // cost less), while its checks' findings still count.
+        const opening = (request.hints?.judge?.key ?? prompt).split('\n')[0] ?? '';
+        return billed(await simReply({ ...request, messages: [{ role: 'user', content: opening }] }));
       }
       default:
         return billed(await simReply());
