@@ -219,7 +219,10 @@ function assumptionsOf(estimate: Omit<Estimate, 'assumptions'>, stated: Stated):
     lines.push(`replies: the assistant's typical reply, ${stated.replyTokens} tokens or its cap when lower (low; --reply-tokens), to its max_completion_tokens (high: ${caps}); the user simulator's and the helpers' replies as long as sim writes them (low) to their caps (high); every later prompt carries the assistant's replies at those lengths`);
     lines.push(`sample: ${sample}, low and high each, once with each assistant model`);
   }
-  if (stated.assistants.length > 1) lines.push(`pool: ${stated.assistants.map((a) => `${percent(a.share)} ${a.model}`).join(', ')} of the conversations (the weights, not the draws of a small sample)`);
+  if (stated.assistants.length > 1) {
+    const shares = stated.assistants.map((a) => `${percent(a.share)} ${a.model}`).join(', ');
+    lines.push(exact && input.sampled === input.tasks ? `pool: weights ${shares}, drawn for each conversation as the run draws them` : `pool: ${shares} of the conversations (the weights, not the draws of a small sample)`);
+  }
   if (stated.noise === 'semantic') lines.push(`noise: semantic, a model call for each noised turn, drawn for ${percent(stated.activation)} of user turns as the run's seeded draws fall on the sampled tasks`);
   else if (stated.noise === 'rules') lines.push('noise: rules (no model calls)');
   if (stated.styleTransfer !== undefined) lines.push(`style transfer: ${percent(stated.styleTransfer)} of the queries without adapted_query, one call each (the run's seeded draws)`);

@@ -127,10 +127,11 @@ function endOf(renderings: readonly { readonly weight: number; readonly renderin
 }
 
 /**
- * Renders `sample` for both ends and carries the tallies over to `total` tasks. With `exact` (every model
- * is sim: its replies, lengths and judgements are the run's own) the sample is rendered once, as the run
- * would go, and both ends are that. Otherwise every pool entry with a weight gets a low and a high
- * rendering of the whole sample, mixed by the weights, so a small sample still gets the pool's shares.
+ * Renders `sample` for both ends and carries the tallies over to `total` tasks. Every pool entry with a
+ * weight gets a low and a high rendering of the whole sample, mixed by the weights, so a small sample
+ * still gets the pool's shares. With `exact` (every model is sim: its replies, lengths and judgements are
+ * the run's own) one rendering per entry is both ends; and when the sample is the whole input, the one
+ * rendering is the run itself, its pool drawn as the run draws it.
  */
 export async function renderEnds(sample: readonly Task[], total: number, setup: RenderSetup, standIns: StandIns, exact: boolean): Promise<Ends> {
   const { pool } = setup.conversations;
@@ -138,7 +139,7 @@ export async function renderEnds(sample: readonly Task[], total: number, setup: 
     const none: End = { tallies: new Map(), turns: 0, rejected: 0, failed: 0, topUps: 0 };
     return { low: none, high: none };
   }
-  if (exact) {
+  if (exact && sample.length === total) {
     standIns.reset();
     const end = endOf([{ weight: 1, rendering: await render(sample, setup, { pool, supplement: true }) }], sample.length, total);
     return { low: end, high: end };
@@ -147,12 +148,13 @@ export async function renderEnds(sample: readonly Task[], total: number, setup: 
   const high: { weight: number; rendering: Rendering }[] = [];
   for (const [index, entry] of pool.entries.entries()) {
     if (entry.weight <= 0) continue;
-    for (const [scenario, into, supplement] of [['low', low, false], ['high', high, true]] as const) {
+    for (const [scenario, into, supplement] of exact ? ([['low', low, true]] as const) : ([['low', low, false], ['high', high, true]] as const)) {
       standIns.scenario = scenario;
       standIns.reset();
       into.push({ weight: entry.weight, rendering: await render(sample, setup, { pool: only(pool, index), supplement }) });
     }
   }
   standIns.reset();
-  return { low: endOf(low, sample.length, total), high: endOf(high, sample.length, total) };
+  const lowEnd = endOf(low, sample.length, total);
+  return { low: lowEnd, high: exact ? lowEnd : endOf(high, sample.length, total) };
 }

@@ -108,6 +108,10 @@ interaction_generation:
     const ends = await renderEnds(tasks(4), 4, setup, standIns, exact);
     expect(ends.low).toBe(ends.high);
     expect([...ends.low.tallies.keys()].every((model) => model.startsWith('sim/'))).toBe(true);
+    // A sample of a larger input: still one end, carried over.
+    const sampled = await renderEnds(tasks(4), 12, setup, standIns, exact);
+    expect(sampled.low).toBe(sampled.high);
+    expect(calls(sampled.low.tallies)).toBeCloseTo(3 * calls(ends.low.tallies), 9);
   });
 
   it('renders nothing for an empty input', async () => {
