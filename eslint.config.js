@@ -13,7 +13,7 @@ import tseslint from 'typescript-eslint';
 const FLOORS = [
   ['cli.ts', 'index.ts'],
   ['commands'],
-  ['pipeline.ts', 'export', 'view'],
+  ['pipeline.ts', 'estimate', 'export', 'view'],
   ['queue'],
   ['operators'],
   ['conversation'],

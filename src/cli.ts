@@ -1,5 +1,6 @@
 // The command line: the program's commands and options (each command runs from src/commands/), Unix manners, exit codes.
 import { Command, CommanderError, Option } from 'commander';
+import { estimateCommand } from './commands/estimate.js';
 import { exportCommand } from './commands/export.js';
 import { judgeCommand } from './commands/judge.js';
 import { runGenerate, type GenerateFlags } from './commands/generate.js';
@@ -80,6 +81,7 @@ export function program(setExitCode: (code: number) => void): Command {
     .action(async (file: string, flags: NoiseFlags) => {
       setExitCode(await runNoise(file, flags));
     });
+  estimateCommand(cli.command('estimate'), setExitCode);
   judgeCommand(cli.command('judge'), setExitCode);
   exportCommand(cli.command('export'), setExitCode);
   viewCommand(cli.command('view'), setExitCode);

@@ -34,6 +34,7 @@ import { countPersonas, firstTasks, skipWritten, type SkipCounts } from '../stre
 import { unfinished, type Outcome as TaskOutcome, type Task } from '../types.js';
 import { Budget, tokensOf, worstCase, type CostShape, type Price } from './budget.js';
 import { assertReadable, version } from './common.js';
+import { warnOverBudget } from './estimate.js';
 import type { GenerateFlags } from './flags.js';
 import { invocationOf, resumeCommand, resumeFlags } from './invocation.js';
 import type { QueueProducer } from './queued.js';
@@ -88,6 +89,7 @@ export async function runGenerate(typedFile: string | undefined, typed: Generate
   const holds: Holds = { lock: undefined, fail: () => undefined };
   try {
     const run = await prepare(file, flags, report, holds);
+    await warnOverBudget(file, flags, report);
     return await execute(run, holds, started);
   } finally {
     await holds.lock?.release();

@@ -93,6 +93,8 @@ export interface ConversationFlags {
   readonly onUsage: GenerateOptions['onUsage'];
   /** `generate --batch`: the batch form of each model (src/batch/setup.ts). */
   readonly batch?: ModelFlags['batch'];
+  /** `personaflow estimate`: a stand-in for every model, nothing called (src/estimate/standIns.ts). */
+  readonly standIn?: ModelFlags['standIn'];
   /** Where the query file is (a resume may run elsewhere); default `settings.queries`. */
   readonly queriesFile?: string | undefined;
   /**
@@ -140,6 +142,7 @@ export async function setUpConversations(loaded: LoadedConfig, settings: RunSett
     ...helpersCalled(config, settings, judging),
     shared: flags.shared,
     batch: flags.batch,
+    standIn: flags.standIn,
   });
   const template = await loadTemplate(ig.user_model.system_prompt_template, loaded.baseDir, 'interaction_generation.user_model.system_prompt_template', DEFAULT_USER_TEMPLATE, SIMULATOR_TEMPLATE);
   const assistantPrompts = await loadAssistantPrompts(config, loaded.baseDir, settings.model !== null);

@@ -79,6 +79,15 @@ function headersOf(spec: Spec, env: NodeJS.ProcessEnv): Record<string, string> {
   return Object.fromEntries(Object.entries(spec.headers ?? {}).map(([name, value]) => [name, expandEnv(value, `${spec.path}.headers.${name}`, env)]));
 }
 
+/** Every spec names a provider we have. */
+function assertProviders(all: readonly Spec[]): void {
+  for (const spec of all) {
+    if (!(PROVIDERS as readonly string[]).includes(spec.provider)) {
+      throw new ConfigError(`${spec.path}.provider: \`${spec.provider}\` is not supported; use ${PROVIDERS.join(', ')} (OpenRouter serves anthropic/... models; any OpenAI-compatible server works with provider openai and base_url)`);
+    }
+  }
+}
+
 /**
  * Whether every model of a run is sim: `--provider sim`, or, with `simFallback` (nobody named a model),
  * no key for any of the `real` models that need one (`missing` of them have none).
@@ -92,11 +101,7 @@ export const runsOnSim = (flags: Pick<ModelFlags, 'provider' | 'simFallback'>, r
  * an error: a named hosted model never runs on sim quietly.
  */
 function chooseProviders(config: Config, flags: ModelFlags, all: readonly Spec[], env: NodeJS.ProcessEnv): { simulated: boolean; endpoints: ReadonlyMap<Spec, Endpoint>; notices: string[] } {
-  for (const spec of all) {
-    if (!(PROVIDERS as readonly string[]).includes(spec.provider)) {
-      throw new ConfigError(`${spec.path}.provider: \`${spec.provider}\` is not supported; use ${PROVIDERS.join(', ')} (OpenRouter serves anthropic/... models; any OpenAI-compatible server works with provider openai and base_url)`);
-    }
-  }
+  assertProviders(all);
   const notices: string[] = [];
   // Models that need a key: sim and llama run here.
   const real = all.filter((spec) => spec.provider !== 'sim' && spec.provider !== 'llama');
@@ -159,6 +164,11 @@ function limitersFor(config: Config, flags: ModelFlags): { readonly limiters: Ma
  * `sim` (model names kept) and a notice says so; a key missing for some only is an error.
  */
 function buildSpecs(config: Config, given: ModelFlags, all: readonly Spec[], env: NodeJS.ProcessEnv): Built {
+  const { standIn } = given;
+  if (standIn !== undefined) {
+    assertProviders(all);
+    return { settings: (spec) => ({ model: standIn(spec), temperature: spec.temperature, maxCompletionTokens: spec.maxCompletionTokens }), resources: { notices: [], limiters: new Map(), close: () => Promise.resolve() } };
+  }
   // The assistant and the simulator on one model are two clients: what they notice is said once.
   const said = new Set<string>();
   const flags: ModelFlags = { ...given, onNotice: (message) => (said.has(message) ? undefined : (said.add(message), given.onNotice?.(message))) };

@@ -44,6 +44,11 @@ export interface ModelFlags {
   readonly shared?: SharedLimitsFactory | undefined;
   /** `generate --batch`: each model is built as this makes it from its target, its calls gathered into batch rounds (no rate limiter). */
   readonly batch?: ((target: BatchTarget) => ChatModel) | undefined;
+  /**
+   * `personaflow estimate`: every model is what this makes of its spec (provider and model as configured),
+   * and nothing is called: no key is looked up, no limiter is put in front, no llama file is loaded.
+   */
+  readonly standIn?: ((spec: Spec) => ChatModel) | undefined;
 }
 
 /** A model as a batch run needs it: a sim model that answers in this process, or an OpenAI-compatible endpoint. */

@@ -17,16 +17,17 @@ export function methodFor(model: string): TokenMethod {
   return 'chars/4';
 }
 
-type Counter = (text: string) => number;
+/** Counts the tokens of one text. */
+export type Counter = (text: string) => number;
 
 const counters = new Map<TokenMethod, Promise<Counter>>();
 
 /**
  * The counter of a method. gpt-tokenizer's encodings (pure JavaScript, MIT, no dependencies) are imported
- * only when a server first leaves usage out: loading one takes about a second and ~60 MB, which runs
- * against servers that report usage never pay.
+ * only when a server first leaves usage out (or `personaflow estimate` counts prompts): loading one takes
+ * about a second and ~60 MB, which runs against servers that report usage never pay.
  */
-function counterFor(method: TokenMethod): Promise<Counter> {
+export function counterFor(method: TokenMethod): Promise<Counter> {
   let counter = counters.get(method);
   if (counter === undefined) {
     counter =
@@ -41,8 +42,8 @@ function counterFor(method: TokenMethod): Promise<Counter> {
 }
 
 /** Tokens OpenAI's chat format adds per message (role and separators), and to prime the reply. */
-const PER_MESSAGE = 3;
-const REPLY_PRIMING = 3;
+export const PER_MESSAGE = 3;
+export const REPLY_PRIMING = 3;
 
 /**
  * The usage of one call, counted here: the prompt's messages with the chat format's overhead, and the

@@ -86,3 +86,22 @@ describe('buildDistractorModel', () => {
     expect(() => buildModels(config, { distractor: true }, env)).toThrow(/^interaction_generation\.assistant_model\.model: llama model file not found: .*missing\.gguf$/);
   });
 });
+
+describe('buildModels with a stand-in (personaflow estimate)', () => {
+  it('makes every model the stand-in of its spec: no key is read, no limiter built, provider and name kept', async () => {
+    const config = await configOf('distractor:\n  llm: { provider: openrouter, model: anthropic/claude-haiku-4.5 }\njudge:\n  llm: { model: gpt-4.1-mini }\n');
+    const { env, read } = watchedEnv({});
+    const specs: string[] = [];
+    const models = buildModels(config, { distractor: true, judge: true, standIn: (spec) => (specs.push(`${spec.provider}/${spec.model}`), { provider: spec.provider, model: spec.model, complete: () => Promise.reject(new Error('not called')) }) }, env);
+    expect(read).toEqual(new Set());
+    expect(models.limiters.size).toBe(0);
+    expect(specs).toEqual(['openai/gpt-4o-mini', 'openai/gpt-4o-mini', 'openrouter/anthropic/claude-haiku-4.5', 'openai/gpt-4.1-mini']);
+    expect(models.providers).toEqual(['openai', 'openrouter']);
+    expect({ provider: models.distractor?.model.provider, model: models.distractor?.model.model, cap: models.distractor?.maxCompletionTokens }).toEqual({ provider: 'openrouter', model: 'anthropic/claude-haiku-4.5', cap: 512 });
+  });
+
+  it('still refuses a provider it does not have', async () => {
+    const config = await configOf('api:\n  provider: anthropic\n');
+    expect(() => buildModels(config, { standIn: () => ({ provider: 'x', model: 'y', complete: () => Promise.reject(new Error('not called')) }) }, {})).toThrow(/interaction_generation\.assistant_model\.provider: `anthropic` is not supported/);
+  });
+});
