@@ -150,25 +150,38 @@ function explain(error: z.ZodError, name: string, doc: Document | undefined, lin
  * validates the result. Errors name the file, line, YAML path and bad value.
  */
 export async function loadConfig(file: string | undefined): Promise<LoadedConfig> {
+  if (file === undefined) return validated({}, { name: undefined, baseDir: process.cwd() });
+  const parsed = parseYaml(await readTextFile(file, 'config file'), file);
+  return validated(parsed.doc.toJS() ?? {}, { name: file, file, baseDir: dirname(resolve(file)), parsed });
+}
+
+/**
+ * The same for a configuration given as an object (the library's `config`: a config.yaml's keys, built in
+ * code): merged over config/default.yaml and validated as a file would be, unknown keys refused. Errors
+ * name `config` and the path (`config: interaction_generation.min_turns: ...`). Relative paths in it (a
+ * template file, a query dataset) are found from `baseDir`.
+ */
+export async function loadConfigObject(user: unknown, baseDir: string = process.cwd()): Promise<LoadedConfig> {
+  return validated(user ?? {}, { name: 'config', baseDir });
+}
+
+/** The user's configuration (`name`: the file, or `config` for an object; undefined: the defaults alone) checked and merged over the defaults. */
+async function validated(user: unknown, from: { readonly name: string | undefined; readonly file?: string; readonly baseDir: string; readonly parsed?: { doc: Document; lines: LineCounter } }): Promise<LoadedConfig> {
   const defaultsPath = join(PACKAGE_CONFIG_DIR, 'default.yaml');
   const defaults = parseYaml(await readFile(defaultsPath, 'utf8'), defaultsPath).doc.toJS() as unknown;
   const notices: string[] = [];
-  let user: unknown = {};
-  let parsed: { doc: Document; lines: LineCounter } | undefined;
-  if (file !== undefined) {
-    parsed = parseYaml(await readTextFile(file, 'config file'), file);
-    user = parsed.doc.toJS() ?? {};
-    if (!isPlainObject(user)) throw new ConfigError(`${file}: expected a YAML mapping at the top level, got ${describeValue(user)}`);
+  const { name, parsed } = from;
+  if (name !== undefined) {
+    if (!isPlainObject(user)) throw new ConfigError(`${name}: expected ${parsed === undefined ? 'an object' : 'a YAML mapping at the top level'}, got ${describeValue(user)}`);
     const keys = checkKeys(user, configSchema);
     if (keys.unknown.length > 0) {
-      const { doc, lines } = parsed;
-      throw new ConfigError(keys.unknown.slice(0, 5).map((issue) => `${file}${keyLine(doc, lines, issue.path)}: ${pathText(issue.path)}: ${issue.message}`).join('\n'));
+      throw new ConfigError(keys.unknown.slice(0, 5).map((issue) => `${name}${parsed === undefined ? '' : keyLine(parsed.doc, parsed.lines, issue.path)}: ${pathText(issue.path)}: ${issue.message}`).join('\n'));
     }
-    if (keys.ignored.length > 0) notices.push(`${file}: PersonaGym keys that personaflow does not use, ignored: ${keys.ignored.join(', ')}`);
+    if (keys.ignored.length > 0) notices.push(`${name}: PersonaGym keys that personaflow does not use, ignored: ${keys.ignored.join(', ')}`);
   }
   const result = configSchema.safeParse(merge(defaults, user), { reportInput: true });
-  if (!result.success) throw new ConfigError(explain(result.error, file ?? defaultsPath, parsed?.doc, parsed?.lines));
-  return { config: result.data, file, baseDir: file === undefined ? process.cwd() : dirname(resolve(file)), notices, named: namedModels(user) };
+  if (!result.success) throw new ConfigError(explain(result.error, name ?? defaultsPath, parsed?.doc, parsed?.lines));
+  return { config: result.data, file: from.file, baseDir: from.baseDir, notices, named: namedModels(user) };
 }
 
 /** Reads and validates one YAML file of its own (a strategy file, say), with the same file:line messages. */
