@@ -48,6 +48,22 @@ describe('the library as a user project sees it', () => {
     expect(result.stderr).not.toMatch(/personaflow'/);
   }, 180_000);
 
+  it('runs examples/library.ts: every persona\'s interaction by for-await, and the same conversations by subscribing', async () => {
+    const result = await checkExamples(['--run', 'examples/library.ts']);
+    expect(result.stderr).toMatch(/1 file\(s\) type-check as a user's project/);
+    expect(result.code).toBe(0);
+    const lines = result.stdout.split('\n').filter((line) => line !== '');
+    const interactions = lines.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as { persona_id: string; num_turns: number; messages: { role: string; content: string }[]; metadata: { end_reason: string; assistant_model: { provider: string } } });
+    expect(interactions.map((interaction) => interaction.persona_id).sort()).toEqual(['dev_02', 'teacher_01']);
+    for (const interaction of interactions) {
+      expect(interaction.metadata.assistant_model.provider).toBe('sim');
+      expect(interaction.messages.length).toBe(2 * interaction.num_turns + (interaction.metadata.end_reason === 'user_stop' ? 1 : 0));
+    }
+    // The Observable variant: a run of its own, with the same seed the same conversations.
+    const summaries = lines.filter((line) => !line.startsWith('{')).sort();
+    expect(summaries).toEqual(interactions.map((interaction) => `${interaction.persona_id}: ${interaction.num_turns} turns, ended by ${interaction.metadata.end_reason}`).sort());
+  }, 180_000);
+
   it("type-checks every ```ts block of README.md and docs/*.md as a user's project", async () => {
     const files = markdownWithTs();
     expect(files.length, 'no ```ts block in README.md or docs/: the library section has no example').toBeGreaterThan(0);
