@@ -1,5 +1,5 @@
 // Library entry: the one call (personaflow), the default prompts, and the operators, sources, models and sinks for your own RxJS pipelines.
-export { personaflow, Generation, type PersonaflowOptions, type Generated, type ConfigInput, type PersonaInput } from './library.js';
+export { personaflow, type Generation, type PersonaflowOptions, type Generated, type ConfigInput, type PersonaInput } from './library.js';
 export { DEFAULT_TEMPLATES, type DefaultTemplate, type TemplateName } from './prompts/defaults.js';
 export { checkTemplate, type TemplateContract } from './prompts/template.js';
 export { DEFAULT_STOP_TOKEN } from './prompts/simulator.js';

@@ -173,7 +173,8 @@ async function prepare(options: PersonaflowOptions, report: Told): Promise<Prepa
     { concurrency: options.concurrency, strict: false, onUsage: undefined, simFallback: options.model === undefined && loaded.named.length === 0, onNotice: options.onNotice },
     report,
   );
-  const input = typeof options.personas === 'string' ? openInput(options.personas) : { name: 'personas', stream: personaLines(options.personas, onBadLine) };
+  const file = typeof options.personas === 'string' ? openInput(options.personas) : undefined;
+  const input = file ?? { name: 'personas', stream: personaLines(options.personas as Exclude<PersonaflowOptions['personas'], string>, onBadLine) };
   const tasks = runTasks(input.stream, config, conversations, { name: input.name, strict: false, onWarning: onBadLine });
   const supplement = supplementOf(config, conversations, settings.supplement_rounds, {
     onUsage: undefined,
@@ -184,6 +185,8 @@ async function prepare(options: PersonaflowOptions, report: Told): Promise<Prepa
     tasks,
     options: { ...conversations.options, supplement },
     close: async () => {
+      // A file the run never began to read (stopped while it was being set up) is closed here; stdin is left alone.
+      if (file !== undefined && file.stream !== process.stdin) file.stream.destroy();
       await conversations.models.close();
       await conversations.queries.dataset?.close();
     },
