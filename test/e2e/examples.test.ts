@@ -68,7 +68,8 @@ describe('the library as a user project sees it', () => {
     const files = markdownWithTs();
     expect(files.length, 'no ```ts block in README.md or docs/: the library section has no example').toBeGreaterThan(0);
     const result = await checkExamples(files);
+    // Until the docs' library snippet stops importing rxjs (issue 23), this names that block's file and line.
+    expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toMatch(/type-check as a user's project/);
-    expect(result.code).toBe(0);
   }, 180_000);
 });
