@@ -1,4 +1,10 @@
-// Library entry: the operators, sources, models and sinks, for use in your own RxJS pipelines.
+// Library entry: the one call (personaflow), the default prompts, and the operators, sources, models and sinks for your own RxJS pipelines.
+export { personaflow, type Generation, type PersonaflowOptions, type Generated, type ConfigInput, type PersonaInput } from './library.js';
+export { DEFAULT_TEMPLATES, type DefaultTemplate, type TemplateName } from './prompts/defaults.js';
+export { checkTemplate, type TemplateContract } from './prompts/template.js';
+export { DEFAULT_STOP_TOKEN } from './prompts/simulator.js';
+// What personaflow() returns is an rxjs Observable: its types, so that a project needs no rxjs of its own to name them.
+export type { Observable, Subscription } from 'rxjs';
 export { pullThrough } from './streams/pull.js';
 export { readLines, openInput, type Line } from './streams/ndjson.js';
 export { readTasks, expandPersona, personaSchema, querySchema } from './streams/personas.js';
@@ -29,8 +35,8 @@ export type { ChatModel, ChatRequest, ChatResponse, ChatMessage, ModelRef, Token
 export { DirSink } from './sinks/dir.js';
 export { StreamSink, type Sink } from './sinks/sink.js';
 export { Batcher, lineWriter, type LineWriter } from './sinks/batcher.js';
-export { loadConfig } from './config/load.js';
-export { configSchema, strategyFileSchema } from './config/schema.js';
+export { loadConfig, loadConfigObject, type LoadedConfig } from './config/load.js';
+export { configSchema, strategyFileSchema, type Config } from './config/schema.js';
 export { generate, type GenerateOptions } from './pipeline.js';
 export { ModelError, FatalError, ConfigError, GuardError } from './errors.js';
 export { rngFor } from './rng.js';
@@ -38,4 +44,4 @@ export { exportSamples, emptyCounts, type ExportStreamOptions, type ExportedSamp
 export { toSample, toPersonaGym, toOpenAI, toShareGPT, interactionInputSchema, personaGymSampleSchema, openAISampleSchema, shareGPTSampleSchema, type Format, type SplitName, type SampleOptions, type PersonaGymSample, type OpenAISample, type ShareGPTSample } from './export/samples.js';
 export { splitOf, parseSplit, type SplitRatios } from './export/split.js';
 export { ExportStatistics } from './export/statistics.js';
-export { verdictOf, judgedRejected, type Task, type LockedTask, type Interaction, type Failure, type Outcome, type TextItem } from './types.js';
+export { verdictOf, judgedRejected, type Task, type LockedTask, type Interaction, type InteractionMessage, type Failure, type Outcome, type TextItem, type Features } from './types.js';

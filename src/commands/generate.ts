@@ -11,7 +11,6 @@ import { ConfigError, FatalError, describeError } from '../errors.js';
 import type { Judge } from '../judge/judge.js';
 import { Drain, type Stopping } from '../limits/stop.js';
 import type { RunModels } from '../models/build.js';
-import { retryingCall } from '../operators/retryingCall.js';
 import type { RoundReport } from '../operators/supplement.js';
 import { generate, type GenerateOptions } from '../pipeline.js';
 import type { QuerySetup } from '../queries/setup.js';
@@ -27,7 +26,6 @@ import { StreamSink, type Sink } from '../sinks/sink.js';
 import { BrokenPipeError } from '../sinks/stdout.js';
 import { UsageTotals, priceOf, type PriceTable } from '../sinks/usage.js';
 import { openInput } from '../streams/ndjson.js';
-import { readTasks } from '../streams/personas.js';
 import { stoppable } from '../streams/pull.js';
 import { inShard, shardName } from '../streams/shard.js';
 import { countPersonas, firstTasks, skipWritten, type SkipCounts } from '../streams/tasks.js';
@@ -39,7 +37,7 @@ import type { GenerateFlags } from './flags.js';
 import { invocationOf, resumeCommand, resumeFlags } from './invocation.js';
 import type { QueueProducer } from './queued.js';
 import { Reporter } from './reporter.js';
-import { runFingerprint, settingsOf, setUpConversations } from './setup.js';
+import { runFingerprint, runTasks, settingsOf, setUpConversations, supplementOf } from './setup.js';
 import { StopSignals } from './signals.js';
 import { explainChange, judgeLine, rejectionsLine, resultOf, resumedLine, summaryLine, targetsLine } from './summary.js';
 
@@ -308,17 +306,8 @@ async function previousRun(flags: GenerateFlags, record: RunRecord, report: Repo
 
 /** The tasks of the input: persona lines expanded (with the query dataset), of the shard, the first --limit of them. */
 export function readInput(run: Pick<Run, 'options' | 'config' | 'queries' | 'flags' | 'report'>, stream: Readable, name: string): AsyncIterable<Task> {
-  const { options, config, queries, flags } = run;
-  const qg = config.query_generation;
-  const tasks = readTasks(stream, {
-    name,
-    seed: options.seed,
-    minTurns: options.minTurns,
-    maxTurns: options.maxTurns,
-    strict: flags.strict === true,
-    onWarning: (message) => run.report.warn(message),
-    queries: queries.dataset === undefined ? undefined : { dataset: queries.dataset, perPersona: qg.selection.queries_per_persona, strategy: qg.selection.strategy },
-  });
+  const { flags } = run;
+  const tasks = runTasks(stream, run.config, run, { name, strict: flags.strict === true, onWarning: (message) => run.report.warn(message) });
   const ours = flags.shard === undefined ? tasks : inShard(tasks, flags.shard);
   // Counted before a resume's skip: the limit is a prefix of the input, the same in every run, so a resume finishes it.
   return typeof flags.limit === 'number' ? firstTasks(ours, flags.limit) : ours;
@@ -326,27 +315,21 @@ export function readInput(run: Pick<Run, 'options' | 'config' | 'queries' | 'fla
 
 /** The pipeline's options: the run's, the hooks of this invocation, and the supplement rounds when a generator is set up. */
 function pipelineOptions(run: Run, hooks: { readonly stopped: () => boolean; readonly stopping: Stopping; readonly onRetry: () => void; readonly onRound: (report: RoundReport) => void }): GenerateOptions {
-  const { options, queries, totals, rounds, previous, config } = run;
-  const ig = config.interaction_generation;
+  const { options, totals, rounds, previous, config } = run;
   return {
     ...options,
     stopping: hooks.stopping,
     onRetry: hooks.onRetry,
     remote: run.queue?.remote(run.flags.backlog ?? DEFAULT_BACKLOG),
-    // With a judge, always: even without rounds it says who is short and why.
-    supplement:
-      queries.generator === undefined && run.judge === undefined
-        ? undefined
-        : {
-            rounds: queries.generator === undefined ? 0 : rounds,
-            generator: queries.generator,
-            call: retryingCall({ maxRetries: ig.max_retries, retryDelayMs: ig.retry_delay * 1000, stopping: hooks.stopping, onRetry: hooks.onRetry, onUsage: totals.call.bind(totals) }),
-            concurrency: options.concurrency,
-            onRound: hooks.onRound,
-            onGeneratorError: (personaId, error) => run.report.say(`supplement: no new queries for persona ${quoted(personaId)}: ${describeError(error)}`),
-            stopped: hooks.stopped,
-            ...(previous === undefined ? {} : { isWritten: (id: string) => previous.done.has(id) }),
-          },
+    supplement: supplementOf(config, run, rounds, {
+      stopping: hooks.stopping,
+      onRetry: hooks.onRetry,
+      onUsage: totals.call.bind(totals),
+      onRound: hooks.onRound,
+      onGeneratorError: (personaId, error) => run.report.say(`supplement: no new queries for persona ${quoted(personaId)}: ${describeError(error)}`),
+      stopped: hooks.stopped,
+      isWritten: previous === undefined ? undefined : (id: string) => previous.done.has(id),
+    }),
   };
 }
 

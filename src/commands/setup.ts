@@ -9,11 +9,16 @@ import { setUpJudge } from '../judge/setup.js';
 import type { SharedLimitsFactory } from '../limits/shared.js';
 import { buildModels, type RunModels } from '../models/build.js';
 import type { ModelFlags } from '../models/specs.js';
+import type { Stopping } from '../limits/stop.js';
+import { retryingCall } from '../operators/retryingCall.js';
+import type { RoundReport } from '../operators/supplement.js';
 import type { GenerateOptions } from '../pipeline.js';
 import { DEFAULT_ASSISTANT_TEMPLATE } from '../prompts/assistant.js';
 import { DEFAULT_STOP_TOKEN, DEFAULT_USER_TEMPLATE, SIMULATOR_TEMPLATE } from '../prompts/simulator.js';
 import { loadPromptText, loadTemplate } from '../prompts/template.js';
 import { setUpQueries, type QuerySetup } from '../queries/setup.js';
+import { readTasks } from '../streams/personas.js';
+import type { Task } from '../types.js';
 import type { Reporter } from './reporter.js';
 
 export type NoiseMode = 'off' | 'rules' | 'semantic';
@@ -196,4 +201,65 @@ async function loadAssistantPrompts(config: Config, baseDir: string, singleModel
   const shared = await loadPromptText(am.system_prompt, baseDir, 'interaction_generation.assistant_model.system_prompt', DEFAULT_ASSISTANT_TEMPLATE);
   if (singleModel || am.model_pool === undefined) return [shared];
   return Promise.all(am.model_pool.map((entry, index) => (entry.system_prompt === undefined ? Promise.resolve(shared) : loadPromptText(entry.system_prompt, baseDir, `interaction_generation.assistant_model.model_pool[${index}].system_prompt`, DEFAULT_ASSISTANT_TEMPLATE))));
+}
+
+/** How a run reads its persona input: its name in messages, and what happens to a bad line. */
+export interface TaskReading {
+  readonly name: string;
+  readonly strict: boolean;
+  readonly onWarning?: ((message: string) => void) | undefined;
+}
+
+/**
+ * The tasks of a run's persona input (generate's file or stdin, the library's personas): persona lines
+ * expanded with the run's seed and turn limits, and personas without queries given the query dataset's
+ * (`query_generation.selection`).
+ */
+export function runTasks(input: AsyncIterable<Buffer | string>, config: Config, run: Pick<Conversations, 'options' | 'queries'>, reading: TaskReading): AsyncGenerator<Task> {
+  const { options, queries } = run;
+  const { selection } = config.query_generation;
+  return readTasks(input, {
+    name: reading.name,
+    seed: options.seed,
+    minTurns: options.minTurns,
+    maxTurns: options.maxTurns,
+    strict: reading.strict,
+    onWarning: reading.onWarning,
+    queries: queries.dataset === undefined ? undefined : { dataset: queries.dataset, perPersona: selection.queries_per_persona, strategy: selection.strategy },
+  });
+}
+
+/** What a run's supplement rounds tell and ask of the command (or the library) around them. */
+export interface SupplementHooks {
+  readonly stopping?: Stopping | undefined;
+  readonly onRetry?: (() => void) | undefined;
+  /** Each billed call of the query generator. */
+  readonly onUsage: GenerateOptions['onUsage'];
+  readonly onRound?: ((report: RoundReport) => void) | undefined;
+  readonly onGeneratorError: (personaId: string, error: unknown) => void;
+  /** True once the run is stopping: no further round starts. */
+  readonly stopped: () => boolean;
+  /** Interaction ids an earlier run already wrote (--resume). */
+  readonly isWritten?: ((interactionId: string) => boolean) | undefined;
+}
+
+/**
+ * The supplement rounds of a run, as `generate` (the pipeline) takes them: with a query generator, up to
+ * `rounds` of new queries for the personas short of their target; with a judge, always (even without
+ * rounds it says who is short and why); with neither, none.
+ */
+export function supplementOf(config: Config, run: Pick<Conversations, 'options' | 'queries' | 'judge'>, rounds: number, hooks: SupplementHooks): GenerateOptions['supplement'] {
+  const { queries, judge, options } = run;
+  if (queries.generator === undefined && judge === undefined) return undefined;
+  const ig = config.interaction_generation;
+  return {
+    rounds: queries.generator === undefined ? 0 : rounds,
+    generator: queries.generator,
+    call: retryingCall({ maxRetries: ig.max_retries, retryDelayMs: ig.retry_delay * 1000, stopping: hooks.stopping, onRetry: hooks.onRetry, onUsage: hooks.onUsage }),
+    concurrency: options.concurrency,
+    onRound: hooks.onRound,
+    onGeneratorError: hooks.onGeneratorError,
+    stopped: hooks.stopped,
+    ...(hooks.isWritten === undefined ? {} : { isWritten: hooks.isWritten }),
+  };
 }

@@ -174,34 +174,39 @@ export interface ConfigReport {
  * `personaflow validate` lists them all.
  */
 export async function inspectConfig(file: string | undefined): Promise<ConfigReport> {
+  if (file === undefined) return inspected({}, { name: undefined, baseDir: process.cwd() });
+  let source: string;
+  try {
+    source = await readTextFile(file, 'config file');
+  } catch (error) {
+    if (error instanceof ConfigError) return { loaded: undefined, errors: [error.message], notices: [] };
+    throw error;
+  }
+  const read = readYaml(source, file);
+  if (read.errors.length > 0) return { loaded: undefined, errors: read.errors, notices: [] };
+  return inspected(read.doc.toJS() ?? {}, { name: file, file, baseDir: dirname(resolve(file)), parsed: read });
+}
+
+/**
+ * The user's configuration (`name`: the file, or `config` for an object; undefined: the defaults alone)
+ * checked and merged over the defaults, every problem collected.
+ */
+async function inspected(user: unknown, from: { readonly name: string | undefined; readonly file?: string; readonly baseDir: string; readonly parsed?: { doc: Document; lines: LineCounter } }): Promise<ConfigReport> {
   const defaultsPath = join(PACKAGE_CONFIG_DIR, 'default.yaml');
   const defaults = parseYaml(await readFile(defaultsPath, 'utf8'), defaultsPath).doc.toJS() as unknown;
   const notices: string[] = [];
   const errors: string[] = [];
-  let user: unknown = {};
-  let parsed: { doc: Document; lines: LineCounter } | undefined;
-  if (file !== undefined) {
-    let source: string;
-    try {
-      source = await readTextFile(file, 'config file');
-    } catch (error) {
-      if (error instanceof ConfigError) return { loaded: undefined, errors: [error.message], notices };
-      throw error;
-    }
-    const read = readYaml(source, file);
-    if (read.errors.length > 0) return { loaded: undefined, errors: read.errors, notices };
-    parsed = read;
-    user = parsed.doc.toJS() ?? {};
-    if (!isPlainObject(user)) return { loaded: undefined, errors: [`${file}: expected a YAML mapping at the top level, got ${describeValue(user)}`], notices };
+  const { name, parsed } = from;
+  if (name !== undefined) {
+    if (!isPlainObject(user)) return { loaded: undefined, errors: [`${name}: expected ${parsed === undefined ? 'an object' : 'a YAML mapping at the top level'}, got ${describeValue(user)}`], notices };
     const keys = checkKeys(user, configSchema);
-    const { doc, lines } = parsed;
-    errors.push(...keys.unknown.map((issue) => `${file}${keyLine(doc, lines, issue.path)}: ${pathText(issue.path)}: ${issue.message}`));
-    if (keys.ignored.length > 0) notices.push(`${file}: PersonaGym keys that personaflow does not use, ignored: ${keys.ignored.join(', ')}`);
+    errors.push(...keys.unknown.map((issue) => `${name}${parsed === undefined ? '' : keyLine(parsed.doc, parsed.lines, issue.path)}: ${pathText(issue.path)}: ${issue.message}`));
+    if (keys.ignored.length > 0) notices.push(`${name}: PersonaGym keys that personaflow does not use, ignored: ${keys.ignored.join(', ')}`);
   }
   const result = configSchema.safeParse(merge(defaults, user), { reportInput: true });
-  if (!result.success) errors.push(...issueLines(result.error, file ?? defaultsPath, parsed?.doc, parsed?.lines));
+  if (!result.success) errors.push(...issueLines(result.error, name ?? defaultsPath, parsed?.doc, parsed?.lines));
   if (errors.length > 0 || !result.success) return { loaded: undefined, errors, notices };
-  return { loaded: { config: result.data, file, baseDir: file === undefined ? process.cwd() : dirname(resolve(file)), notices, named: namedModels(user) }, errors, notices };
+  return { loaded: { config: result.data, file: from.file, baseDir: from.baseDir, notices, named: namedModels(user) }, errors, notices };
 }
 
 /**
@@ -212,6 +217,18 @@ export async function inspectConfig(file: string | undefined): Promise<ConfigRep
 export async function loadConfig(file: string | undefined): Promise<LoadedConfig> {
   const report = await inspectConfig(file);
   if (report.loaded === undefined) throw new ConfigError(firstErrors(report.errors, file ?? 'CONFIG'));
+  return report.loaded;
+}
+
+/**
+ * The same for a configuration given as an object (the library's `config`: a config.yaml's keys, built in
+ * code): merged over config/default.yaml and validated as a file would be, unknown keys refused. Errors
+ * name `config` and the path (`config: interaction_generation.min_turns: ...`). Relative paths in it (a
+ * template file, a query dataset) are found from `baseDir`.
+ */
+export async function loadConfigObject(user: unknown, baseDir: string = process.cwd()): Promise<LoadedConfig> {
+  const report = await inspected(user ?? {}, { name: 'config', baseDir });
+  if (report.loaded === undefined) throw new ConfigError(firstErrors(report.errors, 'config'));
   return report.loaded;
 }
 
