@@ -5,14 +5,26 @@ import { describe, expect, it } from 'vitest';
 import { FatalError, ModelError } from '../../src/errors.js';
 import { callModel } from '../../src/models/call.js';
 import { checkModel, createLlamaModel, defaultThreads, isRemoteModel, llamaLoadCount, resolveModelPath } from '../../src/models/llama.js';
+import type * as NodeLlamaCpp from '../../src/models/llamaLibrary.js';
 import type { ChatMessage, ChatRequest } from '../../src/chat.js';
 import { ROOT } from '../helpers/cli.js';
 
-type Library = typeof import('node-llama-cpp');
-type GenerateArgs = Parameters<InstanceType<Library['LlamaChat']>['generateResponse']>;
+/**
+ * The library as these tests use it: the provider's declared API (src/models/llamaLibrary.ts, checked against
+ * the real module by llamaLibrary.test.ts) and what the tests call besides. node-llama-cpp is optional, so
+ * its own types may be absent where this file is type-checked.
+ */
+type Library = NodeLlamaCpp.Library & {
+  getLlama(options: { build: 'never'; gpu: false; logLevel: unknown }): Promise<{
+    loadModel(options: { modelPath: string }): Promise<{ tokenize(text: string): readonly unknown[]; dispose(): Promise<void> }>;
+    dispose(): Promise<void>;
+  }>;
+};
+type GenerateArgs = Parameters<NodeLlamaCpp.LlamaChat['generateResponse']>;
 
+const LIBRARY: string = 'node-llama-cpp';
 const MODEL = resolve(ROOT, '../shared/models/stories260K.gguf');
-const library = await import('node-llama-cpp').catch(() => undefined);
+const library = (await import(LIBRARY).catch(() => undefined)) as Library | undefined;
 const skipReason = !existsSync(MODEL) ? `${MODEL} is absent` : library === undefined ? 'node-llama-cpp is not installed (npm i node-llama-cpp@3.21.1)' : undefined;
 
 const ask = (content: string, maxCompletionTokens = 24, temperature = 0): ChatRequest => ({

@@ -28,6 +28,10 @@ describe('node-llama-cpp, an optional dependency', () => {
     expect(diagnostics('tsconfig.build.json', { hide: true })).toEqual([]);
   }, 120_000);
 
+  it('the tests and benches type-check without it too (`npm ci --omit=optional` then `npm run typecheck`)', () => {
+    expect(diagnostics('tsconfig.json', { hide: true })).toEqual([]);
+  }, 240_000);
+
   it.skipIf(!hasLibrary)('the installed module fits the API declared in src/models/llamaLibrary.ts', () => {
     const check = join(ROOT, 'src', 'models', '__llama_fits__.ts');
     const source = "import type * as Real from 'node-llama-cpp';\nimport type { Library } from './llamaLibrary.js';\ndeclare const real: typeof Real;\nexport const fits: Library<Real.LlamaLogLevel, Real.LlamaContextSequence, Real.ChatWrapper> = real;\n";
