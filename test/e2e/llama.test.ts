@@ -162,7 +162,7 @@ describe('generate --provider llama without what it needs', () => {
     expect(run.stderr).toBe(`personaflow: the llama provider needs node-llama-cpp, which is not installed: npm install --no-save --save-optional node-llama-cpp@${VERSION}\n`);
     expect(run.code).toBe(2);
     expect(run.stdout).toBe('');
-    // Before any work: no output directory, no model loaded, nothing read past the configuration.
+    // Before any work: no output directory (a run that had started leaves one, with what finished).
     expect(existsSync(out)).toBe(false);
   });
 
