@@ -10,7 +10,7 @@ import type { SharedLimits } from '../limits/shared.js';
 import { createPool, type ModelPool, type PoolEntry } from './pool.js';
 import { createSimModel, type SimOptions } from './sim.js';
 import type { ChatModel } from '../chat.js';
-import { checkModel, createLlamaModel, resolveModelPath, type LlamaChatModel } from './llama.js';
+import { checkLibrary, checkModel, createLlamaModel, resolveModelPath, type LlamaChatModel } from './llama.js';
 import { PROVIDERS, checkProviderFlag, conversationSpecs, endpointOf, helperSpec, type BatchTarget, type Endpoint, type ModelFlags, type Spec } from './specs.js';
 
 
@@ -223,6 +223,9 @@ function buildSpecs(config: Config, given: ModelFlags, all: readonly Spec[], env
     if (model === undefined) {
       const problem = checkModel(spec.model, baseDir);
       if (problem !== undefined) throw new ConfigError(`${spec.path === '--model' ? '--model' : `${spec.path}.model`}: ${problem}`);
+      // node-llama-cpp is installed on demand: without it, stop before the run starts, with the command that installs it.
+      const absent = checkLibrary();
+      if (absent !== undefined) throw new ConfigError(absent);
       model = createLlamaModel({
         model: spec.model,
         baseDir,

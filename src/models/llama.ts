@@ -1,16 +1,16 @@
-// The `llama` provider: a GGUF model run in this process by node-llama-cpp (an optional dependency, imported on first use).
-import { existsSync } from 'node:fs';
+// The `llama` provider: a GGUF model run in this process by node-llama-cpp (an optional peer dependency, installed on demand and imported on first use).
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { availableParallelism, homedir } from 'node:os';
-import { isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { FatalError, ModelError, describeError } from '../errors.js';
+import { PACKAGE_ROOT } from '../paths.js';
 import { hash128 } from '../rng.js';
 import type { ChatMessage, ChatModel, ChatRequest, ChatResponse } from '../chat.js';
 import type * as NodeLlamaCpp from './llamaLibrary.js';
 
-/** The version package.json pins; the install hint names it. */
-export const NODE_LLAMA_CPP_VERSION = '3.21.1';
-/** Overrides the module the provider imports (tests point it at a missing one to see the install hint). */
-export const LLAMA_MODULE_ENV = 'PERSONAFLOW_NODE_LLAMA_CPP';
+/** The package the provider imports. Not installed with personaflow: an optional peer dependency in package.json. */
+const LIBRARY = 'node-llama-cpp';
 /** Sequences (conversations generating at once) per loaded model, whatever the run's concurrency. */
 export const MAX_SEQUENCES = 8;
 /** Upper bound of the context per sequence, so a long-context model does not reserve its whole window N times. */
@@ -33,7 +33,7 @@ export interface LlamaModelOptions {
   readonly seed?: number;
   /** Where remote references are downloaded and cached (default node-llama-cpp's `~/.node-llama-cpp/models`). */
   readonly modelsDir?: string;
-  /** Imports node-llama-cpp; tests inject a failing one. Default: `import(PERSONAFLOW_NODE_LLAMA_CPP ?? 'node-llama-cpp')`. */
+  /** Imports node-llama-cpp; tests inject a failing one. Default: `import('node-llama-cpp')`. */
   readonly importer?: () => Promise<unknown>;
   /** One-line notices (a download starting), for stderr. */
   readonly log?: (line: string) => void;
@@ -70,7 +70,59 @@ export function checkModel(model: string, baseDir?: string): string | undefined 
   return `llama model file not found: ${path}${hint}`;
 }
 
-export const installHint = (): string => `npm i node-llama-cpp@${NODE_LLAMA_CPP_VERSION}`;
+/**
+ * The node-llama-cpp version personaflow is tested with: its peer dependency in package.json, the one place
+ * it is written (CI installs what it says). Undefined when package.json cannot be read.
+ */
+export function nodeLlamaCppVersion(root: string = PACKAGE_ROOT): string | undefined {
+  try {
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { peerDependencies?: Record<string, unknown> };
+    const version = pkg.peerDependencies?.[LIBRARY];
+    return typeof version === 'string' ? version : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The npm command that installs node-llama-cpp where this copy of personaflow (at `root`) imports it from,
+ * run from `cwd`:
+ * - a clone (personaflow is the project): `--no-save --save-optional`, because npm 11.5+ skips a project's
+ *   own optional peer named on `npm install` (npm/cli#8464), and --no-save leaves package.json and the
+ *   lockfile as they are (so the next `npm ci` removes it again);
+ * - a dependency of a project (`<project>/node_modules/personaflow`): a plain install in that project;
+ * - a global install (no package.json above its node_modules): `npm install -g`.
+ * `--prefix DIR` names the directory when it is not the working directory.
+ */
+export function installCommand(root: string = PACKAGE_ROOT, cwd: string = process.cwd(), version: string | undefined = nodeLlamaCppVersion(root)): string {
+  const spec = version === undefined ? LIBRARY : `${LIBRARY}@${version}`;
+  const where = (dir: string): string => (resolve(dir) === resolve(cwd) ? '' : ` --prefix ${quote(dir)}`);
+  const parent = dirname(resolve(root));
+  if (basename(parent) !== 'node_modules') return `npm install --no-save --save-optional ${spec}${where(root)}`;
+  const project = dirname(parent);
+  if (!existsSync(join(project, 'package.json'))) return `npm install -g ${spec}`;
+  return `npm install ${spec}${where(project)}`;
+}
+
+/** A path as a shell word: as it is when plain, else in single quotes. */
+const quote = (path: string): string => (/^[\w./@:+-]+$/.test(path) ? path : `'${path.replace(/'/g, `'\\''`)}'`);
+
+/** The one line for a machine without node-llama-cpp. */
+export const notInstalled = (): string => `the llama provider needs ${LIBRARY}, which is not installed: ${installCommand()}`;
+
+/**
+ * Checks, before a run starts, that node-llama-cpp can be found from where the provider imports it (the
+ * package is located, not loaded). Returns the error line, or undefined when it is there; a package that
+ * is there but fails to load is reported by the first call.
+ */
+export function checkLibrary(from: string | URL = import.meta.url): string | undefined {
+  try {
+    createRequire(from).resolve(LIBRARY);
+    return undefined;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' ? notInstalled() : undefined;
+  }
+}
 
 // One import, one Llama instance and one load per model file for the whole process.
 let library: Promise<Library> | undefined;
@@ -83,7 +135,7 @@ export const llamaLoadCount = (): number => loads;
 
 function importLibrary(importer: (() => Promise<unknown>) | undefined): Promise<Library> {
   if (importer !== undefined) return importer().then((module) => module as Library, (error: unknown) => Promise.reject(missing(error)));
-  library ??= import(process.env[LLAMA_MODULE_ENV] ?? 'node-llama-cpp').then(
+  library ??= import(LIBRARY).then(
     (module) => module as Library,
     (error: unknown) => {
       library = undefined; // installing it mid-process (tests, a REPL) works on the next try
@@ -93,15 +145,19 @@ function importLibrary(importer: (() => Promise<unknown>) | undefined): Promise<
   return library;
 }
 
-const missing = (error: unknown): FatalError =>
-  new FatalError(`the llama provider needs node-llama-cpp, which is not installed or failed to load (${describeError(error)}); install it with: ${installHint()}`, { cause: error });
+/** node-llama-cpp itself not found, or found but failing to load (a dependency or its binary missing): one line each. */
+function missing(error: unknown): FatalError {
+  const absent = (error as NodeJS.ErrnoException | undefined)?.code === 'ERR_MODULE_NOT_FOUND' && describeError(error).includes(`'${LIBRARY}'`);
+  const message = absent ? notInstalled() : `${LIBRARY} is installed but failed to load (${describeError(error)}); reinstall it: ${installCommand()}`;
+  return new FatalError(message, { cause: error });
+}
 
 function getRuntime(lib: Library): Promise<NodeLlamaCpp.Llama> {
   // build: 'never' and skipDownload: use the prebuilt binaries npm installed, never compile llama.cpp here.
   // maxThreads 0: each context's `threads` is then exactly the number used, not a hint under a global cap.
   runtime ??= lib.getLlama({ build: 'never', skipDownload: true, progressLogs: false, logLevel: lib.LlamaLogLevel.error, maxThreads: 0 }).catch((error: unknown) => {
     runtime = undefined;
-    throw new FatalError(`llama: node-llama-cpp found no usable llama.cpp binary for this machine (${describeError(error)}); reinstall it with: ${installHint()}`, { cause: error });
+    throw new FatalError(`llama: node-llama-cpp found no usable llama.cpp binary for this machine (${describeError(error)}); reinstall it: ${installCommand()}`, { cause: error });
   });
   return runtime;
 }

@@ -1,16 +1,15 @@
 // End to end: `generate --provider llama` with the real tiny model in the CLI's own process, and its failures.
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, relative, resolve } from 'node:path';
+import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, runCli } from '../helpers/cli.js';
+import { ROOT, childEnv, runCli, type Run } from '../helpers/cli.js';
+import { LLAMA_MODEL as MODEL, llamaSkipReason as skipReason } from '../helpers/llama.js';
+import { nodeLlamaCppVersion } from '../../src/models/llama.js';
 
-const MODEL = resolve(ROOT, '../shared/models/stories260K.gguf');
-const hasLibrary = existsSync(join(ROOT, 'node_modules', 'node-llama-cpp', 'package.json'));
-const skipReason = !existsSync(MODEL) ? `${MODEL} is absent` : !hasLibrary ? 'node-llama-cpp is not installed (npm i node-llama-cpp@3.21.1)' : undefined;
-/** Makes the CLI import a module that does not exist in place of node-llama-cpp: a machine without it. */
-const WITHOUT_LIBRARY = { PERSONAFLOW_NODE_LLAMA_CPP: 'personaflow-test-no-such-module' };
+const VERSION = nodeLlamaCppVersion(ROOT) ?? 'unknown';
 
 interface Interaction {
   interaction_id: string;
@@ -107,20 +106,80 @@ describe.skipIf(skipReason !== undefined)(`generate --provider llama${skipReason
   }, 90_000);
 });
 
+/**
+ * The built CLI as it is on a machine where node-llama-cpp was never installed: bin/, dist/bundle/,
+ * package.json and config/ at `root`, and a node_modules that holds every installed package but
+ * node-llama-cpp (links into the repository's). Nothing is uninstalled, and nothing in personaflow is told
+ * to look elsewhere: the CLI looks up node-llama-cpp from where it is, as a user's copy would.
+ */
+async function installWithout(root: string): Promise<void> {
+  await mkdir(join(root, 'node_modules'), { recursive: true });
+  await cp(join(ROOT, 'bin'), join(root, 'bin'), { recursive: true });
+  await cp(join(ROOT, 'dist', 'bundle'), join(root, 'dist', 'bundle'), { recursive: true });
+  await cp(join(ROOT, 'package.json'), join(root, 'package.json'));
+  await symlink(join(ROOT, 'config'), join(root, 'config'));
+  for (const name of await readdir(join(ROOT, 'node_modules'))) {
+    if (name === 'node-llama-cpp' || name === '@node-llama-cpp' || name.startsWith('.')) continue;
+    await symlink(join(ROOT, 'node_modules', name), join(root, 'node_modules', name));
+  }
+}
+
+/** Runs the CLI at `root` from `cwd` (like runCli, which runs the repository's). */
+function runAt(root: string, cwd: string, args: readonly string[]): Promise<Run> {
+  const started = Date.now();
+  const child = spawn(process.execPath, [join(root, 'bin', 'personaflow.js'), ...args], { cwd, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      clearTimeout(killer);
+      resolve({ code, signal, stdout, stderr, ms: Date.now() - started });
+    });
+  });
+}
+
 describe('generate --provider llama without what it needs', () => {
-  it('fails with one line saying how to install node-llama-cpp when the library is missing', async () => {
-    const run = await runCli(['generate', personasFile, '-c', config, '--provider', 'llama', '--model', 'package.json', '--supplement-rounds', '0', '-q'], { env: WITHOUT_LIBRARY });
-    expect(run.code).toBe(1);
+  /** A clone of personaflow, and a project that installed personaflow as a dependency, both without node-llama-cpp. */
+  let clone: string;
+  let project: string;
+  beforeAll(async () => {
+    clone = join(dir, 'clone', 'personaflow');
+    await installWithout(clone);
+    project = join(dir, 'app');
+    await installWithout(join(project, 'node_modules', 'personaflow'));
+    await writeFile(join(project, 'package.json'), JSON.stringify({ name: 'app', dependencies: { personaflow: '0.1.0' } }));
+  }, 120_000);
+
+  it('stops before any work, exit 2, with one line naming the command that installs node-llama-cpp (a clone)', async () => {
+    // The copy really lacks it: nothing from the clone finds node-llama-cpp.
+    expect(existsSync(join(clone, 'node_modules', 'node-llama-cpp'))).toBe(false);
+    const out = join(dir, 'out-clone');
+    const run = await runAt(clone, clone, ['generate', personasFile, '-c', config, '--provider', 'llama', '--model', MODEL, '--supplement-rounds', '0', '--out', out]);
+    expect(run.stderr).toBe(`personaflow: the llama provider needs node-llama-cpp, which is not installed: npm install --no-save --save-optional node-llama-cpp@${VERSION}\n`);
+    expect(run.code).toBe(2);
     expect(run.stdout).toBe('');
-    // The error, then the result line a script checks.
-    const lines = run.stderr.trim().split('\n');
-    expect(lines).toHaveLength(2);
-    expect(lines[1]).toBe('personaflow: result: stopped (exit 1): see the error above');
-    expect(lines[0]).toMatch(/^personaflow: the llama provider needs node-llama-cpp, which is not installed or failed to load \(.*personaflow-test-no-such-module.*\); install it with: npm i node-llama-cpp@3\.21\.1$/);
+    // Before any work: no output directory (a run that had started leaves one, with what finished).
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('names the directory when run from elsewhere, and the project when personaflow is one of its dependencies', async () => {
+    const fromElsewhere = await runAt(clone, dir, ['generate', personasFile, '-c', config, '--provider', 'llama', '--model', MODEL]);
+    expect(fromElsewhere.code).toBe(2);
+    expect(fromElsewhere.stderr).toBe(`personaflow: the llama provider needs node-llama-cpp, which is not installed: npm install --no-save --save-optional node-llama-cpp@${VERSION} --prefix ${clone}\n`);
+    // A config that names llama (not the flag) for the user simulator only: the same check, the same line.
+    const own = join(dir, 'user-llama.yaml');
+    await writeFile(own, `interaction_generation:\n  min_turns: 1\n  max_turns: 1\n  user_model: { provider: llama, model: ${JSON.stringify(MODEL)} }\n`);
+    const dependency = await runAt(join(project, 'node_modules', 'personaflow'), project, ['generate', personasFile, '-c', own, '--supplement-rounds', '0']);
+    expect(dependency.code).toBe(2);
+    expect(dependency.stderr).toBe(`personaflow: the llama provider needs node-llama-cpp, which is not installed: npm install node-llama-cpp@${VERSION}\n`);
   });
 
   it('leaves every other provider alone when node-llama-cpp is missing', async () => {
-    const run = await runCli(['generate', personasFile, '-c', config, '--provider', 'sim', '--supplement-rounds', '0', '-q'], { env: WITHOUT_LIBRARY });
+    const run = await runAt(clone, clone, ['generate', personasFile, '-c', config, '--provider', 'sim', '--supplement-rounds', '0', '-q']);
     expect(run.code).toBe(0);
     expect(parse(run.stdout)).toHaveLength(3);
   });

@@ -1,19 +1,35 @@
 // The llama provider against the real tiny model (../shared/models/stories260K.gguf), and its guards when the library or file is missing.
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { fc, test } from '@fast-check/vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FatalError, ModelError } from '../../src/errors.js';
 import { callModel } from '../../src/models/call.js';
-import { checkModel, createLlamaModel, defaultThreads, isRemoteModel, llamaLoadCount, resolveModelPath } from '../../src/models/llama.js';
+import { checkLibrary, checkModel, createLlamaModel, defaultThreads, installCommand, isRemoteModel, llamaLoadCount, nodeLlamaCppVersion, resolveModelPath } from '../../src/models/llama.js';
+import type * as NodeLlamaCpp from '../../src/models/llamaLibrary.js';
 import type { ChatMessage, ChatRequest } from '../../src/chat.js';
 import { ROOT } from '../helpers/cli.js';
+import { LLAMA_MODEL as MODEL, llamaInstalled, llamaSkipReason as skipReason } from '../helpers/llama.js';
 
-type Library = typeof import('node-llama-cpp');
-type GenerateArgs = Parameters<InstanceType<Library['LlamaChat']>['generateResponse']>;
+/**
+ * The library as these tests use it: the provider's declared API (src/models/llamaLibrary.ts, checked against
+ * the real module by llamaLibrary.test.ts) and what the tests call besides. node-llama-cpp is an optional
+ * peer dependency, so its own types may be absent where this file is type-checked.
+ */
+type Library = NodeLlamaCpp.Library & {
+  getLlama(options: { build: 'never'; gpu: false; logLevel: unknown }): Promise<{
+    loadModel(options: { modelPath: string }): Promise<{ tokenize(text: string): readonly unknown[]; dispose(): Promise<void> }>;
+    dispose(): Promise<void>;
+  }>;
+};
+type GenerateArgs = Parameters<NodeLlamaCpp.LlamaChat['generateResponse']>;
 
-const MODEL = resolve(ROOT, '../shared/models/stories260K.gguf');
-const library = await import('node-llama-cpp').catch(() => undefined);
-const skipReason = !existsSync(MODEL) ? `${MODEL} is absent` : library === undefined ? 'node-llama-cpp is not installed (npm i node-llama-cpp@3.21.1)' : undefined;
+const LIBRARY: string = 'node-llama-cpp';
+const library = skipReason === undefined ? ((await import(LIBRARY)) as Library) : undefined;
+const VERSION = nodeLlamaCppVersion(ROOT);
 
 const ask = (content: string, maxCompletionTokens = 24, temperature = 0): ChatRequest => ({
   module: 'assistant',
@@ -48,15 +64,82 @@ describe('llama helpers', () => {
   });
 
   it('fails with one line saying how to install node-llama-cpp when it cannot be imported', async () => {
-    // The importer stands in for `import('node-llama-cpp')` on a machine without it.
-    const model = createLlamaModel({ model: MODEL, importer: () => Promise.reject(new Error("Cannot find package 'node-llama-cpp' imported from /x/llama.js")) });
+    // The importer stands in for `import('node-llama-cpp')` on a machine without it (Node's own error).
+    const notFound = Object.assign(new Error("Cannot find package 'node-llama-cpp' imported from /x/llama.js"), { code: 'ERR_MODULE_NOT_FOUND' });
+    const model = createLlamaModel({ model: MODEL, importer: () => Promise.reject(notFound) });
     const error: unknown = await model.complete(ask('hi'), never()).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(FatalError);
-    expect((error as Error).message).toMatchInlineSnapshot(
-      `"the llama provider needs node-llama-cpp, which is not installed or failed to load (Cannot find package 'node-llama-cpp' imported from /x/llama.js); install it with: npm i node-llama-cpp@3.21.1"`,
-    );
+    expect((error as Error).message).toBe(`the llama provider needs node-llama-cpp, which is not installed: ${installCommand()}`);
     expect((error as Error).message).not.toContain('\n');
     await model.close();
+  });
+
+  it('tells a library that is there but fails to load (one of its own imports missing) from one that is absent', async () => {
+    const broken = Object.assign(new Error("Cannot find package 'lifecycle-utils' imported from /x/node_modules/node-llama-cpp/dist/index.js"), { code: 'ERR_MODULE_NOT_FOUND' });
+    const model = createLlamaModel({ model: MODEL, importer: () => Promise.reject(broken) });
+    const error: unknown = await model.complete(ask('hi'), never()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(FatalError);
+    expect((error as Error).message).toBe(`node-llama-cpp is installed but failed to load (${broken.message}); reinstall it: ${installCommand()}`);
+    await model.close();
+  });
+});
+
+describe('installing node-llama-cpp on demand', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'personaflow-llama-install-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('reads the version from the peer dependency in package.json, the one place it is written', async () => {
+    const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as Record<string, Record<string, unknown> | undefined>;
+    expect(VERSION).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(pkg.peerDependencies?.['node-llama-cpp']).toBe(VERSION);
+    expect(pkg.peerDependenciesMeta?.['node-llama-cpp']).toEqual({ optional: true });
+    // Installed on demand only: neither npm ci nor `npm install personaflow` brings it.
+    for (const field of ['dependencies', 'devDependencies', 'optionalDependencies']) expect(pkg[field]?.['node-llama-cpp'], field).toBeUndefined();
+    const other = join(dir, 'versioned');
+    await mkdir(other, { recursive: true });
+    await writeFile(join(other, 'package.json'), JSON.stringify({ peerDependencies: { 'node-llama-cpp': '9.8.7' } }));
+    expect(nodeLlamaCppVersion(other)).toBe('9.8.7');
+    expect(nodeLlamaCppVersion(join(dir, 'nowhere'))).toBeUndefined();
+    expect(installCommand(join(dir, 'nowhere'), join(dir, 'nowhere'))).toBe('npm install --no-save --save-optional node-llama-cpp');
+  });
+
+  it('names the command for where this copy of personaflow is: a clone, a dependency of a project, a global install', async () => {
+    // A clone: its own optional peer, which a plain `npm install node-llama-cpp` leaves out (npm 11.5+).
+    expect(installCommand('/src/personaflow', '/src/personaflow', '3.21.1')).toBe('npm install --no-save --save-optional node-llama-cpp@3.21.1');
+    expect(installCommand('/src/personaflow', '/data', '3.21.1')).toBe('npm install --no-save --save-optional node-llama-cpp@3.21.1 --prefix /src/personaflow');
+    // A dependency of a project: installed in that project (its package.json says so).
+    const project = join(dir, 'app');
+    await mkdir(join(project, 'node_modules', 'personaflow'), { recursive: true });
+    await writeFile(join(project, 'package.json'), '{}');
+    expect(installCommand(join(project, 'node_modules', 'personaflow'), project, '3.21.1')).toBe('npm install node-llama-cpp@3.21.1');
+    expect(installCommand(join(project, 'node_modules', 'personaflow'), '/', '3.21.1')).toBe(`npm install node-llama-cpp@3.21.1 --prefix ${project}`);
+    // A global install: <prefix>/lib/node_modules/personaflow, with no package.json in <prefix>/lib.
+    await mkdir(join(dir, 'usr', 'lib', 'node_modules', 'personaflow'), { recursive: true });
+    expect(installCommand(join(dir, 'usr', 'lib', 'node_modules', 'personaflow'), '/', '3.21.1')).toBe('npm install -g node-llama-cpp@3.21.1');
+  });
+
+  test.prop([fc.string({ minLength: 1, maxLength: 12, unit: fc.constantFrom('a', 'Z', '0', '/', '.', '-', ' ', "'", '"', '$', '`', '\\', '*', ';', '&', '(', '\u00e9') })], { numRuns: 40 })(
+    'a --prefix directory survives the shell whatever its characters',
+    (name) => {
+      const cwd = `/tmp/${name}`;
+      const command = installCommand(cwd, '/elsewhere', '1.2.3');
+      const word = command.slice(command.indexOf(' --prefix ') + ' --prefix '.length);
+      const echoed = spawnSync('sh', ['-c', `printf %s ${word}`], { encoding: 'utf8' });
+      expect(echoed.stdout).toBe(cwd);
+    },
+  );
+
+  it('looks node-llama-cpp up from where the provider imports it, and names the command where it is absent', () => {
+    // A module in a directory with no node_modules above it: what a machine without node-llama-cpp sees.
+    const elsewhere = join(dir, 'no-modules', 'dist', 'x.js');
+    expect(checkLibrary(pathToFileURL(elsewhere))).toBe(`the llama provider needs node-llama-cpp, which is not installed: ${installCommand()}`);
+    // From src/models/llama.ts itself: found exactly when the repository has it installed.
+    expect(checkLibrary() === undefined).toBe(llamaInstalled);
   });
 });
 

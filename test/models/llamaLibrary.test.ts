@@ -1,11 +1,9 @@
-// node-llama-cpp is optional: the sources build without it (`npm ci --omit=optional`), and where it is installed the real module fits the API we declare.
-import { existsSync } from 'node:fs';
+// node-llama-cpp is an optional peer dependency (npm ci does not install it): the sources build without it, and where it is installed the real module fits the API we declare.
 import { join } from 'node:path';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import { ROOT } from '../helpers/cli.js';
-
-const hasLibrary = existsSync(join(ROOT, 'node_modules', 'node-llama-cpp', 'package.json'));
+import { llamaInstalled } from '../helpers/llama.js';
 
 /** The errors tsc reports for `config` (and `extra` files), as if node-llama-cpp were not installed when `hide` is set. */
 function diagnostics(config: string, options: { readonly hide: boolean; readonly extra?: Readonly<Record<string, string>> }): string[] {
@@ -23,12 +21,16 @@ function diagnostics(config: string, options: { readonly hide: boolean; readonly
   return ts.getPreEmitDiagnostics(program).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
 }
 
-describe('node-llama-cpp, an optional dependency', () => {
-  it('regression: the build needs none of its types (`npm ci --omit=optional` then `npm run build` failed)', () => {
+describe('node-llama-cpp, an optional peer dependency', () => {
+  it('regression: the build needs none of its types (`npm ci` does not install it; `npm run build` failed without it)', () => {
     expect(diagnostics('tsconfig.build.json', { hide: true })).toEqual([]);
   }, 120_000);
 
-  it.skipIf(!hasLibrary)('the installed module fits the API declared in src/models/llamaLibrary.ts', () => {
+  it('the tests and benches type-check without it too (`npm ci && npm run typecheck` on a fresh clone)', () => {
+    expect(diagnostics('tsconfig.json', { hide: true })).toEqual([]);
+  }, 240_000);
+
+  it.skipIf(!llamaInstalled)('the installed module fits the API declared in src/models/llamaLibrary.ts', () => {
     const check = join(ROOT, 'src', 'models', '__llama_fits__.ts');
     const source = "import type * as Real from 'node-llama-cpp';\nimport type { Library } from './llamaLibrary.js';\ndeclare const real: typeof Real;\nexport const fits: Library<Real.LlamaLogLevel, Real.LlamaContextSequence, Real.ChatWrapper> = real;\n";
     expect(diagnostics('tsconfig.build.json', { hide: false, extra: { [check]: source } })).toEqual([]);
