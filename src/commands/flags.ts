@@ -38,4 +38,6 @@ export interface GenerateFlags {
   backlog?: number;
   /** `--batch`: every call through the provider's Batch API, round by round (else `batch.enabled`). */
   batch?: boolean;
+  /** `--verbose`: a stderr line for every model call attempt and every retry. */
+  verbose?: boolean;
 }
