@@ -1,6 +1,7 @@
 // --verbose: one stderr line per model call attempt and per retry, for when a run misbehaves; never a key, a header or a URL's secrets.
 import type { CallReport, ModelModule, RetryNote } from '../chat.js';
 import { ModelError, describeError } from '../errors.js';
+import { operationOf } from '../operators/retryingCall.js';
 import { printable } from '../redact.js';
 
 /** Who makes a call, in the words of the conversation. */
@@ -31,7 +32,7 @@ function failure(error: unknown): string {
  * `call user openai/gpt-4o-mini (follow_up, attempt 2): waited 1.20 s for the limiter; failed in 35 ms: 500 server: ...`.
  */
 export function callLine(call: CallReport): string {
-  const head = `call ${ROLE[call.module]} ${call.model.provider}/${call.model.model} (${call.operation ?? 'first'}, attempt ${call.attempt}): `;
+  const head = `call ${ROLE[call.module]} ${call.model.provider}/${call.model.model} (${operationOf({ module: call.module, operation: call.operation, messages: [] })}, attempt ${call.attempt}): `;
   const waited = call.waitedMs >= 1 ? `waited ${ms(call.waitedMs)} for the limiter; ` : '';
   if (call.error !== undefined) return `${head}${waited}failed in ${ms(call.latencyMs)}: ${failure(call.error)}`;
   const usage = call.usage === undefined ? '' : `, ${call.usage.input}+${call.usage.output} tokens${call.usage.estimated === true ? ' (estimated)' : ''}`;

@@ -11,7 +11,7 @@ const model = { provider: 'openai', model: 'gpt-4o-mini' };
 describe('verbose lines', () => {
   it('say the role, the model, the attempt, the limiter wait, the latency and the tokens of an answered call', () => {
     expect(callLine({ model, module: 'assistant', operation: 'reply', attempt: 1, waitedMs: 0.2, latencyMs: 812.4, usage: { input: 340, output: 42 } })).toBe('call assistant openai/gpt-4o-mini (reply, attempt 1): ok in 812 ms, 340+42 tokens');
-    expect(callLine({ model, module: 'user_simulator', operation: undefined, attempt: 2, waitedMs: 1200, latencyMs: 12_345, usage: { input: 1, output: 2, estimated: true } })).toBe('call user openai/gpt-4o-mini (first, attempt 2): waited 1.20 s for the limiter; ok in 12.3 s, 1+2 tokens (estimated)');
+    expect(callLine({ model, module: 'user_simulator', operation: undefined, attempt: 2, waitedMs: 1200, latencyMs: 12_345, usage: { input: 1, output: 2, estimated: true } })).toBe('call user openai/gpt-4o-mini (follow_up, attempt 2): waited 1.20 s for the limiter; ok in 12.3 s, 1+2 tokens (estimated)');
   });
 
   it('say the status and kind of a failed call, and of the error a retry follows, with its delay', () => {

@@ -116,7 +116,7 @@ describe('generate --provider llama without what it needs', () => {
     const lines = run.stderr.trim().split('\n');
     expect(lines).toHaveLength(2);
     expect(lines[1]).toBe('personaflow: result: stopped (exit 1): see the error above');
-    expect(lines[0]).toMatch(/^personaflow: the llama provider needs node-llama-cpp, which is not installed or failed to load \(.*personaflow-test-no-such-module.*\); install it with: npm i node-llama-cpp@3\.21\.1$/);
+    expect(lines[0]).toMatch(/^personaflow: error: the llama provider needs node-llama-cpp, which is not installed or failed to load \(.*personaflow-test-no-such-module.*\); install it with: npm i node-llama-cpp@3\.21\.1$/);
   });
 
   it('leaves every other provider alone when node-llama-cpp is missing', async () => {
@@ -128,6 +128,6 @@ describe('generate --provider llama without what it needs', () => {
   it('names a model file that does not exist before starting (configuration error)', async () => {
     const run = await runCli(['generate', personasFile, '--provider', 'llama', '--model', 'models/nope.gguf'], {});
     expect(run.code).toBe(2);
-    expect(run.stderr.trim()).toBe(`personaflow: --model: llama model file not found: ${join(ROOT, 'models', 'nope.gguf')}`);
+    expect(run.stderr.trim()).toBe(`personaflow: error: --model: llama model file not found: ${join(ROOT, 'models', 'nope.gguf')}`);
   });
 });
