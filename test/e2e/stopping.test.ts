@@ -137,6 +137,18 @@ describe('--verbose (issue 23)', () => {
     expect(run.stdout).not.toContain(TEST_KEY);
   });
 
+  it('judge --verbose shows the judge\'s calls too', async () => {
+    const conversations = await runCli(['generate', await file(personas(2)), '--provider', 'sim', '--min-turns', '1', '--max-turns', '1'], { env: { OPENAI_API_KEY: undefined } });
+    expect(conversations.code, conversations.stderr).toBe(0);
+    const server = await serve();
+    const run = await runCli(['judge', await file(conversations.stdout), '--provider', 'openai', '--base-url', server.baseURL, '--model', 'test-model', '-c', await config(), '--verbose']);
+    expectNoCrash(run);
+    const calls = lines(run.stderr).filter((line) => /^personaflow: verbose: call judge openai\/test-model \(review, attempt 1\): ok in [\d.]+ m?s, \d+\+\d+ tokens$/.test(line));
+    expect(calls).toHaveLength(chat(server));
+    expect(calls.length).toBeGreaterThanOrEqual(2);
+    expect(run.stderr).not.toContain(TEST_KEY);
+  });
+
   it('is off by default', async () => {
     const server = await serve();
     const run = await runCli(['generate', await file(personas(2)), ...against(server), '-c', await config(), '-j', '1']);
