@@ -67,6 +67,35 @@ export interface RateLimitInfo {
  * Told about every call the provider billed: answered calls, and failed attempts whose response still
  * carried usage (`failed`: an empty or unusable answer that was retried).
  */
+/** A retried call, as --verbose tells it: which model, which retry (1 for the first), and the wait before it. */
+export interface RetryNote {
+  readonly model: ModelRef;
+  readonly retry: number;
+  readonly delayMs: number;
+}
+
+/** Told about every retried call: the module, the error it retries after, and (from retryingCall) the note. */
+export type RetryListener = (module: ModelModule, error: unknown, note?: RetryNote) => void;
+
+/** One attempt of a model call, as `limited` saw it (--verbose prints one line of it). */
+export interface CallReport {
+  readonly model: ModelRef;
+  readonly module: ModelModule;
+  readonly operation: ModelOperation | undefined;
+  /** 1 for the first attempt, 2 for its first retry, ... */
+  readonly attempt: number;
+  /** Milliseconds waited for the model's limiter (rate limits, the adaptive limit, pauses, the breaker, shared limits). */
+  readonly waitedMs: number;
+  /** Milliseconds of the call itself, from the request to the whole answer. */
+  readonly latencyMs: number;
+  /** The answer's tokens, when it came. */
+  readonly usage?: TokenUsage | undefined;
+  /** What failed, when it did. */
+  readonly error?: unknown;
+}
+
+export type CallListener = (call: CallReport) => void;
+
 export type UsageListener = (module: ModelModule, model: ModelRef, usage: TokenUsage, call: { readonly operation: ModelOperation; readonly failed: boolean }) => void;
 
 export interface ChatResponse {

@@ -12,7 +12,7 @@ import { validateCommand } from './commands/validate.js';
 import { viewCommand } from './commands/view.js';
 import type { WorkerFlags } from './commands/worker.js';
 import { version } from './commands/common.js';
-import { sayOnce } from './commands/reporter.js';
+import { sayError, stderrLines } from './commands/reporter.js';
 import { ConfigError, FatalError, describeError } from './errors.js';
 import { BOUNDS, integerOption, positiveNumberOption, shardOption } from './options.js';
 
@@ -23,7 +23,8 @@ export function program(setExitCode: (code: number) => void): Command {
     .description('Synthetic multi-turn conversations from personas: persona NDJSON in, PersonaGym interactions out.')
     .version(version())
     .exitOverride()
-    .configureOutput({ writeErr: (text) => process.stderr.write(text), writeOut: (text) => process.stdout.write(text) });
+    // Usage errors carry the prefix every stderr line has: `personaflow: error: unknown option '--x'`.
+    .configureOutput({ writeErr: (text) => process.stderr.write(text), writeOut: (text) => process.stdout.write(text), outputError: (text, write) => write(stderrLines('error', text.replace(/^error: /, '').trimEnd())) });
   cli
     .command('generate')
     .description('simulate one conversation per persona × query; interactions as NDJSON on stdout or into --out DIR')
@@ -59,6 +60,7 @@ export function program(setExitCode: (code: number) => void): Command {
     .option('--dry-run', 'print the simulator\'s and the assistant\'s prompts and one conversation for the first task, made by sim: no model call, nothing written, no lock')
     .option('--preview', 'the same, with one real conversation with the configured models (billed: its usage and cost are printed)')
     .option('-q, --quiet', 'no notices or summary on stderr (warnings and errors still appear)')
+    .option('-v, --verbose', 'a stderr line for every model call attempt (role, model, status, latency, tokens, limiter wait) and every retry (its delay and why); never keys')
     .action(async (file: string | undefined, flags: GenerateFlags) => {
       setExitCode(flags.dryRun === true || flags.preview === true ? await runPreview(file, flags) : await runGenerate(file, flags));
     });
@@ -78,6 +80,7 @@ export function program(setExitCode: (code: number) => void): Command {
     .option('--base-url <url>', 'OpenAI-compatible endpoint for the distractor model')
     .option('--strict', 'stop at the first bad input line')
     .option('-q, --quiet', 'no notices or summary on stderr')
+    .option('-v, --verbose', 'a stderr line for every model call attempt and every retry (never keys)')
     .action(async (file: string, flags: NoiseFlags) => {
       setExitCode(await runNoise(file, flags));
     });
@@ -97,6 +100,7 @@ export function program(setExitCode: (code: number) => void): Command {
     .option('--threads <n>', 'threads per llama model (default: threads in the config, else half the cores)', integerOption(1))
     .option('--lock-ms <ms>', 'how long a task stays with a worker that stopped answering before another takes it (default 30000)', integerOption(1000))
     .option('-q, --quiet', 'no notices or summary on stderr')
+    .option('-v, --verbose', 'a stderr line for every model call attempt and every retry (never keys)')
     .action(async (flags: WorkerFlags) => {
       // The queue's code (BullMQ, ioredis) is loaded only by the commands that use it.
       const { runWorker } = await import('./commands/worker.js');
@@ -124,10 +128,10 @@ export async function main(argv: readonly string[]): Promise<void> {
     if (error instanceof CommanderError) {
       process.exitCode = error.exitCode === 0 ? 0 : 2;
     } else if (error instanceof ConfigError || error instanceof FatalError) {
-      sayOnce(error.message);
+      sayError(error.message);
       process.exitCode = error.exitCode;
     } else {
-      sayOnce(`internal error: ${describeError(error)}`);
+      sayError(`internal error: ${describeError(error)}`);
       if (process.env.PERSONAFLOW_DEBUG !== undefined && error instanceof Error) process.stderr.write(`${error.stack ?? ''}\n`);
       process.exitCode = 1;
     }

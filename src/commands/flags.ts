@@ -44,4 +44,6 @@ export interface GenerateFlags {
   dryRun?: boolean;
   /** `--preview`: the same with one real conversation with the configured models (billed). */
   preview?: boolean;
+  /** `--verbose`: a stderr line for every model call attempt and every retry. */
+  verbose?: boolean;
 }

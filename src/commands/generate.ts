@@ -3,6 +3,7 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Subscription } from 'rxjs';
+import type { RetryListener } from '../chat.js';
 import { loadConfig } from '../config/load.js';
 import { type Config } from '../config/schema.js';
 import { batchPrices } from '../batch/prices.js';
@@ -26,6 +27,7 @@ import { StreamSink, type Sink } from '../sinks/sink.js';
 import { BrokenPipeError } from '../sinks/stdout.js';
 import { UsageTotals, priceOf, type PriceTable } from '../sinks/usage.js';
 import { openInput } from '../streams/ndjson.js';
+import type { TaskOptions } from '../streams/personas.js';
 import { stoppable } from '../streams/pull.js';
 import { inShard, shardName } from '../streams/shard.js';
 import { countPersonas, firstTasks, skipWritten, type SkipCounts } from '../streams/tasks.js';
@@ -37,6 +39,8 @@ import type { GenerateFlags } from './flags.js';
 import { invocationOf, resumeCommand, resumeFlags } from './invocation.js';
 import type { QueueProducer } from './queued.js';
 import { Reporter } from './reporter.js';
+import { callLine, retryLine } from './verbose.js';
+import { RunWatch, countAhead } from './watch.js';
 import { runFingerprint, runTasks, settingsOf, setUpConversations, supplementOf } from './setup.js';
 import { StopSignals } from './signals.js';
 import { explainChange, judgeLine, rejectionsLine, resultOf, resumedLine, summaryLine, targetsLine } from './summary.js';
@@ -81,7 +85,7 @@ interface Holds {
 /** Runs `personaflow generate` and returns its exit code. */
 export async function runGenerate(typedFile: string | undefined, typed: GenerateFlags): Promise<number> {
   const started = Date.now();
-  const report = new Reporter(typed.quiet === true);
+  const report = new Reporter(typed.quiet === true, typed.verbose === true);
   // `-o -` is stdout, not a directory named `-`.
   const { file, flags } = await resumeFlags(typedFile, typed.out === '-' ? { ...typed, out: undefined } : typed);
   const holds: Holds = { lock: undefined, fail: () => undefined };
@@ -102,7 +106,7 @@ interface Ending {
 
 /** Runs the pipeline over the input until it ends, a signal stops it or the budget is reached, then finishes. */
 async function execute(run: Run, holds: Holds, started: number): Promise<number> {
-  const { flags } = run;
+  const { flags, queue } = run;
   const input = openInput(run.file);
   const skips: SkipCounts = { skipped: 0, retried: 0, compensated: 0 };
   const read = countPersonas(readInput(run, input.stream, input.name));
@@ -110,8 +114,13 @@ async function execute(run: Run, holds: Holds, started: number): Promise<number>
   const budget = new Budget(flags.maxCost, () => run.totals.cost().total, (task) => worstCase(task, run.shape));
   const counts = { retries: 0 };
   const reports: RoundReport[] = [];
+  // The progress total: the file's tasks counted alongside (stdin: known once read); the early stop and the top failure.
+  const watch = new RunWatch(run.options.concurrency);
+  const file = run.file === undefined || run.file === '-' ? undefined : run.file;
+  const ahead = file === undefined ? undefined : countAhead(file, { tasks: countingOptions(run), shard: flags.shard, limit: typeof flags.limit === 'number' ? flags.limit : undefined, written: run.previous, retryFailed: flags.retryFailed !== false }, (message) => run.report.warning(message));
   const mode = flags.progress === 'json' ? 'json' : flags.quiet === true || process.stderr.isTTY !== true ? 'none' : 'live';
-  const display = await startProgress(mode, progressSource(run, budget, counts, { file: run.file, stream: input.stream, exhausted: () => read.exhausted }), (line) => (run.report.live = line));
+  const source = { ...progressSource(run, budget, counts, { file: run.file, stream: input.stream, exhausted: () => read.exhausted }), planned: () => ahead?.planned(), counting: () => ahead?.counting() === true, topFailure: () => watch.failures.top(), timings: watch.timings };
+  const display = await startProgress(mode, source, { concurrency: queue === undefined ? run.options.concurrency : undefined }, (line) => (run.report.live = line));
   // First Ctrl-C: stop reading and let the conversations in flight finish (they are paid for); a second
   // one, or the grace period running out, aborts them.
   let abort = (): void => undefined;
@@ -129,18 +138,28 @@ async function execute(run: Run, holds: Holds, started: number): Promise<number>
     },
     onAbort: () => abort(),
   });
-  const { queue } = run;
   if (queue !== undefined) run.report.notice(`queue run ${queue.run.name} on ${queue.address.shown}: start workers on any machine with: personaflow worker --queue ${queue.address.shown}${flags.name === undefined ? '' : ` --name ${flags.name}`}${flags.config === undefined ? '' : ` -c ${flags.config}`}`);
   // With a queue, the workers count the conversations they begin and keep the budget for the whole run.
   const stopped = (): boolean => signals.stopping || (queue === undefined ? budget.over() : queue.stopped());
   const ending = await new Promise<Ending>((resolveEnding) => {
-    const hooks = pipelineOptions(run, { stopped, stopping: drain, onRetry: () => (counts.retries += 1), onRound: (report) => reports.push(report) });
-    const options: GenerateOptions = queue === undefined ? { ...hooks, admit: async (task) => (await budget.admit(task)) && !signals.stopping } : hooks;
+    const onRetry: RetryListener = (module, error, note) => {
+      counts.retries += 1;
+      run.report.detail(retryLine(module, error, note, run.options.maxRetries));
+    };
+    const hooks = pipelineOptions(run, { stopped, stopping: drain, onRetry, onRound: (report) => reports.push(report) });
+    const admit = async (task: Task): Promise<boolean> => {
+      const admitted = (await budget.admit(task)) && !signals.stopping;
+      if (admitted) watch.began(task);
+      return admitted;
+    };
+    const options: GenerateOptions = queue === undefined ? { ...hooks, admit } : hooks;
     // A conversation cut short by the stop is neither an interaction nor a failure: nothing is written, a resume does it.
-    const write = (outcome: TaskOutcome): Promise<void> => {
+    // When the first conversations all failed alike, the run stops once the last of them is written (a resume retries them).
+    const write = async (outcome: TaskOutcome): Promise<void> => {
       budget.settle(outcome);
-      if (unfinished(outcome)) return Promise.resolve();
-      return queue === undefined ? run.sink.write(outcome) : queue.write(outcome, run.sink);
+      if (!unfinished(outcome)) await (queue === undefined ? run.sink.write(outcome) : queue.write(outcome, run.sink));
+      const stop = watch.settled(outcome);
+      if (stop !== undefined) holds.fail(new FatalError(stop));
     };
     const subscription: Subscription = generate(stoppable(tasks, stopped), options, write).subscribe({
       error: (error: unknown) => resolveEnding({ error, interrupted: signals.stopping }),
@@ -157,6 +176,7 @@ async function execute(run: Run, holds: Holds, started: number): Promise<number>
     };
     if (queue !== undefined) queue.onFatal = holds.fail;
   });
+  ahead?.stop();
   if (queue !== undefined) await queue.end(run.totals, ending.error === undefined && ending.interrupted !== true);
   await run.models.close(); // a loaded llama model is released here
   await run.batch?.close();
@@ -192,7 +212,7 @@ async function prepare(file: string | undefined, flags: GenerateFlags, report: R
     const conversations = await setUpConversations(
       loaded,
       settings,
-      { concurrency: flags.concurrency ?? (batch === undefined ? undefined : config.batch.conversations), threads: flags.threads, strict: flags.strict, quiet: flags.quiet, shared: queue?.shared, onUsage, batch: batch?.model, queriesFile, simFallback: flags.model === undefined && loaded.named.length === 0, onNotice: (message) => report.say(message) },
+      { concurrency: flags.concurrency ?? (batch === undefined ? undefined : config.batch.conversations), threads: flags.threads, strict: flags.strict, quiet: flags.quiet, shared: queue?.shared, onUsage, batch: batch?.model, queriesFile, simFallback: flags.model === undefined && loaded.named.length === 0, onNotice: (message) => report.say(message), onWarning: (message) => report.warning(message), onCall: report.verbose ? (call) => report.detail(callLine(call)) : undefined },
       report,
     );
     const { models, queries, judge, template } = conversations;
@@ -218,7 +238,7 @@ async function prepare(file: string | undefined, flags: GenerateFlags, report: R
     if (flags.out !== undefined) {
       // One writer per directory: the lock comes before anything in DIR is read, repaired or written.
       await prepareDirectory(flags.out);
-      holds.lock = await DirLock.acquire(flags.out, { onTakeover: (why) => report.say(why), onLost: (error) => holds.fail(error) });
+      holds.lock = await DirLock.acquire(flags.out, { onTakeover: (why) => report.warning(why), onLost: (error) => holds.fail(error) });
       await refuseLinks(ownFiles(flags.out));
       previous = await previousRun(flags, record, report);
     }
@@ -229,7 +249,7 @@ async function prepare(file: string | undefined, flags: GenerateFlags, report: R
     }
     if (flags.out !== undefined) dir = await DirSink.open(flags.out, { force: flags.force === true, usage: totals, run: record, ...(previous === undefined ? {} : { resume: previous }) });
     if (batch !== undefined && dir !== undefined) await batch.start(dir.dir, previous !== undefined);
-    const sink: Sink = dir ?? new StreamSink(process.stdout, totals, (failure) => report.say(`failed: persona ${quoted(failure.persona_id)} query ${quoted(failure.query_id)} after ${failure.attempts} attempt(s): ${failure.error.kind}: ${failure.error.message}`));
+    const sink: Sink = dir ?? new StreamSink(process.stdout, totals, (failure) => report.warning(`failed: persona ${quoted(failure.persona_id)} query ${quoted(failure.query_id)} after ${failure.attempts} attempt(s): ${failure.error.kind}: ${failure.error.message}`));
     const shape = costShape(prices, models, { minTurns: settings.min_turns, maxTurns: settings.max_turns, template, semantic: settings.noise === 'semantic', styleTransfer: queries.styleTransfer !== undefined, judge });
     return { file, flags, report, config, models, options, rounds: settings.supplement_rounds, queries, totals, previous, sink, dir, invocation, shape, judge, queue, batch };
   } catch (error) {
@@ -287,7 +307,7 @@ function costShape(prices: PriceTable, models: RunModels, run: { readonly minTur
 async function previousRun(flags: GenerateFlags, record: RunRecord, report: Reporter): Promise<OutputState | undefined> {
   if (flags.out === undefined || flags.resume !== true || (await outputIn(flags.out)).length === 0) return undefined;
   const previous = await readOutput(flags.out);
-  for (const repair of previous.repairs) report.say(`--out ${flags.out}: ${repair}`);
+  for (const repair of previous.repairs) report.warning(`--out ${flags.out}: ${repair}`);
   const before = previous.run;
   if (before !== undefined && before.config_fingerprint !== record.config_fingerprint && flags.force !== true) {
     throw new ConfigError(`--out ${flags.out}: ${explainChange(before, record)}; resuming would mix two configurations in one dataset. Use the same settings, or --resume --force to continue anyway`);
@@ -295,7 +315,7 @@ async function previousRun(flags: GenerateFlags, record: RunRecord, report: Repo
   if (before !== undefined && (before.shard ?? null) !== (record.shard ?? null) && flags.force !== true) {
     throw new ConfigError(`--out ${flags.out}: it holds ${before.shard === undefined ? 'a whole run' : `shard ${before.shard}`}, not ${record.shard === undefined ? 'a whole run' : `shard ${record.shard}`}; resuming would mix two shards in one directory. Use the same --shard, or --resume --force to continue anyway`);
   }
-  if (before === undefined) report.notice(`--out ${flags.out}: no run.json (written by an older version?); cannot check that the settings match`);
+  if (before === undefined) report.warning(`--out ${flags.out}: no run.json (written by an older version?); cannot check that the settings match`);
   // The same settings can reach another provider (a key set since, OPENAI_BASE_URL): simulated and real conversations never share a directory unasked.
   const now = record.providers ?? [];
   if (previous.providers !== undefined && flags.force !== true && (previous.providers.length !== now.length || previous.providers.some((p, i) => p !== now[i]))) {
@@ -313,8 +333,22 @@ export function readInput(run: Pick<Run, 'options' | 'config' | 'queries' | 'fla
   return typeof flags.limit === 'number' ? firstTasks(ours, flags.limit) : ours;
 }
 
+/** How the count ahead expands the input's persona lines into tasks: as runTasks does for the run, over a fork of the query dataset (so its cursor is its own). */
+function countingOptions(run: Run): Omit<TaskOptions, 'onWarning' | 'strict'> {
+  const { options, config, queries } = run;
+  const qg = config.query_generation;
+  const dataset = queries.dataset?.fork();
+  return {
+    name: run.file === undefined || run.file === '-' ? 'stdin' : run.file,
+    seed: options.seed,
+    minTurns: options.minTurns,
+    maxTurns: options.maxTurns,
+    queries: dataset === undefined ? undefined : { dataset, perPersona: qg.selection.queries_per_persona, strategy: qg.selection.strategy },
+  };
+}
+
 /** The pipeline's options: the run's, the hooks of this invocation, and the supplement rounds when a generator is set up. */
-function pipelineOptions(run: Run, hooks: { readonly stopped: () => boolean; readonly stopping: Stopping; readonly onRetry: () => void; readonly onRound: (report: RoundReport) => void }): GenerateOptions {
+function pipelineOptions(run: Run, hooks: { readonly stopped: () => boolean; readonly stopping: Stopping; readonly onRetry: RetryListener; readonly onRound: (report: RoundReport) => void }): GenerateOptions {
   const { options, totals, rounds, previous, config } = run;
   return {
     ...options,
@@ -326,7 +360,7 @@ function pipelineOptions(run: Run, hooks: { readonly stopped: () => boolean; rea
       onRetry: hooks.onRetry,
       onUsage: totals.call.bind(totals),
       onRound: hooks.onRound,
-      onGeneratorError: (personaId, error) => run.report.say(`supplement: no new queries for persona ${quoted(personaId)}: ${describeError(error)}`),
+      onGeneratorError: (personaId, error) => run.report.warning(`supplement: no new queries for persona ${quoted(personaId)}: ${describeError(error)}`),
       stopped: hooks.stopped,
       isWritten: previous === undefined ? undefined : (id: string) => previous.done.has(id),
     }),
@@ -404,7 +438,8 @@ async function finish(run: Run, ending: Ending, done: Done): Promise<number> {
   if (error !== undefined) {
     // The run stops (a bad key, a dead endpoint, a full disk): what is written stays, and a resume carries on.
     if (!(error instanceof FatalError)) throw error instanceof Error ? error : new Error(describeError(error));
-    report.say(`${error.message}${resume === undefined ? '' : `\npersonaflow: what finished is in ${flags.out}; once the cause is fixed: ${resume}`}`);
+    report.error(error.message);
+    if (resume !== undefined) report.say(`what finished is in ${flags.out}; once the cause is fixed: ${resume}`);
     report.say(resultOf({ fatal: true }).line);
     return error.exitCode;
   }

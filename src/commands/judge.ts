@@ -25,6 +25,7 @@ import { Budget, tokensOf } from './budget.js';
 const JUDGE_PROMPT_TOKENS = 2048;
 import { assertReadable, version } from './common.js';
 import { Reporter } from './reporter.js';
+import { callLine, retryLine } from './verbose.js';
 import { StopSignals } from './signals.js';
 import { judgeLine, summaryLine } from './summary.js';
 
@@ -42,6 +43,8 @@ export interface JudgeFlags {
   maxCost?: number;
   strict?: boolean;
   quiet?: boolean;
+  /** `--verbose`: a stderr line for every model call attempt and every retry. */
+  verbose?: boolean;
 }
 
 /** Seconds the judgements in flight get to finish after the first Ctrl-C. */
@@ -62,7 +65,7 @@ function asInteraction(input: InteractionInput): Interaction {
 /** Runs `personaflow judge` and returns its exit code. */
 export async function runJudge(file: string | undefined, flags: JudgeFlags): Promise<number> {
   const started = Date.now();
-  const report = new Reporter(flags.quiet === true);
+  const report = new Reporter(flags.quiet === true, flags.verbose === true);
   const loaded = await loadConfig(flags.config);
   const { config } = loaded;
   const review = flags.review ?? config.judge.review;
@@ -73,7 +76,7 @@ export async function runJudge(file: string | undefined, flags: JudgeFlags): Pro
     throw new ConfigError(`--out ${flags.out}: it would overwrite the input ${file}; judge into another directory`);
   }
   // Only the judge's model: no assistant or simulator key is needed to judge a file.
-  const models = review ? buildHelperModel(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, seed: runSeed(config), concurrency, baseDir: loaded.baseDir }, 'judge') : undefined;
+  const models = review ? buildHelperModel(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, seed: runSeed(config), concurrency, baseDir: loaded.baseDir, onNotice: (message) => report.say(message), onWarning: (message) => report.warning(message), onCall: report.verbose ? (call) => report.detail(callLine(call)) : undefined }, 'judge') : undefined;
   const theJudge = await setUpJudge(judgeConfig, loaded.baseDir, { model: models?.model, minTurns: flags.minTurns });
   for (const notice of [...loaded.notices, ...(models?.notices ?? [])]) report.notice(notice);
   if (flags.maxCost !== undefined && models !== undefined && priceOf(config.personaflow.prices, models.model.model.provider, models.model.model.model) === undefined) {
@@ -85,7 +88,7 @@ export async function runJudge(file: string | undefined, flags: JudgeFlags): Pro
   const previous = await previousJudging(flags, report);
   const record = { version: version(), seed: runSeed(config), config_fingerprint: 'judge', settings: { command: 'judge', review, min_turns: flags.minTurns ?? null }, created_at: new Date().toISOString() };
   const dir = flags.out === undefined ? undefined : await DirSink.open(flags.out, { force: flags.force === true, usage: totals, run: record, ...(previous === undefined ? {} : { resume: previous }) });
-  const sink: Sink = dir ?? new StreamSink(process.stdout, totals, (failure) => report.say(`could not judge ${failure.interaction_id}: ${failure.error.message}`));
+  const sink: Sink = dir ?? new StreamSink(process.stdout, totals, (failure) => report.warning(`could not judge ${failure.interaction_id}: ${failure.error.message}`));
 
   const input = openInput(file);
   // --max-cost: each judgement holds its worst case (the whole conversation and the template in, the judge's cap out).
@@ -129,7 +132,10 @@ export async function runJudge(file: string | undefined, flags: JudgeFlags): Pro
           retryDelayMs: config.interaction_generation.retry_delay * 1000,
           // In file order: of two near-duplicates, the later line is rejected, run after run.
           duplicates: new NearDuplicates(),
-          onRetry: () => (retries += 1),
+          onRetry: (module, error, note) => {
+            retries += 1;
+            report.detail(retryLine(module, error, note, config.interaction_generation.max_retries));
+          },
           onUsage: totals.call.bind(totals),
         }),
         mergeMap(async (outcome) => {
@@ -155,7 +161,8 @@ export async function runJudge(file: string | undefined, flags: JudgeFlags): Pro
   }
   if (ended.error !== undefined) {
     if (flags.out !== undefined && ended.error instanceof FatalError) {
-      report.say(`${ended.error.message}\npersonaflow: what was judged is in ${flags.out}; once the cause is fixed, run the same command with --resume`);
+      report.error(ended.error.message);
+      report.say(`what was judged is in ${flags.out}; once the cause is fixed, run the same command with --resume`);
       return ended.error.exitCode;
     }
     throw ended.error instanceof Error ? ended.error : new Error(describeError(ended.error));
@@ -177,7 +184,7 @@ export async function runJudge(file: string | undefined, flags: JudgeFlags): Pro
 async function previousJudging(flags: JudgeFlags, report: Reporter): Promise<OutputState | undefined> {
   if (flags.out === undefined || flags.resume !== true || (await outputIn(flags.out)).length === 0) return undefined;
   const previous = await readOutput(flags.out);
-  for (const repair of previous.repairs) report.say(`--out ${flags.out}: ${repair}`);
+  for (const repair of previous.repairs) report.warning(`--out ${flags.out}: ${repair}`);
   return previous;
 }
 
@@ -199,6 +206,7 @@ export function judgeCommand(command: Command, setExitCode: (code: number) => vo
     .option('--max-cost <usd>', 'stop reading conversations before the spend passes this many USD', positiveNumberOption)
     .option('--strict', 'stop at the first bad input line instead of reporting and skipping it')
     .option('-q, --quiet', 'no notices or summary on stderr (warnings and errors still appear)')
+    .option('-v, --verbose', 'a stderr line for every model call attempt and every retry (never keys)')
     .action(async (file: string, flags: JudgeFlags) => {
       setExitCode(await runJudge(file, flags));
     });

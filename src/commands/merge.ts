@@ -69,12 +69,12 @@ export async function runMerge(dirs: readonly string[], flags: MergeFlags): Prom
     if (out !== undefined && (await realpath(dir)) === out) throw new ConfigError(`--out ${flags.out} is also an input; merge into a new directory`);
   }
   const inputs = await Promise.all(dirs.map((dir) => mergeInput(dir)));
-  const record = mergedRecord(inputs, new Date(), (m) => report.notice(m));
+  const record = mergedRecord(inputs, new Date(), (m) => report.warning(m));
   // Costs are recomputed from the summed tokens with these prices, as a resumed run's are.
   const { config } = await loadConfig(flags.config);
   const usage = new UsageTotals(config.personaflow.prices);
   for (const input of inputs) {
-    if (input.usage === undefined) report.say(`${input.dir}: no usage.json (the run was killed before it ended?): its tokens are not in the merged usage.json; resume it first to count them`);
+    if (input.usage === undefined) report.warning(`${input.dir}: no usage.json (the run was killed before it ended?): its tokens are not in the merged usage.json; resume it first to count them`);
     else usage.merge(input.usage, { counts: false });
   }
   const sink = await DirSink.open(flags.out, { force: flags.force === true, usage, run: record });

@@ -12,6 +12,7 @@ import { pullThrough } from '../streams/pull.js';
 import { readTexts } from '../streams/texts.js';
 import { assertReadable } from './common.js';
 import { Reporter } from './reporter.js';
+import { callLine, retryLine } from './verbose.js';
 
 export interface NoiseFlags {
   config?: string;
@@ -25,19 +26,21 @@ export interface NoiseFlags {
   baseUrl?: string;
   strict?: boolean;
   quiet?: boolean;
+  /** `--verbose`: a stderr line for every model call attempt and every retry. */
+  verbose?: boolean;
 }
 
 /** Runs `personaflow noise` and returns its exit code. */
 export async function runNoise(file: string | undefined, flags: NoiseFlags): Promise<number> {
   const started = Date.now();
-  const report = new Reporter(flags.quiet === true);
+  const report = new Reporter(flags.quiet === true, flags.verbose === true);
   const loaded = await loadConfig(flags.config);
   const { config } = loaded;
   const seed = runSeed(config, flags.seed);
   const semantic = flags.semantic ?? config.distractor.use_semantic;
   const concurrency = flags.concurrency ?? config.interaction_generation.max_workers;
   // Only the distractor's model: noise never calls the assistant or the user simulator, so their keys and files are not needed.
-  const models = semantic ? buildDistractorModel(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, simFallback: flags.model === undefined && loaded.named.length === 0, seed, concurrency, baseDir: loaded.baseDir, onNotice: (message) => report.say(message) }) : undefined;
+  const models = semantic ? buildDistractorModel(config, { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl, simFallback: flags.model === undefined && loaded.named.length === 0, seed, concurrency, baseDir: loaded.baseDir, onNotice: (message) => report.say(message), onWarning: (message) => report.warning(message), onCall: report.verbose ? (call) => report.detail(callLine(call)) : undefined }) : undefined;
   const distractor = await setUpDistractor(config, loaded.baseDir, { semantic, strategyFile: flags.strategy, model: models?.distractor });
   for (const notice of [...loaded.notices, ...(models?.notices ?? [])]) report.notice(notice);
   await assertReadable(file, 'text');
@@ -59,7 +62,10 @@ export async function runNoise(file: string | undefined, flags: NoiseFlags): Pro
         concurrency,
         maxRetries: config.interaction_generation.max_retries,
         retryDelayMs: config.interaction_generation.retry_delay * 1000,
-        onRetry: () => (retries += 1),
+        onRetry: (module, error, note) => {
+          retries += 1;
+          report.detail(retryLine(module, error, note, config.interaction_generation.max_retries));
+        },
         onUsage: totals.call.bind(totals),
       }),
       concatMap(async (results) => {

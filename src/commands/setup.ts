@@ -1,4 +1,5 @@
 // What generate and worker set up alike: the settings that shape the output, and the models, prompts and noise of the conversations.
+import type { CallListener, RetryListener } from '../chat.js';
 import { fingerprint, runSeed, type LoadedConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { setUpDistractor } from '../distractor/setup.js';
@@ -107,8 +108,12 @@ export interface ConversationFlags {
    * Default: when no `--model` was given.
    */
   readonly simFallback?: boolean | undefined;
-  /** Told what the run waits for and until when, and what it does not believe (limiters). */
+  /** Told what the run waits for and until when (limiters). */
   readonly onNotice?: ((message: string) => void) | undefined;
+  /** Told what the models do not believe and work around (an absurd reset header, a server without usage). */
+  readonly onWarning?: ((message: string) => void) | undefined;
+  /** --verbose: told about every attempt of every call. */
+  readonly onCall?: CallListener | undefined;
 }
 
 /** The models a run calls, its query side, and the options of its conversations. */
@@ -140,6 +145,8 @@ export async function setUpConversations(loaded: LoadedConfig, settings: RunSett
     baseUrl: settings.base_url ?? undefined,
     simFallback: flags.simFallback ?? settings.model === null,
     onNotice: flags.onNotice,
+    onWarning: flags.onWarning,
+    onCall: flags.onCall,
     seed: settings.seed,
     concurrency,
     threads: flags.threads,
@@ -153,14 +160,14 @@ export async function setUpConversations(loaded: LoadedConfig, settings: RunSett
   const assistantPrompts = await loadAssistantPrompts(config, loaded.baseDir, settings.model !== null);
   const { stop_policy: stopPolicy, feedback_probability: feedbackProbability } = ig.user_model;
   if (stopPolicy === 'user' && feedbackProbability !== undefined) {
-    report.notice('interaction_generation.user_model.feedback_probability: not used with stop_policy: user (the simulated user decides when it is done); set stop_policy: personagym to end conversations by its draw as PersonaGym does');
+    report.warning('interaction_generation.user_model.feedback_probability: not used with stop_policy: user (the simulated user decides when it is done); set stop_policy: personagym to end conversations by its draw as PersonaGym does');
   }
   const distractor = settings.noise === 'off' ? undefined : await setUpDistractor(config, loaded.baseDir, { semantic: settings.noise === 'semantic', model: models.distractor });
   const judge = judging ? await setUpJudge(config, loaded.baseDir, { model: models.judge }) : undefined;
   for (const notice of [...loaded.notices, ...models.notices]) report.notice(notice);
   const judged = judge?.model;
   if (judged !== undefined && models.pool.entries.some((entry) => entry.model.provider === judged.provider && entry.model.model === judged.model)) {
-    report.notice(`judge.llm: the judge is ${judged.provider}/${judged.model}, which is also an assistant model: a model tends to rate its own answers higher; set judge.llm.model to another model`);
+    report.warning(`judge.llm: the judge is ${judged.provider}/${judged.model}, which is also an assistant model: a model tends to rate its own answers higher; set judge.llm.model to another model`);
   }
   const queries = await setUpQueries(config, loaded.baseDir, {
     queriesFile: flags.queriesFile ?? settings.queries ?? undefined,
@@ -169,7 +176,7 @@ export async function setUpConversations(loaded: LoadedConfig, settings: RunSett
     strict: flags.strict === true,
     dataset: flags.dataset,
     onWarning: (m) => report.warn(m),
-    onNotice: flags.quiet === true ? undefined : (m) => report.say(m),
+    onNotice: (m) => report.warning(m),
   });
   const options = {
     pool: models.pool,
@@ -232,7 +239,7 @@ export function runTasks(input: AsyncIterable<Buffer | string>, config: Config, 
 /** What a run's supplement rounds tell and ask of the command (or the library) around them. */
 export interface SupplementHooks {
   readonly stopping?: Stopping | undefined;
-  readonly onRetry?: (() => void) | undefined;
+  readonly onRetry?: RetryListener | undefined;
   /** Each billed call of the query generator. */
   readonly onUsage: GenerateOptions['onUsage'];
   readonly onRound?: ((report: RoundReport) => void) | undefined;

@@ -27,10 +27,10 @@ function openBrowser(url: string, report: Reporter): void {
   const [command, args] = browserCommand(url);
   try {
     const child = spawn(command, args, { stdio: 'ignore', detached: true });
-    child.once('error', () => report.say(`--open: could not start ${command}; open ${url} yourself`));
+    child.once('error', () => report.warning(`--open: could not start ${command}; open ${url} yourself`));
     child.unref();
   } catch {
-    report.say(`--open: could not start ${command}; open ${url} yourself`);
+    report.warning(`--open: could not start ${command}; open ${url} yourself`);
   }
 }
 
@@ -51,7 +51,7 @@ export async function runView(dir: string, flags: ViewFlags, signal?: AbortSigna
     await dataset.close();
     throw error;
   }
-  const scan = dataset.start().catch((error: unknown) => report.say(`the scan of ${dir} stopped: ${(error as Error).message}`));
+  const scan = dataset.start().catch((error: unknown) => report.warning(`the scan of ${dir} stopped: ${(error as Error).message}`));
   // The address is said even with --quiet: without it the server is of no use.
   report.say(`viewing ${dir} at ${viewer.url} (read-only, this machine only; Ctrl-C to stop)`);
   if (flags.open === true) openBrowser(viewer.url, report);

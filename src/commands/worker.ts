@@ -10,6 +10,7 @@ import { QueueRun, UsageRecorder, type QueueRecord } from '../queue/run.js';
 import { ConversationRunner, serveTasks } from '../queue/serve.js';
 import type { Task } from '../types.js';
 import { Reporter } from './reporter.js';
+import { callLine, retryLine } from './verbose.js';
 import { runFingerprint, setUpConversations, type RunSettings } from './setup.js';
 import { StopSignals } from './signals.js';
 
@@ -21,6 +22,8 @@ export interface WorkerFlags {
   threads?: number;
   lockMs?: number;
   quiet?: boolean;
+  /** `--verbose`: a stderr line for every model call attempt and every retry. */
+  verbose?: boolean;
 }
 
 /** Seconds the conversations in flight get to finish after the first Ctrl-C. */
@@ -48,7 +51,7 @@ async function waitForRecord(run: QueueRun, address: QueueAddress, report: Repor
 /** Runs `personaflow worker` and returns its exit code. */
 export async function runWorker(flags: WorkerFlags): Promise<number> {
   const started = Date.now();
-  const report = new Reporter(flags.quiet === true);
+  const report = new Reporter(flags.quiet === true, flags.verbose === true);
   const address = queueAddress(flags.queue);
   const name = flags.name ?? DEFAULT_RUN_NAME;
   const lockMs = flags.lockMs ?? DEFAULT_LOCK_MS;
@@ -80,8 +83,14 @@ export async function runWorker(flags: WorkerFlags): Promise<number> {
       throw new ConfigError(`run ${name} on ${address.shown} was started with another configuration than ${flags.config ?? 'the default one'} (its settings: ${JSON.stringify(record.settings)}); give this worker the producer's config file with -c`);
     }
     const recorder = new UsageRecorder(run, loaded.config.personaflow.prices);
-    const { models, options } = await setUpConversations(loaded, settings, { concurrency: flags.concurrency, threads: flags.threads, quiet: flags.quiet, shared: redisLimits(redis), dataset: false, judging: false, onUsage: recorder.call }, report);
-    const runner = new ConversationRunner({ ...options, onRetry: () => void run.retry().catch(() => undefined) });
+    const { models, options } = await setUpConversations(loaded, settings, { concurrency: flags.concurrency, threads: flags.threads, quiet: flags.quiet, shared: redisLimits(redis), dataset: false, judging: false, onUsage: recorder.call, onNotice: (message) => report.say(message), onWarning: (message) => report.warning(message), onCall: report.verbose ? (call) => report.detail(callLine(call)) : undefined }, report);
+    const runner = new ConversationRunner({
+      ...options,
+      onRetry: (module, error, note) => {
+        report.detail(retryLine(module, error, note, options.maxRetries));
+        void run.retry().catch(() => undefined);
+      },
+    });
     const counts = { interactions: 0, failures: 0, skipped: 0 };
     let fatal: FatalError | undefined;
     const work = async (task: Task): Promise<JobResult> => {
@@ -142,7 +151,8 @@ export async function runWorker(flags: WorkerFlags): Promise<number> {
     await recorder.close().catch(() => undefined);
     await models.close();
     if (fatal !== undefined) {
-      report.say(`${fatal.message}\npersonaflow: the task went back to the queue; this worker stops (the producer stops too and says how to resume)`);
+      report.error(fatal.message);
+      report.say('the task went back to the queue; this worker stops (the producer stops too and says how to resume)');
       return 1;
     }
     report.notice(`worker: ${counts.interactions} interactions, ${counts.failures} failures${counts.skipped > 0 ? `, ${counts.skipped} tasks left (budget reached)` : ''} in ${((Date.now() - started) / 1000).toFixed(1)} s`);

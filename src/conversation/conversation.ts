@@ -48,9 +48,9 @@ class Conversation {
     const state: State = { task, messages: [], usage: {}, guard: {}, rejections: [], turns: 0, attempts: 0, end: undefined, initialNoise: undefined, followupNoise: [], style: undefined, features: task.personaFeatures, initialQuery: task.initialQuery };
     this.#state = state;
     this.#retrying = makeCall({
-      onRetry: (module, error) => {
+      onRetry: (module, error, note) => {
         state.attempts += 1;
-        settings.onRetry?.(module, error);
+        settings.onRetry?.(module, error, note);
       },
       onUsage: (module, model, usage, call) => {
         addUsage(state.usage, module, usage);

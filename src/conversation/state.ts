@@ -1,5 +1,5 @@
 // What every conversation of a run shares, and what one conversation holds as it goes.
-import type { ModelModule, ChatModel, UsageListener } from '../chat.js';
+import type { ChatModel, RetryListener, UsageListener } from '../chat.js';
 import type { Distractor, NoisedText } from '../distractor/distractor.js';
 import type { ModelPool } from '../models/pool.js';
 import type { PromptCall } from '../prompts/ask.js';
@@ -46,8 +46,8 @@ export interface ConversationSettings {
   readonly styleTransfer?: StyleTransfer | undefined;
   /** Noise for user turns (the initial query and follow-ups, as its `applyTo` says); none when absent. */
   readonly distractor?: Distractor | undefined;
-  /** Called on every retried call (for statistics). */
-  readonly onRetry?: (module: ModelModule, error: unknown) => void;
+  /** Called on every retried call (for statistics, and --verbose). */
+  readonly onRetry?: RetryListener;
   /**
    * Called with the tokens of every billed call: answered calls (including those of tasks that later fail
    * or are cancelled) and failed attempts whose response carried usage.
@@ -58,7 +58,7 @@ export interface ConversationSettings {
 
 /** What a conversation's calls report: each retried attempt, each billed call. */
 export interface CallHooks {
-  readonly onRetry: (module: ModelModule, error: unknown) => void;
+  readonly onRetry: RetryListener;
   readonly onUsage: UsageListener;
 }
 

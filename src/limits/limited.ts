@@ -1,7 +1,7 @@
 // limited: a ChatModel whose every call first takes a permit from its model's limiter.
 import type { Subscription } from 'rxjs';
 import { ModelError } from '../errors.js';
-import type { ChatModel, ChatRequest, ChatResponse } from '../chat.js';
+import type { CallListener, ChatModel, ChatRequest, ChatResponse } from '../chat.js';
 import { waitText, type ModelLimiter, type Permit } from './limiter.js';
 import { admitShared, type SharedLimits } from './shared.js';
 
@@ -56,20 +56,31 @@ function waitForPermit(limiter: ModelLimiter, tokens: number, signal: AbortSigna
  * A ChatModel whose every call first takes a permit from `limiter` and gives it back with what happened,
  * so rate limits, the adaptive limit, pauses and the breaker apply to all of its callers. With `shared`
  * (workers on a queue), a call holding its permit then waits for the limits all processes share, and
- * goes the moment they admit it, so calls leave spaced as the shared buckets spaced them.
+ * goes the moment they admit it, so calls leave spaced as the shared buckets spaced them. `onCall` is
+ * told about every attempt: how long it waited for admission, how long the call took, and how it ended.
  */
-export function limited(model: ChatModel, limiter: ModelLimiter, shared?: SharedLimits): ChatModel {
-  const call = async (request: ChatRequest, signal: AbortSignal, permit: Permit, tokens: number): Promise<ChatResponse> => {
+export function limited(model: ChatModel, limiter: ModelLimiter, shared?: SharedLimits, onCall?: CallListener): ChatModel {
+  const ref = { provider: model.provider, model: model.model };
+  const tell = (request: ChatRequest, times: { readonly asked: number; readonly sent: number }, outcome: { readonly usage?: ChatResponse['usage']; readonly error?: unknown }): void => {
+    if (onCall === undefined) return;
+    const now = performance.now();
+    onCall({ model: ref, module: request.module, operation: request.operation, attempt: request.attempt ?? 1, waitedMs: times.sent - times.asked, latencyMs: now - times.sent, ...outcome });
+  };
+  const call = async (request: ChatRequest, signal: AbortSignal, permit: Permit, tokens: number, askedAt: number): Promise<ChatResponse> => {
     let admitted = false;
+    let sent = performance.now();
     try {
       if (shared !== undefined) await admitShared(shared, tokens, signal);
       admitted = true;
+      sent = performance.now();
       const response = await model.complete(request, signal);
+      tell(request, { asked: askedAt, sent }, { usage: response.usage });
       const result = { ok: true, tokens: response.usage.input + response.usage.output, rateLimit: response.rateLimit };
       permit.release(result);
       shared?.report(result, tokens);
       return response;
     } catch (error) {
+      tell(request, { asked: askedAt, sent }, { error });
       const known = error instanceof ModelError ? error : undefined;
       const asked = known === undefined ? undefined : askedWait(known);
       if (known !== undefined && asked !== undefined && asked > limiter.maxWaitMs) {
@@ -91,7 +102,8 @@ export function limited(model: ChatModel, limiter: ModelLimiter, shared?: Shared
     model: model.model,
     complete: async (request, signal) => {
       const tokens = estimateTokens(request);
-      return call(request, signal, limiter.tryAcquire(tokens) ?? (await waitForPermit(limiter, tokens, signal)), tokens);
+      const asked = performance.now();
+      return call(request, signal, limiter.tryAcquire(tokens) ?? (await waitForPermit(limiter, tokens, signal)), tokens, asked);
     },
   };
 }

@@ -26,8 +26,10 @@ export interface LimiterOptions {
    * Default MAX_WAIT_MS.
    */
   readonly maxWaitMs?: number;
-  /** Told, in a sentence, when calls wait WAIT_NOTICE_MS or more and until when, and when a header is ignored. */
+  /** Told, in a sentence, when calls wait WAIT_NOTICE_MS or more and until when. */
   readonly onNotice?: (message: string) => void;
+  /** Told, in a sentence, when a header is not believed and ignored (default: onNotice). */
+  readonly onWarning?: (message: string) => void;
   /** Learn from x-ratelimit-* headers: buckets for the limits they announce, a pause at `remaining: 0` (default true; false when SharedLimits learn them for every process). */
   readonly learnLimits?: boolean;
   readonly scheduler?: SchedulerLike;
@@ -114,6 +116,7 @@ export class ModelLimiter {
   /** Until when the calls' waiting has been said on stderr: a wait is said once, not per call. */
   #saidUntil = 0;
   readonly #onNotice: ((message: string) => void) | undefined;
+  readonly #onWarning: ((message: string) => void) | undefined;
   /** The longest wait honoured (personaflow.max_wait_s). */
   readonly maxWaitMs: number;
   readonly #learnLimits: boolean;
@@ -133,6 +136,7 @@ export class ModelLimiter {
     this.#breaker = new CircuitBreaker({ threshold: options.breakerThreshold, cooldownMs: options.breakerCooldownMs, giveUpMs: options.breakerGiveUpMs }, now);
     this.maxWaitMs = options.maxWaitMs ?? MAX_WAIT_MS;
     this.#onNotice = options.onNotice;
+    this.#onWarning = options.onWarning ?? options.onNotice;
   }
 
   /** Says once that calls wait for `what` until `until`, when that is WAIT_NOTICE_MS or more from now and later than already said. */
@@ -295,7 +299,7 @@ export class ModelLimiter {
     if (this.#tokens === undefined && info.limitTokens !== undefined && info.limitTokens > 0) this.#tokens = new RateBucket(info.limitTokens * SAFETY, now);
     const absurd = (ms: number | undefined): boolean => ms !== undefined && ms > this.maxWaitMs;
     if (absurd(info.resetRequestsMs) || absurd(info.resetTokensMs)) {
-      if (!this.#saidAbsurd) this.#onNotice?.(`${this.name}: ignoring an x-ratelimit-reset header of ${waitText(Math.max(info.resetRequestsMs ?? 0, info.resetTokensMs ?? 0))}, over personaflow.max_wait_s (${waitText(this.maxWaitMs)})`);
+      if (!this.#saidAbsurd) this.#onWarning?.(`${this.name}: ignoring an x-ratelimit-reset header of ${waitText(Math.max(info.resetRequestsMs ?? 0, info.resetTokensMs ?? 0))}, over personaflow.max_wait_s (${waitText(this.maxWaitMs)})`);
       this.#saidAbsurd = true;
     }
     const before = this.#pause.until;

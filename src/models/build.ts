@@ -139,7 +139,7 @@ function limitersFor(config: Config, flags: ModelFlags): { readonly limiters: Ma
     let admission = admissions.get(key);
     if (admission === undefined) {
       const configured = limits[`${provider}/${model}`] ?? limits[model] ?? {};
-      const waits = { maxWaitMs: config.personaflow.max_wait_s * 1000, onNotice: flags.onNotice };
+      const waits = { maxWaitMs: config.personaflow.max_wait_s * 1000, onNotice: flags.onNotice, onWarning: flags.onWarning };
       const breakerOptions = { breakerThreshold: breaker.threshold, breakerCooldownMs: breaker.cooldown_s * 1000, breakerGiveUpMs: breaker.give_up_s * 1000 };
       const name = `${provider}/${model}`;
       const maxConcurrency = flags.concurrency ?? config.interaction_generation.max_workers;
@@ -171,7 +171,14 @@ function buildSpecs(config: Config, given: ModelFlags, all: readonly Spec[], env
   }
   // The assistant and the simulator on one model are two clients: what they notice is said once.
   const said = new Set<string>();
-  const flags: ModelFlags = { ...given, onNotice: (message) => (said.has(message) ? undefined : (said.add(message), given.onNotice?.(message))) };
+  const once =
+    (tell: ((message: string) => void) | undefined) =>
+    (message: string): void => {
+      if (said.has(message)) return;
+      said.add(message);
+      tell?.(message);
+    };
+  const flags: ModelFlags = { ...given, onNotice: once(given.onNotice), onWarning: once(given.onWarning ?? given.onNotice) };
   const { simulated, endpoints, notices } = chooseProviders(config, flags, all, env);
   const simOptions: SimOptions = {
     latencyMs: config.personaflow.sim.latency_ms,
@@ -182,7 +189,7 @@ function buildSpecs(config: Config, given: ModelFlags, all: readonly Spec[], env
   };
   const timeoutMs = (config.api.timeout ?? 120) * 1000;
   const { limiters, admissionFor } = limitersFor(config, flags);
-  const limitedBy = (model: ChatModel, admission: Admission): ChatModel => limited(model, admission.limiter, admission.shared);
+  const limitedBy = (model: ChatModel, admission: Admission): ChatModel => limited(model, admission.limiter, admission.shared, flags.onCall);
   const llamas = new Map<string, LlamaChatModel>();
   const make = (spec: Spec): ChatModel => {
     if (flags.batch !== undefined) return batchOf(spec, flags.batch);
@@ -211,7 +218,8 @@ function buildSpecs(config: Config, given: ModelFlags, all: readonly Spec[], env
       baseURL: endpoint.baseURL,
       timeoutMs,
       topP: config.api.inference?.top_p,
-      onNotice: flags.onNotice,
+      onWarning: flags.onWarning,
+      keyFrom: endpoint.keyFrom,
       ...(spec.headers === undefined ? {} : { headers: headersOf(spec, env) }),
     });
   /** One llama model per file and thread count, shared by the assistant, the simulator and the helpers that use it. */

@@ -15,7 +15,9 @@ export interface OpenAIModelOptions extends ModelRef {
   /** PersonaGym's `api.inference.top_p`, sent with every request when set. */
   readonly topP?: number | undefined;
   /** Told once per model when the server's usage is missing or implausible and tokens are counted here instead. */
-  readonly onNotice?: ((message: string) => void) | undefined;
+  readonly onWarning?: ((message: string) => void) | undefined;
+  /** Where the key came from (`OPENAI_API_KEY`, `api.api_key`), named by an authentication failure. */
+  readonly keyFrom?: string | undefined;
 }
 
 /** `1s`, `6m0s`, `59.77s`, `20ms`, `1h2m3s` (OpenAI's x-ratelimit-reset-* values) in milliseconds. */
@@ -85,7 +87,7 @@ function redirectTarget(location: string | null | undefined, from: string): stri
 }
 
 /** Maps anything the SDK or fetch throws to a ModelError with the right kind. */
-export function toModelError(error: unknown, where: string, secrets: readonly string[], callerAborted: boolean, url = 'the endpoint'): ModelError {
+export function toModelError(error: unknown, where: string, secrets: readonly string[], callerAborted: boolean, url = 'the endpoint', keyFrom?: string): ModelError {
   // A key, a header value or a URL's credentials must never reach a log or an error line, even when the server echoes them.
   const say = (message: string): string => redact(`${where}: ${message}`, secrets);
   if (error instanceof ModelError) return error;
@@ -101,7 +103,7 @@ export function toModelError(error: unknown, where: string, secrets: readonly st
     const status = apiError.status;
     const detail = apiError.message.replace(/^\d{3}\s*/, '').slice(0, 200);
     const options = { status, retryAfterMs: retryAfterMs(apiError.headers), rateLimit: rateLimitOf(apiError.headers) };
-    if (status === 401 || status === 403) return new ModelError('auth', say(`authentication failed (${status}): ${detail}`), options);
+    if (status === 401 || status === 403) return new ModelError('auth', say(`authentication failed (${status}) at ${url}: ${detail}; check ${keyFrom ?? 'the API key'}${status === 403 ? ' and its access to this model' : ''}`), options);
     // A wrong base URL or model name fails every call alike: the run stops at the first, naming the URL.
     if (status >= 300 && status < 400) {
       const target = redirectTarget(apiError.headers?.get('location'), url);
@@ -160,7 +162,7 @@ export function createOpenAIModel(options: OpenAIModelOptions): ChatModel {
   const sayOnce = (key: string, message: string): void => {
     if (said.has(key)) return;
     said.add(key);
-    options.onNotice?.(message);
+    options.onWarning?.(message);
   };
   /**
    * The usage to bill: the server's, unless it sent none (some OpenAI-compatible servers and proxies
@@ -202,7 +204,7 @@ export function createOpenAIModel(options: OpenAIModelOptions): ChatModel {
         body = answer.data;
         headers = answer.response.headers;
       } catch (error) {
-        throw toModelError(error, where, secrets, signal.aborted, url);
+        throw toModelError(error, where, secrets, signal.aborted, url, options.keyFrom);
       }
       const content = body?.choices?.[0]?.message?.content;
       const billed = usageOf(body);

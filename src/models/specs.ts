@@ -1,5 +1,5 @@
 // From configuration to model specs: which provider and model each part of a run calls, with its key and endpoint.
-import type { ChatModel } from '../chat.js';
+import type { CallListener, ChatModel } from '../chat.js';
 import type { SharedLimitsFactory } from '../limits/shared.js';
 import type { Config } from '../config/schema.js';
 import { expandEnv } from '../config/load.js';
@@ -40,6 +40,10 @@ export interface ModelFlags {
   readonly simFallback?: boolean | undefined;
   /** Told what the run waits for and until when (long Retry-After, reset headers, an open breaker), and what it does not believe. */
   readonly onNotice?: ((message: string) => void) | undefined;
+  /** Told what the models do not believe and work around (a server without usage, an absurd reset header); default: onNotice. */
+  readonly onWarning?: ((message: string) => void) | undefined;
+  /** Told about every attempt of every call (--verbose): model, module, attempt, waits, latency, tokens or error. */
+  readonly onCall?: CallListener | undefined;
   /** Limits shared with other processes (workers on a queue): each model's buckets, breaker and pauses live there. */
   readonly shared?: SharedLimitsFactory | undefined;
   /** `generate --batch`: each model is built as this makes it from its target, its calls gathered into batch rounds (no rate limiter). */
@@ -187,6 +191,8 @@ export interface Endpoint {
   readonly variables: readonly string[];
   /** A base URL other than the provider's own was configured (local servers need no key). */
   readonly custom: boolean;
+  /** Where the key came from, as a person would fix it: the variable (`OPENAI_API_KEY`) or the config key (`api.api_key`). */
+  readonly keyFrom: string | undefined;
 }
 
 /** Key and base URL for a spec: its own fields, then its provider's section, then `<PROVIDER>_API_KEY`. */
@@ -210,23 +216,36 @@ export function endpointOf(spec: Spec, config: Config, env: NodeJS.ProcessEnv): 
     variables.push(name);
     return literal(env[name], name);
   };
-  const sectionApplies = spec.provider === 'openrouter' || (config.api.provider ?? 'openai') === spec.provider;
   // A value from the config file: the variables its `${VAR}` references name (a value from the environment is a key, never scanned).
   const configured = (value: string | null | undefined, path: string): string | undefined => {
     for (const [, name] of (value ?? '').matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g)) variables.push(name as string);
     return literal(value, path);
   };
-  const apiKey =
-    configured(spec.apiKey, `${spec.path}.api_key`) ??
-    fromEnv(spec.apiKeyEnv) ??
-    (sectionApplies ? (configured(section.api_key, `${sectionName}.api_key`) ?? fromEnv(section.api_key_env)) : undefined) ??
-    fromEnv(wanted);
+  // A config value that is only `${VAR}` is fixed in VAR.
+  const named = (value: string | null | undefined, path: string): string => /^\s*\$\{(\w+)\}\s*$/.exec(value ?? '')?.[1] ?? path;
+  const sectionApplies = spec.provider === 'openrouter' || (config.api.provider ?? 'openai') === spec.provider;
+  const sources: readonly (readonly [() => string | undefined, string | undefined])[] = [
+    [() => configured(spec.apiKey, `${spec.path}.api_key`), named(spec.apiKey, `${spec.path}.api_key`)],
+    [() => fromEnv(spec.apiKeyEnv), spec.apiKeyEnv],
+    [() => (sectionApplies ? configured(section.api_key, `${sectionName}.api_key`) : undefined), named(section.api_key, `${sectionName}.api_key`)],
+    [() => (sectionApplies ? fromEnv(section.api_key_env) : undefined), section.api_key_env ?? undefined],
+    [() => fromEnv(wanted), wanted],
+  ];
+  let apiKey: string | undefined;
+  let keyFrom: string | undefined;
+  for (const [read, from] of sources) {
+    apiKey = read();
+    if (apiKey !== undefined) {
+      keyFrom = from;
+      break;
+    }
+  }
   const sectionBase = sectionApplies ? (section.base_url ?? baseOf(section.endpoint)) : undefined;
   const rawBase = spec.baseUrl ?? sectionBase;
   const basePath = spec.baseUrl === undefined ? `${sectionName}.${section.base_url === undefined ? 'endpoint' : 'base_url'}` : spec.baseUrlPath;
   const baseURL = rawBase === undefined ? (spec.provider === 'openrouter' ? OPENROUTER_BASE_URL : undefined) : checkBaseUrl(expandEnv(rawBase, basePath, env), basePath);
   const custom = baseURL !== undefined && !/^https:\/\/(api\.openai\.com|openrouter\.ai)\b/.test(baseURL);
-  return { apiKey, baseURL, wanted, custom, variables: [...new Set(variables)] };
+  return { apiKey, baseURL, wanted, custom, variables: [...new Set(variables)], keyFrom };
 }
 
 /**

@@ -1,6 +1,6 @@
 // judge: each finished conversation judged (checks, then a model's review), its verdict in metadata.quality.
 import { catchError, defer, map, mergeMap, of, throwError, type MonoTypeOperatorFunction, type SchedulerLike } from 'rxjs';
-import type { ModelModule, UsageListener } from '../chat.js';
+import type { RetryListener, UsageListener } from '../chat.js';
 import { describeError, runEndingError } from '../errors.js';
 import type { NearDuplicates } from '../judge/duplicates.js';
 import type { Finding } from '../judge/checks.js';
@@ -21,7 +21,7 @@ export interface JudgeOperatorOptions {
    * so which of two duplicates is rejected would depend on timing.
    */
   readonly duplicates?: NearDuplicates | undefined;
-  readonly onRetry?: (module: ModelModule, error: unknown) => void;
+  readonly onRetry?: RetryListener;
   readonly onUsage?: UsageListener;
   readonly scheduler?: SchedulerLike;
   readonly now?: () => Date;
@@ -60,9 +60,9 @@ export function judge(options: JudgeOperatorOptions): MonoTypeOperatorFunction<O
         maxRetries: options.maxRetries,
         retryDelayMs: options.retryDelayMs,
         scheduler: options.scheduler,
-        onRetry: (module, error) => {
+        onRetry: (module, error, note) => {
           attempts += 1;
-          options.onRetry?.(module, error);
+          options.onRetry?.(module, error, note);
         },
         onUsage: (module, model, used, detail) => {
           addUsage(usage, module, used);

@@ -1,6 +1,6 @@
 // noise: texts in, noisy versions out (PersonaGym's NoiseResult), with bounded concurrency and in input order.
 import { Observable, concatMap, map, mergeMap, range, toArray, type OperatorFunction, type SchedulerLike } from 'rxjs';
-import type { ModelModule, UsageListener } from '../chat.js';
+import type { RetryListener, UsageListener } from '../chat.js';
 import type { Distractor, NoiseResult } from '../distractor/distractor.js';
 import { noiseVersion } from '../distractor/turn.js';
 import type { TextItem } from '../types.js';
@@ -15,7 +15,7 @@ export interface NoiseOptions {
   readonly concurrency?: number;
   readonly maxRetries: number;
   readonly retryDelayMs: number;
-  readonly onRetry?: (module: ModelModule, error: unknown) => void;
+  readonly onRetry?: RetryListener;
   readonly onUsage?: UsageListener;
   readonly scheduler?: SchedulerLike;
 }

@@ -2,7 +2,7 @@
 import { catchError, defer, map, tap, throwError, type Observable, type SchedulerLike } from 'rxjs';
 import { ModelError, runEndingError } from '../errors.js';
 import { callModel } from '../models/call.js';
-import type { ChatModel, ChatRequest, ChatResponse, ModelModule, ModelOperation, UsageListener } from '../chat.js';
+import type { ChatModel, ChatRequest, ChatResponse, ModelModule, ModelOperation, RetryListener, UsageListener } from '../chat.js';
 import type { Stopping } from '../limits/stop.js';
 import { retryWithDelay } from './retryWithDelay.js';
 
@@ -10,8 +10,8 @@ export interface RetryingCallOptions {
   /** Retries after the first attempt (PersonaGym's `max_retries`). */
   readonly maxRetries: number;
   readonly retryDelayMs: number;
-  /** Called on every retried attempt (for statistics). */
-  readonly onRetry?: (module: ModelModule, error: unknown) => void;
+  /** Called on every retried attempt (for statistics, and --verbose: which model, which retry, how long a wait). */
+  readonly onRetry?: RetryListener;
   /** Told about every billed call: answered ones and failed attempts whose response carried usage. */
   readonly onUsage?: UsageListener;
   readonly scheduler?: SchedulerLike;
@@ -69,9 +69,9 @@ export function retryingCall(options: RetryingCallOptions) {
           scheduler: options.scheduler,
           lend: options.lend,
           stopping: options.stopping,
-          onRetry: (error) => {
+          onRetry: (error, retry, delayMs) => {
             attempt += 1;
-            options.onRetry?.(request.module, error);
+            options.onRetry?.(request.module, error, { model: ref, retry, delayMs });
           },
         }),
         tap((response) => options.onUsage?.(request.module, ref, response.usage, { operation, failed: false })),

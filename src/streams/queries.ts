@@ -223,6 +223,17 @@ export class QueryDataset {
     return chosen;
   }
 
+  /**
+   * The same dataset with a round-robin cursor of its own, where this one's is now: a second pass over the
+   * personas (the progress total's count, streams/count.ts) assigns what the run will without moving the
+   * run's cursor. It shares the open files: do not use it after `close`, and do not close it.
+   */
+  fork(): QueryDataset {
+    const fork = new QueryDataset(this.paths, this.files, this.offsets, this.lengths, this.fileOf, this.positions, this.size);
+    fork.cursor = this.cursor;
+    return fork;
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.files.map((file) => file.close()));
   }

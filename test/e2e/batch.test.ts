@@ -200,7 +200,7 @@ describe('generate --batch', () => {
     const run = await runCli(['generate', personas, '--provider', 'sim', '--batch']);
     expect(run.code).toBe(2);
     expect(run.stderr).toMatchInlineSnapshot(`
-      "personaflow: --batch needs --out DIR: the batch and file ids are recorded there as they are created, so a resumed run reattaches to them instead of paying again
+      "personaflow: error: --batch needs --out DIR: the batch and file ids are recorded there as they are created, so a resumed run reattaches to them instead of paying again
       "
     `);
   });

@@ -256,7 +256,7 @@ describe('personaflow export on stdin and stdout', () => {
     await writeFile(file, `${a}\n{"interaction_id": \n${b}\n`);
     const run = await runCli(['export', file, '--format', 'openai', '-q']);
     expect(run.code).toBe(0);
-    expect(run.stderr).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2: invalid JSON`));
+    expect(run.stderr).toMatch(new RegExp(`^personaflow: warning: ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2: invalid JSON`));
     expect(lines(run.stdout)).toHaveLength(2);
     const strict = await runCli(['export', '-', '--strict'], { input: `${a}\nnot json\n` });
     expect(strict.code).toBe(2);

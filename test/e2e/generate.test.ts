@@ -166,7 +166,7 @@ describe('personaflow generate (end to end)', () => {
     const run = await runCli(['generate', input, ...against(server), '-c', await config({ minTurns: 1, maxTurns: 3, timeout: 10 }), '-j', '4']);
 
     expectNoCrash(run);
-    expect(run.stderr).not.toMatch(/^personaflow: failed /m);
+    expect(run.stderr).not.toMatch(/^personaflow: (warning: )?failed /m);
     expect(run.code).toBe(0);
     const interactions = parseLines<InteractionLine>(run.stdout);
     expect(interactions.map((i) => i.interaction_id).sort()).toEqual(expectedIds(6, 2));
@@ -334,7 +334,7 @@ describe('personaflow generate (end to end)', () => {
     expect(run.code).toBe(3);
     expect(run.stderr).toMatch(/personaflow: result: incomplete \(exit 3\): 2 bad input line\(s\) skipped\n$/);
     expect(run.stderr).toContain(`${input}:2: `);
-    expect(run.stderr).toMatch(new RegExp(`^${input.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3: .*persona_id`, 'm'));
+    expect(run.stderr).toMatch(new RegExp(`^personaflow: warning: ${input.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3: .*persona_id`, 'm'));
     expect(run.stderr).not.toContain(`${input}:1:`);
     expect(run.stderr).not.toContain(`${input}:4:`);
     const ids = parseLines<InteractionLine>(run.stdout).map((i) => i.interaction_id).sort();

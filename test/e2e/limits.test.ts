@@ -167,7 +167,7 @@ describe('progress', () => {
     expect(last?.final).toBe(true);
     expect(last?.progress).toMatchObject({ interactions: CONVERSATIONS, failures: 0, rejected: 0, input_read: 1, cost_usd: 0, throttled: [] });
     expect(last?.progress).toMatchObject({ total: CONVERSATIONS, total_exact: true });
-    expect(Object.keys(last?.progress ?? {}).sort()).toEqual(['cost_usd', 'elapsed_s', 'eta_s', 'failures', 'input_read', 'interactions', 'interactions_per_s', 'rejected', 'retries', 'throttled', 'tokens_per_s', 'total', 'total_exact']);
+    expect(Object.keys(last?.progress ?? {}).sort()).toEqual(['cost_usd', 'counting', 'elapsed_s', 'eta_s', 'failures', 'input_read', 'interactions', 'interactions_per_s', 'projected_cost_usd', 'rejected', 'retries', 'throttled', 'tokens_per_s', 'top_failure', 'total', 'total_exact'].sort());
   });
 
   // A real terminal: util-linux `script` runs the CLI on a pseudo-terminal and copies what it draws.

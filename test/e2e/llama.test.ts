@@ -159,7 +159,7 @@ describe('generate --provider llama without what it needs', () => {
     expect(existsSync(join(clone, 'node_modules', 'node-llama-cpp'))).toBe(false);
     const out = join(dir, 'out-clone');
     const run = await runAt(clone, clone, ['generate', personasFile, '-c', config, '--provider', 'llama', '--model', MODEL, '--supplement-rounds', '0', '--out', out]);
-    expect(run.stderr).toBe(`personaflow: the llama provider needs node-llama-cpp, which is not installed: npm install --no-save --save-optional node-llama-cpp@${VERSION}\n`);
+    expect(run.stderr).toBe(`personaflow: error: the llama provider needs node-llama-cpp, which is not installed: npm install --no-save --save-optional node-llama-cpp@${VERSION}\n`);
     expect(run.code).toBe(2);
     expect(run.stdout).toBe('');
     // Before any work: no output directory (a run that had started leaves one, with what finished).
@@ -169,13 +169,13 @@ describe('generate --provider llama without what it needs', () => {
   it('names the directory when run from elsewhere, and the project when personaflow is one of its dependencies', async () => {
     const fromElsewhere = await runAt(clone, dir, ['generate', personasFile, '-c', config, '--provider', 'llama', '--model', MODEL]);
     expect(fromElsewhere.code).toBe(2);
-    expect(fromElsewhere.stderr).toBe(`personaflow: the llama provider needs node-llama-cpp, which is not installed: npm install --no-save --save-optional node-llama-cpp@${VERSION} --prefix ${clone}\n`);
+    expect(fromElsewhere.stderr).toBe(`personaflow: error: the llama provider needs node-llama-cpp, which is not installed: npm install --no-save --save-optional node-llama-cpp@${VERSION} --prefix ${clone}\n`);
     // A config that names llama (not the flag) for the user simulator only: the same check, the same line.
     const own = join(dir, 'user-llama.yaml');
     await writeFile(own, `interaction_generation:\n  min_turns: 1\n  max_turns: 1\n  user_model: { provider: llama, model: ${JSON.stringify(MODEL)} }\n`);
     const dependency = await runAt(join(project, 'node_modules', 'personaflow'), project, ['generate', personasFile, '-c', own, '--supplement-rounds', '0']);
     expect(dependency.code).toBe(2);
-    expect(dependency.stderr).toBe(`personaflow: the llama provider needs node-llama-cpp, which is not installed: npm install node-llama-cpp@${VERSION}\n`);
+    expect(dependency.stderr).toBe(`personaflow: error: the llama provider needs node-llama-cpp, which is not installed: npm install node-llama-cpp@${VERSION}\n`);
   });
 
   it('leaves every other provider alone when node-llama-cpp is missing', async () => {
@@ -187,6 +187,6 @@ describe('generate --provider llama without what it needs', () => {
   it('names a model file that does not exist before starting (configuration error)', async () => {
     const run = await runCli(['generate', personasFile, '--provider', 'llama', '--model', 'models/nope.gguf'], {});
     expect(run.code).toBe(2);
-    expect(run.stderr.trim()).toBe(`personaflow: --model: llama model file not found: ${join(ROOT, 'models', 'nope.gguf')}`);
+    expect(run.stderr.trim()).toBe(`personaflow: error: --model: llama model file not found: ${join(ROOT, 'models', 'nope.gguf')}`);
   });
 });

@@ -108,7 +108,7 @@ describe('personaflow generate --shard and merge', () => {
     const refused = await runCli(['merge', first, other, '--out', join(dir, 'never')], { env: { OPENAI_API_KEY: undefined } });
     expect(refused.code).toBe(2);
     expect(refused.stderr.replaceAll(dir, '<dir>')).toMatchInlineSnapshot(`
-      "personaflow: <dir>/other-seed cannot join <dir>/first: it was written with other settings (seed 5 → 6); one dataset must come from one configuration
+      "personaflow: error: <dir>/other-seed cannot join <dir>/first: it was written with other settings (seed 5 → 6); one dataset must come from one configuration
       "
     `);
     const taken = await runCli(['merge', first, '--out', other], { env: { OPENAI_API_KEY: undefined } });

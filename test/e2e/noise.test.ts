@@ -68,8 +68,8 @@ describe('personaflow noise', () => {
     const run = await runCli(['noise', '-'], { input: 'first text to noise here\n{"persona_features":{}}\n{bad json\nlast text to noise here\n' });
     expect(run.code, run.stderr).toBe(0);
     expect(lines(run.stdout).map((line) => noiseResult.parse(line).original_text)).toEqual(['first text to noise here', 'last text to noise here']);
-    expect(run.stderr).toMatch(/^stdin:2: text: needs "text"/m);
-    expect(run.stderr).toMatch(/^stdin:3: invalid JSON/m);
+    expect(run.stderr).toMatch(/^personaflow: warning: stdin:2: text: needs "text"/m);
+    expect(run.stderr).toMatch(/^personaflow: warning: stdin:3: invalid JSON/m);
   });
 
   it('--semantic runs offline on sim and against a local server, retrying rejected answers', async () => {

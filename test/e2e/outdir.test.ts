@@ -61,7 +61,7 @@ describe('one writer per --out DIR', () => {
       const codes = runs.map((run) => run.code).sort();
       expect(codes, runs.map((run) => run.stderr).join('\n---\n')).toEqual([0, 2]);
       const loser = runs.find((run) => run.code === 2) as Run;
-      expect(loser.stderr).toMatch(new RegExp(`^personaflow: --out ${out}: another run \\(pid \\d+ on host "[^"]+", since [^)]+\\) is writing this directory; one run writes a directory at a time`));
+      expect(loser.stderr).toMatch(new RegExp(`^personaflow: error: --out ${out}: another run \\(pid \\d+ on host "[^"]+", since [^)]+\\) is writing this directory; one run writes a directory at a time`));
       const winner = runs[0].code === 0 ? 'alpha' : 'bravo';
       expect(await personasIn(out)).toEqual(Array.from({ length: PERSONAS }, (_, p) => `${winner}${p}`).sort());
     } finally {
@@ -111,7 +111,7 @@ describe('--out', () => {
     await writeFile(file, 'not a directory\n');
     const run = await runCli(['generate', alpha, '--provider', 'sim', '--out', file]);
     expect(run.code).toBe(2);
-    expect(run.stderr).toBe(`personaflow: --out ${file}: is a file, or lies under one; --out names a directory (give -o - for stdout)\n`);
+    expect(run.stderr).toBe(`personaflow: error: --out ${file}: is a file, or lies under one; --out names a directory (give -o - for stdout)\n`);
     const under = await runCli(['generate', alpha, '--provider', 'sim', '--out', join(file, 'sub')]);
     expect(under.code).toBe(2);
     expect(under.stderr).toContain(`--out ${join(file, 'sub')}: is a file`);

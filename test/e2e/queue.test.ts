@@ -195,7 +195,7 @@ describe.skipIf(!HAVE_REDIS)(`generate --queue and personaflow worker${NO_REDIS}
     const bad = await runCli(['worker', '--queue', 'http://example.invalid'], { env: { OPENAI_API_KEY: undefined } });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatchInlineSnapshot(`
-      "personaflow: --queue: expected a redis:// or rediss:// URL, got \`http://example.invalid\`
+      "personaflow: error: --queue: expected a redis:// or rediss:// URL, got \`http://example.invalid\`
       "
     `);
   });

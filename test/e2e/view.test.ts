@@ -194,6 +194,6 @@ describe('personaflow view, as a command', () => {
     ensureBuilt();
     const run = await runCli(['view', '/nonexistent/run']);
     expect(run.code).toBe(2);
-    expect(run.stderr).toBe('personaflow: /nonexistent/run: cannot open (ENOENT)\n');
+    expect(run.stderr).toBe('personaflow: error: /nonexistent/run: cannot open (ENOENT)\n');
   });
 });

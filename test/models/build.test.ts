@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { type Config } from '../../src/config/schema.js';
 import { buildDistractorModel, buildModels } from '../../src/models/build.js';
+import { conversationSpecs, endpointOf } from '../../src/models/specs.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -103,5 +104,19 @@ describe('buildModels with a stand-in (personaflow estimate)', () => {
   it('still refuses a provider it does not have', async () => {
     const config = await configOf('api:\n  provider: anthropic\n');
     expect(() => buildModels(config, { standIn: () => ({ provider: 'x', model: 'y', complete: () => Promise.reject(new Error('not called')) }) }, {})).toThrow(/interaction_generation\.assistant_model\.provider: `anthropic` is not supported/);
+  });
+});
+
+describe('endpointOf: where the key came from (named by an authentication failure)', () => {
+  it.each([
+    ['the default ${OPENAI_API_KEY}', '', { OPENAI_API_KEY: 'sk-a' }, 'OPENAI_API_KEY'],
+    ['api.api_key_env', 'api:\n  api_key: null\n  api_key_env: TEAM_KEY\n', { TEAM_KEY: 'sk-b', OPENAI_API_KEY: 'sk-a' }, 'TEAM_KEY'],
+    ['a literal api.api_key', 'api:\n  api_key: sk-literal-1\n', {}, 'api.api_key'],
+    ["an assistant model's own api_key_env", 'interaction_generation:\n  assistant_model:\n    api_key_env: MINE\n', { MINE: 'sk-c', OPENAI_API_KEY: 'sk-a' }, 'MINE'],
+    ['the provider variable when the config names none', 'api:\n  api_key: null\n', { OPENAI_API_KEY: 'sk-a' }, 'OPENAI_API_KEY'],
+  ])('%s', async (_name, yaml, env, keyFrom) => {
+    const config = await configOf(yaml === '' ? '{}\n' : yaml);
+    const { assistant } = conversationSpecs(config, {});
+    expect(endpointOf(assistant[0]!, config, env)).toMatchObject({ keyFrom, apiKey: expect.any(String) as unknown });
   });
 });

@@ -54,6 +54,13 @@ describe('toModelError', () => {
     expect(toModelError(api(400), 'openai/m', ['k'], false).kind).toBe('bad_request');
   });
 
+  it('an authentication failure names the URL and where the key came from (issue 23: the line says what to do)', () => {
+    const denied = toModelError(api(401), 'openai/m', ['k'], false, 'http://127.0.0.1:9/v1/chat/completions', 'OPENAI_API_KEY');
+    expect(denied.message).toBe('openai/m: authentication failed (401) at http://127.0.0.1:9/v1/chat/completions: nope; check OPENAI_API_KEY');
+    expect(toModelError(api(403), 'openai/m', ['k'], false, 'http://h/v1/chat/completions', 'api.api_key').message).toBe('openai/m: authentication failed (403) at http://h/v1/chat/completions: nope; check api.api_key and its access to this model');
+    expect(toModelError(api(401), 'openai/m', ['k'], false).message).toMatch(/check the API key$/);
+  });
+
   it('keeps Retry-After and marks transient kinds', () => {
     const error = toModelError(api(429, { 'retry-after': '3' }), 'openai/m', ['k'], false);
     expect(error).toMatchObject({ retryAfterMs: 3000, transient: true, status: 429 });
@@ -98,7 +105,7 @@ describe('createOpenAIModel against a local server', () => {
     const server = await startOpenAIServer({ usage: () => null });
     const said: string[] = [];
     try {
-      const model = createOpenAIModel({ provider: 'openai', model: 'gpt-4o-mini', apiKey: 'k', baseURL: server.baseURL, timeoutMs: 5000, onNotice: (m) => said.push(m) });
+      const model = createOpenAIModel({ provider: 'openai', model: 'gpt-4o-mini', apiKey: 'k', baseURL: server.baseURL, timeoutMs: 5000, onWarning: (m) => said.push(m) });
       const first = await model.complete(request, new AbortController().signal);
       await model.complete(request, new AbortController().signal);
       // `hello` is one o200k token, plus 3 for the message and 3 to prime the reply.
@@ -113,7 +120,7 @@ describe('createOpenAIModel against a local server', () => {
     const server = await startOpenAIServer({ usage: () => ({ prompt: 1e15, completion: 5 }) });
     const said: string[] = [];
     try {
-      const model = createOpenAIModel({ provider: 'openai', model: 'llama3.1:8b', apiKey: 'k', baseURL: server.baseURL, timeoutMs: 5000, onNotice: (m) => said.push(m) });
+      const model = createOpenAIModel({ provider: 'openai', model: 'llama3.1:8b', apiKey: 'k', baseURL: server.baseURL, timeoutMs: 5000, onWarning: (m) => said.push(m) });
       const reply = await model.complete(request, new AbortController().signal);
       expect(reply.usage).toEqual({ input: 3 + 3 + Math.ceil('hello'.length / 4), output: Math.ceil(reply.content.length / 4), estimated: true });
       expect(said).toEqual(['openai/llama3.1:8b: the server reported an implausible usage (1000000000000000 prompt and 5 completion tokens); counting tokens as characters / 4 (no tokenizer known for this model) instead, marked as estimated in usage.json']);

@@ -34,9 +34,10 @@ describe('retryingCall', () => {
     const response = await lastValueFrom(call(fake.model, { module: 'distractor', messages: [{ role: 'user', content: 'hi' }] }));
     expect(response).toEqual({ content: 'fine', usage: { input: 10, output: 5 } });
     expect(fake.requests.map((request) => request.attempt)).toEqual([1, 2, 3]);
+    // With the model, which retry and its delay (for --verbose).
     expect(retried).toEqual([
-      ['distractor', expect.objectContaining({ message: '500 #1' })],
-      ['distractor', expect.objectContaining({ message: '500 #2' })],
+      ['distractor', expect.objectContaining({ message: '500 #1' }), { model: { provider: 'sim', model: 'scripted' }, retry: 1, delayMs: 0 }],
+      ['distractor', expect.objectContaining({ message: '500 #2' }), { model: { provider: 'sim', model: 'scripted' }, retry: 2, delayMs: 0 }],
     ]);
     expect(usage).toEqual([['distractor', { provider: 'sim', model: 'scripted' }, { input: 10, output: 5 }, { operation: 'noise', failed: false }]]);
   });
