@@ -2,7 +2,7 @@
 import { Observable, filter, map, type Subscription } from 'rxjs';
 import type * as z from 'zod';
 import { assertReadable } from './commands/common.js';
-import { Reporter } from './commands/reporter.js';
+import { Reporter, type Level } from './commands/reporter.js';
 import { runTasks, settingsOf, setUpConversations, supplementOf, type NoiseMode } from './commands/setup.js';
 import { describeValue, loadConfig, loadConfigObject } from './config/load.js';
 import type { configSchema } from './config/schema.js';
@@ -121,8 +121,9 @@ class Told extends Reporter {
     this.#options = options;
   }
 
-  override say(message: string): void {
-    this.#options.onNotice?.(message);
+  /** Whatever the CLI would say on stderr (a notice, a warning, an error before the run throws) goes to onNotice. */
+  protected override write(level: Level, message: string): void {
+    this.#options.onNotice?.(level === 'notice' || level === 'verbose' ? message : `${level}: ${message}`);
   }
 
   override warn(message: string): void {

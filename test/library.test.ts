@@ -298,3 +298,21 @@ describe('personaflow(): a for-await loop sets the pace', () => {
     await expect(collect({ personas: join(dir, 'missing.ndjson'), provider: 'sim' })).rejects.toThrow(ConfigError);
   });
 });
+
+describe('personaflow(): what the CLI says on stderr', () => {
+  it('goes to onNotice, warnings included, and never to stderr', async () => {
+    const notices: string[] = [];
+    const written: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string | Uint8Array) => (written.push(String(chunk)), true)) as typeof process.stderr.write;
+    try {
+      // stop_policy user with a feedback_probability set: the run warns that it is not used.
+      await collect({ personas: [persona('cy', 'Explain DNS')], provider: 'sim', config: { interaction_generation: { user_model: { feedback_probability: 0.5 } } }, onNotice: (message) => notices.push(message) });
+    } finally {
+      process.stderr.write = write;
+    }
+    expect(written.filter((text) => text.includes('personaflow:'))).toEqual([]);
+    expect(notices.some((message) => message.startsWith('warning: interaction_generation.user_model.feedback_probability: not used'))).toBe(true);
+  });
+});
+

@@ -108,7 +108,7 @@ class Silent extends Reporter {
   constructor() {
     super(true);
   }
-  override say(): void {}
+  protected override write(): void {}
   override warn(): void {}
 }
 

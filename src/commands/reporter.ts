@@ -55,14 +55,15 @@ export class Reporter {
     this.#live = line;
   }
 
-  #write(level: Level, message: string): void {
+  /** Where every line goes: stderr, after clearing the live line. A reporter for another audience (the library's callbacks, validate's findings, an estimate inside a run) overrides this one method. */
+  protected write(level: Level, message: string): void {
     this.#live?.clear();
     process.stderr.write(stderrLines(level, message));
   }
 
   /** A line that is always shown: a stop, the summary of an interrupted run, the `result:` line. */
   say(message: string): void {
-    this.#write('notice', message);
+    this.write('notice', message);
   }
 
   /** A notice or a summary: not shown with --quiet. */
@@ -72,17 +73,17 @@ export class Reporter {
 
   /** Something was skipped or is off, and the command goes on: always shown. */
   warning(message: string): void {
-    this.#write('warning', message);
+    this.write('warning', message);
   }
 
   /** The command stops: always shown. */
   error(message: string): void {
-    this.#write('error', message);
+    this.write('error', message);
   }
 
   /** With --verbose: one line of detail (a model call, a retry, a wait). */
   detail(message: string): void {
-    if (this.verbose) this.#write('verbose', message);
+    if (this.verbose) this.write('verbose', message);
   }
 
   /** A bad input line (`FILE:LINE: message`): a warning, shown up to MAX_WARNINGS, then counted. */

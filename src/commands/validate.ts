@@ -18,7 +18,7 @@ import type { QueryDataset } from '../streams/queries.js';
 import { countPersonas } from '../streams/tasks.js';
 import { assertReadable } from './common.js';
 import type { NoiseMode } from './flags.js';
-import { MAX_WARNINGS, Reporter } from './reporter.js';
+import { MAX_WARNINGS, Reporter, type Level } from './reporter.js';
 import { helpersCalled, settingsOf, setUpConversations, type RunSettings } from './setup.js';
 
 export interface ValidateFlags {
@@ -63,10 +63,13 @@ class FindingsReporter extends Reporter {
     super(false);
   }
 
-  override say(message: string): void {
-    this.findings.warning(message);
+  /** What generate would say on stderr (a notice, a warning) is a finding here; an error is an error. */
+  protected override write(level: Level, message: string): void {
+    if (level === 'error') this.findings.error(message);
+    else this.findings.warning(message);
   }
 
+  /** Notices are findings too, even though validate is not --quiet about them. */
   override notice(message: string): void {
     this.findings.warning(message);
   }

@@ -25,6 +25,16 @@ afterAll(async () => {
 });
 
 describe('personaflow validate', () => {
+  it('counts what generate would warn of as a finding on stdout, never as a stray stderr line', async () => {
+    const config = await file('feedback.yaml', 'interaction_generation:\n  user_model:\n    feedback_probability: 0.5\n');
+    const personas = await file('two.ndjson', `${persona('p1')}\n${persona('p2')}\n`);
+    const run = await runCli(['validate', config, personas, '--provider', 'sim']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toBe('');
+    expect(run.stdout).toContain('warning: interaction_generation.user_model.feedback_probability: not used with stop_policy: user');
+    expect(run.stdout.trimEnd().split('\n').at(-1)).toBe('validate: 2 personas, 2 tasks, 0 errors, 1 warning: valid (exit 0)');
+  });
+
   it('names every problem of the config and the personas at once, and exits 2', async () => {
     const config = await file(
       'broken.yaml',
