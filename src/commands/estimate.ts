@@ -13,6 +13,7 @@ import { priceOf } from '../sinks/usage.js';
 import { openInput } from '../streams/ndjson.js';
 import { readTasks } from '../streams/personas.js';
 import { inShard, shardName, type Shard } from '../streams/shard.js';
+import { firstTasks } from '../streams/tasks.js';
 import { assertReadable } from './common.js';
 import type { GenerateFlags } from './flags.js';
 import { Reporter } from './reporter.js';
@@ -42,6 +43,8 @@ export interface EstimateFlags {
   /** Accepted so that a generate command line works unchanged; the estimate renders one conversation at a time. */
   concurrency?: number;
   shard?: Shard;
+  /** --limit: only the first N tasks (of the shard), as generate --limit runs them. */
+  limit?: number | false;
   strict?: boolean;
   /** Tasks to render (default DEFAULT_SAMPLE). */
   sample?: number;
@@ -85,6 +88,7 @@ export function estimateCommand(command: Command, setExitCode: (code: number) =>
     .addOption(new Option('--noise <mode>', 'noise user turns: off, rules or semantic (default from distractor.enabled / use_semantic)').choices(['off', 'rules', 'semantic']))
     .option('--batch', 'price at the Batch API\'s prices (default: batch.enabled)')
     .option('--shard <i/n>', 'only shard i of n, as generate --shard', shardOption)
+    .option('--limit <n>', 'only the first N tasks of the input (of the shard), as generate --limit', integerOption(1))
     .option('--strict', 'stop at the first bad input line instead of reporting and skipping it')
     .option('--sample <n>', `tasks to render (default ${DEFAULT_SAMPLE}); a seeded, uniform sample of the input, whose every task is counted`, integerOption(1))
     .option('--reply-tokens <n>', `the assistant's typical reply in tokens, for the low end (default ${DEFAULT_REPLY_TOKENS}; its max_completion_tokens when lower)`, integerOption(1))
@@ -145,7 +149,8 @@ export async function estimateRun(file: string | undefined, flags: EstimateFlags
       onWarning: (message) => report.warn(message),
       queries: queries.dataset === undefined ? undefined : { dataset: queries.dataset, perPersona: qg.selection.queries_per_persona, strategy: qg.selection.strategy },
     });
-    const sampled = await sampleTasks(flags.shard === undefined ? read : inShard(read, flags.shard), flags.sample ?? DEFAULT_SAMPLE, rngFor(settings.seed, 'estimate', 'sample'));
+    const ours = flags.shard === undefined ? read : inShard(read, flags.shard);
+    const sampled = await sampleTasks(typeof flags.limit === 'number' ? firstTasks(ours, flags.limit) : ours, flags.sample ?? DEFAULT_SAMPLE, rngFor(settings.seed, 'estimate', 'sample'));
     const exact = models.providers.every((provider) => provider === 'sim');
     const ends = await renderEnds(sampled.sample, sampled.tasks, { conversations: options, judge, generator: queries.generator, rounds: settings.supplement_rounds }, standIns, exact);
     const batch = (flags.batch ?? config.batch.enabled) === true;
@@ -294,6 +299,7 @@ export function estimateCommandFor(file: string, flags: GenerateFlags): string {
   flag('--supplement-rounds', flags.supplementRounds);
   flag('--noise', flags.noise);
   flag('--shard', flags.shard === undefined ? undefined : shardName(flags.shard));
+  flag('--limit', typeof flags.limit === 'number' ? flags.limit : undefined);
   if (flags.judge !== undefined) words.push(flags.judge ? '--judge' : '--no-judge');
   if (flags.batch === true) words.push('--batch');
   return words.map(shellWord).join(' ');
@@ -317,5 +323,5 @@ export async function warnOverBudget(file: string | undefined, flags: GenerateFl
   }
   const { usd } = estimate.figures;
   if (maxCost >= usd.low) return;
-  report.say(`warning: --max-cost $${String(maxCost)} is below the estimated cost of the ${estimate.input.tasks} task(s) in ${file} (${spread(usd, dollars)}): the run will stop starting conversations once it is reached. The breakdown: ${estimateCommandFor(file, flags)}`);
+  report.warning(`--max-cost $${String(maxCost)} is below the estimated cost of the ${estimate.input.tasks} task(s) in ${file} (${spread(usd, dollars)}): the run will stop starting conversations once it is reached. The breakdown: ${estimateCommandFor(file, flags)}`);
 }

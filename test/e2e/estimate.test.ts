@@ -216,6 +216,25 @@ describe('generate --max-cost below the estimate', () => {
     }
   }, 90_000);
 
+  it('prices only the first N tasks with --limit, and its breakdown command carries the limit', async () => {
+    const server = await countingServer();
+    try {
+      const config = await yaml('budget-limit.yaml', SERVED);
+      const run = await runCli(['generate', personas, '-c', config, '--provider', 'openai', '--base-url', server.baseURL, '--max-turns', '3', '--max-cost', '0.0001', '--limit', '2', '--out', join(dir, 'budget-limit'), '-q']);
+      const warnings = run.stderr.split('\n').filter((line) => line.includes('warning: --max-cost'));
+      expect(warnings, run.stderr).toHaveLength(1);
+      expect(warnings[0]).toMatch(/the estimated cost of the 2 task\(s\) in /);
+      expect(warnings[0]).toMatch(/ --limit 2$/);
+      const limited = await estimateOf([personas, '-c', config, '--provider', 'openai', '--max-turns', '3', '--limit', '2']);
+      const whole = await estimateOf([personas, '-c', config, '--provider', 'openai', '--max-turns', '3']);
+      expect(limited.input).toMatchObject({ tasks: 2, sampled: 2 });
+      expect(whole.input).toMatchObject({ tasks: 12 });
+      expect(limited.total.usd.high).toBeLessThan(whole.total.usd.high);
+    } finally {
+      await server.close();
+    }
+  }, 90_000);
+
   it('says nothing when the ceiling is above the low end', async () => {
     const server = await countingServer();
     try {
