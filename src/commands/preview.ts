@@ -1,5 +1,5 @@
 // `generate --dry-run` / `--preview`: before a long run, what the models will see (the simulator's and the assistant's prompts) and one whole conversation, on stdout; nothing written, no lock.
-import type { ChatMessage, ChatModel, ChatRequest } from '../chat.js';
+import type { ChatMessage, ChatModel, ChatRequest, RetryListener } from '../chat.js';
 import { loadConfig } from '../config/load.js';
 import { ConfigError } from '../errors.js';
 import { generate, type GenerateOptions } from '../pipeline.js';
@@ -14,6 +14,7 @@ import type { GenerateFlags } from './flags.js';
 import { readInput } from './generate.js';
 import { resumeFlags } from './invocation.js';
 import { Reporter } from './reporter.js';
+import { callLine, retryLine } from './verbose.js';
 import { settingsOf, setUpConversations } from './setup.js';
 
 /** The flags of a long run that a preview does not use, as the notice names them. */
@@ -36,7 +37,7 @@ const NOT_APPLIED: readonly [keyof GenerateFlags, string][] = [
  */
 export async function runPreview(typedFile: string | undefined, typed: GenerateFlags): Promise<number> {
   if (typed.dryRun === true && typed.preview === true) throw new ConfigError('--dry-run and --preview do not go together: --dry-run calls no model (sim stands in), --preview calls the configured models for one conversation');
-  const report = new Reporter(typed.quiet === true);
+  const report = new Reporter(typed.quiet === true, typed.verbose === true);
   const dry = typed.dryRun === true;
   const mode = dry ? '--dry-run' : '--preview';
   // `--out DIR --resume --dry-run`: the settings the run in DIR was started with (its run.json is only read).
@@ -46,19 +47,21 @@ export async function runPreview(typedFile: string | undefined, typed: GenerateF
   await assertReadable(file, 'personas');
   const queriesFile = flags.queriesPath ?? flags.queries;
   if (queriesFile !== undefined) await assertReadable(queriesFile, 'query');
-  const unused = NOT_APPLIED.filter(([flag]) => flags[flag] !== undefined && flags[flag] !== false).map(([, name]) => name);
+  // What the user typed, not what a resumed run.json holds.
+  const unused = NOT_APPLIED.filter(([flag]) => typed[flag] !== undefined && typed[flag] !== false).map(([, name]) => name);
   if (unused.length > 0) report.notice(`${mode}: one conversation runs here and nothing is written; not applied: ${unused.join(', ')}`);
   const totals = new UsageTotals(loaded.config.personaflow.prices);
   const conversations = await setUpConversations(
     loaded,
     { ...settings, supplement_rounds: 0 },
-    { concurrency: 1, threads: flags.threads, strict: flags.strict, quiet: flags.quiet, onUsage: totals.call.bind(totals), queriesFile, simFallback: flags.model === undefined && loaded.named.length === 0, onNotice: (message) => report.say(message) },
+    { concurrency: 1, threads: flags.threads, strict: flags.strict, quiet: flags.quiet, onUsage: totals.call.bind(totals), queriesFile, simFallback: flags.model === undefined && loaded.named.length === 0, onNotice: (message) => report.say(message), onWarning: (message) => report.warning(message), onCall: report.verbose ? (call) => report.detail(callLine(call)) : undefined },
     report,
   );
   const { models, queries } = conversations;
   try {
     const simulator: ChatRequest[] = [];
-    const options: GenerateOptions = { ...conversations.options, concurrency: 1, user: { ...conversations.options.user, model: recording(conversations.options.user.model, simulator) } };
+    const onRetry: RetryListener = (module, error, note) => report.detail(retryLine(module, error, note, conversations.options.maxRetries));
+    const options: GenerateOptions = { ...conversations.options, onRetry, concurrency: 1, user: { ...conversations.options.user, model: recording(conversations.options.user.model, simulator) } };
     const input = openInput(file);
     const task = await first(readInput({ options, config: loaded.config, queries, flags: { ...flags, limit: 1 }, report }, input.stream, input.name));
     input.stream.destroy();

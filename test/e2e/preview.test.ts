@@ -151,6 +151,19 @@ describe('generate --preview', () => {
     expect(server.count).toBe(2);
   });
 
+  it('with --verbose, says every call attempt and retry on stderr, as generate does, and never the key', async () => {
+    const server = await startOpenAIServer({ apiKey: TEST_KEY, faults: () => 'server_error' });
+    servers.push(server);
+    const failing = join(dir, 'failing-verbose.yaml');
+    await writeFile(failing, 'api:\n  timeout: 10\ninteraction_generation:\n  max_retries: 1\n  retry_delay: 0.01\n');
+    const run = await runCli(['generate', personas, '-c', failing, ...against(server), '--preview', '--verbose']);
+    expect(run.code, run.stderr).toBe(3);
+    const lines = run.stderr.split('\n');
+    expect(lines.filter((line) => line.startsWith('personaflow: verbose: call assistant '))).toHaveLength(server.count);
+    expect(lines.filter((line) => line.startsWith('personaflow: verbose: retry 1 of 1 '))).toHaveLength(1);
+    expect(run.stderr).not.toContain(TEST_KEY);
+  });
+
   it('says when the cost is unknown: a model without a price is named, never counted as free', async () => {
     const server = await serve();
     const unpriced = join(dir, 'unpriced.yaml');
