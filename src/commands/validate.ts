@@ -36,8 +36,9 @@ export class Findings {
   readonly errors: string[] = [];
   readonly warnings: string[] = [];
 
+  /** An error said once, however many models or steps find it (one base URL serves every model that names none). */
   error(message: string): void {
-    this.errors.push(message);
+    if (!this.errors.includes(message)) this.errors.push(message);
   }
 
   /** A warning said once, however many steps find it. */

@@ -25,6 +25,17 @@ afterAll(async () => {
 });
 
 describe('personaflow validate', () => {
+  it('names a problem every model shares once, and counts it once', async () => {
+    const config = await file('shared-url.yaml', 'api:\n  base_url: ${PERSONAFLOW_NO_SUCH_URL}\n');
+    const personas = await file('one.ndjson', `${persona('p1')}\n`);
+    const run = await runCli(['validate', config, personas]);
+    expect(run.code, run.stderr).toBe(2);
+    const errors = run.stdout.split('\n').filter((line) => line.startsWith('error: '));
+    expect(errors.filter((line) => line.includes('PERSONAFLOW_NO_SUCH_URL'))).toHaveLength(1);
+    expect(new Set(errors).size).toBe(errors.length);
+    expect(run.stdout.trimEnd().split('\n').at(-1)).toMatch(new RegExp(`^validate: 1 personas?, 1 tasks?, ${errors.length} errors?, `));
+  });
+
   it('counts what generate would warn of as a finding on stdout, never as a stray stderr line', async () => {
     const config = await file('feedback.yaml', 'interaction_generation:\n  user_model:\n    feedback_probability: 0.5\n');
     const personas = await file('two.ndjson', `${persona('p1')}\n${persona('p2')}\n`);
