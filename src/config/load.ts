@@ -149,9 +149,11 @@ function issueLines(error: z.ZodError, name: string, doc: Document | undefined, 
 const SHOWN_ERRORS = 5;
 
 /** The first SHOWN_ERRORS lines, and how many more there are. */
-function firstErrors(errors: readonly string[], name: string): string {
+function firstErrors(errors: readonly string[], name: string | undefined): string {
   const more = errors.length - SHOWN_ERRORS;
-  return [...errors.slice(0, SHOWN_ERRORS), ...(more > 0 ? [`... and ${more} more (personaflow validate ${name} lists them all)`] : [])].join('\n');
+  // A file can be handed to validate; a configuration object (the library's) cannot.
+  const all = name === undefined ? '' : ` (personaflow validate ${name} lists them all)`;
+  return [...errors.slice(0, SHOWN_ERRORS), ...(more > 0 ? [`... and ${more} more${all}`] : [])].join('\n');
 }
 
 /** `file:LINE: path: message, got value` for the first zod issues. */
@@ -228,7 +230,7 @@ export async function loadConfig(file: string | undefined): Promise<LoadedConfig
  */
 export async function loadConfigObject(user: unknown, baseDir: string = process.cwd()): Promise<LoadedConfig> {
   const report = await inspected(user ?? {}, { name: 'config', baseDir });
-  if (report.loaded === undefined) throw new ConfigError(firstErrors(report.errors, 'config'));
+  if (report.loaded === undefined) throw new ConfigError(firstErrors(report.errors, undefined));
   return report.loaded;
 }
 
