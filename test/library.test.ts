@@ -304,7 +304,7 @@ describe('personaflow(): what the CLI says on stderr', () => {
     const notices: string[] = [];
     const written: string[] = [];
     const write = process.stderr.write.bind(process.stderr);
-    process.stderr.write = ((chunk: string | Uint8Array) => (written.push(String(chunk)), true)) as typeof process.stderr.write;
+    process.stderr.write = ((chunk: string | Uint8Array) => (written.push(String(chunk)), true));
     try {
       // stop_policy user with a feedback_probability set: the run warns that it is not used.
       await collect({ personas: [persona('cy', 'Explain DNS')], provider: 'sim', config: { interaction_generation: { user_model: { feedback_probability: 0.5 } } }, onNotice: (message) => notices.push(message) });
