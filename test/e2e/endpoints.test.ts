@@ -1,33 +1,14 @@
 // End to end: what a run does with what a server (or a hostile one) says: secrets, wrong endpoints, missing or absurd usage, absurd waits, keys and providers.
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startOpenAIServer, type FakeOpenAIOptions, type FakeOpenAIServer } from '../helpers/openai-server.js';
-import { BIN, ROOT, TEST_KEY, against, childEnv, ensureBuilt, runCli, type Run } from '../helpers/cli.js';
+import { describe, expect, it } from 'vitest';
+import { personasOf, scratchArea } from '../helpers/scratch.js';
+import { BIN, ROOT, TEST_KEY, against, childEnv, runCli, type Run } from '../helpers/cli.js';
 
-let tmp: string;
-let servers: FakeOpenAIServer[] = [];
-let files = 0;
-
-async function serve(options: FakeOpenAIOptions = {}): Promise<FakeOpenAIServer> {
-  const server = await startOpenAIServer({ apiKey: TEST_KEY, ...options });
-  servers.push(server);
-  return server;
-}
-
-/** Writes `text` to a new file in the temp dir and returns its path. */
-async function file(text: string, name = 'f'): Promise<string> {
-  files += 1;
-  const path = join(tmp, `${name}-${files}`);
-  await writeFile(path, text);
-  return path;
-}
-
-/** `count` personas with one query each, explicit ids. */
-const personas = (count: number): string =>
-  Array.from({ length: count }, (_, i) => JSON.stringify({ persona_id: `p${i}`, persona_features: { role: 'tester' }, queries: [{ query_id: 'q1', original_query: `Help me with case ${i}` }] })).join('\n') + '\n';
+const scratch = scratchArea('endpoints');
+const { serve, file } = scratch;
+const personas = personasOf;
 
 /** Short retries and deadlines, so a fault settles fast. */
 const fastConfig = (extra = ''): Promise<string> => file(`api:\n  timeout: 5\ninteraction_generation:\n  min_turns: 1\n  max_turns: 2\n  max_retries: 1\n  retry_delay: 0.01\n${extra}`, 'config.yaml');
@@ -39,22 +20,11 @@ function expectNoCrash(run: Run): void {
   expect(run.stderr).not.toMatch(/^\s+at .+:\d+:\d+\)?$/m);
 }
 
-beforeAll(ensureBuilt, 120_000);
-beforeAll(async () => {
-  tmp = await mkdtemp(join(tmpdir(), 'personaflow-endpoints-'));
-});
-afterEach(async () => {
-  await Promise.all(servers.map((server) => server.close()));
-  servers = [];
-});
-afterAll(async () => {
-  await rm(tmp, { recursive: true, force: true });
-});
 
 describe('secrets (item 16)', () => {
   it('regression: credentials and query values of --base-url never reach run.json or stderr', async () => {
     const server = await serve({ faults: () => 'unauthorized', echoHeaders: true });
-    const out = join(tmp, 'secret-url');
+    const out = join(scratch.dir, 'secret-url');
     const url = server.baseURL.replace('http://', 'http://alice:pw-SECRET-9@');
     const run = await runCli(['generate', await file(personas(2)), '--provider', 'openai', '--model', 'test-model', '--base-url', `${url}?api-key=QUERY-SECRET-7`, '-c', await fastConfig(), '--out', out]);
     expectNoCrash(run);
@@ -88,7 +58,7 @@ describe('a wrong endpoint (item 11)', () => {
     ['a redirect', { kind: 'status', status: 301, headers: { location: 'https://elsewhere.example/v1/chat/completions' } }, /answered 301 \(a redirect to https:\/\/elsewhere\.example\/v1\/chat\/completions, not followed\)/],
   ] as const)('regression: %s ends the run at the first answer, with one line naming the URL', async (_name, fault, message) => {
     const server = await serve({ faults: () => fault });
-    const out = join(tmp, `wrong-${files}`);
+    const out = scratch.fresh('wrong');
     const run = await runCli(['generate', await file(personas(40)), ...against(server), '-c', await fastConfig(), '-j', '4', '--supplement-rounds', '3', '--out', out]);
     expectNoCrash(run);
     expect(run.code).toBe(1);
@@ -171,7 +141,7 @@ describe('every wait is abortable (item 9)', () => {
 
   it.each(['SIGTERM', 'SIGINT'] as const)('regression: %s while calls wait for a 9-minute reset ends the run now, exit 130', async (signal) => {
     const server = await serve({ answerHeaders: { 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '9m' } });
-    const out = join(tmp, `waiting-${signal}`);
+    const out = join(scratch.dir, `waiting-${signal}`);
     const { code, stderr } = await signalWhen(['generate', await file(personas(6)), ...against(server), '-c', await fastConfig(), '-j', '2', '--out', out], /waiting 9 min/, signal);
     expect(code).toBe(130);
     expect(stderr).toMatch(/stopping: no new conversations/);
@@ -190,7 +160,7 @@ describe('every wait is abortable (item 9)', () => {
 describe('a server that reports no usage (item 6)', () => {
   it('regression: tokens are counted with the model\'s tokenizer, priced, and marked as estimated', async () => {
     const server = await serve({ usage: () => null });
-    const out = join(tmp, 'no-usage');
+    const out = join(scratch.dir, 'no-usage');
     const run = await runCli(['generate', await file(personas(5)), '--provider', 'openai', '--base-url', server.baseURL, '--model', 'gpt-4o-mini', '-c', await fastConfig(), '--out', out]);
     expectNoCrash(run);
     expect(run.code).toBe(0);
@@ -215,7 +185,7 @@ describe('no silent fallback to sim (item 7)', () => {
   });
 
   it('runs on sim when asked with --provider sim, and records the provider really used', async () => {
-    const out = join(tmp, 'sim-explicit');
+    const out = join(scratch.dir, 'sim-explicit');
     const run = await runCli(['generate', await file(personas(1)), '--model', 'gpt-4o', '--provider', 'sim', '--out', out], { env: { OPENAI_API_KEY: undefined } });
     expect(run.code).toBe(0);
     expect(JSON.parse(await readFile(join(out, 'run.json'), 'utf8'))).toMatchObject({ providers: ['sim'] });
@@ -223,7 +193,7 @@ describe('no silent fallback to sim (item 7)', () => {
 
   it('regression: a sim directory is not resumed with real calls (a key set since), unless --force', async () => {
     const server = await serve();
-    const out = join(tmp, 'no-mix');
+    const out = join(scratch.dir, 'no-mix');
     const input = await file(personas(4));
     // Nothing names a model and no key is set: the default falls back to sim, with a notice.
     const first = await runCli(['generate', input, '--out', out, '--seed', '3'], { env: { OPENAI_API_KEY: undefined } });

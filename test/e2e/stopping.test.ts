@@ -1,31 +1,14 @@
 // End to end (issue 23): a run whose first conversations all fail alike stops with one line; --verbose shows the calls and never a key; --progress json tells the truth.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startOpenAIServer, type FakeOpenAIOptions, type FakeOpenAIServer } from '../helpers/openai-server.js';
-import { TEST_KEY, against, ensureBuilt, runCli, type Run } from '../helpers/cli.js';
+import { describe, expect, it } from 'vitest';
+import type { FakeOpenAIServer } from '../helpers/openai-server.js';
+import { personasOf, scratchArea } from '../helpers/scratch.js';
+import { TEST_KEY, against, runCli, type Run } from '../helpers/cli.js';
 
-let tmp: string;
-let servers: FakeOpenAIServer[] = [];
-let files = 0;
-
-async function serve(options: FakeOpenAIOptions = {}): Promise<FakeOpenAIServer> {
-  const server = await startOpenAIServer({ apiKey: TEST_KEY, ...options });
-  servers.push(server);
-  return server;
-}
-
-async function file(text: string, name = 'f'): Promise<string> {
-  files += 1;
-  const path = join(tmp, `${name}-${files}`);
-  await writeFile(path, text);
-  return path;
-}
-
-/** `count` personas with one query each: `Help me with case <i>`. */
-const personas = (count: number): string =>
-  Array.from({ length: count }, (_, i) => JSON.stringify({ persona_id: `p${i}`, persona_features: { role: 'tester' }, queries: [{ query_id: 'q1', original_query: `Help me with case ${i}` }] })).join('\n') + '\n';
+const scratch = scratchArea('stopping');
+const { serve, file } = scratch;
+const personas = personasOf;
 
 const MAX_RETRIES = 2;
 /** Short turns, `MAX_RETRIES` retries 10 ms apart. */
@@ -39,17 +22,6 @@ function expectNoCrash(run: Run): void {
   expect(run.stderr).not.toMatch(/internal error/i);
 }
 
-beforeAll(ensureBuilt, 120_000);
-beforeAll(async () => {
-  tmp = await mkdtemp(join(tmpdir(), 'personaflow-stopping-'));
-});
-afterEach(async () => {
-  await Promise.all(servers.map((server) => server.close()));
-  servers = [];
-});
-afterAll(async () => {
-  await rm(tmp, { recursive: true, force: true });
-});
 
 describe('a run whose first conversations all fail alike (issue 23)', () => {
   // -j 4: the rule waits for max(8, min(4, 32)) = 8 conversations.
@@ -58,7 +30,7 @@ describe('a run whose first conversations all fail alike (issue 23)', () => {
 
   it('401 to every call: the run stops at the first answer with one line naming the URL and the key to check, having sent at most N × (retries + 1) requests', async () => {
     const server = await serve({ faults: () => 'unauthorized' });
-    const run = await runCli(['generate', await file(personas(300)), ...against(server), '-c', await config(), '-j', String(J), '--out', join(tmp, 'unauthorized')]);
+    const run = await runCli(['generate', await file(personas(300)), ...against(server), '-c', await config(), '-j', String(J), '--out', join(scratch.dir, 'unauthorized')]);
     expectNoCrash(run);
     expect(run.code).toBe(1);
     expect(chat(server)).toBeGreaterThan(0);
@@ -73,7 +45,7 @@ describe('a run whose first conversations all fail alike (issue 23)', () => {
   it('400 to every call (not retried, not fatal by itself): stops after N, says why and what to do, and a resume retries the failures', async () => {
     let refusing = true;
     const server = await serve({ faults: () => (refusing ? { kind: 'status', status: 400, message: "Unsupported value: 'temperature' does not support 0.7 with this model." } : 'ok') });
-    const out = join(tmp, 'bad-request');
+    const out = join(scratch.dir, 'bad-request');
     const total = 60;
     const run = await runCli(['generate', await file(personas(total)), ...against(server), '-c', await config(), '-j', String(J), '--supplement-rounds', '0', '--out', out]);
     expectNoCrash(run);
