@@ -66,9 +66,13 @@ describe('rate limits', () => {
 
   it('a dead server opens the breaker and the run stops early with one clear line, leaving a resumable DIR', async () => {
     // How many calls get through before the breaker opens is asserted in virtual time; here, that the run stops with one line.
+    // The breaker opens only once a cool-down has passed since the run began, so with few retries the first 8
+    // conversations could all fail before it did, and the early stop of the first failures (test/e2e/stopping.test.ts)
+    // would speak instead: which one came first hung on how fast the machine started the run. Ten retries take at least
+    // 5 s of backoff (half of 10 ms × 2^k is fixed), well past the breaker's 0.2 s cool-down and 2 s give-up.
     const server = await startOpenAIServer({ apiKey: TEST_KEY, faults: () => 'server_error', latencyMs: 20 });
     try {
-      const config = await yaml('dead.yaml', 'interaction_generation:\n  max_retries: 2\n  retry_delay: 0.01\npersonaflow:\n  breaker: { threshold: 5, cooldown_s: 0.2, give_up_s: 2 }\n');
+      const config = await yaml('dead.yaml', 'interaction_generation:\n  max_retries: 10\n  retry_delay: 0.01\npersonaflow:\n  breaker: { threshold: 5, cooldown_s: 0.2, give_up_s: 2 }\n');
       const out = join(dir, 'dead');
       const run = await runCli(['generate', personas, '-c', config, ...against(server), ...TURNS, '-j', '8', '--out', out]);
       expect(run.code).toBe(1);
