@@ -26,7 +26,7 @@ const FLOORS = [
   ['limits'],
   ['noise'],
   ['config'],
-  ['chat.ts', 'types.ts', 'errors.ts', 'redact.ts', 'rng.ts', 'paths.ts', 'options.ts', 'sleep.ts'],
+  ['chat.ts', 'types.ts', 'errors.ts', 'redact.ts', 'rng.ts', 'paths.ts', 'options.ts', 'sleep.ts', 'shell.ts'],
 ];
 const at = (place) => `./src/${place}`;
 const zones = FLOORS.slice(1).flatMap((floor, i) =>

@@ -9,6 +9,7 @@ import { sampleTasks } from '../estimate/sample.js';
 import { StandIns, UNCAPPED_TOKENS, type Counting } from '../estimate/standIns.js';
 import { BOUNDS, integerOption, shardOption } from '../options.js';
 import { rngFor } from '../rng.js';
+import { shellWord } from '../shell.js';
 import { priceOf } from '../sinks/usage.js';
 import { openInput } from '../streams/ndjson.js';
 import { readTasks } from '../streams/personas.js';
@@ -279,9 +280,6 @@ export function estimateJson(estimate: Estimate): unknown {
     assumptions: estimate.assumptions,
   };
 }
-
-/** A word for the shell: as it is when it needs no quotes, else in single quotes. */
-const shellWord = (word: string): string => (/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`);
 
 /** The estimate command with the cost-relevant flags of this generate run (never --base-url: it may hold credentials, and nothing is called). */
 export function estimateCommandFor(file: string, flags: GenerateFlags): string {

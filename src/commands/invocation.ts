@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { safeUrl } from '../redact.js';
+import { shellWord } from '../shell.js';
 import { RUN_FILE, type Invocation, type RunRecord } from '../sinks/layout.js';
 import type { GenerateFlags, NoiseMode } from './flags.js';
 
@@ -83,6 +84,6 @@ export async function resumeFlags(file: string | undefined, flags: GenerateFlags
  * that read stdin needs it again, and one whose base URL held credentials needs --base-url again.
  */
 export function resumeCommand(dir: string, invocation: Invocation | undefined, extra = ''): string {
-  const command = `personaflow generate --out ${dir} --resume${invocation?.base_url_withheld === true ? ' --base-url <the URL with its credentials>' : ''}${extra}`;
+  const command = `personaflow generate --out ${shellWord(dir)} --resume${invocation?.base_url_withheld === true ? ' --base-url <the URL with its credentials>' : ''}${extra}`;
   return invocation?.input === '-' ? `<the same input> | ${command.replace('generate --out', 'generate - --out')}` : command;
 }

@@ -5,6 +5,7 @@ import { availableParallelism, homedir } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { FatalError, ModelError, describeError } from '../errors.js';
 import { PACKAGE_ROOT } from '../paths.js';
+import { shellWord } from '../shell.js';
 import { hash128 } from '../rng.js';
 import type { ChatMessage, ChatModel, ChatRequest, ChatResponse } from '../chat.js';
 import type * as NodeLlamaCpp from './llamaLibrary.js';
@@ -96,16 +97,13 @@ export function nodeLlamaCppVersion(root: string = PACKAGE_ROOT): string | undef
  */
 export function installCommand(root: string = PACKAGE_ROOT, cwd: string = process.cwd(), version: string | undefined = nodeLlamaCppVersion(root)): string {
   const spec = version === undefined ? LIBRARY : `${LIBRARY}@${version}`;
-  const where = (dir: string): string => (resolve(dir) === resolve(cwd) ? '' : ` --prefix ${quote(dir)}`);
+  const where = (dir: string): string => (resolve(dir) === resolve(cwd) ? '' : ` --prefix ${shellWord(dir)}`);
   const parent = dirname(resolve(root));
   if (basename(parent) !== 'node_modules') return `npm install --no-save --save-optional ${spec}${where(root)}`;
   const project = dirname(parent);
   if (!existsSync(join(project, 'package.json'))) return `npm install -g ${spec}`;
   return `npm install ${spec}${where(project)}`;
 }
-
-/** A path as a shell word: as it is when plain, else in single quotes. */
-const quote = (path: string): string => (/^[\w./@:+-]+$/.test(path) ? path : `'${path.replace(/'/g, `'\\''`)}'`);
 
 /** The one line for a machine without node-llama-cpp. */
 export const notInstalled = (): string => `the llama provider needs ${LIBRARY}, which is not installed: ${installCommand()}`;

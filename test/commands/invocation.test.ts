@@ -69,5 +69,7 @@ describe('resumeCommand', () => {
     expect(resumeCommand('run1', invocationOf('p.ndjson', started))).toBe('personaflow generate --out run1 --resume');
     expect(resumeCommand('run1', invocationOf(undefined, started))).toBe('<the same input> | personaflow generate - --out run1 --resume');
     expect(resumeCommand('run1', invocationOf('p.ndjson', { ...started, baseUrl: 'https://u:pw@x.example/v1' }), ' --max-cost <more>')).toBe('personaflow generate --out run1 --resume --base-url <the URL with its credentials> --max-cost <more>');
+    // A directory the shell would split is quoted, so the line can be pasted as it is.
+    expect(resumeCommand('My Runs/run 1', invocationOf('p.ndjson', started))).toBe("personaflow generate --out 'My Runs/run 1' --resume");
   });
 });
